@@ -1,0 +1,311 @@
+//! The model capability table: which sizes, qualities, formats and options each model takes,
+//! and what its tokens cost. Kept as data (`data/models.toml`, embedded) so that a user file can
+//! add a model that appeared after this release.
+
+use serde::{Deserialize, Serialize};
+
+/// The built-in table, embedded at compile time.
+pub const BUILTIN_MODELS_TOML: &str = include_str!("../data/models.toml");
+
+/// The model fourk uses when none is named.
+pub const DEFAULT_MODEL: &str = "gpt-image-2";
+
+/// Whether a model can still be called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelStatus {
+    /// Callable.
+    Active,
+    /// Shut down; every request fails.
+    Retired,
+}
+
+/// How far a model supports `background: transparent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransparentSupport {
+    /// Documented and supported.
+    Supported,
+    /// Accepted, but documented as preview: verify the alpha channel of what comes back.
+    Preview,
+    /// Rejected.
+    Unsupported,
+}
+
+/// Which sizes a model takes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SizeRules {
+    /// Any `WIDTHxHEIGHT` inside these limits.
+    Flexible {
+        /// Longest edge, in pixels.
+        max_edge: u32,
+        /// Both edges must be multiples of this.
+        multiple_of: u32,
+        /// Long edge divided by short edge may not exceed this.
+        max_ratio: f64,
+        /// Fewest pixels.
+        min_pixels: u64,
+        /// Most pixels.
+        max_pixels: u64,
+        /// Above this many pixels the output is experimental.
+        experimental_above_pixels: u64,
+    },
+    /// Only these sizes (plus `auto`).
+    Fixed {
+        /// `WxH` strings.
+        sizes: Vec<String>,
+    },
+}
+
+/// How output tokens are counted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum TokenRule {
+    /// The gpt-image-2 formula (see [`crate::cost::output_tokens`]).
+    #[serde(rename = "gpt-image-2")]
+    GptImage2,
+    /// Fixed tokens per quality, for square, portrait and landscape sizes.
+    Table {
+        /// `low` quality: square, portrait, landscape.
+        low: [u64; 3],
+        /// `medium` quality.
+        medium: [u64; 3],
+        /// `high` quality.
+        high: [u64; 3],
+    },
+}
+
+/// USD per one million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Prices {
+    /// Text input.
+    pub text_input: f64,
+    /// Cached text input.
+    pub cached_text_input: f64,
+    /// Image input (edits, reference images).
+    pub image_input: f64,
+    /// Cached image input.
+    pub cached_image_input: f64,
+    /// Image output.
+    pub image_output: f64,
+    /// True when no first-party source confirms these numbers.
+    #[serde(default)]
+    pub estimate: bool,
+}
+
+/// One model's entry in the table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCaps {
+    /// The model id sent on the wire.
+    pub id: String,
+    /// Other ids (dated snapshots, siblings) that share these capabilities.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Active or retired.
+    pub status: ModelStatus,
+    /// For retired models: what happened, shown to the user.
+    #[serde(default)]
+    pub retired: Option<String>,
+    /// Accepted `quality` values.
+    #[serde(default)]
+    pub qualities: Vec<String>,
+    /// Accepted `output_format` values.
+    #[serde(default)]
+    pub formats: Vec<String>,
+    /// Support for `background: transparent`.
+    #[serde(default = "unsupported")]
+    pub transparent: TransparentSupport,
+    /// Whether `stream: true` is accepted.
+    #[serde(default)]
+    pub streaming: bool,
+    /// Whether `input_fidelity` may be sent on edits.
+    #[serde(default)]
+    pub input_fidelity: bool,
+    /// Longest prompt in characters.
+    #[serde(default = "default_prompt_chars")]
+    pub max_prompt_chars: usize,
+    /// Largest `n`.
+    #[serde(default = "default_max_n")]
+    pub max_n: u8,
+    /// Size rules (absent for retired models).
+    #[serde(default)]
+    pub sizes: Option<SizeRules>,
+    /// Token counting (absent for retired models).
+    #[serde(default)]
+    pub tokens: Option<TokenRule>,
+    /// Prices (absent for retired models).
+    #[serde(default)]
+    pub price: Option<Prices>,
+}
+
+fn unsupported() -> TransparentSupport {
+    TransparentSupport::Unsupported
+}
+fn default_prompt_chars() -> usize {
+    32_000
+}
+fn default_max_n() -> u8 {
+    10
+}
+
+impl ModelCaps {
+    /// True for the id or one of its aliases.
+    #[must_use]
+    pub fn answers_to(&self, model: &str) -> bool {
+        self.id == model || self.aliases.iter().any(|a| a == model)
+    }
+}
+
+/// The whole table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// One entry per model family.
+    #[serde(rename = "model")]
+    pub models: Vec<ModelCaps>,
+}
+
+/// Why a model cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// Not in the table.
+    #[error(
+        "unknown model '{model}'; known models: {known}\n\nhint: a model newer than this fourk can be described in a models file: set FOURK_MODELS=/path/to/models.toml (same layout as `fourk models --toml`)"
+    )]
+    Unknown {
+        /// The id asked for.
+        model: String,
+        /// Known active ids, comma separated.
+        known: String,
+    },
+    /// In the table, but retired.
+    #[error("model '{model}' is retired: {note}\n\nhint: use --model gpt-image-2")]
+    Retired {
+        /// The id asked for.
+        model: String,
+        /// What happened to it.
+        note: String,
+    },
+}
+
+impl ModelError {
+    /// A stable id for machine-readable output.
+    #[must_use]
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Self::Unknown { .. } => "unknown_model",
+            Self::Retired { .. } => "retired",
+        }
+    }
+}
+
+/// A models file that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid models table: {0}")]
+pub struct CapsParseError(#[from] toml::de::Error);
+
+impl Capabilities {
+    /// The table that ships with fourk.
+    ///
+    /// # Panics
+    /// Never in a release: a test parses the embedded table.
+    #[must_use]
+    pub fn builtin() -> Self {
+        Self::from_toml(BUILTIN_MODELS_TOML).expect("the embedded models.toml parses")
+    }
+
+    /// Parse a table in the `models.toml` layout.
+    ///
+    /// # Errors
+    /// When the text is not a valid table.
+    pub fn from_toml(text: &str) -> Result<Self, CapsParseError> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Entries of `other` replace entries with the same id; new ids are added.
+    #[must_use]
+    pub fn merged_with(mut self, other: Self) -> Self {
+        for m in other.models {
+            self.models.retain(|old| old.id != m.id);
+            self.models.push(m);
+        }
+        self
+    }
+
+    /// The entry for a model id or alias, if it is active.
+    ///
+    /// # Errors
+    /// Unknown or retired models, with a message that says what to use instead.
+    pub fn model(&self, model: &str) -> Result<&ModelCaps, ModelError> {
+        // User entries come last and win, so search from the end.
+        match self.models.iter().rev().find(|m| m.answers_to(model)) {
+            Some(m) if m.status == ModelStatus::Retired => Err(ModelError::Retired {
+                model: model.to_owned(),
+                note: m.retired.clone().unwrap_or_else(|| "no longer served".into()),
+            }),
+            Some(m) => Ok(m),
+            None => Err(ModelError::Unknown {
+                model: model.to_owned(),
+                known: self
+                    .models
+                    .iter()
+                    .filter(|m| m.status == ModelStatus::Active)
+                    .flat_map(|m| std::iter::once(&m.id).chain(&m.aliases))
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_table_parses_and_knows_the_families() {
+        let caps = Capabilities::builtin();
+        for id in [
+            "gpt-image-2",
+            "gpt-image-2-2026-04-21",
+            "gpt-image-2.5-sunburst",
+            "gpt-image-2.6-flare",
+            "gpt-image-1.5",
+            "gpt-image-1-mini",
+        ] {
+            assert!(caps.model(id).is_ok(), "{id}");
+        }
+        for id in ["gpt-image-1", "dall-e-2", "dall-e-3"] {
+            assert!(matches!(caps.model(id), Err(ModelError::Retired { .. })), "{id}");
+        }
+        assert!(matches!(
+            caps.model("gpt-image-9"),
+            Err(ModelError::Unknown { .. })
+        ));
+        let m = caps.model("gpt-image-2").unwrap();
+        assert_eq!(m.transparent, TransparentSupport::Preview);
+        assert!(!m.input_fidelity);
+    }
+
+    #[test]
+    fn user_table_overrides_and_adds() {
+        let user = Capabilities::from_toml(
+            r#"
+[[model]]
+id = "gpt-image-3"
+status = "active"
+qualities = ["low"]
+formats = ["png"]
+[model.sizes]
+kind = "fixed"
+sizes = ["1024x1024"]
+"#,
+        )
+        .unwrap();
+        let caps = Capabilities::builtin().merged_with(user);
+        assert_eq!(caps.model("gpt-image-3").unwrap().qualities, ["low"]);
+        assert!(caps.model("gpt-image-2").is_ok());
+    }
+}

@@ -1,0 +1,169 @@
+//! The OpenAI error envelope, `{"error": {message, type, param, code}}`, and what each kind of
+//! error means for the user.
+
+use serde::{Deserialize, Serialize};
+
+/// The inner object of an error body. `param` and `code` are always present (possibly null),
+/// as the API's `Error` schema requires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Human-readable text.
+    pub message: String,
+    /// Category such as `invalid_request_error` or `image_generation_user_error`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// The request field at fault.
+    #[serde(default)]
+    pub param: Option<String>,
+    /// Machine-readable code such as `invalid_value` or `insufficient_quota`.
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+/// The whole error body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorEnvelope {
+    /// The error.
+    pub error: ApiError,
+}
+
+impl ErrorEnvelope {
+    /// Build an envelope.
+    #[must_use]
+    pub fn new(kind: &str, code: Option<&str>, param: Option<&str>, message: impl Into<String>) -> Self {
+        Self {
+            error: ApiError {
+                message: message.into(),
+                kind: kind.to_owned(),
+                param: param.map(str::to_owned),
+                code: code.map(str::to_owned),
+            },
+        }
+    }
+}
+
+/// What an API error means, decided from the status and the envelope together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// 400 with a problem in the request (bad size, bad option).
+    InvalidRequest,
+    /// 400 moderation block: the prompt or the image was rejected by the safety system.
+    ModerationBlocked,
+    /// 401: wrong, revoked or missing key.
+    Authentication,
+    /// 403 organisation verification required for this model.
+    OrganizationVerification,
+    /// 403 otherwise (region, permissions).
+    PermissionDenied,
+    /// 404 unknown model or resource.
+    NotFound,
+    /// 429 with `insufficient_quota` or a spend limit: do not retry.
+    QuotaExhausted,
+    /// 429 rate limited: wait and retry.
+    RateLimited,
+    /// 5xx.
+    Server,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorClass {
+    /// Classify a response.
+    #[must_use]
+    pub fn of(status: u16, error: Option<&ApiError>) -> Self {
+        let code = error.and_then(|e| e.code.as_deref()).unwrap_or("");
+        let kind = error.map_or("", |e| e.kind.as_str());
+        let message = error.map_or("", |e| e.message.as_str());
+        match status {
+            400 if code == "moderation_blocked" || code == "content_policy_violation" => {
+                Self::ModerationBlocked
+            }
+            400 => Self::InvalidRequest,
+            401 => Self::Authentication,
+            403 if message.contains("must be verified") => Self::OrganizationVerification,
+            403 => Self::PermissionDenied,
+            404 => Self::NotFound,
+            429 if matches!(
+                code,
+                "insufficient_quota" | "credit_balance_exhausted" | "billing_hard_limit_reached"
+            ) || kind == "insufficient_quota" =>
+            {
+                Self::QuotaExhausted
+            }
+            429 => Self::RateLimited,
+            500..=599 => Self::Server,
+            _ => Self::Other,
+        }
+    }
+
+    /// What the user should do next, one line.
+    #[must_use]
+    pub fn hint(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "fix the named parameter; `fourk size SIZE` checks a size offline",
+            Self::ModerationBlocked => {
+                "the safety system rejected the prompt or image: rephrase it; --moderation low relaxes filtering where policy allows"
+            }
+            Self::Authentication => {
+                "check OPENAI_API_KEY (and OPENAI_ORG_ID / OPENAI_PROJECT_ID if set); or run offline with --emulator"
+            }
+            Self::OrganizationVerification => {
+                "verify your organisation at https://platform.openai.com/settings/organization/general (access can take 15 minutes to propagate)"
+            }
+            Self::PermissionDenied => {
+                "this key or project may not use this model or endpoint; check the project's permissions"
+            }
+            Self::NotFound => "check --model and the base URL (OPENAI_BASE_URL / --base-url)",
+            Self::QuotaExhausted => {
+                "the account is out of credit or hit its spend limit: add credit or raise the limit; retrying will not help"
+            }
+            Self::RateLimited => "rate limited: wait and retry, or lower --concurrency",
+            Self::Server => "the server failed; retry later",
+            Self::Other => "see the message above",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_keeps_null_param_and_code() {
+        let e = ErrorEnvelope::new("server_error", None, None, "boom");
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"error":{"message":"boom","type":"server_error","param":null,"code":null}}"#
+        );
+    }
+
+    #[test]
+    fn quota_is_not_rate_limit() {
+        let q = ErrorEnvelope::new(
+            "insufficient_quota",
+            Some("insufficient_quota"),
+            None,
+            "You exceeded your current quota",
+        );
+        assert_eq!(ErrorClass::of(429, Some(&q.error)), ErrorClass::QuotaExhausted);
+        let r = ErrorEnvelope::new(
+            "requests",
+            Some("rate_limit_exceeded"),
+            None,
+            "Rate limit reached",
+        );
+        assert_eq!(ErrorClass::of(429, Some(&r.error)), ErrorClass::RateLimited);
+        let v = ErrorEnvelope::new(
+            "invalid_request_error",
+            None,
+            None,
+            "Your organization must be verified to use the model 'gpt-image-2'.",
+        );
+        assert_eq!(
+            ErrorClass::of(403, Some(&v.error)),
+            ErrorClass::OrganizationVerification
+        );
+    }
+}

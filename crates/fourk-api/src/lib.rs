@@ -1,0 +1,38 @@
+//! Wire types and rules for OpenAI's GPT Image models, with no IO.
+//!
+//! This crate owns what a request may contain and what it costs: the [`Size`] contract, the
+//! model [`Capabilities`] table (embedded data, overridable), the typed [`ImageRequest`], the
+//! response and error bodies, and token and dollar arithmetic. The client, the emulator and
+//! the CLI all validate with it, so they agree.
+//!
+//! ```
+//! use fourk_api::{Capabilities, Size};
+//!
+//! let caps = Capabilities::builtin();
+//! let model = caps.model("gpt-image-2").unwrap();
+//! let verdict = model.check_size("1920x1080".parse::<Size>().unwrap());
+//! assert!(!verdict.valid);
+//! assert_eq!(verdict.violations[0].rule.id(), "multiple_of_16");
+//! assert_eq!(verdict.suggestions[0], "1920x1088");
+//! ```
+
+mod caps;
+mod check;
+pub mod cost;
+mod error;
+mod request;
+mod response;
+mod size;
+mod types;
+
+pub use caps::{
+    BUILTIN_MODELS_TOML, Capabilities, CapsParseError, DEFAULT_MODEL, ModelCaps, ModelError, ModelStatus,
+    Prices, SizeRules, TokenRule, TransparentSupport,
+};
+pub use check::{Rule, SizeVerdict, Violation};
+pub use cost::Cost;
+pub use error::{ApiError, ErrorClass, ErrorEnvelope};
+pub use request::{ImageRequest, Warning};
+pub use response::{ImageData, ImagesResponse, InputTokensDetails, OutputTokensDetails, Usage};
+pub use size::{PRESETS, Size, SizeParseError};
+pub use types::{Background, Moderation, OutputFormat, Quality};

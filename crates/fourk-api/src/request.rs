@@ -1,0 +1,485 @@
+//! The typed body of `POST /v1/images/generations`, and its checks against the capability
+//! table.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::caps::{Capabilities, ModelCaps, TransparentSupport};
+use crate::check::{Rule, Violation};
+use crate::size::Size;
+use crate::types::{Background, Moderation, OutputFormat, Quality};
+
+/// `POST /v1/images/generations`, with every field GPT Image models take.
+///
+/// `None` fields are absent from the JSON, so the body says exactly what the user asked for
+/// and the model's own defaults apply to the rest. Fields GPT Image models do not take
+/// (`response_format`, `style`) do not exist here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRequest {
+    /// Always sent: the default differs by endpoint and SDK era.
+    pub model: String,
+    /// The text to draw. At most 32,000 characters for GPT Image models.
+    pub prompt: String,
+    /// Output size; `None` lets the API default apply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<Size>,
+    /// Quality tier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<Quality>,
+    /// Background handling.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub background: Option<Background>,
+    /// File format of the result (API default: png).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_format: Option<OutputFormat>,
+    /// 0-100, jpeg and webp only (API default: 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_compression: Option<u8>,
+    /// Moderation strictness.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moderation: Option<Moderation>,
+    /// Number of images, 1-10; each is billed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<u8>,
+    /// Server-sent events instead of one JSON body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    /// 0-3 partial images while streaming.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial_images: Option<u8>,
+    /// A hashed end-user id for abuse monitoring.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub safety_identifier: Option<String>,
+}
+
+/// Something worth telling the user about a valid request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// Stable id: `experimental_size`, `transparent_preview`.
+    pub id: &'static str,
+    /// What to expect.
+    pub message: String,
+}
+
+impl ImageRequest {
+    /// A request with only the model and the prompt.
+    #[must_use]
+    pub fn new(model: impl Into<String>, prompt: impl Into<String>) -> Self {
+        Self {
+            model: model.into(),
+            prompt: prompt.into(),
+            size: None,
+            quality: None,
+            background: None,
+            output_format: None,
+            output_compression: None,
+            moderation: None,
+            n: None,
+            stream: None,
+            partial_images: None,
+            safety_identifier: None,
+        }
+    }
+
+    /// The format the file will have: `output_format`, or the API default, PNG.
+    #[must_use]
+    pub fn effective_format(&self) -> OutputFormat {
+        self.output_format.unwrap_or(OutputFormat::Png)
+    }
+
+    /// Check every option against the model's capabilities; all violations are returned,
+    /// not just the first.
+    ///
+    /// # Errors
+    /// The list of broken rules, each naming its field.
+    pub fn validate<'c>(
+        &self,
+        caps: &'c Capabilities,
+    ) -> Result<(&'c ModelCaps, Vec<Warning>), Vec<Violation>> {
+        let model = match caps.model(&self.model) {
+            Ok(m) => m,
+            Err(e) => {
+                return Err(vec![Violation::new(
+                    if e.rule() == "retired" {
+                        Rule::Retired
+                    } else {
+                        Rule::UnknownModel
+                    },
+                    "model",
+                    e.to_string(),
+                )]);
+            }
+        };
+        let mut errs = Vec::new();
+        let mut warnings = Vec::new();
+        let chars = self.prompt.chars().count();
+        if self.prompt.trim().is_empty() {
+            errs.push(Violation::new(
+                Rule::Prompt,
+                "prompt",
+                "The prompt is empty; describe the image to generate.",
+            ));
+        } else if chars > model.max_prompt_chars {
+            errs.push(Violation::new(
+                Rule::Prompt,
+                "prompt",
+                format!(
+                    "The prompt is {chars} characters; {} takes at most {}.",
+                    model.id, model.max_prompt_chars
+                ),
+            ));
+        }
+        if let Some(size) = self.size {
+            errs.extend(model.size_violations(size));
+            if model.is_experimental(size) && errs.is_empty() {
+                warnings.push(Warning {
+                    id: "experimental_size",
+                    message: format!(
+                        "{size} is above 2560x1440: {} documents outputs this large as experimental (results may vary).",
+                        model.id
+                    ),
+                });
+            }
+        }
+        if let Some(n) = self.n
+            && (n < 1 || n > model.max_n)
+        {
+            errs.push(Violation::new(
+                Rule::N,
+                "n",
+                format!("n is {n}; it must be between 1 and {}.", model.max_n),
+            ));
+        }
+        if let Some(q) = self.quality
+            && !model.qualities.iter().any(|x| x == q.as_str())
+        {
+            errs.push(Violation::new(
+                Rule::Quality,
+                "quality",
+                format!(
+                    "{} does not take quality '{q}'; it takes {}.",
+                    model.id,
+                    model.qualities.join(", ")
+                ),
+            ));
+        }
+        let format = self.effective_format();
+        if !model.formats.iter().any(|x| x == format.as_str()) {
+            errs.push(Violation::new(
+                Rule::OutputFormat,
+                "output_format",
+                format!(
+                    "{} does not produce '{format}'; it produces {}.",
+                    model.id,
+                    model.formats.join(", ")
+                ),
+            ));
+        }
+        if let Some(c) = self.output_compression {
+            if c > 100 {
+                errs.push(Violation::new(
+                    Rule::OutputCompression,
+                    "output_compression",
+                    format!("output_compression is {c}; it must be between 0 and 100."),
+                ));
+            } else if format == OutputFormat::Png {
+                errs.push(Violation::new(
+                    Rule::OutputCompression,
+                    "output_compression",
+                    "output_compression applies only to jpeg and webp output; PNG is lossless. Choose --format jpeg or webp, or drop --compression.",
+                ));
+            }
+        }
+        if self.background == Some(Background::Transparent) {
+            if format == OutputFormat::Jpeg {
+                errs.push(Violation::new(
+                    Rule::Background,
+                    "background",
+                    "A transparent background needs png or webp output; JPEG has no alpha channel.",
+                ));
+            }
+            match model.transparent {
+                TransparentSupport::Unsupported => errs.push(Violation::new(
+                    Rule::Background,
+                    "background",
+                    format!("{} does not support transparent backgrounds.", model.id),
+                )),
+                TransparentSupport::Preview => warnings.push(Warning {
+                    id: "transparent_preview",
+                    message: format!(
+                        "Transparent backgrounds are in preview for {}: fourk checks the returned alpha channel.",
+                        model.id
+                    ),
+                }),
+                TransparentSupport::Supported => {}
+            }
+        }
+        let streaming = self.stream == Some(true);
+        if streaming && !model.streaming {
+            errs.push(Violation::new(
+                Rule::Stream,
+                "stream",
+                format!("{} does not stream.", model.id),
+            ));
+        }
+        if let Some(p) = self.partial_images {
+            if p > 3 {
+                errs.push(Violation::new(
+                    Rule::PartialImages,
+                    "partial_images",
+                    format!("partial_images is {p}; it must be between 0 and 3."),
+                ));
+            } else if !streaming {
+                errs.push(Violation::new(
+                    Rule::PartialImages,
+                    "partial_images",
+                    "partial_images only applies to streamed requests; set stream to true.",
+                ));
+            }
+        }
+        if errs.is_empty() {
+            Ok((model, warnings))
+        } else {
+            Err(errs)
+        }
+    }
+
+    /// Read a request body the way the API does: field types first, unknown fields rejected,
+    /// then (by the caller) [`Self::validate`]. Used by the emulator, so its errors name the
+    /// same fields and rules as fourk's own checks.
+    ///
+    /// # Errors
+    /// The first problem found, naming its field.
+    pub fn from_json(body: &Value) -> Result<Self, Violation> {
+        let obj = body.as_object().ok_or_else(|| {
+            Violation::new(
+                Rule::InvalidType,
+                "body",
+                "The request body must be a JSON object.",
+            )
+        })?;
+        for key in obj.keys() {
+            match key.as_str() {
+                "model" | "prompt" | "size" | "quality" | "background" | "output_format"
+                | "output_compression" | "moderation" | "n" | "stream" | "partial_images"
+                | "safety_identifier" | "user" => {}
+                "response_format" | "style" => {
+                    return Err(Violation::new(
+                        Rule::UnsupportedParameter,
+                        key.as_str(),
+                        format!(
+                            "Unknown parameter: '{key}'. GPT image models always return base64 (b64_json)."
+                        ),
+                    ));
+                }
+                _ => {
+                    return Err(Violation::new(
+                        Rule::UnknownParameter,
+                        key.as_str(),
+                        format!("Unknown parameter: '{key}'."),
+                    ));
+                }
+            }
+        }
+        let prompt = req_str(obj, "prompt")?.ok_or_else(|| {
+            Violation::new(
+                Rule::MissingField,
+                "prompt",
+                "Missing required parameter: 'prompt'.",
+            )
+        })?;
+        let model = req_str(obj, "model")?.unwrap_or_else(|| crate::DEFAULT_MODEL.to_owned());
+        let mut r = Self::new(model, prompt);
+        r.size = parse_enum(obj, "size", Rule::Format)?;
+        r.quality = parse_enum(obj, "quality", Rule::Quality)?;
+        r.background = parse_enum(obj, "background", Rule::Background)?;
+        r.output_format = parse_enum(obj, "output_format", Rule::OutputFormat)?;
+        r.moderation = parse_enum(obj, "moderation", Rule::Moderation)?;
+        r.output_compression = req_small_int(obj, "output_compression", Rule::OutputCompression)?;
+        r.n = req_small_int(obj, "n", Rule::N)?;
+        r.partial_images = req_small_int(obj, "partial_images", Rule::PartialImages)?;
+        r.stream = match obj.get("stream") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(other) => return Err(type_error("stream", "a boolean", other)),
+        };
+        r.safety_identifier = match req_str(obj, "safety_identifier")? {
+            Some(s) => Some(s),
+            None => req_str(obj, "user")?,
+        };
+        Ok(r)
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn type_error(field: &'static str, want: &str, got: &Value) -> Violation {
+    Violation::new(
+        Rule::InvalidType,
+        field,
+        format!(
+            "Invalid type for '{field}': expected {want}, but got {} instead.",
+            json_kind(got)
+        ),
+    )
+}
+
+fn req_str(obj: &Map<String, Value>, field: &'static str) -> Result<Option<String>, Violation> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(type_error(field, "a string", other)),
+    }
+}
+
+fn req_small_int(obj: &Map<String, Value>, field: &'static str, rule: Rule) -> Result<Option<u8>, Violation> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(v) => u8::try_from(v).map(Some).map_err(|_| {
+                Violation::new(
+                    rule,
+                    field,
+                    format!("Invalid value for '{field}': {v} is out of range."),
+                )
+            }),
+            None => Err(type_error(field, "an integer", &Value::Number(n.clone()))),
+        },
+        Some(other) => Err(type_error(field, "an integer", other)),
+    }
+}
+
+fn parse_enum<T: std::str::FromStr>(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    rule: Rule,
+) -> Result<Option<T>, Violation>
+where
+    T::Err: std::fmt::Display,
+{
+    match req_str(obj, field)? {
+        None => Ok(None),
+        Some(s) => s.parse::<T>().map(Some).map_err(|e| {
+            let msg = if field == "size" {
+                // Keep the API's own wording for malformed sizes.
+                format!("Invalid size '{s}'. Expected WIDTHxHEIGHT, for example '1824x1024'.")
+            } else {
+                format!("Invalid value for '{field}': {e}.")
+            };
+            Violation::new(rule, field, msg)
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps() -> Capabilities {
+        Capabilities::builtin()
+    }
+
+    #[test]
+    fn none_fields_are_absent() {
+        let r = ImageRequest::new("gpt-image-2", "a fox");
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"model":"gpt-image-2","prompt":"a fox"}"#
+        );
+    }
+
+    #[test]
+    fn full_request_serializes_every_field() {
+        let mut r = ImageRequest::new("gpt-image-2", "a fox");
+        r.size = Some(Size::new(3840, 2160));
+        r.quality = Some(Quality::High);
+        r.output_format = Some(OutputFormat::Webp);
+        r.output_compression = Some(80);
+        r.background = Some(Background::Opaque);
+        r.moderation = Some(Moderation::Low);
+        r.n = Some(2);
+        r.stream = Some(true);
+        r.partial_images = Some(2);
+        r.safety_identifier = Some("u-1".into());
+        let v: Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["size"], "3840x2160");
+        assert_eq!(v.as_object().unwrap().len(), 12);
+        assert_eq!(ImageRequest::from_json(&v).unwrap(), r);
+        assert!(r.validate(&caps()).is_ok());
+    }
+
+    #[test]
+    fn every_option_rule_is_checked() {
+        let caps = caps();
+        let mut r = ImageRequest::new("gpt-image-2", "x".repeat(32_001));
+        r.n = Some(11);
+        r.output_compression = Some(50);
+        r.partial_images = Some(4);
+        r.quality = Some(Quality::Max);
+        r.size = Some(Size::new(1000, 1000));
+        let errs = r.validate(&caps).unwrap_err();
+        let ids: Vec<_> = errs.iter().map(|e| e.rule.id()).collect();
+        assert_eq!(
+            ids,
+            [
+                "prompt",
+                "multiple_of_16",
+                "n",
+                "quality",
+                "output_compression",
+                "partial_images"
+            ]
+        );
+
+        let mut r = ImageRequest::new("gpt-image-2", "logo");
+        r.background = Some(Background::Transparent);
+        r.output_format = Some(OutputFormat::Jpeg);
+        let errs = r.validate(&caps).unwrap_err();
+        assert_eq!(errs[0].rule, Rule::Background);
+
+        r.output_format = Some(OutputFormat::Png);
+        let (_, warnings) = r.validate(&caps).unwrap();
+        assert_eq!(warnings[0].id, "transparent_preview");
+
+        let r = ImageRequest::new("dall-e-3", "x");
+        assert_eq!(r.validate(&caps).unwrap_err()[0].rule, Rule::Retired);
+    }
+
+    #[test]
+    fn from_json_rejects_like_the_api() {
+        let bad = |v: Value| ImageRequest::from_json(&v).unwrap_err();
+        assert_eq!(
+            bad(serde_json::json!({"model":"gpt-image-2"})).rule,
+            Rule::MissingField
+        );
+        let e = bad(serde_json::json!({"prompt":"x","size":"9:16"}));
+        assert_eq!(
+            (e.param.as_str(), e.message.as_str()),
+            (
+                "size",
+                "Invalid size '9:16'. Expected WIDTHxHEIGHT, for example '1824x1024'."
+            )
+        );
+        assert_eq!(
+            bad(serde_json::json!({"prompt":"x","n":"2"})).rule,
+            Rule::InvalidType
+        );
+        assert_eq!(
+            bad(serde_json::json!({"prompt":"x","response_format":"url"})).rule,
+            Rule::UnsupportedParameter
+        );
+        assert_eq!(
+            bad(serde_json::json!({"prompt":"x","colour":"red"})).rule,
+            Rule::UnknownParameter
+        );
+    }
+}
