@@ -162,19 +162,18 @@ impl ModelCaps {
         let mut out = Vec::new();
         match &self.sizes {
             None => {}
-            Some(SizeRules::Fixed { sizes }) => {
-                if !sizes.iter().any(|s| *s == label) {
-                    out.push(Violation::new(
-                        Rule::UnsupportedSize,
-                        "size",
-                        format!(
-                            "Invalid size '{label}': {} only supports {}, or auto.",
-                            self.id,
-                            sizes.join(", ")
-                        ),
-                    ));
-                }
+            Some(SizeRules::Fixed { sizes }) if !sizes.contains(&label) => {
+                out.push(Violation::new(
+                    Rule::UnsupportedSize,
+                    "size",
+                    format!(
+                        "Invalid size '{label}': {} only supports {}, or auto.",
+                        self.id,
+                        sizes.join(", ")
+                    ),
+                ));
             }
+            Some(SizeRules::Fixed { .. }) => {}
             Some(SizeRules::Flexible {
                 max_edge,
                 multiple_of,

@@ -4,6 +4,8 @@
 //! older SDKs typed them as closed enums and broke when gpt-image-2 answered `"1536x864"`.
 //! Unknown fields are ignored.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// `usage.input_tokens_details`.
@@ -107,6 +109,83 @@ pub struct ImagesResponse {
     pub usage: Option<Usage>,
 }
 
+/// A borrowed view of an [`ImagesResponse`] body: the base64 strings point into the response
+/// bytes instead of being copied, which matters when one 4K image is 15+ MB of base64.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ImagesResponseRef<'a> {
+    /// Unix seconds.
+    pub created: i64,
+    /// The images.
+    #[serde(default, borrow)]
+    pub data: Vec<ImageDataRef<'a>>,
+    /// Resolved background.
+    #[serde(default, borrow)]
+    pub background: Option<Cow<'a, str>>,
+    /// Resolved format.
+    #[serde(default, borrow)]
+    pub output_format: Option<Cow<'a, str>>,
+    /// Resolved quality.
+    #[serde(default, borrow)]
+    pub quality: Option<Cow<'a, str>>,
+    /// Resolved size.
+    #[serde(default, borrow)]
+    pub size: Option<Cow<'a, str>>,
+    /// Tokens billed.
+    #[serde(default)]
+    pub usage: Option<Usage>,
+}
+
+/// A borrowed entry of `data`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ImageDataRef<'a> {
+    /// The image, base64; borrowed unless the JSON escaped a character.
+    #[serde(default, borrow, deserialize_with = "cow_str::option")]
+    pub b64_json: Option<Cow<'a, str>>,
+    /// Legacy field; never set for GPT Image models.
+    #[serde(default, borrow)]
+    pub url: Option<Cow<'a, str>>,
+}
+
+/// `Option<Cow<str>>` that really borrows: serde's derive only borrows a bare `Cow<str>`.
+mod cow_str {
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::Deserializer;
+    use serde::de::{Error, Visitor};
+
+    struct CowVisitor;
+
+    impl<'de> Visitor<'de> for CowVisitor {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+        fn visit_string<E: Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v)))
+        }
+        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    pub(super) fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+        d.deserialize_option(CowVisitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +198,12 @@ mod tests {
         .unwrap();
         assert_eq!(r.size.as_deref(), Some("1536x864"));
         assert_eq!(r.usage.unwrap().total_tokens, 12);
+    }
+
+    #[test]
+    fn borrowed_view_does_not_copy_base64() {
+        let body = r#"{"created":1,"data":[{"b64_json":"QUJD"}],"size":"3840x2160"}"#;
+        let r: ImagesResponseRef<'_> = serde_json::from_str(body).unwrap();
+        assert!(matches!(r.data[0].b64_json, Some(Cow::Borrowed("QUJD"))));
     }
 }

@@ -2,9 +2,44 @@
 //!
 //! Every input is treated as untrusted: decoding runs under explicit limits and a truncated or
 //! hostile file is an error, never a panic.
+//!
+//! - [`encode`]: pixels to PNG, JPEG or WebP with the API's `output_compression` meaning.
+//! - [`probe`]: what a file's header claims (format from magic bytes, size, alpha), cheaply.
+//! - [`verify`]: decode every pixel under limits and compare with an [`Expect`].
+//! - [`save`]: base64 to verified bytes on disk, atomically, with rejects set aside.
+//!
+//! ```
+//! use fourk_api::{OutputFormat, Size};
+//! use fourk_imaging::{Expect, encode, save_verified};
+//! use image::{DynamicImage, RgbImage};
+//! # use base64::Engine as _;
+//!
+//! let png = encode(&DynamicImage::ImageRgb8(RgbImage::new(64, 32)), OutputFormat::Png, None)?;
+//! let b64 = base64::engine::general_purpose::STANDARD.encode(&png);
+//! let dir = tempfile::tempdir()?;
+//! let expect = Expect::default().with_size(Size::new(64, 32)).with_format(OutputFormat::Png);
+//!
+//! let saved = save_verified(&dir.path().join("cat.png"), &b64, &expect)?;
+//! assert!(!saved.rejected && saved.report.intact);
+//!
+//! // Asked for 4K but got 64x32: kept, but under a name that says so.
+//! let saved = save_verified(&dir.path().join("big.png"), &b64, &expect.with_size(Size::new(3840, 2160)))?;
+//! assert!(saved.rejected);
+//! assert_eq!(saved.path, dir.path().join("big.rejected.png"));
+//! assert_eq!(saved.report.failed_checks().next().unwrap().actual, "64");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod encode;
 mod error;
+pub mod probe;
+pub mod save;
+pub mod verify;
 
 pub use encode::{PngLevel, encode, encode_with};
 pub use error::ImagingError;
+pub use probe::{Probe, probe_bytes, probe_file};
+pub use save::{SavedImage, decode_b64, rejected_path, save_atomic, save_verified};
+pub use verify::{
+    Check, CheckName, Expect, MAX_ALLOC, MAX_DIMENSION, VerifyReport, verify_bytes, verify_file,
+};

@@ -1,0 +1,117 @@
+//! What can go wrong calling the API, with the next step for each.
+
+use std::time::Duration;
+
+use fourk_api::{ApiError, ErrorClass};
+
+/// A failed call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// No key configured.
+    #[error("OPENAI_API_KEY is not set\n\nhint: export OPENAI_API_KEY=sk-..., or run offline with --emulator")]
+    MissingKey,
+    /// The API answered with an error status.
+    #[error("{}", api_message(*.status, *.class, .error.as_deref(), .request_id.as_deref()))]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// What the error means.
+        class: ErrorClass,
+        /// The parsed envelope, when the body had one.
+        error: Option<Box<ApiError>>,
+        /// `x-request-id`.
+        request_id: Option<String>,
+        /// `retry-after` in seconds, when sent.
+        retry_after: Option<Duration>,
+    },
+    /// The request was sent but no complete answer came in time. The API may still have
+    /// generated (and billed) the image.
+    #[error("no response from {url} within {:.0?} (possibly billed: the request was sent)\n\nhint: raise --timeout; 4K high images can take several minutes", .elapsed)]
+    Timeout {
+        /// The endpoint.
+        url: String,
+        /// Time waited.
+        elapsed: Duration,
+    },
+    /// No connection could be made; nothing was sent, nothing billed.
+    #[error("cannot connect to {url}: {message}\n\nhint: check OPENAI_BASE_URL / --base-url, or run offline with --emulator")]
+    Connect {
+        /// The endpoint.
+        url: String,
+        /// The transport's words.
+        message: String,
+    },
+    /// Another transport failure (connection reset mid-response...).
+    #[error("request to {url} failed: {message}")]
+    Transport {
+        /// The endpoint.
+        url: String,
+        /// The transport's words.
+        message: String,
+    },
+    /// A 2xx answer that is not what the API sends.
+    #[error("unexpected response from the API: {message}{}", .request_id.as_deref().map(|r| format!(" (request {r})")).unwrap_or_default())]
+    InvalidResponse {
+        /// What is wrong with it.
+        message: String,
+        /// `x-request-id`.
+        request_id: Option<String>,
+    },
+    /// The configuration cannot make a client (bad base URL, bad header value).
+    #[error("invalid client configuration: {0}")]
+    Config(String),
+}
+
+fn api_message(status: u16, class: ErrorClass, error: Option<&ApiError>, request_id: Option<&str>) -> String {
+    let what = match class {
+        ErrorClass::InvalidRequest => "the API rejected the request",
+        ErrorClass::ModerationBlocked => "blocked by moderation",
+        ErrorClass::Authentication => "authentication failed",
+        ErrorClass::OrganizationVerification => "organisation verification required",
+        ErrorClass::PermissionDenied => "permission denied",
+        ErrorClass::NotFound => "not found",
+        ErrorClass::QuotaExhausted => "quota exhausted",
+        ErrorClass::RateLimited => "rate limited",
+        ErrorClass::Server => "server error",
+        _ => "API error",
+    };
+    let mut s = format!("{what} (HTTP {status})");
+    if let Some(e) = error {
+        s.push_str(": ");
+        s.push_str(&e.message);
+        let mut extra = Vec::new();
+        if let Some(p) = &e.param {
+            extra.push(format!("param: {p}"));
+        }
+        if let Some(c) = &e.code {
+            extra.push(format!("code: {c}"));
+        }
+        if !extra.is_empty() {
+            s.push_str(&format!(" [{}]", extra.join(", ")));
+        }
+    }
+    if let Some(r) = request_id {
+        s.push_str(&format!(" (request {r})"));
+    }
+    s.push_str("\n\nhint: ");
+    s.push_str(class.hint());
+    s
+}
+
+impl ClientError {
+    /// The error class for API errors.
+    #[must_use]
+    pub fn class(&self) -> Option<ErrorClass> {
+        match self {
+            Self::Api { class, .. } => Some(*class),
+            _ => None,
+        }
+    }
+
+    /// True when the request may have been billed even though no image came back.
+    #[must_use]
+    pub fn possibly_billed(&self) -> bool {
+        matches!(self, Self::Timeout { .. } | Self::Transport { .. })
+    }
+}

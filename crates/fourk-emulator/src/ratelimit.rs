@@ -1,0 +1,231 @@
+//! Per-minute request, token and image counters, reported in the `x-ratelimit-*` headers.
+//!
+//! Windows are fixed minutes counted from the emulator's start, which is simpler than the
+//! API's rolling buckets but honest: `remaining` is what is really left, and `reset` is how
+//! long until the counter is back to its full allowance (`0s` when nothing is used).
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, HeaderValue};
+
+use crate::error::EmulatorError;
+
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// Per-minute allowances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Requests per minute (default 500).
+    pub requests_per_minute: u64,
+    /// Tokens per minute, input plus predicted output (default 4,000,000).
+    pub tokens_per_minute: u64,
+    /// Images per minute (default 500).
+    pub images_per_minute: u64,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            requests_per_minute: 500,
+            tokens_per_minute: 4_000_000,
+            images_per_minute: 500,
+        }
+    }
+}
+
+/// One of the three counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Limit {
+    /// Requests.
+    Requests,
+    /// Tokens.
+    Tokens,
+    /// Images.
+    Images,
+}
+
+impl Limit {
+    /// The word used in header names and in the error `type`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Requests => "requests",
+            Self::Tokens => "tokens",
+            Self::Images => "images",
+        }
+    }
+
+    pub(crate) fn abbreviation(self) -> &'static str {
+        match self {
+            Self::Requests => "RPM",
+            Self::Tokens => "TPM",
+            Self::Images => "IPM",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    index: u64,
+    used: [u64; 3],
+}
+
+/// The counters of one emulator.
+#[derive(Debug)]
+pub(crate) struct RateLimiter {
+    limits: RateLimits,
+    start: Instant,
+    window: Mutex<Window>,
+}
+
+/// What the headers report after a request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Snapshot {
+    limits: [u64; 3],
+    used: [u64; 3],
+    reset: Duration,
+}
+
+impl RateLimiter {
+    pub(crate) fn new(limits: RateLimits) -> Self {
+        Self {
+            limits,
+            start: Instant::now(),
+            window: Mutex::new(Window::default()),
+        }
+    }
+
+    fn allowances(&self) -> [u64; 3] {
+        [
+            self.limits.requests_per_minute,
+            self.limits.tokens_per_minute,
+            self.limits.images_per_minute,
+        ]
+    }
+
+    /// The current window, reset if a new minute began, and the time left in it.
+    fn with_window<T>(&self, f: impl FnOnce(&mut Window, Duration) -> T) -> T {
+        let elapsed = self.start.elapsed();
+        let index = elapsed.as_secs() / WINDOW.as_secs();
+        let into = elapsed.as_nanos() % WINDOW.as_nanos();
+        let left = WINDOW - Duration::from_nanos(u64::try_from(into).unwrap_or_default());
+        // A poisoned lock only means another request panicked mid-update; the counts are
+        // still usable.
+        let mut w = self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if w.index != index {
+            *w = Window { index, used: [0; 3] };
+        }
+        f(&mut w, left)
+    }
+
+    /// Take `amounts` (requests, tokens, images) if all fit; otherwise take nothing.
+    pub(crate) fn acquire(&self, amounts: [u64; 3]) -> Result<(), EmulatorError> {
+        let allowed = self.allowances();
+        self.with_window(|w, left| {
+            for (i, limit) in [Limit::Requests, Limit::Tokens, Limit::Images].into_iter().enumerate() {
+                if amounts[i] > 0 && w.used[i] + amounts[i] > allowed[i] {
+                    return Err(EmulatorError::RateLimited {
+                        limit,
+                        allowed: allowed[i],
+                        used: w.used[i],
+                        requested: amounts[i],
+                        retry_after: left,
+                    });
+                }
+            }
+            for (u, a) in w.used.iter_mut().zip(amounts) {
+                *u += a;
+            }
+            Ok(())
+        })
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let limits = self.allowances();
+        self.with_window(|w, left| Snapshot {
+            limits,
+            used: w.used,
+            reset: left,
+        })
+    }
+}
+
+impl Snapshot {
+    /// Add `x-ratelimit-{limit,remaining,reset}-{requests,tokens,images}`.
+    pub(crate) fn write(&self, headers: &mut HeaderMap) {
+        for (i, limit) in [Limit::Requests, Limit::Tokens, Limit::Images].into_iter().enumerate() {
+            let name = limit.name();
+            let remaining = self.limits[i].saturating_sub(self.used[i]);
+            let reset = if self.used[i] == 0 {
+                Duration::ZERO
+            } else {
+                self.reset
+            };
+            for (key, value) in [
+                (format!("x-ratelimit-limit-{name}"), self.limits[i].to_string()),
+                (format!("x-ratelimit-remaining-{name}"), remaining.to_string()),
+                (format!("x-ratelimit-reset-{name}"), format_reset(reset)),
+            ] {
+                if let (Ok(k), Ok(v)) = (
+                    axum::http::HeaderName::try_from(key),
+                    HeaderValue::try_from(value),
+                ) {
+                    headers.insert(k, v);
+                }
+            }
+        }
+    }
+}
+
+/// A duration the way the API writes resets: `12ms`, `1.5s`, `6m0s`.
+#[must_use]
+pub(crate) fn format_reset(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        "0s".to_owned()
+    } else if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        let s = format!("{:.3}", d.as_secs_f64());
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        format!("{s}s")
+    } else {
+        format!("{}m{}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resets_are_written_like_the_api() {
+        assert_eq!(format_reset(Duration::from_millis(12)), "12ms");
+        assert_eq!(format_reset(Duration::from_millis(1000)), "1s");
+        assert_eq!(format_reset(Duration::from_millis(17_280)), "17.28s");
+        assert_eq!(format_reset(Duration::from_secs(60)), "1m0s");
+        assert_eq!(format_reset(Duration::ZERO), "0s");
+    }
+
+    #[test]
+    fn acquire_is_all_or_nothing() {
+        let l = RateLimiter::new(RateLimits {
+            requests_per_minute: 2,
+            tokens_per_minute: 100,
+            images_per_minute: 5,
+        });
+        l.acquire([1, 0, 0]).unwrap();
+        let e = l.acquire([0, 101, 1]).unwrap_err();
+        assert!(matches!(e, EmulatorError::RateLimited { limit: Limit::Tokens, .. }));
+        l.acquire([1, 100, 5]).unwrap();
+        let e = l.acquire([1, 0, 0]).unwrap_err();
+        assert!(matches!(e, EmulatorError::RateLimited { limit: Limit::Requests, used: 2, .. }));
+        let mut h = HeaderMap::new();
+        l.snapshot().write(&mut h);
+        assert_eq!(h["x-ratelimit-remaining-requests"], "0");
+        assert_eq!(h["x-ratelimit-remaining-images"], "0");
+        assert_eq!(h["x-ratelimit-limit-tokens"], "100");
+    }
+}

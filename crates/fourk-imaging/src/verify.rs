@@ -1,0 +1,565 @@
+//! Full verification: decode every pixel under limits to prove a file is intact, then compare
+//! what it is with what was asked for.
+//!
+//! A probe only reads headers, and a response cut off mid-transfer has a perfect header. So
+//! every image is decoded in full before it is called good. PNG, the API's default and the
+//! largest output, is decoded row by row into one reused row buffer (the `png` crate's
+//! `next_row`), which keeps the extra memory to a few rows instead of a whole frame and costs
+//! about one ordinary decode. The SHA-256 of the bytes is computed on a second thread meanwhile.
+
+use std::fmt;
+use std::fs;
+use std::io::Cursor;
+use std::path::Path;
+use std::thread;
+
+use fourk_api::{OutputFormat, Size};
+use image::DynamicImage;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::ImagingError;
+use crate::probe::{Probe, image_error, png_error, png_has_alpha, png_limits, probe_bytes};
+
+/// The largest width or height that is decoded. The API's largest edge is far below this;
+/// anything bigger is hostile or broken, and would need gigabytes to decode.
+pub const MAX_DIMENSION: u32 = 16_384;
+
+/// The most memory the JPEG and WebP decoders may allocate: enough for an RGBA8 frame at
+/// [`MAX_DIMENSION`] squared, so the dimension limit is the one that bites. PNG decoding is
+/// streamed and needs only a few rows.
+pub const MAX_ALLOC: u64 = MAX_DIMENSION as u64 * MAX_DIMENSION as u64 * 4;
+
+/// Below this size hashing on a second thread costs more than it saves.
+const PARALLEL_HASH_MIN_BYTES: usize = 1 << 20;
+
+/// What the image should be. `None` fields are not checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expect {
+    /// Width in pixels.
+    pub width: Option<u32>,
+    /// Height in pixels.
+    pub height: Option<u32>,
+    /// Format, compared with the magic bytes.
+    pub format: Option<OutputFormat>,
+    /// `Some(true)`: there must be an alpha channel and at least one pixel with alpha below the
+    /// maximum. `Some(false)`: no pixel may be transparent (an alpha channel that is opaque
+    /// everywhere passes).
+    pub alpha: Option<bool>,
+}
+
+impl Expect {
+    /// Expect the dimensions of `size`; `auto` leaves them unchecked.
+    #[must_use]
+    pub fn with_size(mut self, size: Size) -> Self {
+        let (width, height) = size.dims().unzip();
+        self.width = width;
+        self.height = height;
+        self
+    }
+
+    /// Expect this format.
+    #[must_use]
+    pub fn with_format(mut self, format: OutputFormat) -> Self {
+        self.format = Some(format);
+        self
+    }
+
+    /// Expect transparent pixels (`true`) or none (`false`).
+    #[must_use]
+    pub fn with_alpha(mut self, alpha: bool) -> Self {
+        self.alpha = Some(alpha);
+        self
+    }
+}
+
+/// Which property a [`Check`] compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckName {
+    /// [`Expect::width`].
+    Width,
+    /// [`Expect::height`].
+    Height,
+    /// [`Expect::format`].
+    Format,
+    /// [`Expect::alpha`].
+    Alpha,
+}
+
+impl CheckName {
+    /// The name as it appears in JSON.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Width => "width",
+            Self::Height => "height",
+            Self::Format => "format",
+            Self::Alpha => "alpha",
+        }
+    }
+}
+
+impl fmt::Display for CheckName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Lets callers write `check.name == "width"`, as they would against the JSON.
+impl PartialEq<&str> for CheckName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// One expectation compared with the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// What was compared.
+    pub name: CheckName,
+    /// What was asked for.
+    pub expected: String,
+    /// What the file is (`unknown` when the header could not be read).
+    pub actual: String,
+    /// Whether they agree.
+    pub pass: bool,
+}
+
+/// The verdict on one image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// The header, when it could be read.
+    pub probe: Option<Probe>,
+    /// Every pixel decoded without error.
+    pub intact: bool,
+    /// Why decoding failed, when it did.
+    pub decode_error: Option<String>,
+    /// One entry per expectation that was set.
+    pub checks: Vec<Check>,
+    /// Intact and every check passed.
+    pub ok: bool,
+    /// SHA-256 of the bytes, lower-case hex.
+    pub sha256: String,
+    /// Size of the bytes.
+    pub bytes: u64,
+}
+
+impl VerifyReport {
+    /// The checks that failed.
+    pub fn failed_checks(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| !c.pass)
+    }
+}
+
+/// Decode `bytes` in full under limits and compare them with `expect`.
+///
+/// Never fails: a corrupt, truncated, unsupported or oversized image gives a report with
+/// `intact == false` and the reason in `decode_error`.
+#[must_use]
+pub fn verify_bytes(bytes: &[u8], expect: &Expect) -> VerifyReport {
+    let scan_alpha = expect.alpha.is_some();
+    let (sha256, inspection) = if bytes.len() < PARALLEL_HASH_MIN_BYTES {
+        (sha256_hex(bytes), inspect(bytes, scan_alpha))
+    } else {
+        thread::scope(|s| {
+            let hasher = s.spawn(|| sha256_hex(bytes));
+            let inspection = inspect(bytes, scan_alpha);
+            let sha256 = hasher
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (sha256, inspection)
+        })
+    };
+    report(bytes.len(), sha256, inspection, expect)
+}
+
+/// [`verify_bytes`] on a file's contents.
+///
+/// # Errors
+/// Only [`ImagingError::Io`], when the file cannot be read; a bad image is a report.
+pub fn verify_file(path: &Path, expect: &Expect) -> Result<VerifyReport, ImagingError> {
+    let bytes = fs::read(path).map_err(|source| ImagingError::Io {
+        action: "reading",
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(verify_bytes(&bytes, expect))
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// The result of reading an image: its header, and whether the pixels decoded.
+struct Inspection {
+    probe: Option<Probe>,
+    /// `Ok(Some(t))`: decoded, and `t` says whether a transparent pixel was seen.
+    /// `Ok(None)`: decoded, transparency not looked for.
+    decoded: Result<Option<bool>, ImagingError>,
+}
+
+fn inspect(bytes: &[u8], scan_alpha: bool) -> Inspection {
+    let probe = match probe_bytes(bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            return Inspection {
+                probe: None,
+                decoded: Err(e),
+            };
+        }
+    };
+    // Checked before decoding so that no decoder allocates for a hostile header.
+    let decoded = if probe.width > MAX_DIMENSION || probe.height > MAX_DIMENSION {
+        Err(ImagingError::Limits(format!(
+            "{}x{} exceeds the {MAX_DIMENSION}x{MAX_DIMENSION} decoding limit",
+            probe.width, probe.height
+        )))
+    } else {
+        match probe.format {
+            OutputFormat::Png => decode_png(bytes, scan_alpha),
+            OutputFormat::Jpeg => decode_with_image(bytes, image::ImageFormat::Jpeg, scan_alpha),
+            OutputFormat::Webp => decode_with_image(bytes, image::ImageFormat::WebP, scan_alpha),
+        }
+    };
+    Inspection {
+        probe: Some(probe),
+        decoded,
+    }
+}
+
+/// Stream the PNG row by row. Peak memory is the decoder's inflate window plus two rows, and no
+/// whole-frame buffer is ever allocated or zeroed, so this is no slower than a normal decode.
+fn decode_png(bytes: &[u8], scan_alpha: bool) -> Result<Option<bool>, ImagingError> {
+    let err = |e| png_error(e, Path::new(""));
+    let mut decoder = png::Decoder::new_with_limits(Cursor::new(bytes), png_limits());
+    decoder.set_ignore_text_chunk(true);
+    if scan_alpha {
+        // Turns palette and `tRNS` transparency into a real alpha sample we can test.
+        decoder.set_transformations(png::Transformations::EXPAND);
+    }
+    let mut reader = decoder.read_info().map_err(err)?;
+    let (color, depth) = reader.output_color_type();
+    let scan = scan_alpha && png_has_alpha(color);
+    let sample_bytes = if depth == png::BitDepth::Sixteen { 2 } else { 1 };
+    let pixel_bytes = color.samples() * sample_bytes;
+    let mut transparent = false;
+    while let Some(row) = reader.next_row().map_err(err)? {
+        if scan && !transparent {
+            transparent = row_has_transparency(row.data(), pixel_bytes, sample_bytes);
+        }
+    }
+    // Reads through to IEND, so a file cut after its last IDAT is caught too, and every
+    // remaining chunk's CRC is checked.
+    reader.finish().map_err(err)?;
+    Ok(scan_alpha.then_some(transparent))
+}
+
+/// Whether any pixel's alpha (its last sample) is below the maximum. Samples are big-endian,
+/// so the maximum is all 0xFF bytes at either depth.
+fn row_has_transparency(row: &[u8], pixel_bytes: usize, sample_bytes: usize) -> bool {
+    let alpha_at = pixel_bytes - sample_bytes;
+    row.chunks_exact(pixel_bytes)
+        .any(|px| px[alpha_at..].iter().any(|&b| b != 0xFF))
+}
+
+fn decode_with_image(
+    bytes: &[u8],
+    format: image::ImageFormat,
+    scan_alpha: bool,
+) -> Result<Option<bool>, ImagingError> {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_DIMENSION);
+    limits.max_image_height = Some(MAX_DIMENSION);
+    limits.max_alloc = Some(MAX_ALLOC);
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| image_error(e, Path::new("")))?;
+    Ok(scan_alpha.then(|| has_transparency(&img)))
+}
+
+fn has_transparency(img: &DynamicImage) -> bool {
+    match img {
+        DynamicImage::ImageLumaA8(b) => row_has_transparency(b.as_raw(), 2, 1),
+        DynamicImage::ImageRgba8(b) => row_has_transparency(b.as_raw(), 4, 1),
+        DynamicImage::ImageLumaA16(b) => b.as_raw().chunks_exact(2).any(|p| p[1] != u16::MAX),
+        DynamicImage::ImageRgba16(b) => b.as_raw().chunks_exact(4).any(|p| p[3] != u16::MAX),
+        DynamicImage::ImageRgba32F(b) => b.as_raw().chunks_exact(4).any(|p| p[3] < 1.0),
+        other if other.color().has_alpha() => {
+            row_has_transparency(other.to_rgba8().as_raw(), 4, 1)
+        }
+        _ => false,
+    }
+}
+
+fn report(len: usize, sha256: String, inspection: Inspection, expect: &Expect) -> VerifyReport {
+    let Inspection { probe, decoded } = inspection;
+    let (intact, decode_error, transparent) = match decoded {
+        Ok(t) => (true, None, t),
+        Err(e) => (false, Some(e.to_string()), None),
+    };
+    let unknown = || "unknown".to_owned();
+    let mut checks = Vec::new();
+    let mut dimension = |name, expected: Option<u32>, actual: Option<u32>| {
+        if let Some(expected) = expected {
+            checks.push(Check {
+                name,
+                expected: expected.to_string(),
+                actual: actual.map_or_else(unknown, |a| a.to_string()),
+                pass: actual == Some(expected),
+            });
+        }
+    };
+    dimension(CheckName::Width, expect.width, probe.as_ref().map(|p| p.width));
+    dimension(CheckName::Height, expect.height, probe.as_ref().map(|p| p.height));
+    if let Some(expected) = expect.format {
+        let actual = probe.as_ref().map(|p| p.format);
+        checks.push(Check {
+            name: CheckName::Format,
+            expected: expected.to_string(),
+            actual: actual.map_or_else(unknown, |a| a.to_string()),
+            pass: actual == Some(expected),
+        });
+    }
+    if let Some(expected) = expect.alpha {
+        let has_channel = probe.as_ref().is_some_and(|p| p.has_alpha);
+        let actual = match transparent {
+            Some(true) => "transparent pixels",
+            Some(false) if has_channel => "alpha channel, every pixel opaque",
+            Some(false) => "no alpha channel",
+            None => "unknown (not decoded)",
+        };
+        checks.push(Check {
+            name: CheckName::Alpha,
+            expected: if expected {
+                "transparent pixels"
+            } else {
+                "no transparent pixels"
+            }
+            .to_owned(),
+            actual: actual.to_owned(),
+            pass: transparent == Some(expected),
+        });
+    }
+    let ok = intact && checks.iter().all(|c| c.pass);
+    VerifyReport {
+        probe,
+        intact,
+        decode_error,
+        checks,
+        ok,
+        sha256,
+        bytes: len as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::encode;
+    use image::{Rgb, RgbImage, Rgba, RgbaImage};
+
+    fn rgb(w: u32, h: u32) -> DynamicImage {
+        DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| {
+            Rgb([(x * 7) as u8, (y * 3) as u8, (x ^ y) as u8])
+        }))
+    }
+
+    fn rgba(w: u32, h: u32, alpha: impl Fn(u32, u32) -> u8) -> DynamicImage {
+        DynamicImage::ImageRgba8(RgbaImage::from_fn(w, h, |x, y| {
+            Rgba([(x * 5) as u8, (y * 9) as u8, 77, alpha(x, y)])
+        }))
+    }
+
+    fn check<'a>(r: &'a VerifyReport, name: &str) -> &'a Check {
+        r.checks.iter().find(|c| c.name == name).unwrap()
+    }
+
+    #[test]
+    fn intact_images_of_every_format_pass_matching_expectations() {
+        for (fmt, c) in [
+            (OutputFormat::Png, None),
+            (OutputFormat::Jpeg, Some(85)),
+            (OutputFormat::Webp, Some(85)),
+            (OutputFormat::Webp, None),
+        ] {
+            let bytes = encode(&rgb(96, 64), fmt, c).unwrap();
+            let expect = Expect::default()
+                .with_size(Size::new(96, 64))
+                .with_format(fmt)
+                .with_alpha(false);
+            let r = verify_bytes(&bytes, &expect);
+            assert!(r.ok && r.intact, "{fmt}: {r:?}");
+            assert_eq!(r.checks.len(), 4);
+            assert_eq!(r.bytes, bytes.len() as u64);
+            assert_eq!(r.probe.unwrap().format, fmt);
+        }
+    }
+
+    #[test]
+    fn sha256_is_of_the_bytes() {
+        let r = verify_bytes(b"abc", &Expect::default());
+        assert_eq!(
+            r.sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(!r.intact && !r.ok);
+    }
+
+    #[test]
+    fn parallel_hash_matches_sequential() {
+        let big = vec![7u8; PARALLEL_HASH_MIN_BYTES + 3];
+        assert_eq!(verify_bytes(&big, &Expect::default()).sha256, sha256_hex(&big));
+    }
+
+    #[test]
+    fn wrong_width_and_format_name_expected_and_actual() {
+        let bytes = encode(&rgb(40, 20), OutputFormat::Png, None).unwrap();
+        let expect = Expect {
+            width: Some(41),
+            height: Some(20),
+            format: Some(OutputFormat::Jpeg),
+            alpha: None,
+        };
+        let r = verify_bytes(&bytes, &expect);
+        assert!(r.intact && !r.ok);
+        let w = check(&r, "width");
+        assert_eq!((w.expected.as_str(), w.actual.as_str(), w.pass), ("41", "40", false));
+        let f = check(&r, "format");
+        assert_eq!((f.expected.as_str(), f.actual.as_str(), f.pass), ("jpeg", "png", false));
+        assert!(check(&r, "height").pass);
+        let failed: Vec<_> = r.failed_checks().map(|c| c.name).collect();
+        assert_eq!(failed, [CheckName::Width, CheckName::Format]);
+    }
+
+    #[test]
+    fn alpha_true_needs_a_transparent_pixel_not_just_a_channel() {
+        let opaque = encode(&rgba(16, 16, |_, _| 255), OutputFormat::Png, None).unwrap();
+        let r = verify_bytes(&opaque, &Expect::default().with_alpha(true));
+        assert!(r.intact && !r.ok);
+        assert_eq!(check(&r, "alpha").actual, "alpha channel, every pixel opaque");
+        // ...and an opaque alpha channel counts as "no transparent pixels".
+        assert!(verify_bytes(&opaque, &Expect::default().with_alpha(false)).ok);
+
+        // One transparent pixel in the last row is enough.
+        let one = rgba(16, 16, |x, y| if (x, y) == (15, 15) { 254 } else { 255 });
+        for (fmt, c) in [(OutputFormat::Png, None), (OutputFormat::Webp, None)] {
+            let bytes = encode(&one, fmt, c).unwrap();
+            let r = verify_bytes(&bytes, &Expect::default().with_alpha(true));
+            assert!(r.ok, "{fmt}: {r:?}");
+            assert!(!verify_bytes(&bytes, &Expect::default().with_alpha(false)).ok);
+        }
+
+        let no_channel = encode(&rgb(8, 8), OutputFormat::Png, None).unwrap();
+        let r = verify_bytes(&no_channel, &Expect::default().with_alpha(true));
+        assert_eq!(check(&r, "alpha").actual, "no alpha channel");
+        assert!(!r.ok);
+    }
+
+    #[test]
+    fn alpha_in_sixteen_bit_and_palette_pngs() {
+        let mut out = Vec::new();
+        {
+            let mut enc = png::Encoder::new(&mut out, 2, 1);
+            enc.set_color(png::ColorType::Rgba);
+            enc.set_depth(png::BitDepth::Sixteen);
+            let mut w = enc.write_header().unwrap();
+            // Second pixel's alpha is 0xFFFE: transparent only when read at 16 bits.
+            w.write_image_data(&[0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0xFF, 0xFE])
+                .unwrap();
+        }
+        assert!(verify_bytes(&out, &Expect::default().with_alpha(true)).ok);
+
+        let mut out = Vec::new();
+        {
+            let mut enc = png::Encoder::new(&mut out, 2, 1);
+            enc.set_color(png::ColorType::Indexed);
+            enc.set_palette(vec![0, 0, 0, 9, 9, 9]);
+            enc.set_trns(vec![255, 0]);
+            let mut w = enc.write_header().unwrap();
+            w.write_image_data(&[0, 1]).unwrap();
+        }
+        assert!(verify_bytes(&out, &Expect::default().with_alpha(true)).ok);
+    }
+
+    #[test]
+    fn interlaced_png_is_verified() {
+        let mut out = Vec::new();
+        {
+            let mut enc = png::Encoder::new(&mut out, 9, 7);
+            enc.set_color(png::ColorType::Rgba);
+            enc.set_interlaced(true);
+            let mut w = enc.write_header().unwrap();
+            let mut data = vec![255u8; 9 * 7 * 4];
+            data[4 * 40 + 3] = 3;
+            w.write_image_data(&data).unwrap();
+        }
+        let r = verify_bytes(&out, &Expect::default().with_size(Size::new(9, 7)).with_alpha(true));
+        assert!(r.ok, "{r:?}");
+    }
+
+    #[test]
+    fn png_cut_before_iend_is_not_intact() {
+        let bytes = encode(&rgb(64, 64), OutputFormat::Png, None).unwrap();
+        let r = verify_bytes(&bytes[..bytes.len() - 12], &Expect::default());
+        assert!(r.probe.is_some() && !r.intact && !r.ok, "{r:?}");
+    }
+
+    #[test]
+    fn flipped_bit_in_pixel_data_is_not_intact() {
+        let mut bytes = encode(&rgb(64, 64), OutputFormat::Png, None).unwrap();
+        let idat = bytes.windows(4).position(|w| w == b"IDAT").unwrap();
+        bytes[idat + 20] ^= 0x10;
+        let r = verify_bytes(&bytes, &Expect::default());
+        assert!(!r.intact, "{r:?}");
+        assert!(r.decode_error.unwrap().contains("PNG"));
+    }
+
+    #[test]
+    fn oversized_header_is_refused_before_decoding() {
+        // A valid IHDR claiming 20000x20000, followed by nothing.
+        let mut out = Vec::new();
+        {
+            let enc = png::Encoder::new(&mut out, 20_000, 20_000);
+            let _ = enc.write_header().unwrap();
+        }
+        let r = verify_bytes(&out, &Expect::default().with_size(Size::new(20_000, 20_000)));
+        assert!(!r.intact && !r.ok);
+        assert!(r.decode_error.as_deref().unwrap().contains("limit"));
+        assert!(check(&r, "width").pass, "the header is still reported");
+    }
+
+    #[test]
+    fn unreadable_header_gives_unknown_actuals() {
+        let r = verify_bytes(b"not an image", &Expect::default().with_size(Size::new(1, 1)));
+        assert!(r.probe.is_none() && !r.intact && !r.ok);
+        assert_eq!(check(&r, "width").actual, "unknown");
+    }
+
+    #[test]
+    fn verify_file_reads_and_only_errs_on_io() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("a.webp");
+        fs::write(&good, encode(&rgb(10, 10), OutputFormat::Webp, Some(50)).unwrap()).unwrap();
+        let r = verify_file(&good, &Expect::default().with_format(OutputFormat::Webp)).unwrap();
+        assert!(r.ok);
+        let bad = dir.path().join("b.png");
+        fs::write(&bad, b"\x89PNG\r\n\x1a\n garbage").unwrap();
+        assert!(!verify_file(&bad, &Expect::default()).unwrap().intact);
+        assert!(matches!(
+            verify_file(&dir.path().join("missing.png"), &Expect::default()),
+            Err(ImagingError::Io { .. })
+        ));
+    }
+
+    #[test]
+    fn report_serialises_with_check_names_as_strings() {
+        let bytes = encode(&rgb(4, 4), OutputFormat::Png, None).unwrap();
+        let r = verify_bytes(&bytes, &Expect::default().with_size(Size::new(4, 5)));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["checks"][1]["name"], "height");
+        assert_eq!(json["checks"][1]["actual"], "4");
+        assert_eq!(json["probe"]["format"], "png");
+        assert_eq!(json["ok"], false);
+    }
+}

@@ -1,0 +1,25 @@
+//! One module per subcommand.
+
+mod emulator;
+pub mod generate;
+mod models;
+mod size;
+mod verify;
+
+use crate::cli::{Cli, Command};
+use crate::exit::Exit;
+
+/// Run a parsed command line.
+///
+/// # Errors
+/// Whatever the command fails with; the caller maps it to an exit code.
+pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
+    let caps = crate::models::load(cli.models_file.as_deref())?;
+    match cli.command {
+        Command::Size(a) => Ok(size::run(&a, &caps)),
+        Command::Generate(a) => generate::run(&a, &caps).await,
+        Command::Verify(a) => verify::run(&a),
+        Command::Emulator(a) => emulator::run(&a, caps).await,
+        Command::Models(a) => models::run(&a, &caps),
+    }
+}

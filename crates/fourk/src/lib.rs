@@ -1,0 +1,101 @@
+//! fourk: verified high-resolution images with OpenAI's GPT Image models.
+//!
+//! This crate is the command line and the workflows behind it. `main.rs` only calls [`run`];
+//! every command is a function here, tested without spawning the binary where possible.
+//! Wire rules live in `fourk-api`, HTTP in `fourk-client`, pixels in `fourk-imaging`, and the
+//! offline emulator in `fourk-emulator`.
+
+pub mod cli;
+pub mod commands;
+pub mod exit;
+pub mod models;
+pub mod output;
+pub mod sidecar;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use exit::Exit;
+
+/// A problem with the user's input, found before anything was sent. Exits with
+/// [`Exit::Usage`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Parse `args`, run the command, and return the process exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { Exit::Usage } else { Exit::Success }.into();
+        }
+    };
+    output::init_logging(cli.verbose, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return Exit::Io.into();
+        }
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = commands::dispatch(cli) => r,
+            _ = tokio::signal::ctrl_c() => Ok(Exit::Interrupted),
+        }
+    });
+    match result {
+        Ok(code) => code.into(),
+        Err(err) => {
+            report_error(&err);
+            exit_for(&err).into()
+        }
+    }
+}
+
+/// Print an error chain once, on stderr.
+fn report_error(err: &anyhow::Error) {
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("error: {err:#}");
+    }
+}
+
+/// The exit code an error maps to.
+#[must_use]
+pub fn exit_for(err: &anyhow::Error) -> Exit {
+    use fourk_api::ErrorClass;
+    use fourk_client::ClientError;
+    for cause in err.chain() {
+        if cause.downcast_ref::<UsageError>().is_some() {
+            return Exit::Usage;
+        }
+        if let Some(c) = cause.downcast_ref::<ClientError>() {
+            return match c {
+                ClientError::MissingKey | ClientError::Config(_) => Exit::Usage,
+                ClientError::Api { class, .. } => match class {
+                    ErrorClass::RateLimited | ErrorClass::QuotaExhausted => Exit::RateLimited,
+                    ErrorClass::Server => Exit::Network,
+                    _ => Exit::Api,
+                },
+                ClientError::Timeout { .. } => Exit::Timeout,
+                ClientError::Connect { .. } | ClientError::Transport { .. } => Exit::Network,
+                _ => Exit::Api,
+            };
+        }
+        if cause.downcast_ref::<std::io::Error>().is_some() {
+            return Exit::Io;
+        }
+        if let Some(i) = cause.downcast_ref::<fourk_imaging::ImagingError>() {
+            return match i {
+                fourk_imaging::ImagingError::Io { .. } => Exit::Io,
+                _ => Exit::CheckFailed,
+            };
+        }
+    }
+    Exit::CheckFailed
+}

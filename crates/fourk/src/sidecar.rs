@@ -1,0 +1,139 @@
+//! The JSON record written next to every image (`<image>.json`): what was asked, what came
+//! back, what it cost, and the proof that the file is what was asked for.
+
+use std::path::{Path, PathBuf};
+
+use fourk_api::{Cost, ImageRequest, Usage, Warning};
+use fourk_client::RateLimits;
+use fourk_imaging::VerifyReport;
+use serde::Serialize;
+
+/// Bumped when a field changes meaning.
+pub const SIDECAR_VERSION: u32 = 1;
+
+/// The response metadata worth keeping.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResponseMeta {
+    /// `created`, unix seconds.
+    pub created: i64,
+    /// `x-request-id`: quote it to OpenAI support.
+    pub request_id: Option<String>,
+    /// `openai-processing-ms`.
+    pub processing_ms: Option<u64>,
+    /// Wall time from send to last byte, in milliseconds.
+    pub elapsed_ms: u128,
+    /// Resolved settings echoed by the API.
+    pub background: Option<String>,
+    /// Resolved format.
+    pub output_format: Option<String>,
+    /// Resolved quality.
+    pub quality: Option<String>,
+    /// Resolved size.
+    pub size: Option<String>,
+    /// Rate-limit headers.
+    pub rate_limits: RateLimits,
+    /// Set when the image came from fourk's offline emulator (procedurally rendered).
+    pub emulator: Option<String>,
+}
+
+/// The checks on the saved file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Checks {
+    /// Requested width, when the size was explicit.
+    pub requested_width: Option<u32>,
+    /// Requested height.
+    pub requested_height: Option<u32>,
+    /// Requested format.
+    pub requested_format: String,
+    /// The file's width.
+    pub actual_width: Option<u32>,
+    /// The file's height.
+    pub actual_height: Option<u32>,
+    /// The file's format, from its bytes.
+    pub actual_format: Option<String>,
+    /// Whether the file has an alpha channel.
+    pub actual_alpha: Option<bool>,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// File size.
+    pub bytes: u64,
+    /// Fully decoded without error.
+    pub intact: bool,
+    /// Intact and every expectation met.
+    pub verified: bool,
+    /// Each comparison.
+    pub details: VerifyReport,
+}
+
+impl Checks {
+    /// Summarise a verification report against the request.
+    #[must_use]
+    pub fn from_report(request: &ImageRequest, report: VerifyReport) -> Self {
+        let dims = request.size.and_then(fourk_api::Size::dims);
+        Self {
+            requested_width: dims.map(|d| d.0),
+            requested_height: dims.map(|d| d.1),
+            requested_format: request.effective_format().as_str().to_owned(),
+            actual_width: report.probe.as_ref().map(|p| p.width),
+            actual_height: report.probe.as_ref().map(|p| p.height),
+            actual_format: report.probe.as_ref().map(|p| p.format.as_str().to_owned()),
+            actual_alpha: report.probe.as_ref().map(|p| p.has_alpha),
+            sha256: report.sha256.clone(),
+            bytes: report.bytes,
+            intact: report.intact,
+            verified: report.ok,
+            details: report,
+        }
+    }
+}
+
+/// The whole sidecar.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sidecar {
+    /// Layout version.
+    pub sidecar_version: u32,
+    /// The fourk that wrote it.
+    pub fourk_version: &'static str,
+    /// The image this describes (file name, relative to the sidecar).
+    pub image: String,
+    /// Which index of a multi-image response this is (0-based).
+    pub index: usize,
+    /// `images.generate`, later `images.edit` or `responses`.
+    pub route: &'static str,
+    /// The endpoint called (no credentials are ever part of it).
+    pub endpoint: String,
+    /// The model.
+    pub model: String,
+    /// The request body exactly as sent (the key is a header and is never recorded).
+    pub request: ImageRequest,
+    /// Response metadata.
+    pub response: ResponseMeta,
+    /// Tokens billed for the whole request (all `n` images), as reported by the API.
+    pub usage: Option<Usage>,
+    /// Dollars for the whole request, from `usage` and the price table.
+    pub cost: Option<Cost>,
+    /// Proof that the file is what was asked for.
+    pub checks: Checks,
+    /// Warnings raised before sending (experimental size, preview features).
+    pub warnings: Vec<Warning>,
+}
+
+/// `hero.png` -> `hero.png.json`.
+#[must_use]
+pub fn path_for(image: &Path) -> PathBuf {
+    let mut s = image.as_os_str().to_owned();
+    s.push(".json");
+    PathBuf::from(s)
+}
+
+/// Write the sidecar atomically next to the image.
+///
+/// # Errors
+/// When it cannot be serialised or written.
+pub fn write(image: &Path, sidecar: &Sidecar) -> anyhow::Result<PathBuf> {
+    let path = path_for(image);
+    let mut json = serde_json::to_vec_pretty(sidecar)?;
+    json.push(b'\n');
+    fourk_imaging::save_atomic(&path, &json)?;
+    Ok(path)
+}

@@ -1,0 +1,332 @@
+//! End-to-end tests of the `fourk` binary, as a user runs it. Every server is on 127.0.0.1.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+const SECRET: &str = "sk-test-SECRET-do-not-print-4242";
+
+fn fourk() -> Command {
+    let mut c = Command::cargo_bin("fourk").unwrap();
+    c.env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("OPENAI_ORG_ID")
+        .env_remove("OPENAI_PROJECT_ID")
+        .env_remove("FOURK_MODELS")
+        .env_remove("RUST_LOG");
+    c
+}
+
+fn spec_validator(schema: &str) -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/openai-openapi.json");
+    let mut spec: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    spec["$ref"] = Value::String(format!("#/components/schemas/{schema}"));
+    jsonschema::validator_for(&spec).unwrap()
+}
+
+fn stdout_json(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+    })
+}
+
+fn png_dims(path: &Path) -> (u32, u32) {
+    let img = image::open(path).unwrap();
+    (img.width(), img.height())
+}
+
+// --- fourk size ---------------------------------------------------------------------------
+
+#[test]
+fn size_valid_4k_is_experimental() {
+    let out = fourk().args(["size", "4k", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v = stdout_json(&out);
+    assert_eq!(v["size"], "3840x2160");
+    assert_eq!(v["width"], 3840);
+    assert_eq!(v["height"], 2160);
+    assert_eq!(v["model"], "gpt-image-2");
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["experimental"], true);
+    assert_eq!(v["pixels"], 8_294_400);
+    assert_eq!(v["violations"], Value::Array(vec![]));
+    assert_eq!(v["suggestions"], Value::Array(vec![]));
+}
+
+#[test]
+fn size_invalid_names_rules_and_suggests() {
+    let out = fourk().args(["size", "1920x1080", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v = stdout_json(&out);
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["violations"][0]["rule"], "multiple_of_16");
+    assert_eq!(v["suggestions"][0], "1920x1088");
+    assert_eq!(v["suggestions"][1], "1920x1072");
+
+    let out = fourk().args(["size", "4096x2160"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("max_edge: "), "{text}");
+    assert!(text.contains("max_pixels: "), "{text}");
+    assert!(text.contains("3840x2016"), "{text}");
+}
+
+#[test]
+fn size_fixed_model_and_retired_model() {
+    let out = fourk().args(["size", "3840x2160", "--model", "gpt-image-1-mini", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout_json(&out)["violations"][0]["rule"], "unsupported_size");
+    let out = fourk().args(["size", "1024x1024", "--model", "dall-e-3", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v = stdout_json(&out);
+    assert_eq!(v["violations"][0]["rule"], "retired");
+    assert!(v["violations"][0]["message"].as_str().unwrap().contains("retired"));
+}
+
+#[test]
+fn presets_are_listed_in_help() {
+    let out = fourk().args(["generate", "--help"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    for p in ["4k=3840x2160", "4k-portrait=2160x3840", "2k=2560x1440", "2k-portrait=1440x2560", "square=2048x2048"] {
+        assert!(text.contains(p), "{p} missing from help:\n{text}");
+    }
+}
+
+// --- fourk generate --dry-run ----------------------------------------------------------------
+
+#[test]
+fn dry_run_prints_the_exact_body_and_it_validates_against_the_spec() {
+    let validator = spec_validator("CreateImageRequest");
+    let cases: &[&[&str]] = &[
+        &["generate", "a red fox", "--dry-run"],
+        &[
+            "generate", "a red fox", "--dry-run", "--size", "4k-portrait", "--quality", "high", "--format", "jpeg",
+            "--compression", "80", "--moderation", "low", "-n", "2", "--safety-identifier", "user-hash",
+        ],
+        &["generate", "logo", "--dry-run", "--background", "transparent", "--format", "webp", "--size", "1024x1024"],
+    ];
+    for args in cases {
+        let out = fourk().env("OPENAI_API_KEY", SECRET).args(*args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let body = stdout_json(&out);
+        assert!(validator.is_valid(&body), "{body}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(SECRET));
+        assert!(!String::from_utf8_lossy(&out.stderr).contains(SECRET));
+    }
+    let out = fourk().args(["generate", "a red fox", "--dry-run"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "{\"model\":\"gpt-image-2\",\"prompt\":\"a red fox\",\"size\":\"3840x2160\"}\n"
+    );
+}
+
+#[test]
+fn bad_options_fail_before_sending() {
+    let out = fourk().args(["generate", "x", "--dry-run", "--compression", "50"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("output_compression"));
+    let out = fourk().args(["generate", "x", "--dry-run", "--out", "a.jpg", "--format", "png"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = fourk().args(["generate", "x", "--dry-run", "--size", "16:9"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// A loopback listener that counts connections, to prove a request never left.
+struct CountingServer {
+    url: String,
+    hits: Arc<AtomicUsize>,
+}
+
+fn counting_server(response: Option<Vec<u8>>) -> CountingServer {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { break };
+            h.fetch_add(1, Ordering::SeqCst);
+            if let Some(resp) = &response {
+                // Read the request headers and body, then answer with the canned response.
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                let mut need: Option<usize> = None;
+                while let Ok(n) = s.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if need.is_none()
+                        && let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n")
+                    {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        need = Some(end + 4 + len);
+                    }
+                    if need.is_some_and(|n| buf.len() >= n) {
+                        break;
+                    }
+                }
+                let _ = s.write_all(resp);
+            }
+        }
+    });
+    CountingServer { url, hits }
+}
+
+#[test]
+fn bad_size_never_reaches_the_server() {
+    let server = counting_server(None);
+    let out = fourk()
+        .env("OPENAI_API_KEY", SECRET)
+        .args(["generate", "a fox", "--size", "1920x1080", "--base-url", &server.url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("multiple_of_16"), "{err}");
+    assert!(err.contains("1920x1088"), "{err}");
+    assert!(!err.contains(SECRET));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(server.hits.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn missing_key_says_what_to_do() {
+    let out = fourk().args(["generate", "a fox", "--size", "1024x1024", "--base-url", "http://127.0.0.1:9/v1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("OPENAI_API_KEY") && err.contains("--emulator"), "{err}");
+}
+
+// --- generate -> file -> verify on the emulator ------------------------------------------------
+
+fn generate_json(dir: &Path, args: &[&str]) -> (Value, std::process::Output) {
+    let out = fourk()
+        .current_dir(dir)
+        .env("OPENAI_API_KEY", SECRET)
+        .args(["-v", "generate", "--emulator", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    for stream in [&out.stdout, &out.stderr] {
+        assert!(!String::from_utf8_lossy(stream).contains(SECRET), "key leaked");
+    }
+    (stdout_json(&out), out)
+}
+
+#[test]
+fn generates_a_verified_4k_png_with_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, _) = generate_json(dir.path(), &["a lighthouse at dawn", "--size", "4k", "--quality", "high", "--out", "hero.png"]);
+    assert_eq!(v["width"], 3840);
+    assert_eq!(v["height"], 2160);
+    assert_eq!(v["format"], "png");
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["source"], "emulator");
+    assert_eq!(v["usage"]["output_tokens"], 13342);
+    assert!((v["cost"]["usd"].as_f64().unwrap() - 0.40).abs() < 0.01);
+    let img = dir.path().join("hero.png");
+    assert_eq!(png_dims(&img), (3840, 2160));
+
+    let sidecar: Value = serde_json::from_slice(&std::fs::read(dir.path().join("hero.png.json")).unwrap()).unwrap();
+    let text = serde_json::to_string(&sidecar).unwrap();
+    assert!(!text.contains(SECRET));
+    assert_eq!(sidecar["route"], "images.generate");
+    assert_eq!(sidecar["request"]["size"], "3840x2160");
+    assert!(sidecar["response"]["request_id"].as_str().unwrap().starts_with("req_"));
+    assert!(sidecar["response"]["processing_ms"].is_u64());
+    assert!(sidecar["response"]["emulator"].as_str().unwrap().contains("procedural"));
+    assert_eq!(sidecar["checks"]["verified"], true);
+    assert_eq!(sidecar["checks"]["actual_width"], 3840);
+    assert_eq!(sidecar["checks"]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(sidecar["warnings"][0]["id"], "experimental_size");
+    assert!(spec_validator("CreateImageRequest").is_valid(&sidecar["request"]));
+
+    let out = fourk().current_dir(dir.path()).args(["verify", "hero.png", "--expect", "4k", "--format", "png"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3840x2160"));
+}
+
+#[test]
+fn generates_a_portrait_jpeg_with_compression() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, _) = generate_json(
+        dir.path(),
+        &["a tall waterfall", "--size", "4k-portrait", "--format", "jpeg", "--compression", "70", "--quality", "low", "--out", "tall.jpg"],
+    );
+    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(2160), Some(3840)));
+    assert_eq!(v["format"], "jpeg");
+    assert_eq!(v["verified"], true);
+    let out = fourk().current_dir(dir.path()).args(["verify", "tall.jpg", "--expect", "2160x3840", "--format", "jpeg", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let r = stdout_json(&out);
+    assert_eq!(r[0]["ok"], true);
+}
+
+#[test]
+fn several_images_get_numbered_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, _) = generate_json(dir.path(), &["icons", "--size", "1024x1024", "-n", "2", "--quality", "low", "--out", "icon.png"]);
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert!(dir.path().join("icon-1.png").exists() && dir.path().join("icon-2.png.json").exists());
+}
+
+#[test]
+fn verify_reports_mismatch_and_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    generate_json(dir.path(), &["a cat", "--size", "1024x1024", "--quality", "low", "--out", "cat.png"]);
+    let out = fourk().current_dir(dir.path()).args(["verify", "cat.png", "--expect", "4k"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("expected 3840"), "{}", String::from_utf8_lossy(&out.stdout));
+
+    let bytes = std::fs::read(dir.path().join("cat.png")).unwrap();
+    std::fs::write(dir.path().join("cut.png"), &bytes[..bytes.len() / 2]).unwrap();
+    let out = fourk().current_dir(dir.path()).args(["verify", "cat.png", "cut.png", "missing.png"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cat.png PNG 1024x1024") && text.contains("cut.png") && text.contains("FAIL"), "{text}");
+}
+
+/// A server that answers a 4K request with a 1024x1024 image: fourk must not accept it.
+#[test]
+fn a_wrong_size_answer_is_kept_as_rejected_and_fails() {
+    let img = image::RgbImage::from_fn(1024, 1024, |x, y| image::Rgb([x as u8, y as u8, 7]));
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(img).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    use base64::Engine as _;
+    let body = format!(
+        "{{\"created\":1,\"data\":[{{\"b64_json\":\"{}\"}}],\"size\":\"3840x2160\",\"output_format\":\"png\"}}",
+        base64::engine::general_purpose::STANDARD.encode(&png)
+    );
+    let resp = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-request-id: req_wrongsize\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let server = counting_server(Some(resp.into_bytes()));
+    let dir = tempfile::tempdir().unwrap();
+    let out = fourk()
+        .current_dir(dir.path())
+        .env("OPENAI_API_KEY", SECRET)
+        .args(["generate", "a fox", "--size", "4k", "--base-url", &server.url, "--out", "fox.png"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!dir.path().join("fox.png").exists(), "a mismatching image stands under the final name");
+    let rejected: PathBuf = dir.path().join("fox.rejected.png");
+    assert!(rejected.exists());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3840") && err.contains("1024") && err.contains("req_wrongsize"), "{err}");
+    let sidecar: Value = serde_json::from_slice(&std::fs::read(dir.path().join("fox.rejected.png.json")).unwrap()).unwrap();
+    assert_eq!(sidecar["checks"]["verified"], false);
+}
