@@ -18,8 +18,9 @@ use sha2::{Digest, Sha256};
 /// The text of the label that marks every image as procedural.
 pub const EMULATOR_LABEL: &str = "EMULATOR - procedural image";
 
-/// Grid step in pixels for the smooth part of the picture.
-const STEP: u32 = 4;
+/// Entries in the grain table. Rows start at random offsets into it; its period (196 KB of
+/// pixels) is longer than deflate's 32 KB window, so PNG cannot find the repetition.
+const GRAIN_TABLE: usize = 1 << 16;
 
 /// Standard deviation of the luminance grain, in 8-bit levels. Chosen so that a 3840x2160
 /// PNG at the default compression lands in the 8-20 MB range of real outputs.
@@ -126,9 +127,8 @@ fn lattice(ix: i32, iy: i32, seed: u32) -> f32 {
 /// Value noise in [0, 1) with smoothstep interpolation.
 #[inline]
 fn value_noise(x: f32, y: f32, seed: u32) -> f32 {
-    let (xf, yf) = (x.floor(), y.floor());
-    let (ix, iy) = (xf as i32, yf as i32);
-    let (fx, fy) = (x - xf, y - yf);
+    let (ix, iy) = (fast_floor(x), fast_floor(y));
+    let (fx, fy) = (x - ix as f32, y - iy as f32);
     let sx = fx * fx * (3.0 - 2.0 * fx);
     let sy = fy * fy * (3.0 - 2.0 * fy);
     let a = lattice(ix, iy, seed);
@@ -148,6 +148,13 @@ fn fbm(x: f32, y: f32, seed: u32, octaves: u32) -> f32 {
         freq *= 2.03;
     }
     sum / norm
+}
+
+/// `floor` without the libm call it becomes on targets without SSE4.1.
+#[inline]
+fn fast_floor(x: f32) -> i32 {
+    let i = x as i32;
+    if (i as f32) > x { i - 1 } else { i }
 }
 
 #[inline]
@@ -220,6 +227,9 @@ struct Scene {
     grain_seed: u64,
     /// Pixels to scene units: 1.0 is the short edge, so shapes stay round at any ratio.
     inv_short: f32,
+    /// Grid step in pixels: every feature is soft, so about 360 samples across the short
+    /// edge are enough; 4 px minimum keeps small images cheap, 6 px maximum keeps 4K sharp.
+    step: usize,
     sky_top: [f32; 3],
     sky_bottom: [f32; 3],
     cloud: [f32; 3],
@@ -228,9 +238,10 @@ struct Scene {
     subject: Subject,
 }
 
-/// The smooth part of the picture, sampled every [`STEP`] pixels: RGB in 0-255 and alpha in
+/// The smooth part of the picture, sampled every `step` pixels: RGB in 0-255 and alpha in
 /// 0-1, one row of `cols` cells after another.
 struct Grid {
+    step: usize,
     cols: usize,
     cells: Vec<[f32; 4]>,
 }
@@ -286,6 +297,7 @@ impl Scene {
             seed: word(8) as u32,
             grain_seed: word(16),
             inv_short: 1.0 / short,
+            step: (width.min(height) as usize / 360).clamp(4, 6),
             sky_top,
             sky_bottom,
             cloud,
@@ -304,8 +316,8 @@ impl Scene {
         let (nx, ny) = if d > 1e-6 { (dx / d, dy / d) } else { (0.0, 0.0) };
         let wobble = 1.0 + 0.12 * (fbm(nx * 1.7 + 5.0, ny * 1.7 + 5.0, self.seed ^ 0x51, 3) - 0.5);
         let e = d / wobble;
-        // About two output pixels of anti-aliased edge at any size.
-        let feather = (2.5 * self.inv_short / s.r).max(0.002);
+        // An edge a little wider than a grid cell, so interpolation cannot show the cells.
+        let feather = (1.5 * self.step as f32 * self.inv_short / s.r).max(0.002);
         let coverage = smoothstep(1.0, 1.0 - feather, e);
         if coverage <= 0.0 {
             return ([0.0; 3], 0.0);
@@ -386,9 +398,10 @@ impl Scene {
     }
 
     fn grid(&self) -> Grid {
+        let step = self.step;
         // One extra cell past the last pixel on each axis, so interpolation never runs off.
-        let cols = (self.width / STEP + 2) as usize;
-        let rows = (self.height / STEP + 2) as usize;
+        let cols = self.width as usize / step + 2;
+        let rows = self.height as usize / step + 2;
         let mut cells = vec![[0.0_f32; 4]; cols * rows];
         let per = rows.div_ceil(threads()).max(1);
         std::thread::scope(|scope| {
@@ -397,76 +410,88 @@ impl Scene {
                     for (i, cell) in chunk.iter_mut().enumerate() {
                         let row = k * per + i / cols;
                         let col = i % cols;
-                        *cell = self.sample((col as u32 * STEP) as f32, (row as u32 * STEP) as f32);
+                        *cell = self.sample((col * step) as f32, (row * step) as f32);
                     }
                 });
             }
         });
-        Grid { cols, cells }
+        Grid { step, cols, cells }
+    }
+
+    /// Grain offsets per pixel for R, G and B: a shared luminance part (a sum of four uniform
+    /// bytes, roughly Gaussian) plus a smaller per-channel part.
+    fn grain_table(&self) -> Vec<[f32; 3]> {
+        // Four bytes summed have a standard deviation of 147.8; one byte of 73.9.
+        let luma_scale = GRAIN_LUMA / 147.8;
+        let chroma_scale = GRAIN_CHROMA / 73.9;
+        (0..GRAIN_TABLE as u64)
+            .map(|i| {
+                let b = mix64(self.grain_seed ^ i).to_le_bytes();
+                let luma = (f32::from(b[0]) + f32::from(b[1]) + f32::from(b[2]) + f32::from(b[3]) - 510.0)
+                    * luma_scale;
+                [0, 1, 2].map(|c| luma + (f32::from(b[4 + c]) - 127.5) * chroma_scale)
+            })
+            .collect()
     }
 
     /// Interpolate the grid to every pixel and add grain.
     fn fill(&self, grid: &Grid, buf: &mut [u8], channels: usize) {
+        if channels == 4 {
+            self.fill_n::<4>(grid, buf);
+        } else {
+            self.fill_n::<3>(grid, buf);
+        }
+    }
+
+    fn fill_n<const CH: usize>(&self, grid: &Grid, buf: &mut [u8]) {
         let width = self.width as usize;
         if width == 0 || self.height == 0 {
             return;
         }
-        let row_bytes = width * channels;
+        let grain = self.grain_table();
+        let grain = &grain;
+        let step = grid.step;
+        let inv_step = 1.0 / step as f32;
+        let row_bytes = width * CH;
         let rows = self.height as usize;
         let per = rows.div_ceil(threads()).max(1);
-        let step = STEP as f32;
-        // Column lookups are the same for every row.
-        let xs: Vec<(usize, f32)> = (0..width)
-            .map(|x| {
-                let g = x as f32 / step;
-                (g as usize, g.fract())
-            })
-            .collect();
-        let xs = &xs;
-        let luma_scale = GRAIN_LUMA / 36.95;
-        let chroma_scale = GRAIN_CHROMA / 73.9;
         std::thread::scope(|scope| {
             for (k, chunk) in buf.chunks_mut(per * row_bytes).enumerate() {
                 scope.spawn(move || {
                     let mut line = vec![[0.0_f32; 4]; grid.cols];
                     for (i, out) in chunk.chunks_mut(row_bytes).enumerate() {
                         let y = k * per + i;
-                        let gy = y as f32 / step;
-                        let (j, fy) = (gy as usize, gy.fract());
-                        let (top, bottom) = (
-                            &grid.cells[j * grid.cols..(j + 1) * grid.cols],
-                            &grid.cells[(j + 1) * grid.cols..(j + 2) * grid.cols],
-                        );
+                        let j = y / step;
+                        let fy = (y - j * step) as f32 * inv_step;
+                        let top = &grid.cells[j * grid.cols..(j + 1) * grid.cols];
+                        let bottom = &grid.cells[(j + 1) * grid.cols..(j + 2) * grid.cols];
                         for ((l, a), b) in line.iter_mut().zip(top).zip(bottom) {
                             for c in 0..4 {
                                 l[c] = lerp(a[c], b[c], fy);
                             }
                         }
-                        for (x, px) in out.chunks_exact_mut(channels).enumerate() {
-                            let (g, fx) = xs[x];
-                            let (a, b) = (line[g], line[g + 1]);
-                            let r = mix64(self.grain_seed ^ ((y as u64) << 32 | x as u64));
-                            let bytes = r.to_le_bytes();
-                            // Sum of four uniform bytes: a cheap, roughly Gaussian grain.
-                            let luma = (f32::from(bytes[0])
-                                + f32::from(bytes[1])
-                                + f32::from(bytes[2])
-                                + f32::from(bytes[3])
-                                - 510.0)
-                                * 0.25
-                                * luma_scale;
-                            let alpha = lerp(a[3], b[3], fx);
-                            if channels == 4 && alpha <= 0.0 {
-                                px.fill(0);
-                                continue;
-                            }
-                            for c in 0..3 {
-                                let chroma = (f32::from(bytes[4 + c]) - 127.5) * chroma_scale;
-                                let v = lerp(a[c], b[c], fx) + luma + chroma;
-                                px[c] = v.clamp(0.0, 255.0).round() as u8;
-                            }
-                            if channels == 4 {
-                                px[3] = (alpha * 255.0).round().clamp(0.0, 255.0) as u8;
+                        let mut g = (mix64(self.grain_seed.rotate_left(17) ^ y as u64) as usize) % GRAIN_TABLE;
+                        // One grid cell's span of pixels at a time: its two ends are loaded once.
+                        for (span, ends) in out.chunks_mut(step * CH).zip(line.windows(2)) {
+                            let (a, b) = (ends[0], ends[1]);
+                            let d = [b[0] - a[0], b[1] - a[1], b[2] - a[2], b[3] - a[3]];
+                            for (s, px) in span.chunks_exact_mut(CH).enumerate() {
+                                let fx = s as f32 * inv_step;
+                                let noise = grain[g];
+                                g = (g + 1) % GRAIN_TABLE;
+                                let alpha = a[3] + d[3] * fx;
+                                if CH == 4 && alpha <= 0.0 {
+                                    px.fill(0);
+                                    continue;
+                                }
+                                for c in 0..3 {
+                                    // `as u8` saturates, so this rounds and clamps without a
+                                    // libm call.
+                                    px[c] = (a[c] + d[c] * fx + noise[c] + 0.5) as u8;
+                                }
+                                if CH == 4 {
+                                    px[3] = (alpha * 255.0 + 0.5) as u8;
+                                }
                             }
                         }
                     }
@@ -495,7 +520,7 @@ impl Canvas<'_> {
             let row = &mut self.buf[(y * self.width + x0) * self.channels..(y * self.width + x1) * self.channels];
             for px in row.chunks_exact_mut(self.channels) {
                 for c in 0..3 {
-                    px[c] = lerp(f32::from(px[c]), f32::from(color[c]), opacity).round() as u8;
+                    px[c] = (lerp(f32::from(px[c]), f32::from(color[c]), opacity) + 0.5) as u8;
                 }
                 if self.channels == 4 {
                     px[3] = px[3].max(min_alpha);

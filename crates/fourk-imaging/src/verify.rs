@@ -482,20 +482,77 @@ mod tests {
         assert!(verify_bytes(&out, &Expect::default().with_alpha(true)).ok);
     }
 
+    /// The `png` encoder cannot interlace, so build an Adam7 RGBA8 PNG by hand, with stored
+    /// (uncompressed) deflate blocks.
+    fn interlaced_rgba_png(w: u32, h: u32, px: impl Fn(u32, u32) -> [u8; 4]) -> Vec<u8> {
+        fn crc32(data: &[u8]) -> u32 {
+            let mut c = !0u32;
+            for &b in data {
+                c ^= u32::from(b);
+                for _ in 0..8 {
+                    c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                }
+            }
+            !c
+        }
+        fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let start = out.len();
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            let crc = crc32(&out[start..]);
+            out.extend_from_slice(&crc.to_be_bytes());
+        }
+        let mut raw = Vec::new();
+        for (x0, y0, dx, dy) in [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)] {
+            if x0 >= w {
+                continue;
+            }
+            for y in (y0..h).step_by(dy) {
+                raw.push(0);
+                for x in (x0..w).step_by(dx) {
+                    raw.extend_from_slice(&px(x, y));
+                }
+            }
+        }
+        let mut z = vec![0x78, 0x01];
+        let blocks: Vec<_> = raw.chunks(65_535).collect();
+        for (i, block) in blocks.iter().enumerate() {
+            z.push(u8::from(i + 1 == blocks.len()));
+            let len = block.len() as u16;
+            z.extend_from_slice(&len.to_le_bytes());
+            z.extend_from_slice(&(!len).to_le_bytes());
+            z.extend_from_slice(block);
+        }
+        let (mut a, mut b) = (1u32, 0u32);
+        for &byte in &raw {
+            a = (a + u32::from(byte)) % 65_521;
+            b = (b + a) % 65_521;
+        }
+        z.extend_from_slice(&((b << 16) | a).to_be_bytes());
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 6, 0, 0, 1]);
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        chunk(&mut out, b"IHDR", &ihdr);
+        chunk(&mut out, b"IDAT", &z);
+        chunk(&mut out, b"IEND", &[]);
+        out
+    }
+
     #[test]
     fn interlaced_png_is_verified() {
-        let mut out = Vec::new();
-        {
-            let mut enc = png::Encoder::new(&mut out, 9, 7);
-            enc.set_color(png::ColorType::Rgba);
-            enc.set_interlaced(true);
-            let mut w = enc.write_header().unwrap();
-            let mut data = vec![255u8; 9 * 7 * 4];
-            data[4 * 40 + 3] = 3;
-            w.write_image_data(&data).unwrap();
-        }
-        let r = verify_bytes(&out, &Expect::default().with_size(Size::new(9, 7)).with_alpha(true));
+        let spot = |x, y| [x as u8, y as u8, 0, if (x, y) == (5, 3) { 7 } else { 255 }];
+        let bytes = interlaced_rgba_png(9, 7, spot);
+        // Sanity: `image` decodes our hand-made file to the same pixels.
+        let back = image::load_from_memory(&bytes).unwrap().to_rgba8();
+        assert_eq!(back.get_pixel(5, 3).0, [5, 3, 0, 7]);
+        let expect = Expect::default().with_size(Size::new(9, 7)).with_alpha(true);
+        let r = verify_bytes(&bytes, &expect);
         assert!(r.ok, "{r:?}");
+        let opaque = interlaced_rgba_png(9, 7, |x, y| [x as u8, y as u8, 0, 255]);
+        assert!(!verify_bytes(&opaque, &expect).ok);
     }
 
     #[test]
@@ -517,11 +574,13 @@ mod tests {
 
     #[test]
     fn oversized_header_is_refused_before_decoding() {
-        // A valid IHDR claiming 20000x20000, followed by nothing.
+        // A valid IHDR claiming 20000x20000, then one tiny IDAT: a decoder that trusted the
+        // header would allocate 1.2 GB here.
         let mut out = Vec::new();
         {
             let enc = png::Encoder::new(&mut out, 20_000, 20_000);
-            let _ = enc.write_header().unwrap();
+            let mut w = enc.write_header().unwrap();
+            w.write_chunk(png::chunk::IDAT, &[0x78, 0x01]).unwrap();
         }
         let r = verify_bytes(&out, &Expect::default().with_size(Size::new(20_000, 20_000)));
         assert!(!r.intact && !r.ok);

@@ -102,6 +102,8 @@ fn presets_are_listed_in_help() {
 #[test]
 fn dry_run_prints_the_exact_body_and_it_validates_against_the_spec() {
     let validator = spec_validator("CreateImageRequest");
+    // The schema has teeth: a body it must reject.
+    assert!(!validator.is_valid(&serde_json::json!({"prompt": 5, "n": 11})));
     let cases: &[&[&str]] = &[
         &["generate", "a red fox", "--dry-run"],
         &[
@@ -329,4 +331,85 @@ fn a_wrong_size_answer_is_kept_as_rejected_and_fails() {
     assert!(err.contains("3840") && err.contains("1024") && err.contains("req_wrongsize"), "{err}");
     let sidecar: Value = serde_json::from_slice(&std::fs::read(dir.path().join("fox.rejected.png.json")).unwrap()).unwrap();
     assert_eq!(sidecar["checks"]["verified"], false);
+}
+
+#[test]
+fn a_models_file_adds_a_model_without_a_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("models.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[model]]
+id = "gpt-image-3"
+status = "active"
+qualities = ["low", "high"]
+formats = ["png"]
+[model.sizes]
+kind = "fixed"
+sizes = ["2048x2048"]
+"#,
+    )
+    .unwrap();
+    let out = fourk().env("FOURK_MODELS", &file).args(["size", "square", "--model", "gpt-image-3"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = fourk()
+        .args(["--models-file"])
+        .arg(&file)
+        .args(["size", "4k", "--model", "gpt-image-3", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout_json(&out)["suggestions"][0], "2048x2048");
+    std::fs::write(&file, "not = [valid").unwrap();
+    let out = fourk().env("FOURK_MODELS", &file).args(["size", "4k"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("models file"));
+}
+
+#[test]
+fn the_key_never_appears_even_at_trace_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = fourk()
+        .current_dir(dir.path())
+        .env("OPENAI_API_KEY", SECRET)
+        .args(["-vv", "generate", "a fox", "--emulator", "--size", "1024x1024", "--quality", "low", "--out", "fox.png"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.len() > 200, "trace logging produced almost nothing");
+    for (name, bytes) in [
+        ("stdout", out.stdout.clone()),
+        ("stderr", out.stderr.clone()),
+        ("sidecar", std::fs::read(dir.path().join("fox.png.json")).unwrap()),
+    ] {
+        assert!(!String::from_utf8_lossy(&bytes).contains(SECRET), "key found in {name}");
+    }
+}
+
+#[test]
+fn emulator_prints_its_address_first_and_serves() {
+    use std::io::BufRead;
+    let bin = assert_cmd::cargo::cargo_bin("fourk");
+    let mut child = std::process::Command::new(bin)
+        .args(["-q", "emulator", "--addr", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("listening on ").expect(&line).to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = fourk()
+        .current_dir(dir.path())
+        .env("OPENAI_API_KEY", "sk-anything")
+        .env("OPENAI_BASE_URL", format!("{url}/v1"))
+        .args(["generate", "a fox", "--size", "1024x1024", "--quality", "low", "--out", "fox.png", "--json"])
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout_json(&out)["verified"], true);
 }

@@ -14,7 +14,11 @@ use crate::exit::Exit;
 /// # Errors
 /// Whatever the command fails with; the caller maps it to an exit code.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
-    let caps = crate::models::load(cli.models_file.as_deref())?;
+    let caps = crate::models::load(cli.models_file.as_deref()).map_err(|e| {
+        e.context(crate::UsageError(
+            "cannot use the models file; fix it, or unset FOURK_MODELS / drop --models-file".into(),
+        ))
+    })?;
     match cli.command {
         Command::Size(a) => Ok(size::run(&a, &caps)),
         Command::Generate(a) => generate::run(&a, &caps).await,
