@@ -203,7 +203,7 @@ impl ModelError {
 /// A models file that could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid models table: {0}")]
-pub struct CapsParseError(#[from] toml::de::Error);
+pub struct CapsParseError(toml::de::Error);
 
 impl Capabilities {
     /// The table that ships with fourk.
@@ -220,7 +220,7 @@ impl Capabilities {
     /// # Errors
     /// When the text is not a valid table.
     pub fn from_toml(text: &str) -> Result<Self, CapsParseError> {
-        Ok(toml::from_str(text)?)
+        toml::from_str(text).map_err(CapsParseError)
     }
 
     /// Entries of `other` replace entries with the same id; new ids are added.

@@ -2,9 +2,10 @@
 //!
 //! `cargo run --release -p fourk-emulator --example render_timing -- 3840x2160 [--transparent] [--out FILE] [--render-only]`
 //!
-//! Printing is this tool's output, hence the allow.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+//! Its report is its output, so it writes to stdout; usage errors go to stderr.
+#![allow(clippy::print_stderr)]
 
+use std::io::Write as _;
 use std::time::Instant;
 
 use fourk_api::OutputFormat;
@@ -25,7 +26,12 @@ fn main() {
             let img = fourk_emulator::render::render("render only", w, h, &i.to_string(), transparent);
             assert_eq!(img.width(), w);
         }
-        println!("10 renders of {w}x{h}: {:.0} ms each (wall)", t.elapsed().as_secs_f64() * 100.0);
+        // A closed pipe (`| head`) is not an error for a report.
+        let _ = writeln!(
+            std::io::stdout(),
+            "10 renders of {w}x{h}: {:.0} ms each (wall)",
+            t.elapsed().as_secs_f64() * 100.0
+        );
         return;
     }
     let prompt = "A lighthouse on a cliff at dusk, waves crashing below, warm light in the windows";
@@ -39,7 +45,8 @@ fn main() {
         let t = Instant::now();
         let jpeg = fourk_imaging::encode(&img, OutputFormat::Jpeg, Some(90)).expect("jpeg encodes");
         let jpeg_ms = t.elapsed().as_secs_f64() * 1000.0;
-        println!(
+        let _ = writeln!(
+            std::io::stdout(),
             "round {round}: {w}x{h} render {render_ms:.0} ms, png {png_ms:.0} ms {:.2} MB, jpeg q90 {jpeg_ms:.0} ms {:.2} MB",
             png.len() as f64 / 1e6,
             jpeg.len() as f64 / 1e6

@@ -603,9 +603,16 @@ fn wrap(text: &str, cols: usize, max_lines: usize) -> Vec<String> {
     if truncated || lines.len() > max_lines {
         lines.truncate(max_lines);
         if let Some(last) = lines.last_mut() {
-            let mut chars: Vec<char> = last.chars().collect();
-            chars.truncate(cols - 3);
-            *last = chars.into_iter().collect::<String>() + "...";
+            let keep = cols - 3;
+            if last.chars().count() > keep {
+                let cut: String = last.chars().take(keep).collect();
+                // Drop a word cut in half rather than show a fragment of it.
+                *last = match cut.rfind(' ') {
+                    Some(i) if i > 0 => cut[..i].to_owned(),
+                    _ => cut,
+                };
+            }
+            last.push_str("...");
         }
     }
     lines
@@ -718,6 +725,7 @@ mod tests {
         let w = wrap(&"word ".repeat(100), 10, 2);
         assert_eq!(w.len(), 2);
         assert!(w[1].ends_with("..."), "{w:?}");
+        assert_eq!(wrap("crashing below, warm light", 20, 1), ["crashing below,..."]);
         assert!(wrap("   ", 10, 3).is_empty());
     }
 }

@@ -17,6 +17,8 @@ use fourk_api::{OutputFormat, Size};
 use image::DynamicImage;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use zune_jpeg::zune_core::bytestream::ZCursor;
+use zune_jpeg::zune_core::options::DecoderOptions;
 
 use crate::error::ImagingError;
 use crate::probe::{Probe, image_error, png_error, png_has_alpha, png_limits, probe_bytes};
@@ -218,8 +220,9 @@ fn inspect(bytes: &[u8], scan_alpha: bool) -> Inspection {
     } else {
         match probe.format {
             OutputFormat::Png => decode_png(bytes, scan_alpha),
-            OutputFormat::Jpeg => decode_with_image(bytes, image::ImageFormat::Jpeg, scan_alpha),
-            OutputFormat::Webp => decode_with_image(bytes, image::ImageFormat::WebP, scan_alpha),
+            OutputFormat::Jpeg => decode_jpeg(bytes).map(|()| scan_alpha.then_some(false)),
+            OutputFormat::Webp => check_riff_length(bytes)
+                .and_then(|()| decode_with_image(bytes, image::ImageFormat::WebP, scan_alpha)),
         }
     };
     Inspection {
@@ -261,6 +264,46 @@ fn row_has_transparency(row: &[u8], pixel_bytes: usize, sample_bytes: usize) -> 
     let alpha_at = pixel_bytes - sample_bytes;
     row.chunks_exact(pixel_bytes)
         .any(|px| px[alpha_at..].iter().any(|&b| b != 0xFF))
+}
+
+/// JPEG is decoded with zune-jpeg directly, in strict mode: `image` runs it leniently, which
+/// fills a truncated scan with grey and calls it success, exactly the damage we look for.
+fn decode_jpeg(bytes: &[u8]) -> Result<(), ImagingError> {
+    // A cut inside the last scan can still decode cleanly, but then the end-of-image marker is
+    // gone. Zero bytes after it are padding some writers add, not damage.
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    if !bytes[..end].ends_with(&[0xFF, 0xD9]) {
+        return Err(ImagingError::Decode(
+            "invalid JPEG: no end-of-image marker (truncated)".into(),
+        ));
+    }
+    let max = MAX_DIMENSION as usize;
+    let options = DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(max)
+        .set_max_height(max);
+    zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options)
+        .decode()
+        .map(drop)
+        .map_err(|e| ImagingError::Decode(format!("invalid JPEG: {e}")))
+}
+
+/// The VP8 decoder, like libvpx, reads zeros past the end of a short partition, so a cut
+/// WebP can decode "successfully". The RIFF header states the file length; hold it to that.
+/// Bytes after the RIFF chunk are ignored, as every decoder does.
+fn check_riff_length(bytes: &[u8]) -> Result<(), ImagingError> {
+    let declared = bytes
+        .get(4..8)
+        .map(|s| u64::from(u32::from_le_bytes([s[0], s[1], s[2], s[3]])) + 8)
+        .ok_or_else(|| ImagingError::Decode("invalid WebP: no RIFF header".into()))?;
+    let present = bytes.len() as u64;
+    if present < declared {
+        return Err(ImagingError::Decode(format!(
+            "invalid WebP: the RIFF header declares {declared} bytes but only {present} are \
+             present (truncated)"
+        )));
+    }
+    Ok(())
 }
 
 fn decode_with_image(

@@ -70,6 +70,10 @@ fn report_error(err: &anyhow::Error) {
 pub fn exit_for(err: &anyhow::Error) -> Exit {
     use fourk_api::ErrorClass;
     use fourk_client::ClientError;
+    // Context attached with `.context(UsageError(..))` is only visible through `downcast_ref`.
+    if err.downcast_ref::<UsageError>().is_some() {
+        return Exit::Usage;
+    }
     for cause in err.chain() {
         if cause.downcast_ref::<UsageError>().is_some() {
             return Exit::Usage;
