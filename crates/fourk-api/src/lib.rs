@@ -33,6 +33,9 @@ pub use check::{Rule, SizeVerdict, Violation};
 pub use cost::Cost;
 pub use error::{ApiError, ErrorClass, ErrorEnvelope};
 pub use request::{ImageRequest, Warning};
-pub use response::{ImageData, ImageDataRef, ImagesResponse, ImagesResponseRef, InputTokensDetails, OutputTokensDetails, Usage};
+pub use response::{
+    ImageData, ImageDataRef, ImagesResponse, ImagesResponseRef, InputTokensDetails, OutputTokensDetails,
+    Usage,
+};
 pub use size::{PRESETS, Size, SizeParseError};
 pub use types::{Background, Moderation, OutputFormat, Quality};

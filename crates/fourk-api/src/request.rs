@@ -290,7 +290,16 @@ impl ImageRequest {
         })?;
         let model = req_str(obj, "model")?.unwrap_or_else(|| crate::DEFAULT_MODEL.to_owned());
         let mut r = Self::new(model, prompt);
-        r.size = parse_enum(obj, "size", Rule::Format)?;
+        r.size = match req_str(obj, "size")? {
+            None => None,
+            Some(s) => Some(Size::parse_wire(&s).map_err(|_| {
+                Violation::new(
+                    Rule::Format,
+                    "size",
+                    format!("Invalid size '{s}'. Expected WIDTHxHEIGHT, for example '1824x1024'."),
+                )
+            })?),
+        };
         r.quality = parse_enum(obj, "quality", Rule::Quality)?;
         r.background = parse_enum(obj, "background", Rule::Background)?;
         r.output_format = parse_enum(obj, "output_format", Rule::OutputFormat)?;
@@ -368,15 +377,10 @@ where
 {
     match req_str(obj, field)? {
         None => Ok(None),
-        Some(s) => s.parse::<T>().map(Some).map_err(|e| {
-            let msg = if field == "size" {
-                // Keep the API's own wording for malformed sizes.
-                format!("Invalid size '{s}'. Expected WIDTHxHEIGHT, for example '1824x1024'.")
-            } else {
-                format!("Invalid value for '{field}': {e}.")
-            };
-            Violation::new(rule, field, msg)
-        }),
+        Some(s) => s
+            .parse::<T>()
+            .map(Some)
+            .map_err(|e| Violation::new(rule, field, format!("Invalid value for '{field}': {e}."))),
     }
 }
 

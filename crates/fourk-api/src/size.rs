@@ -61,6 +61,22 @@ impl Size {
         self.dims().map(|(w, h)| u64::from(w) * u64::from(h))
     }
 
+    /// Parse the wire form only: `WIDTHxHEIGHT` or `auto`. Presets such as `4k` are a fourk
+    /// convenience the API does not know, so the emulator rejects them as the API would.
+    ///
+    /// # Errors
+    /// As [`FromStr`], plus [`SizeParseError::Malformed`] for preset names.
+    pub fn parse_wire(s: &str) -> Result<Self, SizeParseError> {
+        let t = s.trim().to_ascii_lowercase();
+        if PRESETS
+            .iter()
+            .any(|(name, _, _)| *name == t && !name.contains('x'))
+        {
+            return Err(SizeParseError::Malformed { input: s.to_owned() });
+        }
+        s.parse()
+    }
+
     /// One line per preset, for help texts.
     #[must_use]
     pub fn preset_help() -> String {
@@ -199,6 +215,13 @@ mod tests {
         assert_eq!("square".parse(), Ok(Size::new(2048, 2048)));
         assert_eq!("auto".parse(), Ok(Size::Auto));
         assert_eq!(" 1024X1536 ".parse(), Ok(Size::new(1024, 1536)));
+    }
+
+    #[test]
+    fn the_wire_form_has_no_presets() {
+        assert_eq!(Size::parse_wire("3840x2160"), Ok(Size::new(3840, 2160)));
+        assert_eq!(Size::parse_wire("auto"), Ok(Size::Auto));
+        assert!(Size::parse_wire("4k").is_err());
     }
 
     #[test]

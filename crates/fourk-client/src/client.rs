@@ -72,11 +72,13 @@ fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
-    header_str(h, name).and_then(|v| v.trim().parse::<f64>().ok()).map(|v| {
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let n = v.max(0.0) as u64;
-        n
-    })
+    header_str(h, name)
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let n = v.max(0.0) as u64;
+            n
+        })
 }
 
 /// `retry-after-ms`, then `retry-after` in seconds or as an HTTP date.
@@ -89,7 +91,10 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs_f64(s.max(0.0)));
     }
     let when = httpdate::parse_http_date(v.trim()).ok()?;
-    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
 }
 
 impl Client {
@@ -130,8 +135,9 @@ impl Client {
 
     fn auth(&self) -> Result<HeaderValue, ClientError> {
         let key = self.config.api_key.as_ref().ok_or(ClientError::MissingKey)?;
-        let mut v = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
-            .map_err(|_| ClientError::Config("OPENAI_API_KEY contains characters not allowed in a header".into()))?;
+        let mut v = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret())).map_err(|_| {
+            ClientError::Config("OPENAI_API_KEY contains characters not allowed in a header".into())
+        })?;
         v.set_sensitive(true);
         Ok(v)
     }
@@ -175,9 +181,17 @@ impl Client {
             Err(e) => return Err(transport_error(&url, &e, start.elapsed())),
         };
         let elapsed = start.elapsed();
-        tracing::debug!(status, ?request_id, bytes = body.len(), ?elapsed, "response received");
+        tracing::debug!(
+            status,
+            ?request_id,
+            bytes = body.len(),
+            ?elapsed,
+            "response received"
+        );
         if !(200..300).contains(&status) {
-            let error = serde_json::from_slice::<ErrorEnvelope>(&body).ok().map(|e| Box::new(e.error));
+            let error = serde_json::from_slice::<ErrorEnvelope>(&body)
+                .ok()
+                .map(|e| Box::new(e.error));
             return Err(ClientError::Api {
                 status,
                 class: ErrorClass::of(status, error.as_deref()),
@@ -215,11 +229,20 @@ fn transport_error(url: &str, e: &reqwest::Error, elapsed: Duration) -> ClientEr
         src = s.source();
     }
     if e.is_connect() {
-        ClientError::Connect { url: url.to_owned(), message }
+        ClientError::Connect {
+            url: url.to_owned(),
+            message,
+        }
     } else if e.is_timeout() {
-        ClientError::Timeout { url: url.to_owned(), elapsed }
+        ClientError::Timeout {
+            url: url.to_owned(),
+            elapsed,
+        }
     } else {
-        ClientError::Transport { url: url.to_owned(), message }
+        ClientError::Transport {
+            url: url.to_owned(),
+            message,
+        }
     }
 }
 

@@ -91,7 +91,11 @@ impl Config {
     /// `base_url` joined with an endpoint path such as `images/generations`.
     #[must_use]
     pub fn endpoint(&self, path: &str) -> String {
-        format!("{}/{}", self.base_url.trim_end_matches('/'), path.trim_start_matches('/'))
+        format!(
+            "{}/{}",
+            self.base_url.trim_end_matches('/'),
+            path.trim_start_matches('/')
+        )
     }
 }
 
@@ -107,7 +111,10 @@ mod tests {
             "OPENAI_ORG_ID" => Some(String::new()),
             _ => None,
         });
-        assert_eq!(c.endpoint("images/generations"), "http://127.0.0.1:9/v1/images/generations");
+        assert_eq!(
+            c.endpoint("images/generations"),
+            "http://127.0.0.1:9/v1/images/generations"
+        );
         assert_eq!(c.organization, None);
         assert!(!format!("{c:?}").contains("sk-secret-123"));
     }

@@ -9,7 +9,9 @@ use fourk_api::{ApiError, ErrorClass};
 #[non_exhaustive]
 pub enum ClientError {
     /// No key configured.
-    #[error("OPENAI_API_KEY is not set\n\nhint: export OPENAI_API_KEY=sk-..., or run offline with --emulator")]
+    #[error(
+        "OPENAI_API_KEY is not set\n\nhint: export OPENAI_API_KEY=sk-..., or run offline with --emulator"
+    )]
     MissingKey,
     /// The API answered with an error status.
     #[error("{}", api_message(*.status, *.class, .error.as_deref(), .request_id.as_deref()))]
@@ -35,7 +37,9 @@ pub enum ClientError {
         elapsed: Duration,
     },
     /// No connection could be made; nothing was sent, nothing billed.
-    #[error("cannot connect to {url}: {message}\n\nhint: check OPENAI_BASE_URL / --base-url, or run offline with --emulator")]
+    #[error(
+        "cannot connect to {url}: {message}\n\nhint: check OPENAI_BASE_URL / --base-url, or run offline with --emulator"
+    )]
     Connect {
         /// The endpoint.
         url: String,

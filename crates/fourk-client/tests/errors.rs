@@ -25,8 +25,16 @@ fn canned(status: &str, headers: &str, body: &str) -> String {
 }
 
 async fn call(url: &str) -> ClientError {
-    let client = Client::new(Config::default().with_base_url(url).with_api_key("sk-test-secret")).unwrap();
-    client.generate(&ImageRequest::new("gpt-image-2", "x")).await.unwrap_err()
+    let client = Client::new(
+        Config::default()
+            .with_base_url(url)
+            .with_api_key("sk-test-secret"),
+    )
+    .unwrap();
+    client
+        .generate(&ImageRequest::new("gpt-image-2", "x"))
+        .await
+        .unwrap_err()
 }
 
 fn envelope(kind: &str, code: Option<&str>, param: Option<&str>, message: &str) -> String {
@@ -39,46 +47,82 @@ async fn each_error_class_is_typed_with_a_next_step() {
         (
             "400 Bad Request",
             "",
-            envelope("image_generation_user_error", Some("invalid_value"), Some("size"), "Invalid size '1792x936'. Width and height must both be divisible by 16."),
+            envelope(
+                "image_generation_user_error",
+                Some("invalid_value"),
+                Some("size"),
+                "Invalid size '1792x936'. Width and height must both be divisible by 16.",
+            ),
             ErrorClass::InvalidRequest,
             "param: size",
         ),
         (
             "400 Bad Request",
             "",
-            envelope("image_generation_user_error", Some("moderation_blocked"), None, "Your request was rejected by the safety system."),
+            envelope(
+                "image_generation_user_error",
+                Some("moderation_blocked"),
+                None,
+                "Your request was rejected by the safety system.",
+            ),
             ErrorClass::ModerationBlocked,
             "rephrase",
         ),
         (
             "401 Unauthorized",
             "",
-            envelope("invalid_request_error", Some("invalid_api_key"), None, "Incorrect API key provided: sk-te****cret."),
+            envelope(
+                "invalid_request_error",
+                Some("invalid_api_key"),
+                None,
+                "Incorrect API key provided: sk-te****cret.",
+            ),
             ErrorClass::Authentication,
             "OPENAI_API_KEY",
         ),
         (
             "403 Forbidden",
             "",
-            envelope("invalid_request_error", None, None, "Your organization must be verified to use the model 'gpt-image-2'."),
+            envelope(
+                "invalid_request_error",
+                None,
+                None,
+                "Your organization must be verified to use the model 'gpt-image-2'.",
+            ),
             ErrorClass::OrganizationVerification,
             "settings/organization/general",
         ),
         (
             "429 Too Many Requests",
             "",
-            envelope("insufficient_quota", Some("insufficient_quota"), None, "You exceeded your current quota."),
+            envelope(
+                "insufficient_quota",
+                Some("insufficient_quota"),
+                None,
+                "You exceeded your current quota.",
+            ),
             ErrorClass::QuotaExhausted,
             "retrying will not help",
         ),
         (
             "429 Too Many Requests",
             "retry-after: 7\r\n",
-            envelope("requests", Some("rate_limit_exceeded"), None, "Rate limit reached for gpt-image-2."),
+            envelope(
+                "requests",
+                Some("rate_limit_exceeded"),
+                None,
+                "Rate limit reached for gpt-image-2.",
+            ),
             ErrorClass::RateLimited,
             "wait and retry",
         ),
-        ("503 Service Unavailable", "", envelope("server_error", None, None, "overloaded"), ErrorClass::Server, "retry later"),
+        (
+            "503 Service Unavailable",
+            "",
+            envelope("server_error", None, None, "overloaded"),
+            ErrorClass::Server,
+            "retry later",
+        ),
     ];
     for (status, headers, body, class, hint) in cases {
         let url = canned(status, headers, &body);
@@ -99,7 +143,11 @@ async fn each_error_class_is_typed_with_a_next_step() {
 #[tokio::test]
 async fn connection_refused_is_a_connect_error_and_not_billed() {
     // Bind then drop, so the port is very likely closed.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let err = call(&format!("http://127.0.0.1:{port}/v1")).await;
     assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
     assert!(!err.possibly_billed());
@@ -121,7 +169,10 @@ async fn a_silent_server_times_out_and_is_possibly_billed() {
             .with_timeout(std::time::Duration::from_millis(300)),
     )
     .unwrap();
-    let err = client.generate(&ImageRequest::new("gpt-image-2", "x")).await.unwrap_err();
+    let err = client
+        .generate(&ImageRequest::new("gpt-image-2", "x"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
     assert!(err.possibly_billed());
     assert!(err.to_string().contains("possibly billed"));
@@ -130,16 +181,29 @@ async fn a_silent_server_times_out_and_is_possibly_billed() {
 #[tokio::test]
 async fn missing_key_is_caught_before_sending() {
     let client = Client::new(Config::default().with_base_url("http://127.0.0.1:9/v1")).unwrap();
-    let err = client.generate(&ImageRequest::new("gpt-image-2", "x")).await.unwrap_err();
+    let err = client
+        .generate(&ImageRequest::new("gpt-image-2", "x"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ClientError::MissingKey));
     assert!(err.to_string().contains("--emulator"));
 }
 
 #[tokio::test]
 async fn talks_to_the_emulator_and_sends_the_key_as_bearer() {
-    let config = fourk_emulator::EmulatorConfig { require_key: Some("sk-right".into()), ..Default::default() };
-    let emu = fourk_emulator::spawn(([127, 0, 0, 1], 0).into(), config).await.unwrap();
-    let ok = Client::new(Config::default().with_base_url(emu.base_url()).with_api_key("sk-right")).unwrap();
+    let config = fourk_emulator::EmulatorConfig {
+        require_key: Some("sk-right".into()),
+        ..Default::default()
+    };
+    let emu = fourk_emulator::spawn(([127, 0, 0, 1], 0).into(), config)
+        .await
+        .unwrap();
+    let ok = Client::new(
+        Config::default()
+            .with_base_url(emu.base_url())
+            .with_api_key("sk-right"),
+    )
+    .unwrap();
     let mut req = ImageRequest::new("gpt-image-2", "a fox");
     req.size = Some(fourk_api::Size::new(1024, 1024));
     req.quality = Some(fourk_api::Quality::Low);
@@ -151,7 +215,12 @@ async fn talks_to_the_emulator_and_sends_the_key_as_bearer() {
     assert_eq!(images.size.as_deref(), Some("1024x1024"));
     assert_eq!(images.usage.unwrap().output_tokens, 196);
 
-    let bad = Client::new(Config::default().with_base_url(emu.base_url()).with_api_key("sk-wrong")).unwrap();
+    let bad = Client::new(
+        Config::default()
+            .with_base_url(emu.base_url())
+            .with_api_key("sk-wrong"),
+    )
+    .unwrap();
     let err = bad.generate(&req).await.unwrap_err();
     assert_eq!(err.class(), Some(ErrorClass::Authentication));
     emu.shutdown().await.unwrap();

@@ -13,12 +13,18 @@ use fourk_api::OutputFormat;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let size = args.first().map_or("3840x2160", String::as_str);
-    let Some((w, h)) = size.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?))) else {
+    let Some((w, h)) = size
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+    else {
         eprintln!("usage: render_timing WIDTHxHEIGHT [--transparent] [--out FILE]");
         std::process::exit(2);
     };
     let transparent = args.iter().any(|a| a == "--transparent");
-    let out = args.iter().position(|a| a == "--out").and_then(|i| args.get(i + 1));
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1));
     if args.iter().any(|a| a == "--render-only") {
         // For CPU-time measurements under `time`, which are robust on a busy machine.
         let t = Instant::now();

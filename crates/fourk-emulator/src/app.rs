@@ -22,7 +22,7 @@ pub const EMULATOR_HEADER: &str = "x-fourk-emulator";
 /// Its value.
 pub const EMULATOR_HEADER_VALUE: &str = "procedural; images are rendered locally, not by OpenAI";
 
-/// The emulator as an axum [`Router`], ready for [`axum::serve`] or for calling in tests.
+/// The emulator as an axum [`Router`], ready for [`axum::serve()`] or for calling in tests.
 ///
 /// Routes: `POST /v1/images/generations`, `GET /v1/models`, `GET /v1/models/{id}` (both need a
 /// key, as on the API) and `GET /health` (no key; for readiness checks). Anything else gets the
@@ -54,7 +54,10 @@ async fn common(State(state): State<Arc<EmulatorState>>, req: Request, next: Nex
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert("x-request-id", v);
     }
-    h.insert("openai-processing-ms", HeaderValue::from(u64::try_from(ms).unwrap_or(u64::MAX)));
+    h.insert(
+        "openai-processing-ms",
+        HeaderValue::from(u64::try_from(ms).unwrap_or(u64::MAX)),
+    );
     h.insert("openai-version", HeaderValue::from_static("2020-10-01"));
     h.insert(EMULATOR_HEADER, HeaderValue::from_static(EMULATOR_HEADER_VALUE));
     tracing::debug!(request_id = %id, %method, %path, status = response.status().as_u16(), ms, "request");

@@ -201,7 +201,9 @@ fn violation_envelope(v: &Violation, model: &str) -> ErrorEnvelope {
         Rule::UnknownParameter | Rule::UnsupportedParameter => {
             ErrorEnvelope::new("invalid_request_error", Some("unknown_parameter"), param, message)
         }
-        Rule::InvalidType => ErrorEnvelope::new("invalid_request_error", Some("invalid_type"), param, message),
+        Rule::InvalidType => {
+            ErrorEnvelope::new("invalid_request_error", Some("invalid_type"), param, message)
+        }
         Rule::MissingField => ErrorEnvelope::new(
             "invalid_request_error",
             Some("missing_required_parameter"),

@@ -15,7 +15,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use fourk_api::{Background, ImageData, ImageRequest, ImagesResponse, ModelCaps, OutputFormat, Quality, Usage, cost};
+use fourk_api::{
+    Background, ImageData, ImageRequest, ImagesResponse, ModelCaps, OutputFormat, Quality, Usage, cost,
+};
 use serde_json::Value;
 
 use crate::error::EmulatorError;
@@ -124,16 +126,21 @@ async fn generate(
     let json: Value = serde_json::from_slice(&bytes).map_err(|_| EmulatorError::InvalidJson)?;
     let req = ImageRequest::from_json(&json).map_err(|violation| EmulatorError::Invalid {
         violation,
-        model: json.get("model").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        model: json
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
     })?;
-    let (model, warnings) = req
-        .validate(&state.config.capabilities)
-        .map_err(|violations| match violations.into_iter().next() {
-            Some(violation) => EmulatorError::Invalid {
-                violation,
-                model: req.model.clone(),
-            },
-            None => EmulatorError::Internal("validation failed without a violation".into()),
+    let (model, warnings) =
+        req.validate(&state.config.capabilities).map_err(|violations| {
+            match violations.into_iter().next() {
+                Some(violation) => EmulatorError::Invalid {
+                    violation,
+                    model: req.model.clone(),
+                },
+                None => EmulatorError::Internal("validation failed without a violation".into()),
+            }
         })?;
     for w in &warnings {
         tracing::debug!(id = w.id, "{}", w.message);
@@ -161,8 +168,10 @@ async fn generate(
     .await
     .map_err(|e| EmulatorError::Internal(e.to_string()))??;
     let scale = state.config.latency_scale;
-    if scale > 0.0 && scale.is_finite() {
-        let target = plan.modelled_latency().mul_f64(scale);
+    if scale > 0.0 {
+        // A scale too large for a Duration simply waits until the request timeout.
+        let target = Duration::try_from_secs_f64(plan.modelled_latency().as_secs_f64() * scale)
+            .unwrap_or(Duration::MAX);
         tokio::time::sleep(target.saturating_sub(started.elapsed())).await;
     }
     tracing::debug!(
@@ -204,7 +213,10 @@ mod tests {
         req.quality = Some(Quality::Auto);
         req.n = Some(2);
         let plan = Plan::resolve(&req, model);
-        assert_eq!((plan.width, plan.height, plan.quality), (1024, 1024, Quality::Medium));
+        assert_eq!(
+            (plan.width, plan.height, plan.quality),
+            (1024, 1024, Quality::Medium)
+        );
         assert_eq!(plan.usage.output_tokens, 2 * 1756);
         assert_eq!(plan.usage.input_tokens, cost::estimate_text_tokens("a fox"));
         assert!(!plan.transparent);

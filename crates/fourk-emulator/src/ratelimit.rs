@@ -113,7 +113,10 @@ impl RateLimiter {
         let left = WINDOW - Duration::from_nanos(u64::try_from(into).unwrap_or_default());
         // A poisoned lock only means another request panicked mid-update; the counts are
         // still usable.
-        let mut w = self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut w = self
+            .window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if w.index != index {
             *w = Window { index, used: [0; 3] };
         }
@@ -124,7 +127,10 @@ impl RateLimiter {
     pub(crate) fn acquire(&self, amounts: [u64; 3]) -> Result<(), EmulatorError> {
         let allowed = self.allowances();
         self.with_window(|w, left| {
-            for (i, limit) in [Limit::Requests, Limit::Tokens, Limit::Images].into_iter().enumerate() {
+            for (i, limit) in [Limit::Requests, Limit::Tokens, Limit::Images]
+                .into_iter()
+                .enumerate()
+            {
                 if amounts[i] > 0 && w.used[i] + amounts[i] > allowed[i] {
                     return Err(EmulatorError::RateLimited {
                         limit,
@@ -155,7 +161,10 @@ impl RateLimiter {
 impl Snapshot {
     /// Add `x-ratelimit-{limit,remaining,reset}-{requests,tokens,images}`.
     pub(crate) fn write(&self, headers: &mut HeaderMap) {
-        for (i, limit) in [Limit::Requests, Limit::Tokens, Limit::Images].into_iter().enumerate() {
+        for (i, limit) in [Limit::Requests, Limit::Tokens, Limit::Images]
+            .into_iter()
+            .enumerate()
+        {
             let name = limit.name();
             let remaining = self.limits[i].saturating_sub(self.used[i]);
             let reset = if self.used[i] == 0 {
@@ -218,10 +227,23 @@ mod tests {
         });
         l.acquire([1, 0, 0]).unwrap();
         let e = l.acquire([0, 101, 1]).unwrap_err();
-        assert!(matches!(e, EmulatorError::RateLimited { limit: Limit::Tokens, .. }));
+        assert!(matches!(
+            e,
+            EmulatorError::RateLimited {
+                limit: Limit::Tokens,
+                ..
+            }
+        ));
         l.acquire([1, 100, 5]).unwrap();
         let e = l.acquire([1, 0, 0]).unwrap_err();
-        assert!(matches!(e, EmulatorError::RateLimited { limit: Limit::Requests, used: 2, .. }));
+        assert!(matches!(
+            e,
+            EmulatorError::RateLimited {
+                limit: Limit::Requests,
+                used: 2,
+                ..
+            }
+        ));
         let mut h = HeaderMap::new();
         l.snapshot().write(&mut h);
         assert_eq!(h["x-ratelimit-remaining-requests"], "0");

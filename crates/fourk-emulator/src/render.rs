@@ -7,9 +7,9 @@
 //! the client. The prompt is drawn legibly on a banner, and a small label says the picture
 //! came from the emulator, so nobody mistakes it for a real output.
 //!
-//! Everything smooth is evaluated on a grid four times coarser than the output and
-//! interpolated; only the grain and the text are per pixel. That keeps 3840x2160 well under
-//! half a second in release builds.
+//! Everything smooth is evaluated on a grid of 4-6 pixel cells and interpolated; only the
+//! grain and the text are per pixel. That keeps 3840x2160 near 160 ms of CPU in release
+//! builds, split over up to four threads.
 
 use font8x8::UnicodeFonts;
 use image::{DynamicImage, RgbImage, RgbaImage};
@@ -34,6 +34,9 @@ const GRAIN_CHROMA: f32 = 1.3;
 /// `seed_extra` carries the other settings (model, quality, image index) so that they change
 /// the picture too. With `transparent`, the result is RGBA with a fully transparent background
 /// around the subject; otherwise it is RGB.
+///
+/// # Panics
+/// Only when the pixel buffer cannot be allocated, which no size the API accepts comes near.
 #[must_use]
 pub fn render(prompt: &str, width: u32, height: u32, seed_extra: &str, transparent: bool) -> DynamicImage {
     let seed = seed_of(prompt, width, height, seed_extra, transparent);
@@ -76,8 +79,7 @@ fn seed_of(prompt: &str, width: u32, height: u32, seed_extra: &str, transparent:
 }
 
 fn threads() -> usize {
-    // Two rows of work per core is plenty; more threads only add contention when several
-    // requests render at once.
+    // Four at most: more only add contention when several requests render at once.
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
@@ -257,18 +259,39 @@ impl Scene {
         let short = width.min(height).max(1) as f32;
         let (ew, eh) = (width as f32 / short, height as f32 / short);
         let hue = rng.unit();
-        let sky_top = hsv(hue + rng.range(-0.04, 0.04), rng.range(0.45, 0.75), rng.range(0.25, 0.5));
-        let sky_bottom = hsv(hue + rng.range(0.05, 0.15), rng.range(0.25, 0.5), rng.range(0.75, 0.95));
+        let sky_top = hsv(
+            hue + rng.range(-0.04, 0.04),
+            rng.range(0.45, 0.75),
+            rng.range(0.25, 0.5),
+        );
+        let sky_bottom = hsv(
+            hue + rng.range(0.05, 0.15),
+            rng.range(0.25, 0.5),
+            rng.range(0.75, 0.95),
+        );
         let cloud = hsv(hue - 0.05, rng.range(0.05, 0.2), rng.range(0.85, 1.0));
         let bands = (0..3)
             .map(|_| {
-                let angle = rng.range(-0.6, 0.6) + if rng.unit() < 0.5 { 0.0 } else { 1.5708 };
+                // Within about 0.6 rad of horizontal or vertical. Built from a square root
+                // rather than sin/cos, whose libm results may differ between platforms and
+                // would break the checksum test.
+                let t = rng.range(-0.68, 0.68);
+                let norm = (1.0 + t * t).sqrt();
+                let (cos, sin) = if rng.unit() < 0.5 {
+                    (1.0 / norm, t / norm)
+                } else {
+                    (-t / norm, 1.0 / norm)
+                };
                 Band {
-                    cos: angle.cos(),
-                    sin: angle.sin(),
+                    cos,
+                    sin,
                     offset: rng.range(0.1, ew.max(eh) * 0.9),
                     width: rng.range(0.03, 0.12),
-                    color: hsv(hue + 0.5 + rng.range(-0.1, 0.1), rng.range(0.3, 0.7), rng.range(0.7, 1.0)),
+                    color: hsv(
+                        hue + 0.5 + rng.range(-0.1, 0.1),
+                        rng.range(0.3, 0.7),
+                        rng.range(0.7, 1.0),
+                    ),
                     opacity: rng.range(0.15, 0.4),
                 }
             })
@@ -279,7 +302,11 @@ impl Scene {
                 y: rng.range(0.0, eh),
                 r: rng.range(0.04, 0.22),
                 softness: rng.range(0.2, 0.9),
-                color: hsv(hue + rng.range(-0.2, 0.6), rng.range(0.2, 0.6), rng.range(0.8, 1.0)),
+                color: hsv(
+                    hue + rng.range(-0.2, 0.6),
+                    rng.range(0.2, 0.6),
+                    rng.range(0.8, 1.0),
+                ),
                 opacity: rng.range(0.2, 0.55),
             })
             .collect();
@@ -287,7 +314,11 @@ impl Scene {
             x: ew * rng.range(0.4, 0.6),
             y: eh * rng.range(0.4, 0.48),
             r: rng.range(0.3, 0.36),
-            color: hsv(hue + 0.45 + rng.range(-0.08, 0.08), rng.range(0.55, 0.8), rng.range(0.7, 0.9)),
+            color: hsv(
+                hue + 0.45 + rng.range(-0.08, 0.08),
+                rng.range(0.55, 0.8),
+                rng.range(0.7, 0.9),
+            ),
             accent: hsv(hue + 0.3, rng.range(0.3, 0.6), rng.range(0.5, 0.8)),
         };
         Self {
@@ -344,7 +375,11 @@ impl Scene {
     /// Background colour (0-1) at scene point `(u, v)`; `t` is the vertical position 0-1.
     fn background_at(&self, u: f32, v: f32, t: f32) -> [f32; 3] {
         let q = fbm(u * 1.5, v * 1.5, self.seed ^ 0x11, 3);
-        let mut c = mix(self.sky_top, self.sky_bottom, smoothstep(0.0, 1.0, t + (q - 0.5) * 0.35));
+        let mut c = mix(
+            self.sky_top,
+            self.sky_bottom,
+            smoothstep(0.0, 1.0, t + (q - 0.5) * 0.35),
+        );
         let clouds = fbm(u * 3.0 + q * 1.8, v * 3.0 - q * 1.8, self.seed ^ 0x22, 5);
         c = mix(c, self.cloud, smoothstep(0.45, 0.8, clouds) * 0.7);
         for b in &self.bands {
@@ -470,7 +505,8 @@ impl Scene {
                                 l[c] = lerp(a[c], b[c], fy);
                             }
                         }
-                        let mut g = (mix64(self.grain_seed.rotate_left(17) ^ y as u64) as usize) % GRAIN_TABLE;
+                        let mut g =
+                            (mix64(self.grain_seed.rotate_left(17) ^ y as u64) as usize) % GRAIN_TABLE;
                         // One grid cell's span of pixels at a time: its two ends are loaded once.
                         for (span, ends) in out.chunks_mut(step * CH).zip(line.windows(2)) {
                             let (a, b) = (ends[0], ends[1]);
@@ -504,6 +540,15 @@ impl Scene {
 // ---------------------------------------------------------------------------------------
 // Text.
 
+/// A rectangle in pixels; parts outside the canvas are clipped.
+#[derive(Clone, Copy)]
+struct Rect {
+    x: usize,
+    y: usize,
+    w: usize,
+    h: usize,
+}
+
 struct Canvas<'a> {
     buf: &'a mut [u8],
     width: usize,
@@ -513,11 +558,12 @@ struct Canvas<'a> {
 
 impl Canvas<'_> {
     /// Blend `color` over a rectangle with `opacity`, raising alpha to at least `min_alpha`.
-    fn shade_rect(&mut self, x0: usize, y0: usize, w: usize, h: usize, color: [u8; 3], opacity: f32, min_alpha: u8) {
-        let (x1, y1) = ((x0 + w).min(self.width), (y0 + h).min(self.height));
-        let x0 = x0.min(x1);
-        for y in y0.min(y1)..y1 {
-            let row = &mut self.buf[(y * self.width + x0) * self.channels..(y * self.width + x1) * self.channels];
+    fn shade_rect(&mut self, r: Rect, color: [u8; 3], opacity: f32, min_alpha: u8) {
+        let (x1, y1) = ((r.x + r.w).min(self.width), (r.y + r.h).min(self.height));
+        let x0 = r.x.min(x1);
+        for y in r.y.min(y1)..y1 {
+            let row =
+                &mut self.buf[(y * self.width + x0) * self.channels..(y * self.width + x1) * self.channels];
             for px in row.chunks_exact_mut(self.channels) {
                 for c in 0..3 {
                     px[c] = (lerp(f32::from(px[c]), f32::from(color[c]), opacity) + 0.5) as u8;
@@ -529,8 +575,8 @@ impl Canvas<'_> {
         }
     }
 
-    fn fill_rect(&mut self, x0: usize, y0: usize, w: usize, h: usize, color: [u8; 3]) {
-        self.shade_rect(x0, y0, w, h, color, 1.0, 255);
+    fn fill_rect(&mut self, r: Rect, color: [u8; 3]) {
+        self.shade_rect(r, color, 1.0, 255);
     }
 
     /// Draw one 8x8 glyph scaled by `scale`, with a drop shadow.
@@ -541,7 +587,15 @@ impl Canvas<'_> {
             for (r, row) in bits.iter().enumerate() {
                 for b in 0..8 {
                     if row & (1 << b) != 0 {
-                        self.fill_rect(x + b * scale + dx, y + r * scale + dx, scale, scale, col);
+                        self.fill_rect(
+                            Rect {
+                                x: x + b * scale + dx,
+                                y: y + r * scale + dx,
+                                w: scale,
+                                h: scale,
+                            },
+                            col,
+                        );
                     }
                 }
             }
@@ -640,17 +694,35 @@ fn draw_text(canvas: &mut Canvas<'_>, prompt: &str) {
         .saturating_sub(banner_h / 2)
         .min(h.saturating_sub(banner_h + bottom_room));
     if !lines.is_empty() {
-        canvas.shade_rect(margin, banner_y, banner_w, banner_h, [12, 12, 16], 0.62, 215);
+        let banner = Rect {
+            x: margin,
+            y: banner_y,
+            w: banner_w,
+            h: banner_h,
+        };
+        canvas.shade_rect(banner, [12, 12, 16], 0.62, 215);
         for (i, line) in lines.iter().enumerate() {
             let text_w = line.chars().count() * 8 * scale;
             let x = margin + banner_w.saturating_sub(text_w) / 2;
-            canvas.text(line, x, banner_y + pad + i * line_h + scale, scale, [248, 246, 238]);
+            canvas.text(
+                line,
+                x,
+                banner_y + pad + i * line_h + scale,
+                scale,
+                [248, 246, 238],
+            );
         }
     }
     let label_w = EMULATOR_LABEL.len() * 8 * label_scale + 2 * label_scale;
     let label_x = (margin + banner_w).saturating_sub(label_w);
     let label_y = banner_y + banner_h + scale / 2;
-    canvas.fill_rect(label_x, label_y, label_w, label_h, [0, 0, 0]);
+    let label = Rect {
+        x: label_x,
+        y: label_y,
+        w: label_w,
+        h: label_h,
+    };
+    canvas.fill_rect(label, [0, 0, 0]);
     canvas.text(
         EMULATOR_LABEL,
         label_x + label_scale,
@@ -678,10 +750,43 @@ mod tests {
         assert!(a != b && a != c);
     }
 
+    fn checksum(img: &DynamicImage) -> String {
+        Sha256::digest(img.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Freezes the pixels: a change to the renderer changes these on purpose, and then the
+    /// new values are pasted here. Set `FOURK_EMULATOR_SAVE=dir` to write the images.
+    #[test]
+    fn checksums_are_frozen() {
+        let cases = [
+            (
+                render("a red fox in the snow", 320, 180, "gpt-image-2|medium|0", false),
+                "b5cef6d29693e97b9343c0a4467ff652a7de792dd33bdd43603f707cedc885ea",
+            ),
+            (
+                render("a sticker of a cat", 180, 320, "gpt-image-2|high|0", true),
+                "fafb14741ad1e4e46a9694f10c6aaf04e6b0006b0dcd9ddd20ed021eb40f3623",
+            ),
+        ];
+        for (i, (img, want)) in cases.iter().enumerate() {
+            if let Some(dir) = std::env::var_os("FOURK_EMULATOR_SAVE") {
+                let path = std::path::Path::new(&dir).join(format!("render-{i}.png"));
+                img.save(&path).unwrap();
+            }
+            assert_eq!(&checksum(img), want, "case {i}");
+        }
+    }
+
     #[test]
     fn not_flat_and_has_grain() {
         let img = render("texture check", 512, 512, "", false).to_rgb8();
-        let lum: Vec<f64> = img.pixels().map(|p| f64::from(p[0]) + f64::from(p[1]) + f64::from(p[2])).collect();
+        let lum: Vec<f64> = img
+            .pixels()
+            .map(|p| f64::from(p[0]) + f64::from(p[1]) + f64::from(p[2]))
+            .collect();
         let mean = lum.iter().sum::<f64>() / lum.len() as f64;
         let var = lum.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / lum.len() as f64;
         assert!(var.sqrt() > 20.0, "too flat: sd {}", var.sqrt());

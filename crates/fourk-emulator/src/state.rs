@@ -153,7 +153,11 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 36);
         assert!(a.starts_with("req_"));
-        assert!(a[4..].bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            a[4..]
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
     }
 
     #[test]

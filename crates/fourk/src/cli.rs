@@ -146,7 +146,7 @@ pub struct VerifyArgs {
 #[derive(Debug, Args)]
 pub struct EmulatorArgs {
     /// Address to listen on (port 0 picks a free port). Loopback by default.
-    #[arg(long, default_value = "127.0.0.1:8787")]
+    #[arg(long, default_value_t = fourk_emulator::DEFAULT_ADDR)]
     pub addr: SocketAddr,
     /// Accept only this bearer key (by default any non-empty key is accepted).
     #[arg(long, value_name = "KEY", env = "FOURK_EMULATOR_KEY", hide_env_values = true)]

@@ -19,8 +19,13 @@ pub fn load(file: Option<&Path>) -> anyhow::Result<Capabilities> {
     let Some(path) = path else {
         return Ok(builtin);
     };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading models file {} (from --models-file or {MODELS_ENV})", path.display()))?;
-    let user = Capabilities::from_toml(&text).with_context(|| format!("parsing models file {}", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading models file {} (from --models-file or {MODELS_ENV})",
+            path.display()
+        )
+    })?;
+    let user =
+        Capabilities::from_toml(&text).with_context(|| format!("parsing models file {}", path.display()))?;
     Ok(builtin.merged_with(user))
 }

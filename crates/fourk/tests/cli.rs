@@ -31,7 +31,10 @@ fn spec_validator(schema: &str) -> jsonschema::Validator {
 
 fn stdout_json(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
     })
 }
 
@@ -78,21 +81,38 @@ fn size_invalid_names_rules_and_suggests() {
 
 #[test]
 fn size_fixed_model_and_retired_model() {
-    let out = fourk().args(["size", "3840x2160", "--model", "gpt-image-1-mini", "--json"]).output().unwrap();
+    let out = fourk()
+        .args(["size", "3840x2160", "--model", "gpt-image-1-mini", "--json"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout_json(&out)["violations"][0]["rule"], "unsupported_size");
-    let out = fourk().args(["size", "1024x1024", "--model", "dall-e-3", "--json"]).output().unwrap();
+    let out = fourk()
+        .args(["size", "1024x1024", "--model", "dall-e-3", "--json"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let v = stdout_json(&out);
     assert_eq!(v["violations"][0]["rule"], "retired");
-    assert!(v["violations"][0]["message"].as_str().unwrap().contains("retired"));
+    assert!(
+        v["violations"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retired")
+    );
 }
 
 #[test]
 fn presets_are_listed_in_help() {
     let out = fourk().args(["generate", "--help"]).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    for p in ["4k=3840x2160", "4k-portrait=2160x3840", "2k=2560x1440", "2k-portrait=1440x2560", "square=2048x2048"] {
+    for p in [
+        "4k=3840x2160",
+        "4k-portrait=2160x3840",
+        "2k=2560x1440",
+        "2k-portrait=1440x2560",
+        "square=2048x2048",
+    ] {
         assert!(text.contains(p), "{p} missing from help:\n{text}");
     }
 }
@@ -107,20 +127,57 @@ fn dry_run_prints_the_exact_body_and_it_validates_against_the_spec() {
     let cases: &[&[&str]] = &[
         &["generate", "a red fox", "--dry-run"],
         &[
-            "generate", "a red fox", "--dry-run", "--size", "4k-portrait", "--quality", "high", "--format", "jpeg",
-            "--compression", "80", "--moderation", "low", "-n", "2", "--safety-identifier", "user-hash",
+            "generate",
+            "a red fox",
+            "--dry-run",
+            "--size",
+            "4k-portrait",
+            "--quality",
+            "high",
+            "--format",
+            "jpeg",
+            "--compression",
+            "80",
+            "--moderation",
+            "low",
+            "-n",
+            "2",
+            "--safety-identifier",
+            "user-hash",
         ],
-        &["generate", "logo", "--dry-run", "--background", "transparent", "--format", "webp", "--size", "1024x1024"],
+        &[
+            "generate",
+            "logo",
+            "--dry-run",
+            "--background",
+            "transparent",
+            "--format",
+            "webp",
+            "--size",
+            "1024x1024",
+        ],
     ];
     for args in cases {
-        let out = fourk().env("OPENAI_API_KEY", SECRET).args(*args).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = fourk()
+            .env("OPENAI_API_KEY", SECRET)
+            .args(*args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let body = stdout_json(&out);
         assert!(validator.is_valid(&body), "{body}");
         assert!(!String::from_utf8_lossy(&out.stdout).contains(SECRET));
         assert!(!String::from_utf8_lossy(&out.stderr).contains(SECRET));
     }
-    let out = fourk().args(["generate", "a red fox", "--dry-run"]).output().unwrap();
+    let out = fourk()
+        .args(["generate", "a red fox", "--dry-run"])
+        .output()
+        .unwrap();
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
         "{\"model\":\"gpt-image-2\",\"prompt\":\"a red fox\",\"size\":\"3840x2160\"}\n"
@@ -129,12 +186,21 @@ fn dry_run_prints_the_exact_body_and_it_validates_against_the_spec() {
 
 #[test]
 fn bad_options_fail_before_sending() {
-    let out = fourk().args(["generate", "x", "--dry-run", "--compression", "50"]).output().unwrap();
+    let out = fourk()
+        .args(["generate", "x", "--dry-run", "--compression", "50"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("output_compression"));
-    let out = fourk().args(["generate", "x", "--dry-run", "--out", "a.jpg", "--format", "png"]).output().unwrap();
+    let out = fourk()
+        .args(["generate", "x", "--dry-run", "--out", "a.jpg", "--format", "png"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = fourk().args(["generate", "x", "--dry-run", "--size", "16:9"]).output().unwrap();
+    let out = fourk()
+        .args(["generate", "x", "--dry-run", "--size", "16:9"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -190,7 +256,14 @@ fn bad_size_never_reaches_the_server() {
     let server = counting_server(None);
     let out = fourk()
         .env("OPENAI_API_KEY", SECRET)
-        .args(["generate", "a fox", "--size", "1920x1080", "--base-url", &server.url])
+        .args([
+            "generate",
+            "a fox",
+            "--size",
+            "1920x1080",
+            "--base-url",
+            &server.url,
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -204,10 +277,23 @@ fn bad_size_never_reaches_the_server() {
 
 #[test]
 fn missing_key_says_what_to_do() {
-    let out = fourk().args(["generate", "a fox", "--size", "1024x1024", "--base-url", "http://127.0.0.1:9/v1"]).output().unwrap();
+    let out = fourk()
+        .args([
+            "generate",
+            "a fox",
+            "--size",
+            "1024x1024",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("OPENAI_API_KEY") && err.contains("--emulator"), "{err}");
+    assert!(
+        err.contains("OPENAI_API_KEY") && err.contains("--emulator"),
+        "{err}"
+    );
 }
 
 // --- generate -> file -> verify on the emulator ------------------------------------------------
@@ -220,7 +306,12 @@ fn generate_json(dir: &Path, args: &[&str]) -> (Value, std::process::Output) {
         .args(args)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for stream in [&out.stdout, &out.stderr] {
         assert!(!String::from_utf8_lossy(stream).contains(SECRET), "key leaked");
     }
@@ -230,7 +321,18 @@ fn generate_json(dir: &Path, args: &[&str]) -> (Value, std::process::Output) {
 #[test]
 fn generates_a_verified_4k_png_with_sidecar() {
     let dir = tempfile::tempdir().unwrap();
-    let (v, _) = generate_json(dir.path(), &["a lighthouse at dawn", "--size", "4k", "--quality", "high", "--out", "hero.png"]);
+    let (v, _) = generate_json(
+        dir.path(),
+        &[
+            "a lighthouse at dawn",
+            "--size",
+            "4k",
+            "--quality",
+            "high",
+            "--out",
+            "hero.png",
+        ],
+    );
     assert_eq!(v["width"], 3840);
     assert_eq!(v["height"], 2160);
     assert_eq!(v["format"], "png");
@@ -241,22 +343,42 @@ fn generates_a_verified_4k_png_with_sidecar() {
     let img = dir.path().join("hero.png");
     assert_eq!(png_dims(&img), (3840, 2160));
 
-    let sidecar: Value = serde_json::from_slice(&std::fs::read(dir.path().join("hero.png.json")).unwrap()).unwrap();
+    let sidecar: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("hero.png.json")).unwrap()).unwrap();
     let text = serde_json::to_string(&sidecar).unwrap();
     assert!(!text.contains(SECRET));
     assert_eq!(sidecar["route"], "images.generate");
     assert_eq!(sidecar["request"]["size"], "3840x2160");
-    assert!(sidecar["response"]["request_id"].as_str().unwrap().starts_with("req_"));
+    assert!(
+        sidecar["response"]["request_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("req_")
+    );
     assert!(sidecar["response"]["processing_ms"].is_u64());
-    assert!(sidecar["response"]["emulator"].as_str().unwrap().contains("procedural"));
+    assert!(
+        sidecar["response"]["emulator"]
+            .as_str()
+            .unwrap()
+            .contains("procedural")
+    );
     assert_eq!(sidecar["checks"]["verified"], true);
     assert_eq!(sidecar["checks"]["actual_width"], 3840);
     assert_eq!(sidecar["checks"]["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(sidecar["warnings"][0]["id"], "experimental_size");
     assert!(spec_validator("CreateImageRequest").is_valid(&sidecar["request"]));
 
-    let out = fourk().current_dir(dir.path()).args(["verify", "hero.png", "--expect", "4k", "--format", "png"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = fourk()
+        .current_dir(dir.path())
+        .args(["verify", "hero.png", "--expect", "4k", "--format", "png"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("3840x2160"));
 }
 
@@ -265,12 +387,39 @@ fn generates_a_portrait_jpeg_with_compression() {
     let dir = tempfile::tempdir().unwrap();
     let (v, _) = generate_json(
         dir.path(),
-        &["a tall waterfall", "--size", "4k-portrait", "--format", "jpeg", "--compression", "70", "--quality", "low", "--out", "tall.jpg"],
+        &[
+            "a tall waterfall",
+            "--size",
+            "4k-portrait",
+            "--format",
+            "jpeg",
+            "--compression",
+            "70",
+            "--quality",
+            "low",
+            "--out",
+            "tall.jpg",
+        ],
     );
-    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(2160), Some(3840)));
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(2160), Some(3840))
+    );
     assert_eq!(v["format"], "jpeg");
     assert_eq!(v["verified"], true);
-    let out = fourk().current_dir(dir.path()).args(["verify", "tall.jpg", "--expect", "2160x3840", "--format", "jpeg", "--json"]).output().unwrap();
+    let out = fourk()
+        .current_dir(dir.path())
+        .args([
+            "verify",
+            "tall.jpg",
+            "--expect",
+            "2160x3840",
+            "--format",
+            "jpeg",
+            "--json",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let r = stdout_json(&out);
     assert_eq!(r[0]["ok"], true);
@@ -279,7 +428,20 @@ fn generates_a_portrait_jpeg_with_compression() {
 #[test]
 fn several_images_get_numbered_names() {
     let dir = tempfile::tempdir().unwrap();
-    let (v, _) = generate_json(dir.path(), &["icons", "--size", "1024x1024", "-n", "2", "--quality", "low", "--out", "icon.png"]);
+    let (v, _) = generate_json(
+        dir.path(),
+        &[
+            "icons",
+            "--size",
+            "1024x1024",
+            "-n",
+            "2",
+            "--quality",
+            "low",
+            "--out",
+            "icon.png",
+        ],
+    );
     assert_eq!(v.as_array().unwrap().len(), 2);
     assert!(dir.path().join("icon-1.png").exists() && dir.path().join("icon-2.png.json").exists());
 }
@@ -287,17 +449,43 @@ fn several_images_get_numbered_names() {
 #[test]
 fn verify_reports_mismatch_and_corruption() {
     let dir = tempfile::tempdir().unwrap();
-    generate_json(dir.path(), &["a cat", "--size", "1024x1024", "--quality", "low", "--out", "cat.png"]);
-    let out = fourk().current_dir(dir.path()).args(["verify", "cat.png", "--expect", "4k"]).output().unwrap();
+    generate_json(
+        dir.path(),
+        &[
+            "a cat",
+            "--size",
+            "1024x1024",
+            "--quality",
+            "low",
+            "--out",
+            "cat.png",
+        ],
+    );
+    let out = fourk()
+        .current_dir(dir.path())
+        .args(["verify", "cat.png", "--expect", "4k"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("expected 3840"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("expected 3840"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     let bytes = std::fs::read(dir.path().join("cat.png")).unwrap();
     std::fs::write(dir.path().join("cut.png"), &bytes[..bytes.len() / 2]).unwrap();
-    let out = fourk().current_dir(dir.path()).args(["verify", "cat.png", "cut.png", "missing.png"]).output().unwrap();
+    let out = fourk()
+        .current_dir(dir.path())
+        .args(["verify", "cat.png", "cut.png", "missing.png"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("cat.png PNG 1024x1024") && text.contains("cut.png") && text.contains("FAIL"), "{text}");
+    assert!(
+        text.contains("cat.png PNG 1024x1024") && text.contains("cut.png") && text.contains("FAIL"),
+        "{text}"
+    );
 }
 
 /// A server that answers a 4K request with a 1024x1024 image: fourk must not accept it.
@@ -305,7 +493,9 @@ fn verify_reports_mismatch_and_corruption() {
 fn a_wrong_size_answer_is_kept_as_rejected_and_fails() {
     let img = image::RgbImage::from_fn(1024, 1024, |x, y| image::Rgb([x as u8, y as u8, 7]));
     let mut png = Vec::new();
-    image::DynamicImage::ImageRgb8(img).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
     use base64::Engine as _;
     let body = format!(
         "{{\"created\":1,\"data\":[{{\"b64_json\":\"{}\"}}],\"size\":\"3840x2160\",\"output_format\":\"png\"}}",
@@ -320,16 +510,37 @@ fn a_wrong_size_answer_is_kept_as_rejected_and_fails() {
     let out = fourk()
         .current_dir(dir.path())
         .env("OPENAI_API_KEY", SECRET)
-        .args(["generate", "a fox", "--size", "4k", "--base-url", &server.url, "--out", "fox.png"])
+        .args([
+            "generate",
+            "a fox",
+            "--size",
+            "4k",
+            "--base-url",
+            &server.url,
+            "--out",
+            "fox.png",
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!dir.path().join("fox.png").exists(), "a mismatching image stands under the final name");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !dir.path().join("fox.png").exists(),
+        "a mismatching image stands under the final name"
+    );
     let rejected: PathBuf = dir.path().join("fox.rejected.png");
     assert!(rejected.exists());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("3840") && err.contains("1024") && err.contains("req_wrongsize"), "{err}");
-    let sidecar: Value = serde_json::from_slice(&std::fs::read(dir.path().join("fox.rejected.png.json")).unwrap()).unwrap();
+    assert!(
+        err.contains("3840") && err.contains("1024") && err.contains("req_wrongsize"),
+        "{err}"
+    );
+    let sidecar: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("fox.rejected.png.json")).unwrap()).unwrap();
     assert_eq!(sidecar["checks"]["verified"], false);
 }
 
@@ -351,8 +562,17 @@ sizes = ["2048x2048"]
 "#,
     )
     .unwrap();
-    let out = fourk().env("FOURK_MODELS", &file).args(["size", "square", "--model", "gpt-image-3"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = fourk()
+        .env("FOURK_MODELS", &file)
+        .args(["size", "square", "--model", "gpt-image-3"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let out = fourk()
         .args(["--models-file"])
         .arg(&file)
@@ -362,7 +582,11 @@ sizes = ["2048x2048"]
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout_json(&out)["suggestions"][0], "2048x2048");
     std::fs::write(&file, "not = [valid").unwrap();
-    let out = fourk().env("FOURK_MODELS", &file).args(["size", "4k"]).output().unwrap();
+    let out = fourk()
+        .env("FOURK_MODELS", &file)
+        .args(["size", "4k"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("models file"));
 }
@@ -373,17 +597,36 @@ fn the_key_never_appears_even_at_trace_level() {
     let out = fourk()
         .current_dir(dir.path())
         .env("OPENAI_API_KEY", SECRET)
-        .args(["-vv", "generate", "a fox", "--emulator", "--size", "1024x1024", "--quality", "low", "--out", "fox.png"])
+        .args([
+            "-vv",
+            "generate",
+            "a fox",
+            "--emulator",
+            "--size",
+            "1024x1024",
+            "--quality",
+            "low",
+            "--out",
+            "fox.png",
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stderr.len() > 200, "trace logging produced almost nothing");
     for (name, bytes) in [
         ("stdout", out.stdout.clone()),
         ("stderr", out.stderr.clone()),
         ("sidecar", std::fs::read(dir.path().join("fox.png.json")).unwrap()),
     ] {
-        assert!(!String::from_utf8_lossy(&bytes).contains(SECRET), "key found in {name}");
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(SECRET),
+            "key found in {name}"
+        );
     }
 }
 
@@ -397,7 +640,9 @@ fn emulator_prints_its_address_first_and_serves() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let url = line.trim().strip_prefix("listening on ").expect(&line).to_owned();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let dir = tempfile::tempdir().unwrap();
@@ -405,11 +650,26 @@ fn emulator_prints_its_address_first_and_serves() {
         .current_dir(dir.path())
         .env("OPENAI_API_KEY", "sk-anything")
         .env("OPENAI_BASE_URL", format!("{url}/v1"))
-        .args(["generate", "a fox", "--size", "1024x1024", "--quality", "low", "--out", "fox.png", "--json"])
+        .args([
+            "generate",
+            "a fox",
+            "--size",
+            "1024x1024",
+            "--quality",
+            "low",
+            "--out",
+            "fox.png",
+            "--json",
+        ])
         .output()
         .unwrap();
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(stdout_json(&out)["verified"], true);
 }

@@ -38,7 +38,9 @@ impl Reply {
     /// The decoded bytes of `data[i]`.
     pub fn image_bytes(&self, i: usize) -> Vec<u8> {
         let b64 = self.body["data"][i]["b64_json"].as_str().expect("b64_json");
-        base64::engine::general_purpose::STANDARD.decode(b64).expect("valid base64")
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("valid base64")
     }
 }
 
@@ -47,7 +49,11 @@ async fn into_reply(r: reqwest::Response) -> Reply {
     let headers = r.headers().clone();
     let text = r.text().await.expect("body");
     let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
-    Reply { status, headers, body }
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// POST a JSON body to `/images/generations` under `base`, with `key` as the bearer.

@@ -24,7 +24,10 @@ static VALIDATORS: LazyLock<Validators> = LazyLock::new(|| {
         let prop = schemas["ImagesResponse"]["properties"][field]
             .as_object_mut()
             .unwrap_or_else(|| panic!("ImagesResponse.{field} is in the spec"));
-        assert!(prop.remove("enum").is_some(), "ImagesResponse.{field} has an enum to drop");
+        assert!(
+            prop.remove("enum").is_some(),
+            "ImagesResponse.{field} has an enum to drop"
+        );
     }
     let components = spec["components"].take();
     let build = |name: &str| {
@@ -49,7 +52,10 @@ fn check(v: &Validator, what: &str, body: &Value) {
         .iter_errors(body)
         .map(|e| format!("{} at {}", e, e.instance_path))
         .collect();
-    assert!(errors.is_empty(), "{what} does not match the OpenAI schema: {errors:#?}");
+    assert!(
+        errors.is_empty(),
+        "{what} does not match the OpenAI schema: {errors:#?}"
+    );
 }
 
 pub fn assert_images_response(body: &Value) {
@@ -64,10 +70,24 @@ pub fn assert_error_response(body: &Value) {
 fn the_schemas_reject_what_they_should() {
     // Guards against a validator that accepts anything (for example an unresolved $ref).
     assert!(!VALIDATORS.images.is_valid(&json!({"data": []})));
-    assert!(!VALIDATORS.images.is_valid(&json!({"created": 1, "background": "auto"})));
-    assert!(VALIDATORS.images.is_valid(&json!({"created": 1, "size": "3840x2160"})));
-    assert!(!VALIDATORS.error.is_valid(&json!({"error": {"message": "x", "type": "y"}})));
-    assert!(VALIDATORS.error.is_valid(
-        &json!({"error": {"message": "x", "type": "y", "param": null, "code": null}})
-    ));
+    assert!(
+        !VALIDATORS
+            .images
+            .is_valid(&json!({"created": 1, "background": "auto"}))
+    );
+    assert!(
+        VALIDATORS
+            .images
+            .is_valid(&json!({"created": 1, "size": "3840x2160"}))
+    );
+    assert!(
+        !VALIDATORS
+            .error
+            .is_valid(&json!({"error": {"message": "x", "type": "y"}}))
+    );
+    assert!(
+        VALIDATORS
+            .error
+            .is_valid(&json!({"error": {"message": "x", "type": "y", "param": null, "code": null}}))
+    );
 }

@@ -19,9 +19,12 @@ pub(super) async fn run(args: &EmulatorArgs, caps: Capabilities) -> anyhow::Resu
         require_key: args.require_key.clone(),
         ..EmulatorConfig::default()
     };
-    let running = fourk_emulator::spawn(args.addr, config)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}\n\nhint: pick another port with --addr 127.0.0.1:0", args.addr))?;
+    let running = fourk_emulator::spawn(args.addr, config).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {}: {e}\n\nhint: pick another port with --addr 127.0.0.1:0",
+            args.addr
+        )
+    })?;
     // The first line of stdout is the contract scripts and tests read.
     Printer.line(&format!("listening on http://{}", running.addr()));
     tracing::info!(

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use fourk_api::{Background, Capabilities, Cost, ImageRequest, ModelCaps, OutputFormat, Size, Usage, Warning};
+use fourk_api::{
+    Background, Capabilities, Cost, ImageRequest, ModelCaps, OutputFormat, Size, Usage, Warning,
+};
 use fourk_client::{Client, Config};
 use fourk_imaging::Expect;
 use serde::Serialize;
@@ -77,7 +79,11 @@ pub fn build_request<'c>(
     match req.validate(caps) {
         Ok((model, warnings)) => Ok((req, model, warnings)),
         Err(violations) => {
-            let mut msg = format!("the request breaks {} rule(s) of {}; nothing was sent:", violations.len(), args.model);
+            let mut msg = format!(
+                "the request breaks {} rule(s) of {}; nothing was sent:",
+                violations.len(),
+                args.model
+            );
             for v in &violations {
                 msg.push_str(&format!("\n  {}: {}", v.rule.id(), v.message));
             }
@@ -86,7 +92,10 @@ pub fn build_request<'c>(
             {
                 let s = m.suggest(w, h);
                 if !s.is_empty() {
-                    msg.push_str(&format!("\n\nhint: nearest valid sizes: {} (use --size)", s.join(", ")));
+                    msg.push_str(&format!(
+                        "\n\nhint: nearest valid sizes: {} (use --size)",
+                        s.join(", ")
+                    ));
                 }
             }
             Err(UsageError(msg).into())
@@ -95,34 +104,52 @@ pub fn build_request<'c>(
 }
 
 fn default_out(format: OutputFormat) -> PathBuf {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     PathBuf::from(format!("fourk-{secs}.{}", format.extension()))
 }
 
 /// The path for image `i` of `n`: `hero.png`, or `hero-1.png`, `hero-2.png`...
 #[must_use]
 pub fn indexed_path(base: &Path, i: usize, n: usize, format: OutputFormat) -> PathBuf {
-    let base = if base.extension().is_none() { base.with_extension(format.extension()) } else { base.to_path_buf() };
+    let base = if base.extension().is_none() {
+        base.with_extension(format.extension())
+    } else {
+        base.to_path_buf()
+    };
     if n <= 1 {
         return base;
     }
     let stem = base.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
-    let ext = base.extension().and_then(|s| s.to_str()).unwrap_or(format.extension());
+    let ext = base
+        .extension()
+        .and_then(|s| s.to_str())
+        .unwrap_or(format.extension());
     base.with_file_name(format!("{stem}-{}.{ext}", i + 1))
 }
 
 /// A client for the chosen endpoint, and the in-process emulator when one was started.
-async fn connect(endpoint: &EndpointArgs, caps: &Capabilities) -> anyhow::Result<(Client, Option<fourk_emulator::RunningEmulator>)> {
+async fn connect(
+    endpoint: &EndpointArgs,
+    caps: &Capabilities,
+) -> anyhow::Result<(Client, Option<fourk_emulator::RunningEmulator>)> {
     let mut config = Config::from_env().with_timeout(std::time::Duration::from_secs(endpoint.timeout));
     let mut emulator = None;
     if endpoint.emulator {
         let running = fourk_emulator::spawn(
             ([127, 0, 0, 1], 0).into(),
-            fourk_emulator::EmulatorConfig { capabilities: caps.clone(), ..Default::default() },
+            fourk_emulator::EmulatorConfig {
+                capabilities: caps.clone(),
+                ..Default::default()
+            },
         )
         .await
         .context("starting the in-process emulator")?;
-        tracing::info!("using the offline emulator at {}: images are rendered procedurally, not by OpenAI", running.base_url());
+        tracing::info!(
+            "using the offline emulator at {}: images are rendered procedurally, not by OpenAI",
+            running.base_url()
+        );
         config = config.with_base_url(running.base_url());
         if config.api_key.is_none() {
             config = config.with_api_key(EMULATOR_KEY);
@@ -151,11 +178,16 @@ pub async fn generate(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Resul
             tracing::info!(
                 "requesting {} x {w}x{h} {} from {} (estimated {} output tokens, ~${:.3}{})",
                 req.n.unwrap_or(1),
-                req.quality.map_or("auto quality".to_owned(), |q| format!("{q} quality")),
+                req.quality
+                    .map_or("auto quality".to_owned(), |q| format!("{q} quality")),
                 req.model,
                 u.output_tokens,
                 c.usd,
-                if req.quality.is_none() { ", counting auto as high" } else { "" }
+                if req.quality.is_none() {
+                    ", counting auto as high"
+                } else {
+                    ""
+                }
             );
         }
     }
@@ -213,7 +245,13 @@ pub async fn generate(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Resul
                 .iter()
                 .filter(|c| !c.pass)
                 .map(|c| format!("{}: requested {}, got {}", c.name, c.expected, c.actual))
-                .chain(saved.report.decode_error.iter().map(|e| format!("corrupt image: {e}")))
+                .chain(
+                    saved
+                        .report
+                        .decode_error
+                        .iter()
+                        .map(|e| format!("corrupt image: {e}")),
+                )
                 .collect();
             tracing::error!(
                 "image {} does not match the request ({}); kept as {} (request {})",
@@ -227,7 +265,11 @@ pub async fn generate(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Resul
         let car = Sidecar {
             sidecar_version: sidecar::SIDECAR_VERSION,
             fourk_version: env!("CARGO_PKG_VERSION"),
-            image: saved.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+            image: saved
+                .path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             index: i,
             route: "images.generate",
             endpoint: endpoint.clone(),
@@ -249,7 +291,11 @@ pub async fn generate(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Resul
             sidecar: sidecar_path,
             usage,
             cost,
-            source: if resp.emulator.is_some() { "emulator" } else { "openai" },
+            source: if resp.emulator.is_some() {
+                "emulator"
+            } else {
+                "openai"
+            },
         });
     }
     drop(parsed);
@@ -283,7 +329,9 @@ pub(super) async fn run(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Res
             p.line(&img.path.display().to_string());
         }
         if let Some(first) = images.first() {
-            let cost = first.cost.map_or(String::new(), |c| format!(", ${:.3}{}", c.usd, if c.estimate { " (estimate)" } else { "" }));
+            let cost = first.cost.map_or(String::new(), |c| {
+                format!(", ${:.3}{}", c.usd, if c.estimate { " (estimate)" } else { "" })
+            });
             tracing::info!(
                 "{} image(s), {}{cost}; sidecar {}",
                 images.len(),

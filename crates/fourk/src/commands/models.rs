@@ -17,12 +17,23 @@ pub(super) fn run(args: &ModelsArgs, caps: &Capabilities) -> anyhow::Result<Exit
         return Ok(Exit::Success);
     }
     for m in &caps.models {
-        let aliases = if m.aliases.is_empty() { String::new() } else { format!(" (also {})", m.aliases.join(", ")) };
+        let aliases = if m.aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" (also {})", m.aliases.join(", "))
+        };
         let line = match m.status {
             ModelStatus::Retired => format!("{}: retired: {}", m.id, m.retired.as_deref().unwrap_or("")),
             ModelStatus::Active => {
                 let sizes = match &m.sizes {
-                    Some(SizeRules::Flexible { max_edge, multiple_of, max_ratio, min_pixels, max_pixels, .. }) => {
+                    Some(SizeRules::Flexible {
+                        max_edge,
+                        multiple_of,
+                        max_ratio,
+                        min_pixels,
+                        max_pixels,
+                        ..
+                    }) => {
                         format!(
                             "any WxH, edges multiples of {multiple_of}, long edge <= {max_edge}, ratio <= {max_ratio}:1, {min_pixels}-{max_pixels} pixels"
                         )
@@ -30,7 +41,12 @@ pub(super) fn run(args: &ModelsArgs, caps: &Capabilities) -> anyhow::Result<Exit
                     Some(SizeRules::Fixed { sizes }) => sizes.join(", "),
                     None => "-".into(),
                 };
-                format!("{}{aliases}: sizes {sizes}; quality {}; formats {}", m.id, m.qualities.join("/"), m.formats.join("/"))
+                format!(
+                    "{}{aliases}: sizes {sizes}; quality {}; formats {}",
+                    m.id,
+                    m.qualities.join("/"),
+                    m.formats.join("/")
+                )
             }
         };
         p.line(&line);

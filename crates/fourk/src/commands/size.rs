@@ -20,7 +20,11 @@ pub fn verdict(caps: &Capabilities, size: &str, model: &str) -> SizeVerdict {
             experimental: false,
             pixels: None,
             violations: vec![fourk_api::Violation {
-                rule: if e.rule() == "retired" { fourk_api::Rule::Retired } else { fourk_api::Rule::UnknownModel },
+                rule: if e.rule() == "retired" {
+                    fourk_api::Rule::Retired
+                } else {
+                    fourk_api::Rule::UnknownModel
+                },
                 param: "model".into(),
                 message: e.to_string(),
             }],

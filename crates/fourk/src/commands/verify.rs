@@ -39,7 +39,10 @@ fn human(file: &str, r: &VerifyReport) -> String {
             s.push_str(&format!(" (corrupt: {e})"));
         }
         for c in r.checks.iter().filter(|c| !c.pass) {
-            s.push_str(&format!(" ({}: expected {}, got {})", c.name, c.expected, c.actual));
+            s.push_str(&format!(
+                " ({}: expected {}, got {})",
+                c.name, c.expected, c.actual
+            ));
         }
     }
     s
@@ -64,12 +67,20 @@ pub(super) fn run(args: &VerifyArgs) -> anyhow::Result<Exit> {
                 if !args.json {
                     p.line(&human(&name, &r));
                 }
-                reports.push(FileReport { file: name, report: Some(r), error: None });
+                reports.push(FileReport {
+                    file: name,
+                    report: Some(r),
+                    error: None,
+                });
             }
             Err(e) => {
                 all_ok = false;
                 tracing::error!("{e}");
-                reports.push(FileReport { file: name, report: None, error: Some(e.to_string()) });
+                reports.push(FileReport {
+                    file: name,
+                    report: None,
+                    error: Some(e.to_string()),
+                });
             }
         }
     }
