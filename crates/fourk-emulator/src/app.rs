@@ -1,10 +1,11 @@
-//! The router: routes, the OpenAI-style fallbacks, and the layer that adds the headers every
-//! answer carries and enforces the request timeout.
+//! The router: routes, the OpenAI-style fallbacks, and the layer that every answer passes
+//! through: request ids, fault injection, the request timeout, the common headers and the
+//! request log.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -13,23 +14,42 @@ use axum::{Json, Router};
 use fourk_api::ModelStatus;
 use serde_json::{Value, json};
 
+use crate::edits::{MAX_BODY_BYTES, edits};
 use crate::error::EmulatorError;
+use crate::faults::{self, FaultKind};
 use crate::generate::generations;
-use crate::state::EmulatorState;
+use crate::reqlog::Entry;
+use crate::responses::responses;
+use crate::state::{EmulatorState, RequestContext};
 
 /// The header that says an answer, and its images, came from this emulator.
 pub const EMULATOR_HEADER: &str = "x-fourk-emulator";
 /// Its value.
 pub const EMULATOR_HEADER_VALUE: &str = "procedural; images are rendered locally, not by OpenAI";
 
+/// Largest `/v1/responses` body: input images travel inside it as base64 data URLs.
+const RESPONSES_BODY_BYTES: usize = 256 * 1024 * 1024;
+
+/// The routes faults are injected into: the ones that make images.
+const FAULT_ROUTES: [&str; 3] = ["/v1/images/generations", "/v1/images/edits", "/v1/responses"];
+
 /// The emulator as an axum [`Router`], ready for [`axum::serve()`] or for calling in tests.
 ///
-/// Routes: `POST /v1/images/generations`, `GET /v1/models`, `GET /v1/models/{id}` (both need a
-/// key, as on the API) and `GET /health` (no key; for readiness checks). Anything else gets the
-/// API's 404 (or 405) envelope.
+/// Routes: `POST /v1/images/generations`, `POST /v1/images/edits` (multipart),
+/// `POST /v1/responses` (the `image_generation` tool), `GET /v1/models`,
+/// `GET /v1/models/{id}` (all need a key, as on the API) and `GET /health` (no key; for
+/// readiness checks). Anything else gets the API's 404 (or 405) envelope.
 pub fn app(state: Arc<EmulatorState>) -> Router {
     Router::new()
         .route("/v1/images/generations", post(generations))
+        .route(
+            "/v1/images/edits",
+            post(edits).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .route(
+            "/v1/responses",
+            post(responses).layer(DefaultBodyLimit::max(RESPONSES_BODY_BYTES)),
+        )
         .route("/v1/models", get(list_models))
         .route("/v1/models/{id}", get(get_model))
         .route("/health", get(health))
@@ -39,15 +59,44 @@ pub fn app(state: Arc<EmulatorState>) -> Router {
         .with_state(state)
 }
 
-/// Request id, API version, processing time and the emulator marker on every answer, and
-/// the request timeout around every handler.
-async fn common(State(state): State<Arc<EmulatorState>>, req: Request, next: Next) -> Response {
+/// Request id, fault injection, the request timeout around every handler, then API version,
+/// processing time and the emulator marker on every answer, and the request log line.
+async fn common(State(state): State<Arc<EmulatorState>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
+    let arrived_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let id = state.next_request_id();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-    let mut response = match tokio::time::timeout(state.request_timeout, next.run(req)).await {
-        Ok(r) => r,
-        Err(_) => EmulatorError::Timeout(state.request_timeout).into_response(),
+    // Drawn for every request to an image route, in arrival order, so a seed replays the
+    // same sequence; applied only to authorised requests, since a real server checks the
+    // key before anything can go wrong.
+    let fault = if method == Method::POST && FAULT_ROUTES.contains(&path.as_str()) {
+        state.faults.next()
+    } else {
+        None
+    }
+    .filter(|_| state.authorize(req.headers()).is_ok());
+    let ctx = Arc::new(RequestContext::new(id.clone(), fault));
+    req.extensions_mut().insert(Arc::clone(&ctx));
+    let early = match fault.map(|f| f.kind) {
+        Some(FaultKind::RateLimit) => Some(EmulatorError::InjectedRateLimit.into_response()),
+        Some(FaultKind::Quota) => Some(EmulatorError::InsufficientQuota.into_response()),
+        Some(FaultKind::ServerError) => Some(EmulatorError::InjectedServerError.into_response()),
+        Some(FaultKind::Unavailable) => Some(EmulatorError::Overloaded.into_response()),
+        Some(FaultKind::Reset) => Some(faults::reset_response()),
+        Some(FaultKind::Stall) => {
+            tokio::time::sleep(state.config.stall).await;
+            None
+        }
+        _ => None,
+    };
+    let mut response = match early {
+        Some(r) => r,
+        None => match tokio::time::timeout(state.request_timeout, next.run(req)).await {
+            Ok(r) => r,
+            Err(_) => EmulatorError::Timeout(state.request_timeout).into_response(),
+        },
     };
     let ms = started.elapsed().as_millis();
     let h = response.headers_mut();
@@ -60,7 +109,23 @@ async fn common(State(state): State<Arc<EmulatorState>>, req: Request, next: Nex
     );
     h.insert("openai-version", HeaderValue::from_static("2020-10-01"));
     h.insert(EMULATOR_HEADER, HeaderValue::from_static(EMULATOR_HEADER_VALUE));
-    tracing::debug!(request_id = %id, %method, %path, status = response.status().as_u16(), ms, "request");
+    if fault.is_some_and(|f| f.kind == FaultKind::Truncate) {
+        response = faults::truncate(response).await;
+    }
+    let reset = fault.is_some_and(|f| f.kind == FaultKind::Reset);
+    let status = response.status().as_u16();
+    tracing::debug!(request_id = %id, %method, %path, status, ms, fault = fault.map(|f| f.kind.name()), "request");
+    if let Some(log) = &state.request_log {
+        log.write(&Entry {
+            ts_ms: arrived_ms,
+            method: method.as_str(),
+            route: &path,
+            prompt_sha256: ctx.prompt_sha256(),
+            status: (!reset).then_some(status),
+            request_id: &id,
+            fault: fault.map(|f| f.kind.name()),
+        });
+    }
     response
 }
 

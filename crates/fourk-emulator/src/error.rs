@@ -44,9 +44,97 @@ pub enum EmulatorError {
         /// The model asked for, for model errors.
         model: String,
     },
-    /// `stream: true`, which this emulator version does not serve.
-    #[error("streaming is not implemented in this emulator version")]
-    StreamingNotImplemented,
+    /// A request that breaks a rule of an endpoint the emulator reads itself (the edit
+    /// form, the Responses body): `code` and `param` as the API sends them.
+    #[error("{message}")]
+    BadRequest {
+        /// The API's `code`, such as `invalid_value` or `missing_required_parameter`.
+        code: Option<&'static str>,
+        /// The request field at fault.
+        param: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// An uploaded file whose part `Content-Type` is not an accepted image type.
+    #[error("unsupported mimetype '{mime}' for '{param}'")]
+    UnsupportedMimetype {
+        /// `image` or `mask`.
+        param: String,
+        /// The part's type (`application/octet-stream` when it had none).
+        mime: String,
+        /// What `param` accepts, as the API lists it: `'image/jpeg', 'image/png', and 'image/webp'`.
+        allowed: &'static str,
+    },
+    /// An uploaded file at or over its size limit.
+    #[error("'{param}' is {bytes} bytes or more; the limit is {limit}")]
+    FileTooLarge {
+        /// `image` or `mask`.
+        param: String,
+        /// Bytes read when the limit was hit.
+        bytes: u64,
+        /// The limit in bytes (files must be smaller).
+        limit: u64,
+    },
+    /// An input image whose bytes do not decode as the type it claims.
+    #[error("'{param}' is not a valid {format} image: {detail}")]
+    UndecodableImage {
+        /// Which input.
+        param: String,
+        /// The claimed type (`png`, `jpeg`, `webp`).
+        format: &'static str,
+        /// The decoder's complaint.
+        detail: String,
+    },
+    /// A mask that breaks one of the mask rules.
+    #[error("invalid mask: {0}")]
+    Mask(MaskProblem),
+    /// A parameter the model does not take (such as `input_fidelity` on gpt-image-2).
+    #[error("'{param}' is not supported with {model}")]
+    UnsupportedParameter {
+        /// The parameter.
+        param: String,
+        /// The model.
+        model: String,
+    },
+    /// Something the real API offers that the emulator does not (file ids, image URLs to
+    /// download, other tools).
+    #[error("{feature} is not supported by the fourk emulator")]
+    NotEmulated {
+        /// The request field that asked for it.
+        param: String,
+        /// What it is.
+        feature: String,
+    },
+    /// The organisation is not verified for this model (403), on demand.
+    #[error("organization not verified for {model}")]
+    OrganizationNotVerified {
+        /// The image model asked for.
+        model: String,
+    },
+    /// The safety system rejected the prompt (400 `moderation_blocked`), on demand.
+    #[error("rejected by the safety system")]
+    ModerationBlocked {
+        /// The request id, which the message quotes like the API's.
+        request_id: String,
+    },
+    /// `previous_response_id` names no stored response (404).
+    #[error("previous response '{id}' not found")]
+    PreviousResponseNotFound {
+        /// The id asked for.
+        id: String,
+    },
+    /// An injected `429 rate_limit_exceeded` fault.
+    #[error("injected fault: rate limit")]
+    InjectedRateLimit,
+    /// An injected `429 insufficient_quota` fault.
+    #[error("injected fault: insufficient quota")]
+    InsufficientQuota,
+    /// An injected `500` fault.
+    #[error("injected fault: server error")]
+    InjectedServerError,
+    /// An injected `503` fault.
+    #[error("injected fault: overloaded")]
+    Overloaded,
     /// A per-minute limit is used up.
     #[error("rate limit reached for {} per minute", .limit.name())]
     RateLimited {
@@ -91,7 +179,20 @@ impl EmulatorError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MissingKey | Self::InvalidKey { .. } => StatusCode::UNAUTHORIZED,
-            Self::InvalidJson | Self::StreamingNotImplemented => StatusCode::BAD_REQUEST,
+            Self::InvalidJson
+            | Self::BadRequest { .. }
+            | Self::UnsupportedMimetype { .. }
+            | Self::FileTooLarge { .. }
+            | Self::UndecodableImage { .. }
+            | Self::Mask(_)
+            | Self::UnsupportedParameter { .. }
+            | Self::NotEmulated { .. }
+            | Self::ModerationBlocked { .. } => StatusCode::BAD_REQUEST,
+            Self::OrganizationNotVerified { .. } => StatusCode::FORBIDDEN,
+            Self::PreviousResponseNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::InjectedRateLimit | Self::InsufficientQuota => StatusCode::TOO_MANY_REQUESTS,
+            Self::InjectedServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Body { status, .. } => *status,
             Self::Invalid { violation, .. } => match violation.rule {
                 Rule::Retired | Rule::UnknownModel => StatusCode::NOT_FOUND,
@@ -132,11 +233,99 @@ impl EmulatorError {
             ),
             Self::Body { message, .. } => ErrorEnvelope::new(INVALID, None, None, message.clone()),
             Self::Invalid { violation, model } => violation_envelope(violation, model),
-            Self::StreamingNotImplemented => ErrorEnvelope::new(
+            Self::BadRequest { code, param, message } => {
+                ErrorEnvelope::new(INVALID, *code, param.as_deref(), message.clone())
+            }
+            // The API's code for this is not documented; `invalid_value` is assumed.
+            Self::UnsupportedMimetype { param, mime, allowed } => ErrorEnvelope::new(
+                INVALID,
+                Some("invalid_value"),
+                Some(param),
+                format!(
+                    "Invalid file '{param}': unsupported mimetype ('{mime}'). Supported file formats are {allowed}."
+                ),
+            ),
+            Self::FileTooLarge { param, limit, .. } => ErrorEnvelope::new(
+                INVALID,
+                Some("invalid_value"),
+                Some(param),
+                format!(
+                    "Invalid file '{param}': the file is too large. Each file must be smaller than {} MB.",
+                    limit / (1024 * 1024)
+                ),
+            ),
+            Self::UndecodableImage { param, format, .. } => ErrorEnvelope::new(
+                INVALID,
+                Some("invalid_image"),
+                Some(param),
+                format!(
+                    "Invalid file '{param}': the file could not be read as a {format} image. Send a complete PNG, JPEG or WebP file whose type matches its content."
+                ),
+            ),
+            Self::Mask(problem) => {
+                ErrorEnvelope::new(INVALID, Some("invalid_value"), Some("mask"), problem.to_string())
+            }
+            Self::UnsupportedParameter { param, model } => ErrorEnvelope::new(
+                INVALID,
+                Some("unsupported_parameter"),
+                Some(param),
+                format!(
+                    "Unsupported parameter: '{param}' is not supported with {model}. Omit this parameter."
+                ),
+            ),
+            Self::NotEmulated { param, feature } => ErrorEnvelope::new(
                 INVALID,
                 Some("unsupported_value"),
-                Some("stream"),
-                "Streaming (`stream: true`) is not implemented in this version of the fourk emulator. Omit `stream` or set it to false.",
+                Some(param),
+                format!(
+                    "{feature} is not supported by the fourk emulator, which works offline. Send the image inline as a base64 data URL (data:image/png;base64,...)."
+                ),
+            ),
+            Self::OrganizationNotVerified { model } => ErrorEnvelope::new(
+                INVALID,
+                None,
+                None,
+                format!(
+                    "Your organization must be verified to use the model '{model}'. Please go to: https://platform.openai.com/settings/organization/general and click on Verify Organization. If you just verified, it can take up to 15 minutes for access to propagate."
+                ),
+            ),
+            Self::ModerationBlocked { request_id } => ErrorEnvelope::new(
+                "image_generation_user_error",
+                Some("moderation_blocked"),
+                None,
+                format!(
+                    "Your request was rejected by the safety system. If you believe this is an error, contact us at help.openai.com and include the request ID {request_id}."
+                ),
+            ),
+            Self::PreviousResponseNotFound { id } => ErrorEnvelope::new(
+                INVALID,
+                Some("previous_response_not_found"),
+                Some("previous_response_id"),
+                format!("Previous response with id '{id}' not found."),
+            ),
+            Self::InjectedRateLimit => ErrorEnvelope::new(
+                "requests",
+                Some("rate_limit_exceeded"),
+                None,
+                "Rate limit reached for requests per min (RPM) in the fourk emulator (injected fault). Please try again in 1s.",
+            ),
+            Self::InsufficientQuota => ErrorEnvelope::new(
+                "insufficient_quota",
+                Some("insufficient_quota"),
+                None,
+                "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+            ),
+            Self::InjectedServerError => ErrorEnvelope::new(
+                "server_error",
+                None,
+                None,
+                "The server had an error while processing your request. Sorry about that!",
+            ),
+            Self::Overloaded => ErrorEnvelope::new(
+                "service_unavailable_error",
+                Some("server_is_overloaded"),
+                None,
+                "The server is overloaded or not ready yet.",
             ),
             Self::RateLimited {
                 limit,
@@ -228,13 +417,41 @@ fn violation_envelope(v: &Violation, model: &str) -> ErrorEnvelope {
     }
 }
 
+impl EmulatorError {
+    /// The whole error body as JSON: the envelope, plus `moderation_details` for a
+    /// moderation block (as the API's image errors carry).
+    #[must_use]
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = serde_json::to_value(self.envelope()).unwrap_or_default();
+        if let (Self::ModerationBlocked { .. }, Some(error)) = (self, body.get_mut("error")) {
+            error["moderation_details"] = moderation_details();
+        }
+        body
+    }
+
+    /// How long a client should wait before retrying, for the errors that say so.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::InjectedRateLimit => Some(Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+}
+
+/// The `moderation_details` of an on-demand moderation block: the input was flagged, in a
+/// category that says it was the emulator's doing.
+pub(crate) fn moderation_details() -> serde_json::Value {
+    serde_json::json!({"moderation_stage": "input", "categories": ["fourk-emulator-test"]})
+}
+
 impl IntoResponse for EmulatorError {
     fn into_response(self) -> Response {
         if let Self::Internal(detail) = &self {
             tracing::error!(%detail, "emulator internal error");
         }
-        let mut response = (self.status(), axum::Json(self.envelope())).into_response();
-        if let Self::RateLimited { retry_after, .. } = &self {
+        let mut response = (self.status(), axum::Json(self.body())).into_response();
+        if let Some(retry_after) = self.retry_after() {
             let headers = response.headers_mut();
             let secs = retry_after.as_secs_f64().ceil().max(1.0);
             if let Ok(v) = HeaderValue::from_str(&format!("{secs}")) {
@@ -246,6 +463,37 @@ impl IntoResponse for EmulatorError {
         }
         response
     }
+}
+
+/// Which mask rule was broken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MaskProblem {
+    /// The mask part is not a PNG (by type or by content).
+    #[error("Invalid mask: the mask must be a PNG file.")]
+    NotPng,
+    /// 4 MB or more.
+    #[error("Invalid mask: the mask is {bytes} bytes or more; it must be smaller than 4 MB.")]
+    TooLarge {
+        /// Bytes read when the limit was hit.
+        bytes: u64,
+    },
+    /// No alpha channel, so no transparent area to mark the edit.
+    #[error(
+        "Invalid mask: the mask has no alpha channel. Use an RGBA (or grey + alpha) PNG whose fully transparent pixels (alpha 0) mark the area to edit."
+    )]
+    NoAlpha,
+    /// Not the size of the (first) image.
+    #[error(
+        "Invalid mask: the mask is {}x{} but the image is {}x{}; the mask must have the same dimensions as the (first) image.",
+        .mask.0, .mask.1, .image.0, .image.1
+    )]
+    SizeMismatch {
+        /// Mask width and height.
+        mask: (u32, u32),
+        /// First image width and height.
+        image: (u32, u32),
+    },
 }
 
 /// Star out a key the way the API does: the `sk-…-` prefix and the last four characters stay.

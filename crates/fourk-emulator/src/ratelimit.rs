@@ -34,6 +34,34 @@ impl Default for RateLimits {
     }
 }
 
+/// A per-minute allowance as written on the command line: `N/min` (`N/m` and a bare `N`
+/// mean the same), with N at least 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PerMinute(pub u64);
+
+impl std::str::FromStr for PerMinute {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let (n, unit) = t.split_once('/').unwrap_or((t, "min"));
+        let unit = unit.trim();
+        if !["min", "m", "minute"].contains(&unit) {
+            return Err(format!(
+                "'{s}' has the unit '/{unit}'; allowances are per minute: write N/min, for example 60/min"
+            ));
+        }
+        let n: u64 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{s}' is not a count per minute; write N/min, for example 60/min"))?;
+        if n == 0 {
+            return Err("a rate limit of 0/min would refuse every request; use at least 1/min".into());
+        }
+        Ok(Self(n))
+    }
+}
+
 /// One of the three counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -216,6 +244,20 @@ mod tests {
         assert_eq!(format_reset(Duration::from_millis(17_280)), "17.28s");
         assert_eq!(format_reset(Duration::from_secs(60)), "1m0s");
         assert_eq!(format_reset(Duration::ZERO), "0s");
+    }
+
+    #[test]
+    fn per_minute_parses_and_explains() {
+        assert_eq!("60/min".parse::<PerMinute>(), Ok(PerMinute(60)));
+        assert_eq!(" 5 ".parse::<PerMinute>(), Ok(PerMinute(5)));
+        assert!("5/s".parse::<PerMinute>().unwrap_err().contains("per minute"));
+        assert!(
+            "many/min"
+                .parse::<PerMinute>()
+                .unwrap_err()
+                .contains("not a count")
+        );
+        assert!("0/min".parse::<PerMinute>().unwrap_err().contains("at least 1"));
     }
 
     #[test]

@@ -39,27 +39,47 @@ const GRAIN_CHROMA: f32 = 1.3;
 /// Only when the pixel buffer cannot be allocated, which no size the API accepts comes near.
 #[must_use]
 pub fn render(prompt: &str, width: u32, height: u32, seed_extra: &str, transparent: bool) -> DynamicImage {
+    let mut img = render_plain(prompt, width, height, seed_extra, transparent);
+    draw_overlay(&mut img, prompt);
+    img
+}
+
+/// [`render`] without the prompt banner and the label: the layer an edit blends into its
+/// input image before drawing them on top, so they stay legible.
+pub(crate) fn render_plain(
+    prompt: &str,
+    width: u32,
+    height: u32,
+    seed_extra: &str,
+    transparent: bool,
+) -> DynamicImage {
     let seed = seed_of(prompt, width, height, seed_extra, transparent);
     let scene = Scene::new(&seed, width, height, transparent);
-    let channels = if transparent { 4 } else { 3 };
     let grid = scene.grid();
     if transparent {
         let mut img = RgbaImage::new(width, height);
-        finish(&scene, &grid, &mut img, channels, prompt);
+        scene.fill(&grid, &mut img, 4);
         DynamicImage::ImageRgba8(img)
     } else {
         let mut img = RgbImage::new(width, height);
-        finish(&scene, &grid, &mut img, channels, prompt);
+        scene.fill(&grid, &mut img, 3);
         DynamicImage::ImageRgb8(img)
     }
 }
 
-fn finish(scene: &Scene, grid: &Grid, buf: &mut [u8], channels: usize, prompt: &str) {
-    scene.fill(grid, buf, channels);
+/// Draw the prompt banner and the emulator label onto an RGB8 or RGBA8 image (other pixel
+/// types are left alone: the emulator only makes these two).
+pub(crate) fn draw_overlay(img: &mut DynamicImage, prompt: &str) {
+    let (width, height) = (img.width() as usize, img.height() as usize);
+    let (buf, channels): (&mut [u8], usize) = match img {
+        DynamicImage::ImageRgb8(b) => (&mut **b, 3),
+        DynamicImage::ImageRgba8(b) => (&mut **b, 4),
+        _ => return,
+    };
     let mut canvas = Canvas {
         buf,
-        width: scene.width as usize,
-        height: scene.height as usize,
+        width,
+        height,
         channels,
     };
     draw_text(&mut canvas, prompt);

@@ -20,13 +20,21 @@ pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALH
 /// requests in flight (graceful shutdown).
 ///
 /// # Errors
-/// When the listener fails.
+/// When the request log cannot be opened, or the listener fails.
 pub async fn serve(
     listener: TcpListener,
     config: EmulatorConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let state = Arc::new(EmulatorState::new(config));
+    let state = Arc::new(EmulatorState::try_new(config)?);
+    serve_state(listener, state, shutdown).await
+}
+
+async fn serve_state(
+    listener: TcpListener,
+    state: Arc<EmulatorState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await
@@ -35,12 +43,13 @@ pub async fn serve(
 /// Bind `addr` (port 0 picks a free port) and serve in a background task.
 ///
 /// # Errors
-/// When the address cannot be bound.
+/// When the request log cannot be opened or the address cannot be bound.
 pub async fn spawn(addr: SocketAddr, config: EmulatorConfig) -> io::Result<RunningEmulator> {
+    let state = Arc::new(EmulatorState::try_new(config)?);
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, config, async move {
+    let task = tokio::spawn(serve_state(listener, state, async move {
         // A dropped sender also means stop.
         let _ = stopped.await;
     }));

@@ -1,8 +1,11 @@
 //! Configuration and the state shared by every request: the capability table, the key, the
-//! rate-limit counters, request ids and the render slots.
+//! rate-limit counters, request ids, the render slots, the fault draw, the request log and the
+//! stored responses.
 
-use std::sync::Arc;
+use std::io;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
@@ -12,11 +15,18 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::error::{EmulatorError, mask_key};
+use crate::faults::{FaultDraw, FaultSpec, InjectedFault};
 use crate::ratelimit::{RateLimiter, RateLimits};
+use crate::reqlog::RequestLog;
+use crate::store::ResponseStore;
 
 /// How long one request may take before the emulator answers 408. Matches the official SDKs'
 /// default timeout, so a realistic `latency_scale` of 1.0 fits inside it.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How long a `stall` fault keeps quiet unless told otherwise: long enough to trip a
+/// client's read timeout, short enough for a test to set its own.
+pub const DEFAULT_STALL: Duration = Duration::from_secs(30);
 
 /// What the emulator accepts and how it behaves.
 #[derive(Debug, Clone)]
@@ -32,6 +42,24 @@ pub struct EmulatorConfig {
     /// is rendered; 1.0 waits about as long as the real API (about 80 s for 1024x1024
     /// medium, 195 s for high, longer for larger images); 0.01 is a hundredth of that.
     pub latency_scale: f64,
+    /// Per-minute allowances, enforced with `429 rate_limit_exceeded` and reported in the
+    /// `x-ratelimit-*` headers. Default: [`RateLimits::default`].
+    pub rate_limits: RateLimits,
+    /// Faults to inject into image requests. Default: none.
+    pub faults: FaultSpec,
+    /// Seed of the fault draw: the same seed and the same requests in the same order meet
+    /// the same faults. `None` (the default) seeds from the clock.
+    pub seed: Option<u64>,
+    /// How long a `stall` fault sends nothing. Default: [`DEFAULT_STALL`].
+    pub stall: Duration,
+    /// Answer every image request with the 403 organisation-verification error, as for an
+    /// unverified organisation. Default: false.
+    pub fail_org_verification: bool,
+    /// Prompts containing any of these words (case-insensitive) are rejected by the
+    /// emulated safety system. Default: none.
+    pub moderation_block_words: Vec<String>,
+    /// Append one JSON line per request to this file. Default: no log.
+    pub request_log: Option<PathBuf>,
 }
 
 impl Default for EmulatorConfig {
@@ -40,8 +68,79 @@ impl Default for EmulatorConfig {
             capabilities: Capabilities::builtin(),
             require_key: None,
             latency_scale: 0.0,
+            rate_limits: RateLimits::default(),
+            faults: FaultSpec::none(),
+            seed: None,
+            stall: DEFAULT_STALL,
+            fail_org_verification: false,
+            moderation_block_words: Vec::new(),
+            request_log: None,
         }
     }
+}
+
+/// A `latency_scale` as written on the command line: a finite number, 0 or more.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyScale(pub f64);
+
+impl std::str::FromStr for LatencyScale {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let v: f64 = s.trim().parse().map_err(|_| {
+            format!("'{s}' is not a number; use for example 0.01 (a hundredth of the real API's time)")
+        })?;
+        if !v.is_finite() {
+            return Err(format!("'{s}' is not a finite number; use for example 0.01"));
+        }
+        if v < 0.0 {
+            return Err(format!(
+                "the latency scale is {v}, which is negative; use 0 for no delay"
+            ));
+        }
+        Ok(Self(v))
+    }
+}
+
+/// What the router's outer layer knows about one request, shared with its handler.
+#[derive(Debug)]
+pub(crate) struct RequestContext {
+    /// The `x-request-id` the answer will carry.
+    pub(crate) id: String,
+    /// The fault drawn for this request, when it is one a handler applies (`wrong-size`,
+    /// `corrupt`).
+    pub(crate) fault: Option<InjectedFault>,
+    prompt_sha256: OnceLock<String>,
+}
+
+impl RequestContext {
+    pub(crate) fn new(id: String, fault: Option<InjectedFault>) -> Self {
+        Self {
+            id,
+            fault,
+            prompt_sha256: OnceLock::new(),
+        }
+    }
+
+    /// Record the prompt for the request log (only its digest is kept).
+    pub(crate) fn set_prompt(&self, prompt: &str) {
+        let _ = self.prompt_sha256.set(hex(&Sha256::digest(prompt.as_bytes())));
+    }
+
+    pub(crate) fn prompt_sha256(&self) -> Option<&str> {
+        self.prompt_sha256.get().map(String::as_str)
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// The state behind [`crate::app`]: configuration plus counters.
@@ -53,15 +152,47 @@ pub struct EmulatorState {
     /// Rendering a 4K image takes a few hundred megabytes of memory traffic and every core it
     /// is given; more concurrent renders than cores only queue inside the OS.
     pub(crate) renders: Arc<Semaphore>,
+    pub(crate) faults: FaultDraw,
+    pub(crate) request_log: Option<RequestLog>,
+    pub(crate) responses: ResponseStore,
     ids: AtomicU64,
     id_key: [u8; 32],
 }
 
 impl EmulatorState {
-    /// State with default rate limits ([`RateLimits::default`]) and request timeout
-    /// ([`DEFAULT_REQUEST_TIMEOUT`]).
+    /// State with the configured rate limits and the default request timeout
+    /// ([`DEFAULT_REQUEST_TIMEOUT`]). A request log that cannot be opened is reported with
+    /// `tracing` and left out; use [`EmulatorState::try_new`] to get the error instead.
     #[must_use]
     pub fn new(config: EmulatorConfig) -> Self {
+        let log = config.request_log.as_deref().and_then(|path| {
+            RequestLog::open(path)
+                .inspect_err(
+                    |e| tracing::error!(path = %path.display(), error = %e, "request log not opened"),
+                )
+                .ok()
+        });
+        Self::with_log(config, log)
+    }
+
+    /// [`EmulatorState::new`], failing when the request log cannot be opened.
+    ///
+    /// # Errors
+    /// The error opening `config.request_log`, with the path in its message.
+    pub fn try_new(config: EmulatorConfig) -> io::Result<Self> {
+        let log = match config.request_log.as_deref() {
+            Some(path) => Some(RequestLog::open(path).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot open the request log {}: {e}", path.display()),
+                )
+            })?),
+            None => None,
+        };
+        Ok(Self::with_log(config, log))
+    }
+
+    fn with_log(config: EmulatorConfig, request_log: Option<RequestLog>) -> Self {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let mut h = Sha256::new();
         h.update(now.as_nanos().to_le_bytes());
@@ -69,14 +200,23 @@ impl EmulatorState {
         // Two emulators started in the same nanosecond still get different ids.
         static INSTANCES: AtomicU64 = AtomicU64::new(0);
         h.update(INSTANCES.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+        let id_key: [u8; 32] = h.finalize().into();
         let slots = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let seed = config.seed.unwrap_or_else(|| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&id_key[..8]);
+            u64::from_le_bytes(b)
+        });
         Self {
+            limiter: RateLimiter::new(config.rate_limits),
+            faults: FaultDraw::new(config.faults.clone(), seed),
+            request_log,
+            responses: ResponseStore::default(),
             config,
-            limiter: RateLimiter::new(RateLimits::default()),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             renders: Arc::new(Semaphore::new(slots)),
             ids: AtomicU64::new(0),
-            id_key: h.finalize().into(),
+            id_key,
         }
     }
 
@@ -107,12 +247,18 @@ impl EmulatorState {
         h.update(self.id_key);
         h.update(n.to_le_bytes());
         let digest = h.finalize();
-        let mut id = String::with_capacity(36);
-        id.push_str("req_");
-        for b in &digest[..16] {
-            id.push_str(&format!("{b:02x}"));
-        }
-        id
+        format!("req_{}", hex(&digest[..16]))
+    }
+
+    /// A fresh object id such as `resp_…` or `ig_…`: the prefix, then 48 hex digits (the
+    /// length of the API's response ids), unique per emulator run.
+    pub(crate) fn object_id(&self, prefix: &str) -> String {
+        let n = self.ids.fetch_add(1, Ordering::Relaxed);
+        let mut h = Sha256::new();
+        h.update(self.id_key);
+        h.update(prefix.as_bytes());
+        h.update(n.to_le_bytes());
+        format!("{prefix}_{}", hex(&h.finalize()[..24]))
     }
 
     /// Check `Authorization: Bearer <key>` the way the API does.

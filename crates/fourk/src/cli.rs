@@ -151,6 +151,31 @@ pub struct EmulatorArgs {
     /// Accept only this bearer key (by default any non-empty key is accepted).
     #[arg(long, value_name = "KEY", env = "FOURK_EMULATOR_KEY", hide_env_values = true)]
     pub require_key: Option<String>,
+    /// Inject faults into image requests: comma-separated KIND:PROBABILITY with kinds 429,
+    /// quota, 500, 503, reset, truncate, stall, wrong-size, corrupt (e.g. `500:0.1,reset:0.05`).
+    #[arg(long, value_name = "KIND:P,...")]
+    pub faults: Option<fourk_emulator::FaultSpec>,
+    /// Seed the fault draw so the same requests meet the same faults (default: from the clock).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// How long a `stall` fault sends nothing, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub stall_ms: u64,
+    /// Scale the simulated generation time (1.0 is about as slow as the real API; 0 answers at once).
+    #[arg(long, value_name = "SCALE", default_value = "0")]
+    pub latency: fourk_emulator::LatencyScale,
+    /// Requests allowed per minute, enforced with 429 and honest x-ratelimit-* headers (default 500/min).
+    #[arg(long, value_name = "N/min")]
+    pub rate_limit: Option<fourk_emulator::PerMinute>,
+    /// Answer every image request with the 403 organisation-verification error.
+    #[arg(long)]
+    pub fail_org_verification: bool,
+    /// Reject prompts containing any of these words (case-insensitive) as a moderation block.
+    #[arg(long, value_name = "WORD,...", value_delimiter = ',')]
+    pub moderation_block_words: Vec<String>,
+    /// Append one JSON line per request received to this file.
+    #[arg(long, value_name = "FILE")]
+    pub request_log: Option<PathBuf>,
 }
 
 /// `fourk models`.

@@ -159,25 +159,6 @@ async fn request_errors_name_their_parameter() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streaming_is_refused_for_now() {
-    let emu = start(EmulatorConfig::default()).await;
-    let r = generate(
-        &emu.base_url(),
-        Some(KEY),
-        &json!({"model": "gpt-image-2", "prompt": "x", "stream": true, "partial_images": 1}),
-    )
-    .await;
-    expect(
-        &r,
-        400,
-        "invalid_request_error",
-        Some("unsupported_value"),
-        Some("stream"),
-    );
-    assert!(r.error()["message"].as_str().unwrap().contains("not implemented"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_json_and_unknown_routes() {
     let emu = start(EmulatorConfig::default()).await;
     let base = emu.base_url();
