@@ -56,6 +56,13 @@ pub enum Rule {
     InvalidType,
     /// A required field is absent.
     MissingField,
+    /// The input images of an edit: none, more than 16, too large, or of a type the API
+    /// does not read.
+    Image,
+    /// The mask of an edit: not a PNG, or too large.
+    Mask,
+    /// A Responses API tool setting that contradicts the rest of the request.
+    Tool,
 }
 
 impl Rule {
@@ -85,6 +92,9 @@ impl Rule {
             Self::UnknownParameter => "unknown_parameter",
             Self::InvalidType => "invalid_type",
             Self::MissingField => "missing_field",
+            Self::Image => "image",
+            Self::Mask => "mask",
+            Self::Tool => "tool",
         }
     }
 }

@@ -98,6 +98,33 @@ impl ErrorClass {
         }
     }
 
+    /// Classify an error that arrived inside a stream (an `error` event, or a
+    /// `response.failed`), where there is no HTTP status to go by: the code decides.
+    #[must_use]
+    pub fn of_code(error: &ApiError) -> Self {
+        let code = error.code.as_deref().unwrap_or("");
+        match code {
+            "moderation_blocked" | "content_policy_violation" | "image_content_policy_violation" => {
+                Self::ModerationBlocked
+            }
+            "insufficient_quota" | "credit_balance_exhausted" | "billing_hard_limit_reached" => {
+                Self::QuotaExhausted
+            }
+            "rate_limit_exceeded" | "slow_down" => Self::RateLimited,
+            "server_error" | "internal_error" => Self::Server,
+            c if c.starts_with("invalid_")
+                || c.starts_with("image_")
+                || c.starts_with("unsupported_")
+                || c.starts_with("empty_")
+                || c.starts_with("failed_to_download") =>
+            {
+                Self::InvalidRequest
+            }
+            _ if error.kind == "insufficient_quota" => Self::QuotaExhausted,
+            _ => Self::Other,
+        }
+    }
+
     /// What the user should do next, one line.
     #[must_use]
     pub fn hint(self) -> &'static str {
@@ -137,6 +164,21 @@ mod tests {
             serde_json::to_string(&e).unwrap(),
             r#"{"error":{"message":"boom","type":"server_error","param":null,"code":null}}"#
         );
+    }
+
+    #[test]
+    fn stream_errors_are_classified_by_code() {
+        let of = |code: &str| ErrorClass::of_code(&ErrorEnvelope::new("x", Some(code), None, "m").error);
+        assert_eq!(of("moderation_blocked"), ErrorClass::ModerationBlocked);
+        assert_eq!(
+            of("image_content_policy_violation"),
+            ErrorClass::ModerationBlocked
+        );
+        assert_eq!(of("rate_limit_exceeded"), ErrorClass::RateLimited);
+        assert_eq!(of("server_error"), ErrorClass::Server);
+        assert_eq!(of("invalid_base64_image"), ErrorClass::InvalidRequest);
+        assert_eq!(of("image_too_large"), ErrorClass::InvalidRequest);
+        assert_eq!(of("mystery"), ErrorClass::Other);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Wire types and rules for OpenAI's GPT Image models, with no IO.
 //!
 //! This crate owns what a request may contain and what it costs: the [`Size`] contract, the
-//! model [`Capabilities`] table (embedded data, overridable), the typed [`ImageRequest`], the
-//! response and error bodies, and token and dollar arithmetic. The client, the emulator and
-//! the CLI all validate with it, so they agree.
+//! model [`Capabilities`] table (embedded data, overridable), the typed bodies of every route
+//! ([`ImageRequest`] for generations, [`EditRequest`] and [`InputImage`] for edits,
+//! [`ResponsesRequest`] for the Responses API's image tool), the response, stream-event and
+//! error bodies, and token and dollar arithmetic. The client, the emulator and the CLI all
+//! validate with it, so they agree. All three routes share one set of option checks.
 //!
 //! ```
 //! use fourk_api::{Capabilities, Size};
@@ -19,10 +21,14 @@
 mod caps;
 mod check;
 pub mod cost;
+mod edit;
 mod error;
+mod options;
 mod request;
 mod response;
+pub mod responses;
 mod size;
+mod stream;
 mod types;
 
 pub use caps::{
@@ -31,11 +37,26 @@ pub use caps::{
 };
 pub use check::{Rule, SizeVerdict, Violation};
 pub use cost::Cost;
+pub use edit::{EditRequest, InputImage, MAX_EDIT_IMAGES, MAX_IMAGE_BYTES, MAX_MASK_BYTES};
 pub use error::{ApiError, ErrorClass, ErrorEnvelope};
 pub use request::{ImageRequest, Warning};
 pub use response::{
     ImageData, ImageDataRef, ImagesResponse, ImagesResponseRef, InputTokensDetails, OutputTokensDetails,
     Usage,
 };
+pub use responses::events::{
+    ErrorEvent, ImageGenCallEvent, ImageGenPartialImage, OutputItemEvent, ResponseEvent, ResponseStreamEvent,
+};
+pub use responses::object::{
+    CallError, ImageGenCall, IncompleteDetails, ModerationDetails, OutputItem, ResponseError,
+    ResponseInputDetails, ResponseObject, ResponseOutputDetails, ResponseUsage, ToolUsage,
+};
+pub use responses::request::{
+    ContentPart, HostedTool, ImageGenTool, ImageMask, InputImagePart, InputItem, InputMessage,
+    ResponsesRequest, Tool, ToolChoice, ToolChoiceMode,
+};
 pub use size::{PRESETS, Size, SizeParseError};
-pub use types::{Background, Moderation, OutputFormat, Quality};
+pub use stream::{CompletedImage, ImageStreamEvent, PartialImage};
+pub use types::{
+    Background, ImageDetail, InputFidelity, Moderation, OutputFormat, Quality, Role, ToolAction,
+};

@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::caps::{Capabilities, ModelCaps, TransparentSupport};
+use crate::caps::{Capabilities, ModelCaps};
 use crate::check::{Rule, Violation};
+use crate::options::{self, ImageOptions, Prefix};
 use crate::size::Size;
 use crate::types::{Background, Moderation, OutputFormat, Quality};
 
@@ -96,151 +97,22 @@ impl ImageRequest {
         &self,
         caps: &'c Capabilities,
     ) -> Result<(&'c ModelCaps, Vec<Warning>), Vec<Violation>> {
-        let model = match caps.model(&self.model) {
-            Ok(m) => m,
-            Err(e) => {
-                return Err(vec![Violation::new(
-                    if e.rule() == "retired" {
-                        Rule::Retired
-                    } else {
-                        Rule::UnknownModel
-                    },
-                    "model",
-                    e.to_string(),
-                )]);
-            }
-        };
-        let mut errs = Vec::new();
-        let mut warnings = Vec::new();
-        let chars = self.prompt.chars().count();
-        if self.prompt.trim().is_empty() {
-            errs.push(Violation::new(
-                Rule::Prompt,
-                "prompt",
-                "The prompt is empty; describe the image to generate.",
-            ));
-        } else if chars > model.max_prompt_chars {
-            errs.push(Violation::new(
-                Rule::Prompt,
-                "prompt",
-                format!(
-                    "The prompt is {chars} characters; {} takes at most {}.",
-                    model.id, model.max_prompt_chars
-                ),
-            ));
-        }
-        if let Some(size) = self.size {
-            errs.extend(model.size_violations(size));
-            if model.is_experimental(size) && errs.is_empty() {
-                warnings.push(Warning {
-                    id: "experimental_size",
-                    message: format!(
-                        "{size} is above 2560x1440: {} documents outputs this large as experimental (results may vary).",
-                        model.id
-                    ),
-                });
-            }
-        }
-        if let Some(n) = self.n
-            && (n < 1 || n > model.max_n)
-        {
-            errs.push(Violation::new(
-                Rule::N,
-                "n",
-                format!("n is {n}; it must be between 1 and {}.", model.max_n),
-            ));
-        }
-        if let Some(q) = self.quality
-            && !model.qualities.iter().any(|x| x == q.as_str())
-        {
-            errs.push(Violation::new(
-                Rule::Quality,
-                "quality",
-                format!(
-                    "{} does not take quality '{q}'; it takes {}.",
-                    model.id,
-                    model.qualities.join(", ")
-                ),
-            ));
-        }
-        let format = self.effective_format();
-        if !model.formats.iter().any(|x| x == format.as_str()) {
-            errs.push(Violation::new(
-                Rule::OutputFormat,
-                "output_format",
-                format!(
-                    "{} does not produce '{format}'; it produces {}.",
-                    model.id,
-                    model.formats.join(", ")
-                ),
-            ));
-        }
-        if let Some(c) = self.output_compression {
-            if c > 100 {
-                errs.push(Violation::new(
-                    Rule::OutputCompression,
-                    "output_compression",
-                    format!("output_compression is {c}; it must be between 0 and 100."),
-                ));
-            } else if format == OutputFormat::Png {
-                errs.push(Violation::new(
-                    Rule::OutputCompression,
-                    "output_compression",
-                    "output_compression applies only to jpeg and webp output; PNG is lossless. Choose --format jpeg or webp, or drop --compression.",
-                ));
-            }
-        }
-        if self.background == Some(Background::Transparent) {
-            if format == OutputFormat::Jpeg {
-                errs.push(Violation::new(
-                    Rule::Background,
-                    "background",
-                    "A transparent background needs png or webp output; JPEG has no alpha channel.",
-                ));
-            }
-            match model.transparent {
-                TransparentSupport::Unsupported => errs.push(Violation::new(
-                    Rule::Background,
-                    "background",
-                    format!("{} does not support transparent backgrounds.", model.id),
-                )),
-                TransparentSupport::Preview => warnings.push(Warning {
-                    id: "transparent_preview",
-                    message: format!(
-                        "Transparent backgrounds are in preview for {}: fourk checks the returned alpha channel.",
-                        model.id
-                    ),
-                }),
-                TransparentSupport::Supported => {}
-            }
-        }
-        let streaming = self.stream == Some(true);
-        if streaming && !model.streaming {
-            errs.push(Violation::new(
-                Rule::Stream,
-                "stream",
-                format!("{} does not stream.", model.id),
-            ));
-        }
-        if let Some(p) = self.partial_images {
-            if p > 3 {
-                errs.push(Violation::new(
-                    Rule::PartialImages,
-                    "partial_images",
-                    format!("partial_images is {p}; it must be between 0 and 3."),
-                ));
-            } else if !streaming {
-                errs.push(Violation::new(
-                    Rule::PartialImages,
-                    "partial_images",
-                    "partial_images only applies to streamed requests; set stream to true.",
-                ));
-            }
-        }
-        if errs.is_empty() {
-            Ok((model, warnings))
-        } else {
-            Err(errs)
+        options::check(caps, &self.options(), Prefix(""))
+    }
+
+    fn options(&self) -> ImageOptions<'_> {
+        ImageOptions {
+            model: &self.model,
+            prompt: Some(&self.prompt),
+            size: self.size,
+            quality: self.quality,
+            background: self.background,
+            output_format: self.output_format,
+            output_compression: self.output_compression,
+            n: self.n,
+            stream: self.stream == Some(true),
+            partial_images: self.partial_images,
+            input_fidelity: None,
         }
     }
 

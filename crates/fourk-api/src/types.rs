@@ -145,6 +145,57 @@ wire_enum!(
     }
 );
 
+wire_enum!(
+    /// `input_fidelity` on edits (and the Responses tool): how closely the output keeps the
+    /// style and features, especially faces, of the input images. gpt-image-2 does not take it.
+    InputFidelity, "input fidelity" {
+        /// Keep the input's features closely (more input tokens).
+        High = "high",
+        /// The default.
+        Low = "low",
+    }
+);
+
+wire_enum!(
+    /// `action` of the Responses API's `image_generation` tool.
+    ToolAction, "tool action" {
+        /// Always draw a new image.
+        Generate = "generate",
+        /// Always edit an image from the conversation.
+        Edit = "edit",
+        /// The model decides (the default).
+        Auto = "auto",
+    }
+);
+
+wire_enum!(
+    /// `detail` of an `input_image` content part: how finely the mainline model looks at it.
+    ImageDetail, "image detail" {
+        /// Fewer tokens.
+        Low = "low",
+        /// More tokens.
+        High = "high",
+        /// The model decides.
+        Auto = "auto",
+        /// The image as sent, without resizing.
+        Original = "original",
+    }
+);
+
+wire_enum!(
+    /// `role` of an input message.
+    Role, "role" {
+        /// The person asking.
+        User = "user",
+        /// A previous answer of the model.
+        Assistant = "assistant",
+        /// System instructions.
+        System = "system",
+        /// Developer instructions.
+        Developer = "developer",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,14 +1,22 @@
-//! The HTTP client for the Image API.
+//! The HTTP client: one send path for every route, so the retry policy and the payload log
+//! apply to generations, edits and the Responses API alike.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fourk_api::{ErrorClass, ErrorEnvelope, ImageRequest, ImagesResponseRef};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use fourk_api::{
+    EditRequest, ErrorClass, ErrorEnvelope, ImageRequest, ImageStreamEvent, ImagesResponseRef, InputImage,
+    ResponseObject, ResponseStreamEvent, ResponsesRequest,
+};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
 use secrecy::ExposeSecret;
 
 use crate::config::Config;
 use crate::error::ClientError;
+use crate::payload::{self, Payload};
+use crate::payload_log::{LogEntry, LoggedRequest, PayloadLog};
+use crate::retry::{Attempt, Decision, Outcome, RetryPolicy, ServerHints, retry_after};
+use crate::stream::{EventStream, ResponseHead, StreamEvent};
 
 /// The `x-ratelimit-*` headers of one response.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -41,10 +49,12 @@ pub struct ApiResponse {
     pub emulator: Option<String>,
     /// Rate-limit headers.
     pub rate_limits: RateLimits,
-    /// Wall time from sending to the last byte.
+    /// Wall time from sending the last attempt to its last byte.
     pub elapsed: Duration,
     /// The body.
     pub body: Bytes,
+    /// Attempts made, retries included (1 when the first attempt succeeded).
+    pub attempts: u32,
 }
 
 impl ApiResponse {
@@ -58,13 +68,31 @@ impl ApiResponse {
             request_id: self.request_id.clone(),
         })
     }
+
+    /// Parse the body of a non-streamed `POST /v1/responses` as a [`ResponseObject`].
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidResponse`] when the body is not a response object.
+    pub fn response_object(&self) -> Result<ResponseObject, ClientError> {
+        serde_json::from_slice(&self.body).map_err(|e| ClientError::InvalidResponse {
+            message: format!("body is not a Responses API response object: {e}"),
+            request_id: self.request_id.clone(),
+        })
+    }
 }
 
 /// A client for the OpenAI image endpoints (or anything that speaks them, like the emulator).
+///
+/// Every route goes through one send path: the [`RetryPolicy`] (default: 2 retries of
+/// transient failures, never of possibly billed ones) and, when set, the [`PayloadLog`].
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     config: Config,
+    /// The headers every request carries besides its own, for the payload log.
+    default_headers: HeaderMap,
+    retry: RetryPolicy,
+    payload_log: Option<PayloadLog>,
 }
 
 fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
@@ -81,24 +109,102 @@ fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
         })
 }
 
-/// `retry-after-ms`, then `retry-after` in seconds or as an HTTP date.
-fn retry_after(h: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) = header_str(h, "retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
-        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+fn head_of(status: u16, headers: HeaderMap, elapsed: Duration, attempts: u32) -> ResponseHead {
+    ResponseHead {
+        status,
+        request_id: header_str(&headers, "x-request-id"),
+        processing_ms: header_u64(&headers, "openai-processing-ms"),
+        emulator: header_str(&headers, "x-fourk-emulator"),
+        rate_limits: RateLimits {
+            limit_requests: header_u64(&headers, "x-ratelimit-limit-requests"),
+            remaining_requests: header_u64(&headers, "x-ratelimit-remaining-requests"),
+            reset_requests: header_str(&headers, "x-ratelimit-reset-requests"),
+            limit_tokens: header_u64(&headers, "x-ratelimit-limit-tokens"),
+            remaining_tokens: header_u64(&headers, "x-ratelimit-remaining-tokens"),
+            reset_tokens: header_str(&headers, "x-ratelimit-reset-tokens"),
+        },
+        headers,
+        elapsed,
+        attempts,
     }
-    let v = header_str(h, "retry-after")?;
-    if let Ok(s) = v.trim().parse::<f64>() {
-        return Some(Duration::from_secs_f64(s.max(0.0)));
+}
+
+/// Whether the caller wants the whole body or a stream of events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Full,
+    Stream,
+}
+
+/// A successful attempt.
+// One value per call, moved once to its caller: boxing either variant would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Sent {
+    Full(ApiResponse),
+    Stream(StreamStart),
+}
+
+/// A stream whose headers have arrived.
+pub(crate) struct StreamStart {
+    head: ResponseHead,
+    url: String,
+    response: reqwest::Response,
+    log: Option<(LogEntry, u32)>,
+}
+
+/// How an attempt failed, for the retry policy (owned, so the error can be returned).
+#[derive(Debug)]
+enum Failed {
+    NotSent,
+    Ambiguous,
+    Status {
+        status: u16,
+        code: Option<String>,
+        kind: Option<String>,
+        hints: ServerHints,
+    },
+    /// Not retryable whatever the policy says (a bad request body, a 2xx of the wrong kind).
+    Final,
+}
+
+impl Failed {
+    fn outcome(&self) -> Option<Outcome<'_>> {
+        Some(match self {
+            Self::NotSent => Outcome::NotSent,
+            Self::Ambiguous => Outcome::Ambiguous,
+            Self::Status {
+                status,
+                code,
+                kind,
+                hints,
+            } => Outcome::Status {
+                status: *status,
+                code: code.as_deref(),
+                kind: kind.as_deref(),
+                hints: *hints,
+            },
+            Self::Final => return None,
+        })
     }
-    let when = httpdate::parse_http_date(v.trim()).ok()?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or_default(),
-    )
+}
+
+/// Run payload-log work (base64 decoding, hashing and writing tens of megabytes) on the
+/// blocking pool, so it does not stall the runtime's workers; wait for it, so the files are
+/// complete when the call returns.
+async fn off_runtime(work: impl FnOnce() + Send + 'static) {
+    if let Err(e) = tokio::task::spawn_blocking(work).await {
+        tracing::warn!(error = %e, "the payload log task failed");
+    }
+}
+
+/// A route name for logs: `images/generations` becomes `images-generations`.
+fn route_of(path: &str) -> String {
+    path.trim_matches('/').replace('/', "-")
 }
 
 impl Client {
-    /// Build a client.
+    /// Build a client with the default [`RetryPolicy`] and no payload log.
     ///
     /// # Errors
     /// [`ClientError::Config`] when the TLS backend or headers cannot be set up.
@@ -117,14 +223,48 @@ impl Client {
                     .map_err(|e| ClientError::Config(format!("OPENAI_PROJECT_ID: {e}")))?,
             );
         }
+        let user_agent = concat!("fourk/", env!("CARGO_PKG_VERSION"));
         let http = reqwest::Client::builder()
-            .user_agent(concat!("fourk/", env!("CARGO_PKG_VERSION")))
-            .default_headers(headers)
+            .user_agent(user_agent)
+            .default_headers(headers.clone())
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .build()
             .map_err(|e| ClientError::Config(e.to_string()))?;
-        Ok(Self { http, config })
+        headers.insert(USER_AGENT, HeaderValue::from_static(user_agent));
+        Ok(Self {
+            http,
+            config,
+            default_headers: headers,
+            retry: RetryPolicy::default(),
+            payload_log: None,
+        })
+    }
+
+    /// Replace the retry policy (default [`RetryPolicy::default`]).
+    #[must_use]
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Write every attempt's request and response to a payload log. Default: off.
+    #[must_use]
+    pub fn with_payload_log(mut self, log: PayloadLog) -> Self {
+        self.payload_log = Some(log);
+        self
+    }
+
+    /// The retry policy in use.
+    #[must_use]
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// The payload log, if one is set.
+    #[must_use]
+    pub fn payload_log(&self) -> Option<&PayloadLog> {
+        self.payload_log.as_ref()
     }
 
     /// The configuration in use.
@@ -142,8 +282,9 @@ impl Client {
         Ok(v)
     }
 
-    /// `POST /images/generations` with a JSON body. No retries: an image request has no
-    /// idempotency key, so a resend may be billed twice.
+    /// `POST /images/generations` with a JSON body, retried by the client's policy.
+    ///
+    /// Send requests with `stream` unset here; [`Self::generate_stream`] reads a stream.
     ///
     /// # Errors
     /// Every failure as a typed [`ClientError`].
@@ -152,33 +293,279 @@ impl Client {
         self.post_json("images/generations", body).await
     }
 
-    /// POST a JSON body to an endpoint below the base URL.
+    /// POST a JSON body to an endpoint below the base URL, retried by the client's policy.
     ///
     /// # Errors
     /// Every failure as a typed [`ClientError`].
     pub async fn post_json(&self, path: &str, body: Vec<u8>) -> Result<ApiResponse, ClientError> {
-        let url = self.config.endpoint(path);
+        self.send_full(path, Payload::Json(body.into())).await
+    }
+
+    /// `POST /images/edits` as `multipart/form-data`: the request's text fields, the images
+    /// (part `image` for one, repeated `image[]` for several, each with its file name and
+    /// MIME type) and the mask (part `mask`).
+    ///
+    /// # Errors
+    /// Every failure as a typed [`ClientError`].
+    pub async fn edit(
+        &self,
+        request: &EditRequest,
+        images: &[InputImage],
+        mask: Option<&InputImage>,
+    ) -> Result<ApiResponse, ClientError> {
+        self.send_full("images/edits", Payload::edit(request, images, mask))
+            .await
+    }
+
+    /// `POST /images/generations` with `stream: true` (set here if the request lacks it):
+    /// partial images, then one completed event per image.
+    ///
+    /// # Errors
+    /// Failures before the stream starts (status errors after retries, connection
+    /// failures); later ones are items of the stream.
+    pub async fn generate_stream(
+        &self,
+        request: &ImageRequest,
+    ) -> Result<EventStream<ImageStreamEvent>, ClientError> {
+        let streaming;
+        let request = if request.stream == Some(true) {
+            request
+        } else {
+            streaming = ImageRequest {
+                stream: Some(true),
+                ..request.clone()
+            };
+            &streaming
+        };
+        let body = serde_json::to_vec(request).map_err(|e| ClientError::Config(e.to_string()))?;
+        self.send_stream(
+            "images/generations",
+            Payload::Json(body.into()),
+            u32::from(request.n.unwrap_or(1)),
+        )
+        .await
+    }
+
+    /// `POST /images/edits` with `stream: true` (set here if the request lacks it).
+    ///
+    /// # Errors
+    /// As [`Self::generate_stream`].
+    pub async fn edit_stream(
+        &self,
+        request: &EditRequest,
+        images: &[InputImage],
+        mask: Option<&InputImage>,
+    ) -> Result<EventStream<ImageStreamEvent>, ClientError> {
+        let streaming = EditRequest {
+            stream: Some(true),
+            ..request.clone()
+        };
+        self.send_stream(
+            "images/edits",
+            Payload::edit(&streaming, images, mask),
+            u32::from(request.n.unwrap_or(1)),
+        )
+        .await
+    }
+
+    /// `POST /responses` without streaming; read the answer with
+    /// [`ApiResponse::response_object`].
+    ///
+    /// # Errors
+    /// Every failure as a typed [`ClientError`].
+    pub async fn responses(&self, request: &ResponsesRequest) -> Result<ApiResponse, ClientError> {
+        let body = serde_json::to_vec(request).map_err(|e| ClientError::Config(e.to_string()))?;
+        self.send_full("responses", Payload::Json(body.into())).await
+    }
+
+    /// `POST /responses` with `stream: true` (set here if the request lacks it).
+    ///
+    /// # Errors
+    /// As [`Self::generate_stream`].
+    pub async fn responses_stream(
+        &self,
+        request: &ResponsesRequest,
+    ) -> Result<EventStream<ResponseStreamEvent>, ClientError> {
+        let body = if request.stream == Some(true) {
+            serde_json::to_vec(request)
+        } else {
+            let mut v = serde_json::to_value(request).map_err(|e| ClientError::Config(e.to_string()))?;
+            v["stream"] = serde_json::Value::Bool(true);
+            serde_json::to_vec(&v)
+        }
+        .map_err(|e| ClientError::Config(e.to_string()))?;
+        self.send_stream("responses", Payload::Json(body.into()), 1).await
+    }
+
+    pub(crate) async fn send_full(&self, path: &str, payload: Payload) -> Result<ApiResponse, ClientError> {
+        match self.send(path, payload, Mode::Full).await? {
+            Sent::Full(r) => Ok(r),
+            Sent::Stream(_) => unreachable!("a full-body send returns the full body"),
+        }
+    }
+
+    async fn send_stream<T: StreamEvent>(
+        &self,
+        path: &str,
+        payload: Payload,
+        finals_expected: u32,
+    ) -> Result<EventStream<T>, ClientError> {
+        match self.send(path, payload, Mode::Stream).await? {
+            Sent::Stream(start) => {
+                let StreamStart {
+                    head,
+                    url,
+                    response,
+                    log,
+                } = start;
+                let recorder =
+                    log.map(|(entry, attempt)| entry.recorder(attempt, head.status, &head.headers));
+                Ok(EventStream::new(head, url, response, finals_expected, recorder))
+            }
+            Sent::Full(_) => unreachable!("a stream send returns a stream"),
+        }
+    }
+
+    /// The one send path: attempts, retry decisions, logging.
+    async fn send(&self, path: &str, payload: Payload, mode: Mode) -> Result<Sent, ClientError> {
         let auth = self.auth()?;
+        let url = self.config.endpoint(path);
+        let route = route_of(path);
+        let log = self
+            .payload_log
+            .as_ref()
+            .map(|l| l.begin(&route, self.config.api_key.clone()));
         let start = Instant::now();
-        tracing::debug!(%url, bytes = body.len(), "sending request");
-        let sent = self
-            .http
-            .post(&url)
-            .header(AUTHORIZATION, auth)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
+        let mut retries = 0u32;
+        loop {
+            let attempt_no = retries + 1;
+            let (error, failed) = match self
+                .attempt(&url, path, &payload, mode, &auth, log.as_ref(), attempt_no)
+                .await
+            {
+                Ok(sent) => return Ok(sent),
+                Err(e) => e,
+            };
+            let decision = failed.outcome().map_or(Decision::Stop, |o| {
+                self.retry.decide(
+                    Attempt {
+                        retries,
+                        elapsed: start.elapsed(),
+                    },
+                    &o,
+                )
+            });
+            match decision {
+                Decision::Retry(delay, reason) => {
+                    tracing::info!(
+                        route = %route,
+                        attempt = attempt_no,
+                        next_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                        %reason,
+                        request_id = error.request_id().unwrap_or("-"),
+                        "retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                    retries += 1;
+                }
+                Decision::Stop => {
+                    if retries > 0 {
+                        tracing::debug!(route = %route, attempts = attempt_no, "giving up");
+                    }
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        url: &str,
+        path: &str,
+        payload: &Payload,
+        mode: Mode,
+        auth: &HeaderValue,
+        log: Option<&LogEntry>,
+        attempt_no: u32,
+    ) -> Result<Sent, (ClientError, Failed)> {
+        let mut builder = self.http.post(url).header(AUTHORIZATION, auth.clone());
+        builder = match payload {
+            Payload::Json(body) => builder
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone()),
+            Payload::Multipart(parts) => {
+                builder.multipart(payload::form(parts).map_err(|e| (e, Failed::Final))?)
+            }
+        };
+        if mode == Mode::Stream {
+            builder = builder.header(ACCEPT, "text/event-stream");
+        }
+        let request = builder
+            .build()
+            .map_err(|e| (ClientError::Config(e.to_string()), Failed::Final))?;
+        if let Some(log) = log {
+            let mut headers = self.default_headers.clone();
+            headers.extend(request.headers().iter().map(|(k, v)| (k.clone(), v.clone())));
+            let (log, url, path, payload) = (log.clone(), url.to_owned(), path.to_owned(), payload.clone());
+            off_runtime(move || {
+                log.request(
+                    attempt_no,
+                    &LoggedRequest {
+                        method: "POST",
+                        url: &url,
+                        path: &path,
+                        headers: &headers,
+                        payload: &payload,
+                    },
+                );
+            })
             .await;
-        let resp = match sent {
+        }
+        let start = Instant::now();
+        tracing::debug!(%url, attempt = attempt_no, "sending request");
+        let resp = match self.http.execute(request).await {
             Ok(r) => r,
-            Err(e) => return Err(transport_error(&url, &e, start.elapsed())),
+            Err(e) => {
+                let failed = if e.is_connect() {
+                    Failed::NotSent
+                } else {
+                    Failed::Ambiguous
+                };
+                let err = transport_error(url, &e, start.elapsed(), None);
+                if let Some(log) = log {
+                    log.failure(attempt_no, &err, start.elapsed());
+                }
+                return Err((err, failed));
+            }
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let request_id = header_str(&headers, "x-request-id");
+        let success = (200..300).contains(&status);
+        let is_event_stream = header_str(&headers, "content-type")
+            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/event-stream"));
+        if success && mode == Mode::Stream && is_event_stream {
+            let head = head_of(status, headers, start.elapsed(), attempt_no);
+            tracing::debug!(status, ?request_id, "event stream started");
+            return Ok(Sent::Stream(StreamStart {
+                head,
+                url: url.to_owned(),
+                response: resp,
+                log: log.map(|l| (l.clone(), attempt_no)),
+            }));
+        }
         let body = match resp.bytes().await {
             Ok(b) => b,
-            Err(e) => return Err(transport_error(&url, &e, start.elapsed())),
+            Err(e) if success => {
+                let err = transport_error(url, &e, start.elapsed(), request_id);
+                if let Some(log) = log {
+                    log.failure(attempt_no, &err, start.elapsed());
+                }
+                return Err((err, Failed::Ambiguous));
+            }
+            // An error status with a truncated body is still that error status.
+            Err(_) => Bytes::new(),
         };
         let elapsed = start.elapsed();
         tracing::debug!(
@@ -188,38 +575,66 @@ impl Client {
             ?elapsed,
             "response received"
         );
-        if !(200..300).contains(&status) {
+        if let Some(log) = log {
+            let (log, headers, body) = (log.clone(), headers.clone(), body.clone());
+            off_runtime(move || log.response(attempt_no, status, &headers, elapsed, &body)).await;
+        }
+        if !success {
             let error = serde_json::from_slice::<ErrorEnvelope>(&body)
                 .ok()
                 .map(|e| Box::new(e.error));
-            return Err(ClientError::Api {
+            let failed = Failed::Status {
                 status,
-                class: ErrorClass::of(status, error.as_deref()),
-                error,
-                request_id,
-                retry_after: retry_after(&headers),
-            });
+                code: error.as_ref().and_then(|e| e.code.clone()),
+                kind: error.as_ref().map(|e| e.kind.clone()),
+                hints: ServerHints::from_headers(&headers),
+            };
+            return Err((
+                ClientError::Api {
+                    status,
+                    class: ErrorClass::of(status, error.as_deref()),
+                    error,
+                    request_id,
+                    retry_after: retry_after(&headers),
+                },
+                failed,
+            ));
         }
-        Ok(ApiResponse {
+        if mode == Mode::Stream {
+            // A 2xx that is not a stream was probably billed: report, never retry.
+            return Err((
+                ClientError::InvalidResponse {
+                    message: format!(
+                        "expected an event stream (text/event-stream), got {}",
+                        header_str(&headers, "content-type").unwrap_or_else(|| "no content type".into())
+                    ),
+                    request_id,
+                },
+                Failed::Final,
+            ));
+        }
+        let head = head_of(status, headers, elapsed, attempt_no);
+        Ok(Sent::Full(ApiResponse {
             status,
-            processing_ms: header_u64(&headers, "openai-processing-ms"),
-            emulator: header_str(&headers, "x-fourk-emulator"),
-            rate_limits: RateLimits {
-                limit_requests: header_u64(&headers, "x-ratelimit-limit-requests"),
-                remaining_requests: header_u64(&headers, "x-ratelimit-remaining-requests"),
-                reset_requests: header_str(&headers, "x-ratelimit-reset-requests"),
-                limit_tokens: header_u64(&headers, "x-ratelimit-limit-tokens"),
-                remaining_tokens: header_u64(&headers, "x-ratelimit-remaining-tokens"),
-                reset_tokens: header_str(&headers, "x-ratelimit-reset-tokens"),
-            },
-            request_id,
+            request_id: head.request_id,
+            processing_ms: head.processing_ms,
+            emulator: head.emulator,
+            rate_limits: head.rate_limits,
             elapsed,
             body,
-        })
+            attempts: attempt_no,
+        }))
     }
 }
 
-fn transport_error(url: &str, e: &reqwest::Error, elapsed: Duration) -> ClientError {
+/// A transport error as a typed error: a connect failure sent nothing; anything else
+/// happened after the request went out and may have been billed.
+pub(crate) fn transport_error(
+    url: &str,
+    e: &reqwest::Error,
+    elapsed: Duration,
+    request_id: Option<String>,
+) -> ClientError {
     // Walk the source chain: reqwest wraps hyper, which wraps io::Error.
     let mut message = e.to_string();
     let mut src = std::error::Error::source(e);
@@ -237,11 +652,13 @@ fn transport_error(url: &str, e: &reqwest::Error, elapsed: Duration) -> ClientEr
         ClientError::Timeout {
             url: url.to_owned(),
             elapsed,
+            request_id,
         }
     } else {
         ClientError::Transport {
             url: url.to_owned(),
             message,
+            request_id,
         }
     }
 }
@@ -251,11 +668,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_prefers_milliseconds() {
-        let mut h = HeaderMap::new();
-        h.insert("retry-after", HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        h.insert("retry-after-ms", HeaderValue::from_static("250"));
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
+    fn routes_are_named_from_their_paths() {
+        assert_eq!(route_of("images/generations"), "images-generations");
+        assert_eq!(route_of("/responses"), "responses");
     }
 }

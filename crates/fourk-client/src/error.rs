@@ -1,5 +1,6 @@
 //! What can go wrong calling the API, with the next step for each.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use fourk_api::{ApiError, ErrorClass};
@@ -29,12 +30,14 @@ pub enum ClientError {
     },
     /// The request was sent but no complete answer came in time. The API may still have
     /// generated (and billed) the image.
-    #[error("no response from {url} within {:.0?} (possibly billed: the request was sent)\n\nhint: raise --timeout; 4K high images can take several minutes", .elapsed)]
+    #[error("no response from {url} within {:.0?} (possibly billed: the request was sent){}\n\nhint: raise --timeout; 4K high images can take several minutes", .elapsed, request_suffix(.request_id.as_deref()))]
     Timeout {
         /// The endpoint.
         url: String,
         /// Time waited.
         elapsed: Duration,
+        /// `x-request-id`, when the headers had arrived.
+        request_id: Option<String>,
     },
     /// No connection could be made; nothing was sent, nothing billed.
     #[error(
@@ -46,13 +49,28 @@ pub enum ClientError {
         /// The transport's words.
         message: String,
     },
-    /// Another transport failure (connection reset mid-response...).
-    #[error("request to {url} failed: {message}")]
+    /// The connection failed after the request was sent and before a complete answer came
+    /// back (reset mid-response, truncated body or event stream). The API may have generated
+    /// and billed the image.
+    #[error("request to {url} failed after it was sent: {message} (possibly billed){}\n\nhint: the image may have been generated; check the usage dashboard before sending it again", request_suffix(.request_id.as_deref()))]
     Transport {
         /// The endpoint.
         url: String,
         /// The transport's words.
         message: String,
+        /// `x-request-id`, when the headers had arrived.
+        request_id: Option<String>,
+    },
+    /// The API reported an error inside a stream that had started (an `error` event, or an
+    /// event whose data has an `error` key). The generation had begun, so it may be billed.
+    #[error("{}", stream_message(*.class, .error, .request_id.as_deref()))]
+    Stream {
+        /// What the error means.
+        class: ErrorClass,
+        /// The error as sent.
+        error: Box<ApiError>,
+        /// `x-request-id`.
+        request_id: Option<String>,
     },
     /// A 2xx answer that is not what the API sends.
     #[error("unexpected response from the API: {message}{}", .request_id.as_deref().map(|r| format!(" (request {r})")).unwrap_or_default())]
@@ -65,6 +83,30 @@ pub enum ClientError {
     /// The configuration cannot make a client (bad base URL, bad header value).
     #[error("invalid client configuration: {0}")]
     Config(String),
+    /// A payload-log entry cannot be replayed.
+    #[error("cannot replay {}: {message}\n\nhint: pass a *.request.json file written by the payload log, or the log's folder", .path.display())]
+    Replay {
+        /// The file or folder given.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+fn request_suffix(request_id: Option<&str>) -> String {
+    request_id.map(|r| format!(" (request {r})")).unwrap_or_default()
+}
+
+fn stream_message(class: ErrorClass, error: &ApiError, request_id: Option<&str>) -> String {
+    let mut s = format!("the API reported an error mid-stream: {}", error.message);
+    if let Some(c) = &error.code {
+        s.push_str(&format!(" [code: {c}]"));
+    }
+    s.push_str(" (possibly billed)");
+    s.push_str(&request_suffix(request_id));
+    s.push_str("\n\nhint: ");
+    s.push_str(class.hint());
+    s
 }
 
 fn api_message(status: u16, class: ErrorClass, error: Option<&ApiError>, request_id: Option<&str>) -> String {
@@ -104,11 +146,11 @@ fn api_message(status: u16, class: ErrorClass, error: Option<&ApiError>, request
 }
 
 impl ClientError {
-    /// The error class for API errors.
+    /// The error class for API errors, in the HTTP status or inside a stream.
     #[must_use]
     pub fn class(&self) -> Option<ErrorClass> {
         match self {
-            Self::Api { class, .. } => Some(*class),
+            Self::Api { class, .. } | Self::Stream { class, .. } => Some(*class),
             _ => None,
         }
     }
@@ -116,6 +158,22 @@ impl ClientError {
     /// True when the request may have been billed even though no image came back.
     #[must_use]
     pub fn possibly_billed(&self) -> bool {
-        matches!(self, Self::Timeout { .. } | Self::Transport { .. })
+        matches!(
+            self,
+            Self::Timeout { .. } | Self::Transport { .. } | Self::Stream { .. }
+        )
+    }
+
+    /// `x-request-id` of the failed call, when the headers had arrived.
+    #[must_use]
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Self::Api { request_id, .. }
+            | Self::Timeout { request_id, .. }
+            | Self::Transport { request_id, .. }
+            | Self::Stream { request_id, .. }
+            | Self::InvalidResponse { request_id, .. } => request_id.as_deref(),
+            _ => None,
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 
 use fourk_api::{ErrorClass, ImageRequest};
-use fourk_client::{Client, ClientError, Config};
+use fourk_client::{Client, ClientError, Config, RetryPolicy};
 
 fn canned(status: &str, headers: &str, body: &str) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -25,12 +25,15 @@ fn canned(status: &str, headers: &str, body: &str) -> String {
 }
 
 async fn call(url: &str) -> ClientError {
+    // One-shot servers: these tests are about how one answer is typed, so no retries (the
+    // retry policy has its own tests in tests/integration/retry.rs).
     let client = Client::new(
         Config::default()
             .with_base_url(url)
             .with_api_key("sk-test-secret"),
     )
-    .unwrap();
+    .unwrap()
+    .with_retry_policy(RetryPolicy::none());
     client
         .generate(&ImageRequest::new("gpt-image-2", "x"))
         .await
@@ -210,7 +213,7 @@ async fn talks_to_the_emulator_and_sends_the_key_as_bearer() {
     let resp = ok.generate(&req).await.unwrap();
     assert!(resp.request_id.as_deref().unwrap().starts_with("req_"));
     assert!(resp.emulator.is_some());
-    assert_eq!(resp.rate_limits.limit_requests.is_some(), true);
+    assert!(resp.rate_limits.limit_requests.is_some());
     let images = resp.images().unwrap();
     assert_eq!(images.size.as_deref(), Some("1024x1024"));
     assert_eq!(images.usage.unwrap().output_tokens, 196);
