@@ -24,6 +24,8 @@ mod support;
 /// Target from the design brief: at most this many times the body size.
 const TARGET_RATIO: f64 = 3.0;
 
+const MIB: f64 = 1024.0 * 1024.0;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
@@ -46,11 +48,11 @@ fn orchestrate(me: &str) -> ExitCode {
     let png = support::photo_png();
     let body = support::response_body(&png);
     println!(
-        "generated {}x{} PNG: {:.2} MB, response body {:.2} MB ({:.1} s)",
+        "generated {}x{} PNG: {:.2} MiB, response body {:.2} MiB ({:.1} s)",
         support::WIDTH,
         support::HEIGHT,
-        png.len() as f64 / 1e6,
-        body.len() as f64 / 1e6,
+        png.len() as f64 / MIB,
+        body.len() as f64 / MIB,
         t.elapsed().as_secs_f64()
     );
     let dir = tempfile::tempdir().expect("temp dir");
@@ -95,10 +97,13 @@ fn measure(file: &Path) -> ExitCode {
         saved.path.display(),
         &saved.report.sha256[..12]
     );
-    println!("body size:             {:>9.1} MB", body_kb / 1024.0);
-    println!("RSS at baseline:       {:>9.1} MB (includes the body)", baseline as f64 / 1024.0);
-    println!("peak RSS (VmHWM):      {:>9.1} MB", peak as f64 / 1024.0);
-    println!("peak increase:         {:>9.1} MB", increase / 1024.0);
+    println!("body size:             {:>9.1} MiB", body_kb / 1024.0);
+    println!(
+        "RSS at baseline:       {:>9.1} MiB (includes the body)",
+        baseline as f64 / 1024.0
+    );
+    println!("peak RSS (VmHWM):      {:>9.1} MiB", peak as f64 / 1024.0);
+    println!("peak increase:         {:>9.1} MiB", increase / 1024.0);
     println!(
         "increase / body size:  {ratio:>9.2}x (target <= {TARGET_RATIO}x: {})",
         if ratio <= TARGET_RATIO { "met" } else { "MISSED" }

@@ -3,10 +3,10 @@
 //! Every input is treated as untrusted: decoding runs under explicit limits and a truncated or
 //! hostile file is an error, never a panic.
 //!
-//! - [`encode`]: pixels to PNG, JPEG or WebP with the API's `output_compression` meaning.
-//! - [`probe`]: what a file's header claims (format from magic bytes, size, alpha), cheaply.
-//! - [`verify`]: decode every pixel under limits and compare with an [`Expect`].
-//! - [`save`]: base64 to verified bytes on disk, atomically, with rejects set aside.
+//! - [`mod@encode`]: pixels to PNG, JPEG or WebP with the API's `output_compression` meaning.
+//! - [`mod@probe`]: what a file's header claims (format from magic bytes, size, alpha), cheaply.
+//! - [`mod@verify`]: decode every pixel under limits and compare with an [`Expect`].
+//! - [`mod@save`]: base64 to verified bytes on disk, atomically, with rejects set aside.
 //!
 //! ```
 //! use fourk_api::{OutputFormat, Size};
@@ -43,3 +43,18 @@ pub use save::{SavedImage, decode_b64, rejected_path, save_atomic, save_verified
 pub use verify::{
     Check, CheckName, Expect, MAX_ALLOC, MAX_DIMENSION, VerifyReport, verify_bytes, verify_file,
 };
+
+// The local pixel pipeline: decode untrusted input, resample, frame, key out, measure.
+pub mod cutout;
+pub mod fit;
+pub mod load;
+pub mod metrics;
+mod pipeline_error;
+pub mod resize;
+
+pub use cutout::{CutoutReport, DEFAULT_FEATHER, DEFAULT_TOLERANCE, KeySpec, cutout, cutout_into};
+pub use fit::{FitMode, Gravity, Pad, fit};
+pub use load::{LOAD_MAX_ALLOC, LOAD_MAX_DIMENSION, load_bytes, load_file, load_limits};
+pub use metrics::detail_energy;
+pub use pipeline_error::PipelineError;
+pub use resize::{Filter, MAX_OUTPUT_DIMENSION, MAX_SHARPEN, Upscaler, blank_like, upscale};

@@ -83,8 +83,7 @@ fn probe_reader<R: BufRead + Seek>(mut r: R, origin: &Path) -> Result<Probe, Ima
     let mut head = [0u8; 16];
     let n = read_up_to(&mut r, &mut head).map_err(|e| io_error(e, origin))?;
     let format = detect_format(&head[..n])?;
-    r.seek(SeekFrom::Start(0))
-        .map_err(|e| io_error(e, origin))?;
+    r.seek(SeekFrom::Start(0)).map_err(|e| io_error(e, origin))?;
     match format {
         OutputFormat::Png => probe_png(r, origin),
         OutputFormat::Jpeg => probe_jpeg(r, origin),
@@ -305,7 +304,10 @@ mod tests {
         );
         let rgba = DynamicImage::ImageRgba8(RgbaImage::new(7, 9));
         let p = probe_bytes(&encode(&rgba, OutputFormat::Png, None).unwrap()).unwrap();
-        assert_eq!((p.width, p.height, p.has_alpha, p.color.as_str()), (7, 9, true, "rgba8"));
+        assert_eq!(
+            (p.width, p.height, p.has_alpha, p.color.as_str()),
+            (7, 9, true, "rgba8")
+        );
     }
 
     #[test]
@@ -328,7 +330,14 @@ mod tests {
     fn jpeg_rgb_and_gray() {
         let p = probe_bytes(&encode(&rgb(33, 17), OutputFormat::Jpeg, Some(80)).unwrap()).unwrap();
         assert_eq!(
-            (p.format, p.width, p.height, p.has_alpha, p.color.as_str(), p.bit_depth),
+            (
+                p.format,
+                p.width,
+                p.height,
+                p.has_alpha,
+                p.color.as_str(),
+                p.bit_depth
+            ),
             (OutputFormat::Jpeg, 33, 17, false, "rgb8", 8)
         );
         let gray = DynamicImage::ImageLuma8(GrayImage::new(5, 6));
@@ -379,14 +388,29 @@ mod tests {
     fn unsupported_and_empty_inputs_are_errors() {
         let gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;";
         assert!(matches!(probe_bytes(gif), Err(ImagingError::Unsupported(m)) if m.contains("gif")));
-        assert!(matches!(probe_bytes(b"hello world, no image"), Err(ImagingError::Unsupported(_))));
+        assert!(matches!(
+            probe_bytes(b"hello world, no image"),
+            Err(ImagingError::Unsupported(_))
+        ));
         assert!(matches!(probe_bytes(&[]), Err(ImagingError::Decode(_))));
-        assert!(matches!(probe_bytes(&[0xFF, 0xD8, 0xFF]), Err(ImagingError::Decode(_))));
+        assert!(matches!(
+            probe_bytes(&[0xFF, 0xD8, 0xFF]),
+            Err(ImagingError::Decode(_))
+        ));
     }
 
     #[test]
     fn missing_file_is_an_io_error() {
         let err = probe_file(Path::new("/nonexistent/fourk/x.png")).unwrap_err();
-        assert!(matches!(err, ImagingError::Io { action: "opening", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ImagingError::Io {
+                    action: "opening",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -328,9 +328,7 @@ fn has_transparency(img: &DynamicImage) -> bool {
         DynamicImage::ImageLumaA16(b) => b.as_raw().chunks_exact(2).any(|p| p[1] != u16::MAX),
         DynamicImage::ImageRgba16(b) => b.as_raw().chunks_exact(4).any(|p| p[3] != u16::MAX),
         DynamicImage::ImageRgba32F(b) => b.as_raw().chunks_exact(4).any(|p| p[3] < 1.0),
-        other if other.color().has_alpha() => {
-            row_has_transparency(other.to_rgba8().as_raw(), 4, 1)
-        }
+        other if other.color().has_alpha() => row_has_transparency(other.to_rgba8().as_raw(), 4, 1),
         _ => false,
     }
 }
@@ -467,9 +465,15 @@ mod tests {
         let r = verify_bytes(&bytes, &expect);
         assert!(r.intact && !r.ok);
         let w = check(&r, "width");
-        assert_eq!((w.expected.as_str(), w.actual.as_str(), w.pass), ("41", "40", false));
+        assert_eq!(
+            (w.expected.as_str(), w.actual.as_str(), w.pass),
+            ("41", "40", false)
+        );
         let f = check(&r, "format");
-        assert_eq!((f.expected.as_str(), f.actual.as_str(), f.pass), ("jpeg", "png", false));
+        assert_eq!(
+            (f.expected.as_str(), f.actual.as_str(), f.pass),
+            ("jpeg", "png", false)
+        );
         assert!(check(&r, "height").pass);
         let failed: Vec<_> = r.failed_checks().map(|c| c.name).collect();
         assert_eq!(failed, [CheckName::Width, CheckName::Format]);
@@ -533,7 +537,11 @@ mod tests {
             for &b in data {
                 c ^= u32::from(b);
                 for _ in 0..8 {
-                    c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                    c = if c & 1 == 1 {
+                        0xEDB8_8320 ^ (c >> 1)
+                    } else {
+                        c >> 1
+                    };
                 }
             }
             !c
@@ -547,7 +555,15 @@ mod tests {
             out.extend_from_slice(&crc.to_be_bytes());
         }
         let mut raw = Vec::new();
-        for (x0, y0, dx, dy) in [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)] {
+        for (x0, y0, dx, dy) in [
+            (0, 0, 8, 8),
+            (4, 0, 8, 8),
+            (0, 4, 4, 8),
+            (2, 0, 4, 4),
+            (0, 2, 2, 4),
+            (1, 0, 2, 2),
+            (0, 1, 1, 2),
+        ] {
             if x0 >= w {
                 continue;
             }
@@ -613,6 +629,28 @@ mod tests {
         let r = verify_bytes(&bytes, &Expect::default());
         assert!(!r.intact, "{r:?}");
         assert!(r.decode_error.unwrap().contains("PNG"));
+    }
+
+    #[test]
+    fn jpeg_without_end_marker_is_not_intact() {
+        let bytes = encode(&rgb(64, 64), OutputFormat::Jpeg, Some(90)).unwrap();
+        assert!(verify_bytes(&bytes, &Expect::default()).intact);
+        // Padding after the marker is tolerated; losing the marker is not.
+        let padded = [&bytes[..], &[0, 0, 0]].concat();
+        assert!(verify_bytes(&padded, &Expect::default()).intact);
+        let r = verify_bytes(&bytes[..bytes.len() - 2], &Expect::default());
+        assert!(!r.intact);
+        assert!(r.decode_error.unwrap().contains("end-of-image"));
+    }
+
+    #[test]
+    fn webp_shorter_than_its_riff_header_says_is_not_intact() {
+        let bytes = encode(&rgb(64, 64), OutputFormat::Webp, Some(60)).unwrap();
+        let r = verify_bytes(&bytes[..bytes.len() - 1], &Expect::default());
+        assert!(!r.intact);
+        assert!(r.decode_error.unwrap().contains("RIFF"));
+        let trailing = [&bytes[..], b"junk"].concat();
+        assert!(verify_bytes(&trailing, &Expect::default()).intact);
     }
 
     #[test]

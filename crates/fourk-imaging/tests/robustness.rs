@@ -26,12 +26,30 @@ fn picture(alpha: bool) -> DynamicImage {
 /// One valid file per decoder path: PNG (RGB, RGBA), JPEG, WebP lossy, lossless and alpha.
 static SAMPLES: LazyLock<Vec<(&'static str, Vec<u8>)>> = LazyLock::new(|| {
     vec![
-        ("png-rgb", encode(&picture(false), OutputFormat::Png, None).unwrap()),
-        ("png-rgba", encode(&picture(true), OutputFormat::Png, None).unwrap()),
-        ("jpeg", encode(&picture(false), OutputFormat::Jpeg, Some(80)).unwrap()),
-        ("webp-lossy", encode(&picture(false), OutputFormat::Webp, Some(80)).unwrap()),
-        ("webp-lossless", encode(&picture(false), OutputFormat::Webp, None).unwrap()),
-        ("webp-alpha", encode(&picture(true), OutputFormat::Webp, Some(80)).unwrap()),
+        (
+            "png-rgb",
+            encode(&picture(false), OutputFormat::Png, None).unwrap(),
+        ),
+        (
+            "png-rgba",
+            encode(&picture(true), OutputFormat::Png, None).unwrap(),
+        ),
+        (
+            "jpeg",
+            encode(&picture(false), OutputFormat::Jpeg, Some(80)).unwrap(),
+        ),
+        (
+            "webp-lossy",
+            encode(&picture(false), OutputFormat::Webp, Some(80)).unwrap(),
+        ),
+        (
+            "webp-lossless",
+            encode(&picture(false), OutputFormat::Webp, None).unwrap(),
+        ),
+        (
+            "webp-alpha",
+            encode(&picture(true), OutputFormat::Webp, Some(80)).unwrap(),
+        ),
     ]
 });
 
@@ -95,12 +113,14 @@ fn rejected_saves_never_use_the_requested_name_or_leave_temp_files() {
         let sub = dir.path().join(format!("{i}"));
         let x = sub.join("x.png");
         // Truncated, then wrong size, then fine: three saves into the same directory.
-        let saved = save_verified(&x, &b64.encode(&bytes[..bytes.len() - 1]), &Expect::default())
-            .unwrap();
+        let saved = save_verified(&x, &b64.encode(&bytes[..bytes.len() - 1]), &Expect::default()).unwrap();
         assert!(saved.rejected, "{name}");
-        let saved =
-            save_verified(&x, &b64.encode(bytes), &Expect::default().with_size(Size::new(1, 1)))
-                .unwrap();
+        let saved = save_verified(
+            &x,
+            &b64.encode(bytes),
+            &Expect::default().with_size(Size::new(1, 1)),
+        )
+        .unwrap();
         assert!(saved.rejected, "{name}");
         assert_eq!(listing(&sub), ["x.rejected.png"], "{name}");
         assert_eq!(fs::read(sub.join("x.rejected.png")).unwrap(), *bytes);

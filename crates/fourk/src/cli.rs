@@ -40,6 +40,10 @@ pub enum Command {
     Size(SizeArgs),
     /// Generate images (POST /v1/images/generations), save atomically, verify, write sidecars.
     Generate(Box<GenerateArgs>),
+    /// Edit images (POST /v1/images/edits): same checks, saving and sidecars as generate.
+    Edit(Box<EditArgs>),
+    /// Send a request from a --log-payload folder again and print the answer's status.
+    Replay(ReplayArgs),
     /// Verify image files: intact (full decode), and as expected. Exits 0 when all pass.
     Verify(VerifyArgs),
     /// Run the offline emulator of the OpenAI image endpoints on loopback.
@@ -105,6 +109,126 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
+    pub stream: StreamArgs,
+    #[command(flatten)]
+    pub route: RouteArgs,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+}
+
+/// `fourk edit`.
+///
+/// The last positional argument is the prompt; every one before it is an input image.
+#[derive(Debug, Args)]
+#[command(after_help = "Example: fourk edit room.png lamp.png \"put the lamp on the table\" --out room2.png")]
+pub struct EditArgs {
+    /// 1-16 input images (PNG, JPEG or WebP, each under 50 MB), then the prompt as the LAST
+    /// argument: `fourk edit a.png b.png "put b on a"`.
+    #[arg(required = true, num_args = 2.., value_name = "IMAGE... PROMPT")]
+    pub inputs: Vec<String>,
+    /// A PNG whose transparent pixels mark where to edit: under 4 MB, with an alpha channel,
+    /// the same width and height as the first image. Checked before anything is sent.
+    #[arg(long, value_name = "MASK.png")]
+    pub mask: Option<PathBuf>,
+    /// The image model.
+    #[arg(long, short, default_value = fourk_api::DEFAULT_MODEL)]
+    pub model: String,
+    /// Output size.
+    #[arg(long, short, default_value = "auto", help = SIZE_HELP)]
+    pub size: Size,
+    /// Quality tier (not sent when omitted: the API's `auto` applies).
+    #[arg(long)]
+    pub quality: Option<Quality>,
+    /// Output format (default: from --out's extension, else png).
+    #[arg(long)]
+    pub format: Option<OutputFormat>,
+    /// output_compression 0-100 for jpeg and webp (100 = best quality).
+    #[arg(long, value_name = "0-100")]
+    pub compression: Option<u8>,
+    /// Background: transparent (png/webp), opaque or auto.
+    #[arg(long)]
+    pub background: Option<Background>,
+    /// Number of images (1-10); each is billed.
+    #[arg(short, long)]
+    pub n: Option<u8>,
+    /// Where to save; with -n above 1, `-1`, `-2`... are added before the extension.
+    /// Default: fourk-<time>.<ext> in the current folder.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Print a JSON summary (path, width, height, format, verified, sidecar, usage, cost).
+    #[arg(long)]
+    pub json: bool,
+    /// Print the multipart layout that would be sent (fields, parts, file names, MIME types,
+    /// sizes, SHA-256; never the bytes), and stop: no key, no network.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub stream: StreamArgs,
+    #[command(flatten)]
+    pub route: RouteArgs,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+}
+
+impl EditArgs {
+    /// The input image paths (every positional but the last).
+    #[must_use]
+    pub fn images(&self) -> &[String] {
+        self.inputs.split_last().map_or(&[], |(_, rest)| rest)
+    }
+
+    /// The prompt (the last positional).
+    #[must_use]
+    pub fn prompt(&self) -> &str {
+        self.inputs.last().map_or("", String::as_str)
+    }
+}
+
+/// Streaming: partial images while the final one renders.
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    /// Stream the answer (server-sent events), logging progress on stderr.
+    #[arg(long)]
+    pub stream: bool,
+    /// Partial images to ask for while streaming (0-3); each costs 100 extra output tokens.
+    #[arg(long, value_name = "0-3", requires = "stream", value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub partials: Option<u8>,
+    /// Save each partial image as `<out stem>.partial-K.<ext>` (K from 0).
+    #[arg(long, requires = "stream")]
+    pub keep_partials: bool,
+}
+
+/// Which API produces the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Route {
+    /// The Image API: /v1/images/generations or /v1/images/edits.
+    Images,
+    /// The Responses API with the image_generation tool forced (one image per request).
+    Responses,
+}
+
+/// The route and its options.
+#[derive(Debug, Args)]
+pub struct RouteArgs {
+    /// The API to call.
+    #[arg(long, value_enum, default_value_t = Route::Images)]
+    pub route: Route,
+    /// With --route responses: the mainline model that calls the image tool.
+    #[arg(long, value_name = "MODEL", default_value = "gpt-5")]
+    pub responses_model: String,
+    /// With --route responses: continue from this response id (`response.response_id` in a
+    /// sidecar), so the image can build on the earlier one.
+    #[arg(long, value_name = "ID")]
+    pub previous_response: Option<String>,
+}
+
+/// `fourk replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A `*.request.json` file from --log-payload, or the folder (its newest request is sent).
+    #[arg(value_name = "DIR_OR_FILE")]
+    pub path: PathBuf,
+    #[command(flatten)]
     pub endpoint: EndpointArgs,
 }
 
@@ -120,6 +244,17 @@ pub struct EndpointArgs {
     /// Total time to wait for one request, in seconds.
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub timeout: u64,
+    /// Write every request and response (key redacted, images as separate files) to DIR;
+    /// `fourk replay DIR` sends the newest one again.
+    #[arg(long, value_name = "DIR")]
+    pub log_payload: Option<PathBuf>,
+    /// Retries of failures that cannot have produced an image (connect errors, 429, 5xx).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub retries: u32,
+    /// Also retry failures after the request was sent (timeouts, resets); each such retry
+    /// may be billed again.
+    #[arg(long)]
+    pub retry_ambiguous: bool,
 }
 
 /// `fourk verify`.

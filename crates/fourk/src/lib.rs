@@ -62,18 +62,39 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
 }
 
-/// Print an error chain once, on stderr.
+/// Print an error chain once, on stderr. A failure that may have been billed says so, with
+/// the request id to quote, even when the error's own words do not.
 fn report_error(err: &anyhow::Error) {
+    let mut msg = format!("{err:#}");
+    if let Some(c) = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<fourk_client::ClientError>())
+        && c.possibly_billed()
+        && !msg.contains("possibly billed")
+    {
+        msg.push_str(&format!(
+            "\n\nnote: possibly billed (request {})",
+            c.request_id().unwrap_or("unknown")
+        ));
+    }
     #[allow(clippy::print_stderr)]
     {
-        eprintln!("error: {err:#}");
+        eprintln!("error: {msg}");
+    }
+}
+
+fn exit_for_class(class: fourk_api::ErrorClass) -> Exit {
+    use fourk_api::ErrorClass;
+    match class {
+        ErrorClass::RateLimited | ErrorClass::QuotaExhausted => Exit::RateLimited,
+        ErrorClass::Server => Exit::Network,
+        _ => Exit::Api,
     }
 }
 
 /// The exit code an error maps to.
 #[must_use]
 pub fn exit_for(err: &anyhow::Error) -> Exit {
-    use fourk_api::ErrorClass;
     use fourk_client::ClientError;
     // Context attached with `.context(UsageError(..))` is only visible through `downcast_ref`.
     if err.downcast_ref::<UsageError>().is_some() {
@@ -85,12 +106,8 @@ pub fn exit_for(err: &anyhow::Error) -> Exit {
         }
         if let Some(c) = cause.downcast_ref::<ClientError>() {
             return match c {
-                ClientError::MissingKey | ClientError::Config(_) => Exit::Usage,
-                ClientError::Api { class, .. } => match class {
-                    ErrorClass::RateLimited | ErrorClass::QuotaExhausted => Exit::RateLimited,
-                    ErrorClass::Server => Exit::Network,
-                    _ => Exit::Api,
-                },
+                ClientError::MissingKey | ClientError::Config(_) | ClientError::Replay { .. } => Exit::Usage,
+                ClientError::Api { class, .. } | ClientError::Stream { class, .. } => exit_for_class(*class),
                 ClientError::Timeout { .. } => Exit::Timeout,
                 ClientError::Connect { .. } | ClientError::Transport { .. } => Exit::Network,
                 _ => Exit::Api,
@@ -107,4 +124,40 @@ pub fn exit_for(err: &anyhow::Error) -> Exit {
         }
     }
     Exit::CheckFailed
+}
+
+#[cfg(test)]
+mod tests {
+    use fourk_api::{ApiError, ErrorClass};
+    use fourk_client::ClientError;
+
+    use super::*;
+
+    fn stream_error(class: ErrorClass) -> anyhow::Error {
+        let error: ApiError = serde_json::from_value(serde_json::json!({
+            "message": "boom", "type": "server_error", "param": null, "code": null
+        }))
+        .unwrap();
+        ClientError::Stream {
+            class,
+            error: Box::new(error),
+            request_id: Some("req_1".into()),
+        }
+        .into()
+    }
+
+    #[test]
+    fn stream_errors_exit_by_class_and_replay_errors_are_usage() {
+        assert_eq!(exit_for(&stream_error(ErrorClass::Server)), Exit::Network);
+        assert_eq!(
+            exit_for(&stream_error(ErrorClass::RateLimited)),
+            Exit::RateLimited
+        );
+        assert_eq!(exit_for(&stream_error(ErrorClass::ModerationBlocked)), Exit::Api);
+        let replay = ClientError::Replay {
+            path: "x".into(),
+            message: "no path".into(),
+        };
+        assert_eq!(exit_for(&replay.into()), Exit::Usage);
+    }
 }

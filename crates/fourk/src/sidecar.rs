@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fourk_api::{Cost, ImageRequest, Usage, Warning};
+use fourk_api::{Cost, EditRequest, ImageRequest, OutputFormat, ResponsesRequest, Usage, Warning};
 use fourk_client::RateLimits;
 use fourk_imaging::VerifyReport;
 use serde::Serialize;
@@ -66,14 +66,14 @@ pub struct Checks {
 }
 
 impl Checks {
-    /// Summarise a verification report against the request.
+    /// Summarise a verification report against what was requested: the explicit size, when
+    /// there was one, and the format.
     #[must_use]
-    pub fn from_report(request: &ImageRequest, report: VerifyReport) -> Self {
-        let dims = request.size.and_then(fourk_api::Size::dims);
+    pub fn from_report(dims: Option<(u32, u32)>, format: OutputFormat, report: VerifyReport) -> Self {
         Self {
             requested_width: dims.map(|d| d.0),
             requested_height: dims.map(|d| d.1),
-            requested_format: request.effective_format().as_str().to_owned(),
+            requested_format: format.as_str().to_owned(),
             actual_width: report.probe.as_ref().map(|p| p.width),
             actual_height: report.probe.as_ref().map(|p| p.height),
             actual_format: report.probe.as_ref().map(|p| p.format.as_str().to_owned()),
@@ -87,6 +87,52 @@ impl Checks {
     }
 }
 
+/// The request body as sent, by route. Input images are summarised, never embedded.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum SentRequest {
+    /// `images.generate`: the JSON body.
+    Generate(ImageRequest),
+    /// `images.edit`: the multipart text fields (the files are in [`Sidecar::inputs`]).
+    Edit(EditRequest),
+    /// `responses`: the JSON body, with input images' data URLs replaced by a summary.
+    Responses(Box<ResponsesRequest>),
+}
+
+/// One input image of an edit, as sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct InputRecord {
+    /// `image`, `image[]` or `mask`.
+    pub part: &'static str,
+    /// The file name sent.
+    pub filename: String,
+    /// The MIME type sent.
+    pub content_type: &'static str,
+    /// Bytes.
+    pub bytes: usize,
+    /// SHA-256 of the bytes.
+    pub sha256: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+/// What the Responses API adds: the ids needed to continue the conversation.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResponsesMeta {
+    /// The response id; pass it as `--previous-response` to build on this image.
+    pub response_id: String,
+    /// The `image_generation_call` item's id.
+    pub image_call_id: String,
+    /// The prompt the mainline model actually gave the image tool.
+    pub revised_prompt: Option<String>,
+    /// The response this one continued from.
+    pub previous_response_id: Option<String>,
+    /// The mainline model.
+    pub model: String,
+}
+
 /// The whole sidecar.
 #[derive(Debug, Clone, Serialize)]
 pub struct Sidecar {
@@ -98,17 +144,28 @@ pub struct Sidecar {
     pub image: String,
     /// Which index of a multi-image response this is (0-based).
     pub index: usize,
-    /// `images.generate`, later `images.edit` or `responses`.
+    /// `images.generate`, `images.edit` or `responses`.
     pub route: &'static str,
+    /// Whether the answer was streamed.
+    pub stream: bool,
+    /// Attempts made, retries included (1 when the first attempt succeeded).
+    pub attempts: u32,
     /// The endpoint called (no credentials are ever part of it).
     pub endpoint: String,
     /// The model.
     pub model: String,
-    /// The request body exactly as sent (the key is a header and is never recorded).
-    pub request: ImageRequest,
+    /// The request body as sent (the key is a header and is never recorded).
+    pub request: SentRequest,
+    /// The input images of an edit.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<InputRecord>,
     /// Response metadata.
     pub response: ResponseMeta,
-    /// Tokens billed for the whole request (all `n` images), as reported by the API.
+    /// Set on the `responses` route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub responses: Option<ResponsesMeta>,
+    /// Tokens billed for the whole request (all `n` images), as reported by the API; on the
+    /// `responses` route, `tool_usage.image_gen`.
     pub usage: Option<Usage>,
     /// Dollars for the whole request, from `usage` and the price table.
     pub cost: Option<Cost>,

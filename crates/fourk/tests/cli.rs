@@ -673,3 +673,345 @@ fn emulator_prints_its_address_first_and_serves() {
     );
     assert_eq!(stdout_json(&out)["verified"], true);
 }
+
+// --- payload log, replay, streaming, edit, responses route ---------------------------------
+
+fn run_ok(dir: &Path, args: &[&str]) -> std::process::Output {
+    let out = fourk()
+        .current_dir(dir)
+        .env("OPENAI_API_KEY", SECRET)
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for stream in [&out.stdout, &out.stderr] {
+        assert!(!String::from_utf8_lossy(stream).contains(SECRET), "key leaked");
+    }
+    out
+}
+
+fn sidecar(path: &Path) -> Value {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".json");
+    serde_json::from_slice(&std::fs::read(PathBuf::from(s)).unwrap()).unwrap()
+}
+
+fn write_png(path: &Path, w: u32, h: u32, alpha: bool) {
+    if alpha {
+        let mut img = image::RgbaImage::from_pixel(w, h, image::Rgba([10, 20, 30, 255]));
+        img.put_pixel(0, 0, image::Rgba([0, 0, 0, 0]));
+        img.save(path).unwrap();
+    } else {
+        image::RgbImage::from_pixel(w, h, image::Rgb([10, 20, 30]))
+            .save(path)
+            .unwrap();
+    }
+}
+
+fn longest_string(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len(),
+        Value::Array(a) => a.iter().map(longest_string).max().unwrap_or(0),
+        Value::Object(m) => m.values().map(longest_string).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+#[test]
+fn payload_log_has_no_key_summarises_blobs_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_ok(
+        dir.path(),
+        &[
+            "generate",
+            "a fox",
+            "--emulator",
+            "--size",
+            "1024x1024",
+            "--quality",
+            "low",
+            "--out",
+            "fox.png",
+            "--log-payload",
+            "log",
+            "--retries",
+            "1",
+        ],
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("possibly billed"));
+    let car = sidecar(&dir.path().join("fox.png"));
+    assert_eq!(car["attempts"], 1);
+    let log = dir.path().join("log");
+    let names: Vec<String> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(names.iter().any(|n| n.ends_with(".request.json")), "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with(".response.json")), "{names:?}");
+    for n in &names {
+        let bytes = std::fs::read(log.join(n)).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains(SECRET), "key in {n}");
+        if n.ends_with(".json") {
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
+            assert!(longest_string(&v) <= 1000, "unsummarised blob in {n}");
+        }
+    }
+    let out = run_ok(dir.path(), &["replay", "log", "--emulator"]);
+    let v = stdout_json(&out);
+    assert_eq!(v["status"], 200);
+    assert!(v["request_id"].is_string());
+    let after: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(after.len(), 3, "replay saved something: {after:?}");
+}
+
+#[test]
+fn replay_of_a_missing_log_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let out = fourk()
+        .current_dir(dir.path())
+        .args(["replay", "empty", "--emulator"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("request.json"));
+}
+
+#[test]
+fn streams_keeps_partials_and_records_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_ok(
+        dir.path(),
+        &[
+            "generate",
+            "a fox",
+            "--emulator",
+            "--size",
+            "1024x1024",
+            "--quality",
+            "low",
+            "--out",
+            "fox.png",
+            "--stream",
+            "--partials",
+            "2",
+            "--keep-partials",
+            "--json",
+        ],
+    );
+    let v = stdout_json(&out);
+    assert_eq!(v["verified"], true);
+    assert!(v["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    for k in 0..2 {
+        let p = dir.path().join(format!("fox.partial-{k}.png"));
+        assert!(p.exists(), "missing {}", p.display());
+        image::open(&p).unwrap();
+    }
+    assert_eq!(png_dims(&dir.path().join("fox.png")), (1024, 1024));
+    let car = sidecar(&dir.path().join("fox.png"));
+    assert_eq!(car["route"], "images.generate");
+    assert_eq!(car["stream"], true);
+    assert!(car["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("partial image 1"));
+}
+
+#[test]
+fn edits_one_and_two_images() {
+    let dir = tempfile::tempdir().unwrap();
+    write_png(&dir.path().join("a.png"), 64, 48, false);
+    write_png(&dir.path().join("b.png"), 32, 32, true);
+    let out = run_ok(
+        dir.path(),
+        &[
+            "edit",
+            "a.png",
+            "make it blue",
+            "--emulator",
+            "--size",
+            "1024x1024",
+            "--out",
+            "one.png",
+            "--json",
+        ],
+    );
+    assert_eq!(stdout_json(&out)["verified"], true);
+    let car = sidecar(&dir.path().join("one.png"));
+    assert_eq!(car["route"], "images.edit");
+    assert_eq!(car["inputs"][0]["part"], "image");
+    assert_eq!(car["request"]["prompt"], "make it blue");
+
+    run_ok(
+        dir.path(),
+        &[
+            "edit",
+            "a.png",
+            "b.png",
+            "put b on a",
+            "--emulator",
+            "--size",
+            "1024x1024",
+            "--out",
+            "two.png",
+        ],
+    );
+    let car = sidecar(&dir.path().join("two.png"));
+    assert_eq!(car["inputs"][1]["part"], "image[]");
+    assert_eq!(car["inputs"][1]["filename"], "b.png");
+    assert_eq!(car["checks"]["verified"], true);
+}
+
+#[test]
+fn mask_rules_fail_before_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    write_png(&dir.path().join("a.png"), 64, 48, false);
+    write_png(&dir.path().join("opaque.png"), 64, 48, false);
+    write_png(&dir.path().join("small.png"), 32, 32, true);
+    let server = counting_server(None);
+    for (mask, rule) in [("opaque.png", "mask_alpha"), ("small.png", "mask_dimensions")] {
+        let out = fourk()
+            .current_dir(dir.path())
+            .env("OPENAI_API_KEY", SECRET)
+            .args([
+                "edit",
+                "a.png",
+                "edit it",
+                "--mask",
+                mask,
+                "--base-url",
+                &server.url,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(rule), "{err}");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(server.hits.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn edit_dry_run_prints_the_multipart_layout_without_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    write_png(&dir.path().join("a.png"), 64, 48, false);
+    write_png(&dir.path().join("b.png"), 64, 48, true);
+    write_png(&dir.path().join("m.png"), 64, 48, true);
+    let out = run_ok(
+        dir.path(),
+        &[
+            "edit",
+            "a.png",
+            "b.png",
+            "merge",
+            "--mask",
+            "m.png",
+            "--dry-run",
+            "--quality",
+            "low",
+        ],
+    );
+    let v = stdout_json(&out);
+    assert_eq!(v["endpoint"], "images/edits");
+    assert_eq!(v["content_type"], "multipart/form-data");
+    assert_eq!(
+        v["fields"][1],
+        serde_json::json!({"name": "prompt", "value": "merge"})
+    );
+    let files = v["files"].as_array().unwrap();
+    let parts: Vec<&str> = files.iter().map(|f| f["part"].as_str().unwrap()).collect();
+    assert_eq!(parts, ["image[]", "image[]", "mask"]);
+    assert_eq!(files[0]["filename"], "a.png");
+    assert_eq!(files[0]["content_type"], "image/png");
+    let a = std::fs::read(dir.path().join("a.png")).unwrap();
+    assert_eq!(files[0]["bytes"], a.len());
+    assert_eq!(files[0]["sha256"].as_str().unwrap().len(), 64);
+    assert!(longest_string(&v) < 100, "bytes leaked into the layout");
+}
+
+#[test]
+fn both_routes_yield_the_same_checks_and_responses_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let common = ["a fox", "--emulator", "--size", "1024x1024", "--quality", "low"];
+    run_ok(
+        dir.path(),
+        &[&["generate"][..], &common, &["--out", "images.png"]].concat(),
+    );
+    run_ok(
+        dir.path(),
+        &[
+            &["generate"][..],
+            &common,
+            &["--out", "responses.png", "--route", "responses"],
+        ]
+        .concat(),
+    );
+    let a = sidecar(&dir.path().join("images.png"));
+    let b = sidecar(&dir.path().join("responses.png"));
+    for key in [
+        "requested_width",
+        "requested_height",
+        "actual_width",
+        "actual_height",
+        "actual_format",
+        "verified",
+    ] {
+        assert_eq!(a["checks"][key], b["checks"][key], "{key}");
+    }
+    assert_eq!(b["route"], "responses");
+    assert!(b["responses"]["image_call_id"].is_string());
+    assert!(b["usage"]["output_tokens"].as_u64().unwrap() > 0);
+
+    // A chain needs one emulator that outlives each command: a separate process.
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("fourk"))
+        .args(["-q", "emulator", "--addr", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = format!("{}/v1", line.trim().strip_prefix("listening on ").expect(&line));
+    let remote = [
+        "a fox",
+        "--base-url",
+        &url,
+        "--size",
+        "1024x1024",
+        "--quality",
+        "low",
+        "--route",
+        "responses",
+    ];
+    run_ok(
+        dir.path(),
+        &[&["generate"][..], &remote, &["--out", "first.png"]].concat(),
+    );
+    let id = sidecar(&dir.path().join("first.png"))["responses"]["response_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let chained = std::panic::catch_unwind(|| {
+        run_ok(
+            dir.path(),
+            &[
+                &["generate"][..],
+                &remote,
+                &["--out", "next.png", "--previous-response", &id],
+            ]
+            .concat(),
+        )
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(chained.is_ok(), "the chained request failed");
+    let c = sidecar(&dir.path().join("next.png"));
+    assert_eq!(c["responses"]["previous_response_id"], id.as_str());
+    assert_eq!(c["checks"]["verified"], true);
+}

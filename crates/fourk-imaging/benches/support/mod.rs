@@ -32,7 +32,11 @@ pub fn photo_like() -> RgbImage {
                 (r % u64::from(WIDTH)) as f32,
                 ((r >> 16) % u64::from(HEIGHT)) as f32,
                 60.0 + ((r >> 32) % 500) as f32,
-                [((r >> 40) & 255) as f32, ((r >> 48) & 255) as f32, ((r >> 56) & 255) as f32],
+                [
+                    ((r >> 40) & 255) as f32,
+                    ((r >> 48) & 255) as f32,
+                    ((r >> 56) & 255) as f32,
+                ],
             )
         })
         .collect();

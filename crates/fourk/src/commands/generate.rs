@@ -3,45 +3,20 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
 use fourk_api::{
-    Background, Capabilities, Cost, ImageRequest, ModelCaps, OutputFormat, Size, Usage, Warning,
+    Background, Capabilities, Cost, ImageRequest, ModelCaps, OutputFormat, Size, Violation, Warning,
 };
-use fourk_client::{Client, Config};
-use fourk_imaging::Expect;
-use serde::Serialize;
 
+use super::deliver::{self, ImageSummary, Job};
+use super::route::{self, ToolOptions};
+use super::session::Session;
 use crate::UsageError;
-use crate::cli::{EndpointArgs, GenerateArgs};
+use crate::cli::{GenerateArgs, Route};
 use crate::exit::Exit;
 use crate::output::Printer;
-use crate::sidecar::{self, Checks, ResponseMeta, Sidecar};
+use crate::sidecar::SentRequest;
 
-/// The key the in-process emulator is called with when the user has none; it is not a secret.
-const EMULATOR_KEY: &str = "sk-fourk-emulator";
-
-/// What `--json` prints for one image.
-#[derive(Debug, Clone, Serialize)]
-pub struct ImageSummary {
-    /// Where the bytes are (a `.rejected.` name when verification failed).
-    pub path: PathBuf,
-    /// Actual width.
-    pub width: Option<u32>,
-    /// Actual height.
-    pub height: Option<u32>,
-    /// Actual format.
-    pub format: Option<String>,
-    /// True when the file matched the request and decoded fully.
-    pub verified: bool,
-    /// The sidecar's path.
-    pub sidecar: PathBuf,
-    /// Tokens for the whole request.
-    pub usage: Option<Usage>,
-    /// Dollars for the whole request.
-    pub cost: Option<Cost>,
-    /// Where the image came from: `openai` or `emulator`.
-    pub source: &'static str,
-}
+pub use super::deliver::indexed_path;
 
 /// Build the request from the arguments and check it against the model's rules.
 ///
@@ -51,114 +26,92 @@ pub fn build_request<'c>(
     args: &GenerateArgs,
     caps: &'c Capabilities,
 ) -> anyhow::Result<(ImageRequest, &'c ModelCaps, Vec<Warning>)> {
-    let from_out = args
-        .out
-        .as_deref()
-        .and_then(|p| p.extension())
-        .and_then(|e| e.to_str())
-        .and_then(OutputFormat::from_extension);
-    if let (Some(flag), Some(ext)) = (args.format, from_out)
-        && flag != ext
-    {
-        return Err(UsageError(format!(
-            "--format {flag} does not match the extension of --out ({})\n\nhint: name the file .{} or drop --format",
-            args.out.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default(),
-            flag.extension()
-        ))
-        .into());
-    }
+    let format = output_format(args.format, args.out.as_deref())?;
     let mut req = ImageRequest::new(&args.model, &args.prompt);
     req.size = Some(args.size);
     req.quality = args.quality;
-    req.output_format = args.format.or(from_out);
+    req.output_format = format;
     req.output_compression = args.compression;
     req.background = args.background;
     req.moderation = args.moderation;
     req.n = args.n;
     req.safety_identifier.clone_from(&args.safety_identifier);
+    if args.stream.stream {
+        req.stream = Some(true);
+        req.partial_images = args.stream.partials;
+    }
     match req.validate(caps) {
         Ok((model, warnings)) => Ok((req, model, warnings)),
-        Err(violations) => {
-            let mut msg = format!(
-                "the request breaks {} rule(s) of {}; nothing was sent:",
-                violations.len(),
-                args.model
-            );
-            for v in &violations {
-                msg.push_str(&format!("\n  {}: {}", v.rule.id(), v.message));
-            }
-            if violations.iter().any(|v| v.param == "size")
-                && let (Ok(m), Some((w, h))) = (caps.model(&args.model), args.size.dims())
-            {
-                let s = m.suggest(w, h);
-                if !s.is_empty() {
-                    msg.push_str(&format!(
-                        "\n\nhint: nearest valid sizes: {} (use --size)",
-                        s.join(", ")
-                    ));
-                }
-            }
-            Err(UsageError(msg).into())
-        }
+        Err(violations) => Err(rules_error(&args.model, &violations, caps, args.size)),
     }
 }
 
-fn default_out(format: OutputFormat) -> PathBuf {
+/// The output format from `--format` and `--out`'s extension, which must agree.
+///
+/// # Errors
+/// [`UsageError`] when they disagree.
+pub fn output_format(flag: Option<OutputFormat>, out: Option<&Path>) -> anyhow::Result<Option<OutputFormat>> {
+    let from_out = out
+        .and_then(|p| p.extension())
+        .and_then(|e| e.to_str())
+        .and_then(OutputFormat::from_extension);
+    if let (Some(flag), Some(ext)) = (flag, from_out)
+        && flag != ext
+    {
+        return Err(UsageError(format!(
+            "--format {flag} does not match the extension of --out ({})\n\nhint: name the file .{} or drop --format",
+            out.map(Path::display).map(|d| d.to_string()).unwrap_or_default(),
+            flag.extension()
+        ))
+        .into());
+    }
+    Ok(flag.or(from_out))
+}
+
+/// A [`UsageError`] listing every broken rule, with size suggestions when the size is wrong.
+pub fn rules_error(model: &str, violations: &[Violation], caps: &Capabilities, size: Size) -> anyhow::Error {
+    let mut msg = format!(
+        "the request breaks {} rule(s) of {model}; nothing was sent:",
+        violations.len(),
+    );
+    for v in violations {
+        msg.push_str(&format!("\n  {}: {}", v.rule.id(), v.message));
+    }
+    if violations.iter().any(|v| v.param == "size")
+        && let (Ok(m), Some((w, h))) = (caps.model(model), size.dims())
+    {
+        let s = m.suggest(w, h);
+        if !s.is_empty() {
+            msg.push_str(&format!(
+                "\n\nhint: nearest valid sizes: {} (use --size)",
+                s.join(", ")
+            ));
+        }
+    }
+    UsageError(msg).into()
+}
+
+/// The Image API request as the tool options of the Responses API.
+fn tool_options(req: &ImageRequest) -> ToolOptions {
+    ToolOptions {
+        size: req.size,
+        quality: req.quality,
+        output_format: req.output_format,
+        output_compression: req.output_compression,
+        background: req.background,
+        moderation: req.moderation,
+        partial_images: req.partial_images,
+        n: req.n,
+    }
+}
+
+/// `fourk-<unix seconds>.<ext>` in the current folder.
+#[must_use]
+pub fn default_out(format: OutputFormat) -> PathBuf {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     PathBuf::from(format!("fourk-{secs}.{}", format.extension()))
-}
-
-/// The path for image `i` of `n`: `hero.png`, or `hero-1.png`, `hero-2.png`...
-#[must_use]
-pub fn indexed_path(base: &Path, i: usize, n: usize, format: OutputFormat) -> PathBuf {
-    let base = if base.extension().is_none() {
-        base.with_extension(format.extension())
-    } else {
-        base.to_path_buf()
-    };
-    if n <= 1 {
-        return base;
-    }
-    let stem = base.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
-    let ext = base
-        .extension()
-        .and_then(|s| s.to_str())
-        .unwrap_or(format.extension());
-    base.with_file_name(format!("{stem}-{}.{ext}", i + 1))
-}
-
-/// A client for the chosen endpoint, and the in-process emulator when one was started.
-async fn connect(
-    endpoint: &EndpointArgs,
-    caps: &Capabilities,
-) -> anyhow::Result<(Client, Option<fourk_emulator::RunningEmulator>)> {
-    let mut config = Config::from_env().with_timeout(std::time::Duration::from_secs(endpoint.timeout));
-    let mut emulator = None;
-    if endpoint.emulator {
-        let running = fourk_emulator::spawn(
-            ([127, 0, 0, 1], 0).into(),
-            fourk_emulator::EmulatorConfig {
-                capabilities: caps.clone(),
-                ..Default::default()
-            },
-        )
-        .await
-        .context("starting the in-process emulator")?;
-        tracing::info!(
-            "using the offline emulator at {}: images are rendered procedurally, not by OpenAI",
-            running.base_url()
-        );
-        config = config.with_base_url(running.base_url());
-        if config.api_key.is_none() {
-            config = config.with_api_key(EMULATOR_KEY);
-        }
-        emulator = Some(running);
-    } else if let Some(url) = &endpoint.base_url {
-        config = config.with_base_url(url.clone());
-    }
-    Ok((Client::new(config)?, emulator))
 }
 
 /// Generate, save, verify and record. Returns one summary per image and whether all verified.
@@ -191,154 +144,101 @@ pub async fn generate(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Resul
             );
         }
     }
-    let (client, emulator) = connect(&args.endpoint, caps).await?;
-    let endpoint = client.config().endpoint("images/generations");
-    let resp = client.generate(&req).await?;
-    let parsed = resp.images()?;
-    let images: Vec<_> = parsed.data.iter().filter_map(|d| d.b64_json.as_deref()).collect();
-    if images.is_empty() {
-        return Err(fourk_client::ClientError::InvalidResponse {
-            message: "no b64_json image in data[]".into(),
-            request_id: resp.request_id.clone(),
+    let job = Job {
+        route: "images.generate",
+        stream: args.stream.stream,
+        endpoint: String::new(),
+        model: req.model.clone(),
+        price: model.price,
+        request: SentRequest::Generate(req.clone()),
+        inputs: Vec::new(),
+        warnings,
+        dims: req.size.and_then(Size::dims),
+        format,
+        transparent: req.background == Some(Background::Transparent),
+        base: args.out.clone().unwrap_or_else(|| default_out(format)),
+    };
+    let base = job.base.clone();
+    let keep = args.stream.keep_partials.then_some((base.as_path(), format));
+    let session = Session::connect(&args.endpoint, caps).await?;
+    let client = &session.client;
+    let result = match args.route.route {
+        Route::Images if args.stream.stream => {
+            let job = Job {
+                endpoint: client.config().endpoint("images/generations"),
+                ..job
+            };
+            let events = client.generate_stream(&req).await?;
+            let (got, images) = deliver::from_image_stream(events, keep).await?;
+            let images: Vec<&str> = images.iter().map(String::as_str).collect();
+            deliver::save_all(&job, &got, &images)
         }
-        .into());
-    }
-    let usage = parsed.usage;
-    let cost = match (usage, model.price) {
-        (Some(u), Some(p)) => Some(Cost::from_usage(&u, &p, true)),
-        _ => None,
-    };
-    let (w, h) = match req.size.and_then(Size::dims) {
-        Some(d) => (Some(d.0), Some(d.1)),
-        None => (None, None),
-    };
-    let expect = Expect {
-        width: w,
-        height: h,
-        format: Some(format),
-        alpha: (req.background == Some(Background::Transparent)).then_some(true),
-    };
-    let base = args.out.clone().unwrap_or_else(|| default_out(format));
-    let meta = ResponseMeta {
-        created: parsed.created,
-        request_id: resp.request_id.clone(),
-        processing_ms: resp.processing_ms,
-        elapsed_ms: resp.elapsed.as_millis(),
-        background: parsed.background.as_deref().map(str::to_owned),
-        output_format: parsed.output_format.as_deref().map(str::to_owned),
-        quality: parsed.quality.as_deref().map(str::to_owned),
-        size: parsed.size.as_deref().map(str::to_owned),
-        rate_limits: resp.rate_limits.clone(),
-        emulator: resp.emulator.clone(),
-    };
-    let mut out = Vec::new();
-    let mut all_ok = true;
-    for (i, b64) in images.iter().enumerate() {
-        let path = indexed_path(&base, i, images.len(), format);
-        let saved = fourk_imaging::save_verified(&path, b64, &expect)
-            .with_context(|| format!("saving image {} of {} to {}", i + 1, images.len(), path.display()))?;
-        if saved.rejected {
-            all_ok = false;
-            let failed: Vec<String> = saved
-                .report
-                .checks
-                .iter()
-                .filter(|c| !c.pass)
-                .map(|c| format!("{}: requested {}, got {}", c.name, c.expected, c.actual))
-                .chain(
-                    saved
-                        .report
-                        .decode_error
-                        .iter()
-                        .map(|e| format!("corrupt image: {e}")),
-                )
-                .collect();
-            tracing::error!(
-                "image {} does not match the request ({}); kept as {} (request {})",
-                i + 1,
-                failed.join("; "),
-                saved.path.display(),
-                resp.request_id.as_deref().unwrap_or("unknown")
-            );
+        Route::Images => {
+            let job = Job {
+                endpoint: client.config().endpoint("images/generations"),
+                ..job
+            };
+            let resp = client.generate(&req).await?;
+            let (got, images) = deliver::from_images(&resp)?;
+            let images: Vec<&str> = images.iter().map(AsRef::as_ref).collect();
+            deliver::save_all(&job, &got, &images)
         }
-        let checks = Checks::from_report(&req, saved.report);
-        let car = Sidecar {
-            sidecar_version: sidecar::SIDECAR_VERSION,
-            fourk_version: env!("CARGO_PKG_VERSION"),
-            image: saved
-                .path
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            index: i,
-            route: "images.generate",
-            endpoint: endpoint.clone(),
-            model: req.model.clone(),
-            request: req.clone(),
-            response: meta.clone(),
-            usage,
-            cost,
-            checks: checks.clone(),
-            warnings: warnings.clone(),
-        };
-        let sidecar_path = sidecar::write(&saved.path, &car)?;
-        out.push(ImageSummary {
-            path: saved.path,
-            width: checks.actual_width,
-            height: checks.actual_height,
-            format: checks.actual_format,
-            verified: checks.verified,
-            sidecar: sidecar_path,
-            usage,
-            cost,
-            source: if resp.emulator.is_some() {
-                "emulator"
-            } else {
-                "openai"
-            },
-        });
-    }
-    drop(parsed);
-    if let Some(e) = emulator {
-        if let Err(err) = e.shutdown().await {
-            tracing::debug!("emulator shutdown: {err}");
+        Route::Responses => {
+            let rr = route::build(
+                &args.route,
+                caps,
+                &req.model,
+                &req.prompt,
+                tool_options(&req),
+                &[],
+                None,
+            )?;
+            let job = Job {
+                route: "responses",
+                endpoint: client.config().endpoint("responses"),
+                request: SentRequest::Responses(Box::new(route::summarised(&rr))),
+                ..job
+            };
+            let resp = client.responses(&rr).await?;
+            let (got, b64) = deliver::from_responses(&resp, rr.previous_response_id.as_deref(), &rr.model)?;
+            deliver::save_all(&job, &got, &[b64.as_str()])
         }
-    }
-    Ok((out, all_ok))
+    };
+    session.close().await;
+    result
 }
 
 pub(super) async fn run(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Result<Exit> {
-    let p = Printer;
+    if args.stream.stream && args.route.route == Route::Responses {
+        return Err(UsageError(
+            "--stream is not supported with --route responses yet; nothing was sent\n\nhint: drop --stream, or use --route images"
+                .into(),
+        )
+        .into());
+    }
     if args.dry_run {
         let (req, _, warnings) = build_request(args, caps)?;
         for w in &warnings {
             tracing::warn!("{}", w.message);
         }
-        p.line(&serde_json::to_string(&req)?);
+        let body = match args.route.route {
+            Route::Images => serde_json::to_string(&req)?,
+            Route::Responses => {
+                let rr = route::build(
+                    &args.route,
+                    caps,
+                    &req.model,
+                    &req.prompt,
+                    tool_options(&req),
+                    &[],
+                    None,
+                )?;
+                serde_json::to_string(&rr)?
+            }
+        };
+        Printer.line(&body);
         return Ok(Exit::Success);
     }
     let (images, all_ok) = generate(args, caps).await?;
-    if args.json {
-        if images.len() == 1 {
-            p.json(&images[0]);
-        } else {
-            p.json(&images);
-        }
-    } else {
-        for img in &images {
-            p.line(&img.path.display().to_string());
-        }
-        if let Some(first) = images.first() {
-            let cost = first.cost.map_or(String::new(), |c| {
-                format!(", ${:.3}{}", c.usd, if c.estimate { " (estimate)" } else { "" })
-            });
-            tracing::info!(
-                "{} image(s), {}{cost}; sidecar {}",
-                images.len(),
-                if all_ok { "verified" } else { "NOT verified" },
-                first.sidecar.display()
-            );
-        }
-    }
-    Ok(if all_ok { Exit::Success } else { Exit::CheckFailed })
+    Ok(deliver::report(&images, all_ok, args.json))
 }

@@ -1,8 +1,15 @@
-//! One module per subcommand.
+//! One module per subcommand, plus what the sending commands share: `session` (client,
+//! retries, payload log), `deliver` (save, verify, sidecar, summary for every route) and
+//! `route` (the Responses API request).
 
+pub mod deliver;
+pub mod edit;
 mod emulator;
 pub mod generate;
 mod models;
+mod replay;
+pub mod route;
+pub mod session;
 mod size;
 mod verify;
 
@@ -22,6 +29,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Size(a) => Ok(size::run(&a, &caps)),
         Command::Generate(a) => generate::run(&a, &caps).await,
+        Command::Edit(a) => edit::run(&a, &caps).await,
+        Command::Replay(a) => replay::run(&a, &caps).await,
         Command::Verify(a) => verify::run(&a),
         Command::Emulator(a) => emulator::run(&a, caps).await,
         Command::Models(a) => models::run(&a, &caps),

@@ -1,0 +1,255 @@
+//! Decoding an untrusted file or buffer into pixels for the local pipeline.
+//!
+//! Everything the pipeline reads may come from anywhere (a user's folder, an API response
+//! that was cut off), so decoding runs under explicit [`image::Limits`] and every failure is an
+//! error value. PNG and WebP go through `image` with those limits. JPEG goes through
+//! zune-jpeg in strict mode, because `image` runs it leniently and fills a truncated scan with
+//! grey instead of failing.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use image::{DynamicImage, ImageFormat, ImageReader, RgbImage};
+use zune_jpeg::zune_core::bytestream::ZCursor;
+use zune_jpeg::zune_core::colorspace::ColorSpace;
+use zune_jpeg::zune_core::options::DecoderOptions;
+
+use crate::error::ImagingError;
+use crate::pipeline_error::{PipelineError, try_zeroed};
+
+/// The largest width or height [`load_limits`] lets through. Four times the largest edge the
+/// API produces, so any real input passes and a hostile header cannot ask for a huge canvas.
+pub const LOAD_MAX_DIMENSION: u32 = 16_384;
+
+/// The most memory [`load_limits`] lets one decode allocate: an RGBA8 frame at
+/// [`LOAD_MAX_DIMENSION`] squared (1 GiB), so on ordinary input the dimension limit bites
+/// first.
+pub const LOAD_MAX_ALLOC: u64 = LOAD_MAX_DIMENSION as u64 * LOAD_MAX_DIMENSION as u64 * 4;
+
+/// The limits [`load_bytes`] and [`load_file`] are usually called with: at most
+/// [`LOAD_MAX_DIMENSION`] on each side and [`LOAD_MAX_ALLOC`] bytes.
+#[must_use]
+pub fn load_limits() -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(LOAD_MAX_DIMENSION);
+    limits.max_image_height = Some(LOAD_MAX_DIMENSION);
+    limits.max_alloc = Some(LOAD_MAX_ALLOC);
+    limits
+}
+
+/// Decode PNG, JPEG or WebP bytes under `limits`. The format comes from the magic bytes.
+///
+/// # Errors
+/// [`PipelineError::Imaging`] wrapping [`ImagingError::Unsupported`] for another format,
+/// [`ImagingError::Limits`] when the image is larger than `limits`, and
+/// [`ImagingError::Decode`] for empty, garbage or truncated data.
+pub fn load_bytes(bytes: &[u8], limits: &image::Limits) -> Result<DynamicImage, PipelineError> {
+    let format = sniff(bytes)?;
+    if format == ImageFormat::Jpeg {
+        return load_jpeg(bytes, limits);
+    }
+    if format == ImageFormat::Png && !has_png_end(bytes) {
+        // `image` stops reading after the last row, so a file cut inside its final chunks
+        // decodes; verification calls that file broken, and so does the pipeline.
+        return Err(ImagingError::Decode("invalid PNG: no IEND chunk (truncated)".into()).into());
+    }
+    if format == ImageFormat::WebP && !has_whole_riff(bytes) {
+        // The VP8 decoder can finish without the last byte or two of its chunk; the RIFF
+        // header says how long the file is meant to be.
+        return Err(ImagingError::Decode(
+            "invalid WebP: shorter than its RIFF header says (truncated)".into(),
+        )
+        .into());
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(limits.clone());
+    Ok(reader.decode().map_err(from_image_error)?)
+}
+
+/// [`load_bytes`] on a file's contents.
+///
+/// # Errors
+/// [`ImagingError::Io`] when the file cannot be read, otherwise as [`load_bytes`].
+pub fn load_file(path: &Path, limits: &image::Limits) -> Result<DynamicImage, PipelineError> {
+    let bytes = std::fs::read(path).map_err(|source| ImagingError::Io {
+        action: "reading",
+        path: path.to_owned(),
+        source,
+    })?;
+    load_bytes(&bytes, limits)
+}
+
+fn sniff(bytes: &[u8]) -> Result<ImageFormat, ImagingError> {
+    if bytes.is_empty() {
+        return Err(ImagingError::Decode("the data is empty".into()));
+    }
+    match image::guess_format(bytes) {
+        Ok(f @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP)) => Ok(f),
+        Ok(other) => Err(ImagingError::Unsupported(format!(
+            "{} (the pipeline reads png, jpeg and webp)",
+            other.extensions_str().first().copied().unwrap_or("unknown")
+        ))),
+        Err(_) => Err(ImagingError::Unsupported(
+            "unrecognised magic bytes (not png, jpeg or webp)".into(),
+        )),
+    }
+}
+
+/// Whether a complete `IEND` chunk (empty, with its fixed CRC) sits in the last 4 KiB; some
+/// writers append a little padding after it, which is harmless.
+fn has_png_end(bytes: &[u8]) -> bool {
+    const IEND: [u8; 12] = [0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82];
+    bytes[bytes.len().saturating_sub(4096)..]
+        .windows(IEND.len())
+        .any(|w| w == IEND)
+}
+
+fn has_whole_riff(bytes: &[u8]) -> bool {
+    bytes
+        .get(4..8)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .is_some_and(|size| u64::from(u32::from_le_bytes(size)) + 8 <= bytes.len() as u64)
+}
+
+fn from_image_error(e: image::ImageError) -> ImagingError {
+    match e {
+        image::ImageError::Limits(l) => ImagingError::Limits(l.to_string()),
+        image::ImageError::Unsupported(u) => ImagingError::Unsupported(u.to_string()),
+        // In-memory input: the only I/O error possible is running out of bytes.
+        other => ImagingError::Decode(other.to_string()),
+    }
+}
+
+fn load_jpeg(bytes: &[u8], limits: &image::Limits) -> Result<DynamicImage, PipelineError> {
+    // A cut inside the last scan can still decode cleanly in strict mode, but then the
+    // end-of-image marker is gone. Zero bytes after it are padding some writers add.
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    if !bytes[..end].ends_with(&[0xFF, 0xD9]) {
+        return Err(ImagingError::Decode("invalid JPEG: no end-of-image marker (truncated)".into()).into());
+    }
+    let max_w = limits.max_image_width.unwrap_or(u32::MAX);
+    let max_h = limits.max_image_height.unwrap_or(u32::MAX);
+    // zune's own size cap is lifted to JPEG's maximum so that an oversized frame is reported
+    // as a limit (below) rather than as corrupt data.
+    let options = DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(usize::from(u16::MAX))
+        .set_max_height(usize::from(u16::MAX))
+        .jpeg_set_out_colorspace(ColorSpace::RGB);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    let bad = |e: zune_jpeg::errors::DecodeErrors| ImagingError::Decode(format!("invalid JPEG: {e}"));
+    decoder.decode_headers().map_err(bad)?;
+    let (width, height) = decoder.dimensions().unwrap_or((0, 0));
+    // JPEG sizes are 16-bit, so these conversions cannot fail.
+    let (width, height) = (
+        u32::try_from(width).unwrap_or(u32::MAX),
+        u32::try_from(height).unwrap_or(u32::MAX),
+    );
+    if width > max_w || height > max_h {
+        return Err(ImagingError::Limits(format!(
+            "{width}x{height} is larger than the allowed {max_w}x{max_h}"
+        ))
+        .into());
+    }
+    let len = decoder
+        .output_buffer_size()
+        .ok_or_else(|| ImagingError::Decode("invalid JPEG: no frame header".into()))?;
+    if limits.max_alloc.is_some_and(|max| len as u64 > max) {
+        return Err(ImagingError::Limits(format!(
+            "decoding needs {len} bytes, more than the allowed {}",
+            limits.max_alloc.unwrap_or_default()
+        ))
+        .into());
+    }
+    let mut pixels = try_zeroed(len)?;
+    decoder.decode_into(&mut pixels).map_err(bad)?;
+    RgbImage::from_raw(width, height, pixels)
+        .map(DynamicImage::ImageRgb8)
+        .ok_or_else(|| ImagingError::Decode("invalid JPEG: frame size mismatch".into()).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::encode;
+    use fourk_api::OutputFormat;
+    use image::{Rgb, RgbaImage};
+
+    fn photo(w: u32, h: u32) -> DynamicImage {
+        DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| {
+            Rgb([(x * 7 + y) as u8, (y * 3) as u8, (x ^ y) as u8])
+        }))
+    }
+
+    #[test]
+    fn every_format_loads_with_its_dimensions() {
+        for (fmt, q) in [
+            (OutputFormat::Png, None),
+            (OutputFormat::Jpeg, Some(90)),
+            (OutputFormat::Webp, Some(80)),
+            (OutputFormat::Webp, None),
+        ] {
+            let bytes = encode(&photo(97, 41), fmt, q).unwrap();
+            let img = load_bytes(&bytes, &load_limits()).unwrap();
+            assert_eq!((img.width(), img.height()), (97, 41), "{fmt}");
+        }
+    }
+
+    #[test]
+    fn alpha_is_kept() {
+        let rgba = DynamicImage::ImageRgba8(RgbaImage::from_pixel(8, 8, image::Rgba([1, 2, 3, 4])));
+        let bytes = encode(&rgba, OutputFormat::Png, None).unwrap();
+        let img = load_bytes(&bytes, &load_limits()).unwrap();
+        assert_eq!(img.to_rgba8().get_pixel(3, 3).0, [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        for (fmt, q) in [
+            (OutputFormat::Png, None),
+            (OutputFormat::Jpeg, Some(90)),
+            (OutputFormat::Webp, Some(80)),
+        ] {
+            let bytes = encode(&photo(64, 48), fmt, q).unwrap();
+            // Every cut short of the full length: headers, mid-scan, just before the end.
+            for cut in (0..bytes.len()).step_by(7).chain([bytes.len() - 1]) {
+                let r = load_bytes(&bytes[..cut], &load_limits());
+                assert!(r.is_err(), "{fmt} cut at {cut} of {} decoded", bytes.len());
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_and_other_formats_are_rejected_by_cause() {
+        let r = load_bytes(b"definitely not an image", &load_limits());
+        assert!(matches!(
+            r,
+            Err(PipelineError::Imaging(ImagingError::Unsupported(_)))
+        ));
+        let r = load_bytes(b"GIF89a\x01\x00\x01\x00", &load_limits());
+        assert!(matches!(
+            r,
+            Err(PipelineError::Imaging(ImagingError::Unsupported(_)))
+        ));
+        let r = load_bytes(b"", &load_limits());
+        assert!(matches!(r, Err(PipelineError::Imaging(ImagingError::Decode(_)))));
+    }
+
+    #[test]
+    fn limits_are_enforced_for_every_format() {
+        let mut small = load_limits();
+        small.max_image_width = Some(32);
+        for (fmt, q) in [
+            (OutputFormat::Png, None),
+            (OutputFormat::Jpeg, Some(90)),
+            (OutputFormat::Webp, Some(80)),
+        ] {
+            let bytes = encode(&photo(64, 16), fmt, q).unwrap();
+            let r = load_bytes(&bytes, &small);
+            assert!(
+                matches!(r, Err(PipelineError::Imaging(ImagingError::Limits(_)))),
+                "{fmt}: {r:?}"
+            );
+        }
+    }
+}

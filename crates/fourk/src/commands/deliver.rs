@@ -1,0 +1,408 @@
+//! What every route shares once an answer is in: collect the images (whole, streamed or from
+//! the Responses API), save each atomically, verify it, write its sidecar, and summarise.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use fourk_api::{Cost, ImageStreamEvent, OutputFormat, Prices, ResponseObject, Usage, Warning};
+use fourk_client::{ApiResponse, ClientError, EventStream};
+use fourk_imaging::Expect;
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::exit::Exit;
+use crate::output::Printer;
+use crate::sidecar::{self, Checks, InputRecord, ResponseMeta, ResponsesMeta, SentRequest, Sidecar};
+
+/// What `--json` prints for one image.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageSummary {
+    /// Where the bytes are (a `.rejected.` name when verification failed).
+    pub path: PathBuf,
+    /// Actual width.
+    pub width: Option<u32>,
+    /// Actual height.
+    pub height: Option<u32>,
+    /// Actual format.
+    pub format: Option<String>,
+    /// True when the file matched the request and decoded fully.
+    pub verified: bool,
+    /// The sidecar's path.
+    pub sidecar: PathBuf,
+    /// Tokens for the whole request.
+    pub usage: Option<Usage>,
+    /// Dollars for the whole request.
+    pub cost: Option<Cost>,
+    /// Where the image came from: `openai` or `emulator`.
+    pub source: &'static str,
+}
+
+/// What was asked, independent of the route.
+#[derive(Debug)]
+pub struct Job {
+    /// `images.generate`, `images.edit` or `responses`.
+    pub route: &'static str,
+    /// Whether the answer is streamed.
+    pub stream: bool,
+    /// The endpoint URL.
+    pub endpoint: String,
+    /// The image model.
+    pub model: String,
+    /// The model's prices, for the cost.
+    pub price: Option<Prices>,
+    /// The body as sent.
+    pub request: SentRequest,
+    /// Input images of an edit.
+    pub inputs: Vec<InputRecord>,
+    /// Warnings raised before sending.
+    pub warnings: Vec<Warning>,
+    /// The explicit size, when there was one.
+    pub dims: Option<(u32, u32)>,
+    /// The output format asked for.
+    pub format: OutputFormat,
+    /// Whether a transparent background was asked for.
+    pub transparent: bool,
+    /// The output path (numbered when there are several images).
+    pub base: PathBuf,
+}
+
+/// What came back, besides the image bytes.
+#[derive(Debug)]
+pub struct Delivery {
+    /// Response metadata for the sidecar.
+    pub meta: ResponseMeta,
+    /// Tokens billed for the request.
+    pub usage: Option<Usage>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Set on the `responses` route.
+    pub responses: Option<ResponsesMeta>,
+}
+
+/// The path for image `i` of `n`: `hero.png`, or `hero-1.png`, `hero-2.png`...
+#[must_use]
+pub fn indexed_path(base: &Path, i: usize, n: usize, format: OutputFormat) -> PathBuf {
+    let base = with_ext(base, format);
+    if n <= 1 {
+        return base;
+    }
+    let stem = base.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
+    let ext = base
+        .extension()
+        .and_then(|s| s.to_str())
+        .unwrap_or(format.extension());
+    base.with_file_name(format!("{stem}-{}.{ext}", i + 1))
+}
+
+fn with_ext(base: &Path, format: OutputFormat) -> PathBuf {
+    if base.extension().is_none() {
+        base.with_extension(format.extension())
+    } else {
+        base.to_path_buf()
+    }
+}
+
+/// `hero.png` -> `hero.partial-K.png`.
+#[must_use]
+pub fn partial_path(base: &Path, k: u32, format: OutputFormat) -> PathBuf {
+    let base = with_ext(base, format);
+    let stem = base.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
+    let ext = base
+        .extension()
+        .and_then(|s| s.to_str())
+        .unwrap_or(format.extension());
+    base.with_file_name(format!("{stem}.partial-{k}.{ext}"))
+}
+
+fn no_image(request_id: Option<&str>, what: &str) -> anyhow::Error {
+    ClientError::InvalidResponse {
+        message: format!("no image in the answer: {what}"),
+        request_id: request_id.map(str::to_owned),
+    }
+    .into()
+}
+
+/// The images of a whole Image API answer, borrowed from its body.
+///
+/// # Errors
+/// When the body is not an images response or holds no `b64_json`.
+pub fn from_images(resp: &ApiResponse) -> anyhow::Result<(Delivery, Vec<Cow<'_, str>>)> {
+    let parsed = resp.images()?;
+    let meta = ResponseMeta {
+        created: parsed.created,
+        request_id: resp.request_id.clone(),
+        processing_ms: resp.processing_ms,
+        elapsed_ms: resp.elapsed.as_millis(),
+        background: parsed.background.as_deref().map(str::to_owned),
+        output_format: parsed.output_format.as_deref().map(str::to_owned),
+        quality: parsed.quality.as_deref().map(str::to_owned),
+        size: parsed.size.as_deref().map(str::to_owned),
+        rate_limits: resp.rate_limits.clone(),
+        emulator: resp.emulator.clone(),
+    };
+    let delivery = Delivery {
+        meta,
+        usage: parsed.usage,
+        attempts: resp.attempts,
+        responses: None,
+    };
+    let images: Vec<Cow<'_, str>> = parsed.data.into_iter().filter_map(|d| d.b64_json).collect();
+    if images.is_empty() {
+        return Err(no_image(resp.request_id.as_deref(), "no b64_json in data[]"));
+    }
+    Ok((delivery, images))
+}
+
+/// The image of a whole Responses API answer: the first `image_generation_call` result.
+///
+/// # Errors
+/// When the response failed, the call failed (moderation), or no call has a result.
+pub fn from_responses(
+    resp: &ApiResponse,
+    previous: Option<&str>,
+    mainline: &str,
+) -> anyhow::Result<(Delivery, String)> {
+    let obj: ResponseObject = resp.response_object()?;
+    let rid = resp.request_id.as_deref();
+    if let Some(e) = &obj.error {
+        return Err(no_image(
+            rid,
+            &format!("response {} failed: {}", obj.id, e.message),
+        ));
+    }
+    let call = obj
+        .image_calls()
+        .find(|c| c.result.is_some() || c.error.is_some())
+        .ok_or_else(|| no_image(rid, &format!("response {} has no image_generation_call", obj.id)))?;
+    if let Some(e) = &call.error {
+        return Err(no_image(
+            rid,
+            &format!("image call {} failed: {}", call.id, e.message),
+        ));
+    }
+    let b64 = call.result.clone().unwrap_or_default();
+    #[allow(clippy::cast_possible_truncation)]
+    let created = obj.created_at.map_or(0, |t| t as i64);
+    let meta = ResponseMeta {
+        created,
+        request_id: resp.request_id.clone(),
+        processing_ms: resp.processing_ms,
+        elapsed_ms: resp.elapsed.as_millis(),
+        background: call.background.clone(),
+        output_format: call.output_format.clone(),
+        quality: call.quality.clone(),
+        size: call.size.clone(),
+        rate_limits: resp.rate_limits.clone(),
+        emulator: resp.emulator.clone(),
+    };
+    let delivery = Delivery {
+        meta,
+        usage: obj.tool_usage.as_ref().and_then(|t| t.image_gen),
+        attempts: resp.attempts,
+        responses: Some(ResponsesMeta {
+            response_id: obj.id.clone(),
+            image_call_id: call.id.clone(),
+            revised_prompt: call.revised_prompt.clone(),
+            previous_response_id: obj.previous_response_id.clone().or(previous.map(str::to_owned)),
+            model: mainline.to_owned(),
+        }),
+    };
+    Ok((delivery, b64))
+}
+
+/// Read an Image API stream to its end: log each partial on stderr (and save it when `keep`
+/// names the output base), and collect every completed image.
+///
+/// # Errors
+/// A stream error (possibly billed), or a partial that cannot be saved.
+pub async fn from_image_stream(
+    mut events: EventStream<ImageStreamEvent>,
+    keep: Option<(&Path, OutputFormat)>,
+) -> anyhow::Result<(Delivery, Vec<String>)> {
+    let head = events.head().clone();
+    let mut images = Vec::new();
+    let mut usage = None;
+    let mut last = None;
+    while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(e) => e,
+            // One malformed event does not cost the image that follows.
+            Err(e @ ClientError::InvalidResponse { .. }) => {
+                tracing::warn!("skipping an unreadable event: {e}");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(p) = event.partial() {
+            let k = p.partial_image_index;
+            match keep {
+                Some((base, format)) => {
+                    let path = partial_path(base, k, format);
+                    let bytes = fourk_imaging::decode_b64(&p.b64_json)
+                        .with_context(|| format!("decoding partial image {k}"))?;
+                    fourk_imaging::save_atomic(&path, &bytes)
+                        .with_context(|| format!("saving partial image {k}"))?;
+                    tracing::info!("partial image {k} received; saved {}", path.display());
+                }
+                None => tracing::info!("partial image {k} received ({} base64 bytes)", p.b64_json.len()),
+            }
+        } else if let Some(c) = event.completed() {
+            tracing::info!("image {} completed", images.len() + 1);
+            usage = usage.or(c.usage);
+            images.push(c.b64_json.clone());
+            last = Some(c.clone());
+        }
+    }
+    if images.is_empty() {
+        return Err(no_image(
+            head.request_id.as_deref(),
+            "the stream ended without a completed event",
+        ));
+    }
+    let last = last.unwrap_or_else(|| unreachable!("images is not empty"));
+    let meta = ResponseMeta {
+        created: last.created_at.unwrap_or_default(),
+        request_id: head.request_id.clone(),
+        processing_ms: head.processing_ms,
+        elapsed_ms: head.elapsed.as_millis(),
+        background: last.background,
+        output_format: last.output_format,
+        quality: last.quality,
+        size: last.size,
+        rate_limits: head.rate_limits.clone(),
+        emulator: head.emulator.clone(),
+    };
+    let delivery = Delivery {
+        meta,
+        usage,
+        attempts: head.attempts,
+        responses: None,
+    };
+    Ok((delivery, images))
+}
+
+/// Save, verify and record each image. Returns one summary per image and whether all
+/// verified; a rejected image is kept under its `.rejected.` name and logged.
+///
+/// # Errors
+/// IO errors while saving.
+pub fn save_all(job: &Job, got: &Delivery, images: &[&str]) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+    let cost = match (got.usage, job.price) {
+        (Some(u), Some(p)) => Some(Cost::from_usage(&u, &p, true)),
+        _ => None,
+    };
+    let expect = Expect {
+        width: job.dims.map(|d| d.0),
+        height: job.dims.map(|d| d.1),
+        format: Some(job.format),
+        alpha: job.transparent.then_some(true),
+    };
+    let request_id = got.meta.request_id.as_deref().unwrap_or("unknown");
+    let mut out = Vec::new();
+    let mut all_ok = true;
+    for (i, b64) in images.iter().enumerate() {
+        let path = indexed_path(&job.base, i, images.len(), job.format);
+        let saved = fourk_imaging::save_verified(&path, b64, &expect).with_context(|| {
+            format!(
+                "saving image {} of {} to {} (request {request_id})",
+                i + 1,
+                images.len(),
+                path.display()
+            )
+        })?;
+        if saved.rejected {
+            all_ok = false;
+            let failed: Vec<String> = saved
+                .report
+                .checks
+                .iter()
+                .filter(|c| !c.pass)
+                .map(|c| format!("{}: requested {}, got {}", c.name, c.expected, c.actual))
+                .chain(
+                    saved
+                        .report
+                        .decode_error
+                        .iter()
+                        .map(|e| format!("corrupt image: {e}")),
+                )
+                .collect();
+            tracing::error!(
+                "image {} does not match the request ({}); kept as {} (request {request_id})",
+                i + 1,
+                failed.join("; "),
+                saved.path.display(),
+            );
+        }
+        let checks = Checks::from_report(job.dims, job.format, saved.report);
+        let car = Sidecar {
+            sidecar_version: sidecar::SIDECAR_VERSION,
+            fourk_version: env!("CARGO_PKG_VERSION"),
+            image: saved
+                .path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            index: i,
+            route: job.route,
+            stream: job.stream,
+            attempts: got.attempts,
+            endpoint: job.endpoint.clone(),
+            model: job.model.clone(),
+            request: job.request.clone(),
+            inputs: job.inputs.clone(),
+            response: got.meta.clone(),
+            responses: got.responses.clone(),
+            usage: got.usage,
+            cost,
+            checks: checks.clone(),
+            warnings: job.warnings.clone(),
+        };
+        let sidecar_path = sidecar::write(&saved.path, &car)?;
+        out.push(ImageSummary {
+            path: saved.path,
+            width: checks.actual_width,
+            height: checks.actual_height,
+            format: checks.actual_format,
+            verified: checks.verified,
+            sidecar: sidecar_path,
+            usage: got.usage,
+            cost,
+            source: if got.meta.emulator.is_some() {
+                "emulator"
+            } else {
+                "openai"
+            },
+        });
+    }
+    Ok((out, all_ok))
+}
+
+/// Print the summaries (paths, or `--json`) and pick the exit code.
+#[must_use]
+pub fn report(images: &[ImageSummary], all_ok: bool, json: bool) -> Exit {
+    let p = Printer;
+    if json {
+        if images.len() == 1 {
+            p.json(&images[0]);
+        } else {
+            p.json(&images);
+        }
+    } else {
+        for img in images {
+            p.line(&img.path.display().to_string());
+        }
+        if let Some(first) = images.first() {
+            let cost = first.cost.map_or(String::new(), |c| {
+                format!(", ${:.3}{}", c.usd, if c.estimate { " (estimate)" } else { "" })
+            });
+            tracing::info!(
+                "{} image(s), {}{cost}; sidecar {}",
+                images.len(),
+                if all_ok { "verified" } else { "NOT verified" },
+                first.sidecar.display()
+            );
+        }
+    }
+    if all_ok { Exit::Success } else { Exit::CheckFailed }
+}

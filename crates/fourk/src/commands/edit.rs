@@ -1,0 +1,321 @@
+//! `fourk edit`: read and check the input images and mask locally, send them as multipart
+//! (or to the Responses API), then save, verify and record like `generate`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use fourk_api::{
+    Background, Capabilities, EditRequest, InputImage, MAX_EDIT_IMAGES, MAX_IMAGE_BYTES, MAX_MASK_BYTES,
+    OutputFormat, Size,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::deliver::{self, ImageSummary, Job};
+use super::generate::{default_out, output_format, rules_error};
+use super::route::{self, ToolOptions};
+use super::session::Session;
+use crate::UsageError;
+use crate::cli::{EditArgs, Route};
+use crate::exit::Exit;
+use crate::output::Printer;
+use crate::sidecar::{InputRecord, SentRequest};
+
+/// An input file, read and probed.
+struct Loaded {
+    image: InputImage,
+    width: u32,
+    height: u32,
+    has_alpha: bool,
+}
+
+/// Read one input, refusing files over `limit` before reading them.
+fn load(path: &Path, limit: usize, what: &str) -> anyhow::Result<Loaded> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("reading {what} {}", path.display()))?
+        .len();
+    if usize::try_from(len).map_or(true, |l| l >= limit) {
+        return Err(UsageError(format!(
+            "{what} {} is {len} bytes; it must be smaller than {} MB; nothing was sent",
+            path.display(),
+            limit / (1024 * 1024)
+        ))
+        .into());
+    }
+    let data = std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))?;
+    let probe = fourk_imaging::probe_bytes(&data).map_err(|e| {
+        UsageError(format!(
+            "{what} {} is not a PNG, JPEG or WebP image ({e}); nothing was sent",
+            path.display()
+        ))
+    })?;
+    let filename = path
+        .file_name()
+        .map_or_else(|| "image".to_owned(), |f| f.to_string_lossy().into_owned());
+    Ok(Loaded {
+        image: InputImage::new(filename, probe.format, data),
+        width: probe.width,
+        height: probe.height,
+        has_alpha: probe.has_alpha,
+    })
+}
+
+/// Read the images and the mask and check every local rule; each failure names its rule.
+///
+/// # Errors
+/// [`UsageError`] for a broken rule (nothing is sent), IO errors for unreadable files.
+fn load_inputs(args: &EditArgs) -> anyhow::Result<(Vec<Loaded>, Option<Loaded>)> {
+    let paths = args.images();
+    if paths.len() > MAX_EDIT_IMAGES {
+        return Err(UsageError(format!(
+            "image: an edit takes 1 to {MAX_EDIT_IMAGES} input images; got {}; nothing was sent\n\nhint: the last argument is the prompt",
+            paths.len()
+        ))
+        .into());
+    }
+    let images = paths
+        .iter()
+        .map(|p| load(Path::new(p), MAX_IMAGE_BYTES, "image"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mask = args
+        .mask
+        .as_deref()
+        .map(|p| load(p, MAX_MASK_BYTES, "mask"))
+        .transpose()?;
+    let inputs: Vec<InputImage> = images.iter().map(|l| l.image.clone()).collect();
+    let mut errs: Vec<String> = EditRequest::check_inputs(&inputs, mask.as_ref().map(|m| &m.image))
+        .into_iter()
+        .map(|v| format!("{}: {}", v.rule.id(), v.message))
+        .collect();
+    if let (Some(m), Some(first)) = (&mask, images.first()) {
+        if m.image.format == OutputFormat::Png && !m.has_alpha {
+            errs.push(format!(
+                "mask_alpha: the mask {} has no alpha channel; its transparent pixels mark the area to edit",
+                m.image.filename
+            ));
+        }
+        if (m.width, m.height) != (first.width, first.height) {
+            errs.push(format!(
+                "mask_dimensions: the mask {} is {}x{}, the first image {} is {}x{}; they must match",
+                m.image.filename, m.width, m.height, first.image.filename, first.width, first.height
+            ));
+        }
+    }
+    if errs.is_empty() {
+        Ok((images, mask))
+    } else {
+        Err(UsageError(format!(
+            "the inputs break {} rule(s); nothing was sent:\n  {}",
+            errs.len(),
+            errs.join("\n  ")
+        ))
+        .into())
+    }
+}
+
+/// Build and check the edit request.
+///
+/// # Errors
+/// [`UsageError`] naming every broken rule.
+pub fn build_request(
+    args: &EditArgs,
+    caps: &Capabilities,
+    image_count: usize,
+) -> anyhow::Result<(EditRequest, Job)> {
+    let format = output_format(args.format, args.out.as_deref())?;
+    let mut req = EditRequest::new(&args.model, args.prompt());
+    req.size = (args.size != Size::Auto).then_some(args.size);
+    req.quality = args.quality;
+    req.output_format = format;
+    req.output_compression = args.compression;
+    req.background = args.background;
+    req.n = args.n;
+    if args.stream.stream {
+        req.stream = Some(true);
+        req.partial_images = args.stream.partials;
+    }
+    let (model, warnings) = req
+        .validate(caps, image_count)
+        .map_err(|v| rules_error(&args.model, &v, caps, args.size))?;
+    for w in &warnings {
+        tracing::warn!("{}", w.message);
+    }
+    let format = req.effective_format();
+    let job = Job {
+        route: "images.edit",
+        stream: args.stream.stream,
+        endpoint: String::new(),
+        model: req.model.clone(),
+        price: model.price,
+        request: SentRequest::Edit(req.clone()),
+        inputs: Vec::new(),
+        warnings,
+        dims: req.size.and_then(Size::dims),
+        format,
+        transparent: req.background == Some(Background::Transparent),
+        base: args.out.clone().unwrap_or_else(|| default_out(format)),
+    };
+    Ok((req, job))
+}
+
+fn record(part: &'static str, l: &Loaded) -> InputRecord {
+    InputRecord {
+        part,
+        filename: l.image.filename.clone(),
+        content_type: l.image.mime(),
+        bytes: l.image.data.len(),
+        sha256: format!("{:x}", Sha256::digest(&l.image.data)),
+        width: l.width,
+        height: l.height,
+    }
+}
+
+/// The file parts as sent: `image` for one input, `image[]` for several, then `mask`.
+fn records(images: &[Loaded], mask: Option<&Loaded>) -> Vec<InputRecord> {
+    let part = if images.len() == 1 { "image" } else { "image[]" };
+    images
+        .iter()
+        .map(|l| record(part, l))
+        .chain(mask.map(|m| record("mask", m)))
+        .collect()
+}
+
+/// What `--dry-run` prints: the multipart layout, never the bytes.
+#[derive(Debug, Serialize)]
+struct Layout<'a> {
+    method: &'static str,
+    endpoint: &'static str,
+    content_type: &'static str,
+    fields: Vec<Field>,
+    files: &'a [InputRecord],
+}
+
+#[derive(Debug, Serialize)]
+struct Field {
+    name: &'static str,
+    value: String,
+}
+
+fn tool_options(req: &EditRequest) -> ToolOptions {
+    ToolOptions {
+        size: req.size,
+        quality: req.quality,
+        output_format: req.output_format,
+        output_compression: req.output_compression,
+        background: req.background,
+        moderation: None,
+        partial_images: req.partial_images,
+        n: req.n,
+    }
+}
+
+/// Edit, save, verify and record. Returns one summary per image and whether all verified.
+///
+/// # Errors
+/// Usage errors before sending; client errors; IO errors while saving.
+pub async fn edit(args: &EditArgs, caps: &Capabilities) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+    let (loaded, mask) = load_inputs(args)?;
+    let (req, job) = build_request(args, caps, loaded.len())?;
+    let job = Job {
+        inputs: records(&loaded, mask.as_ref()),
+        ..job
+    };
+    let images: Vec<InputImage> = loaded.into_iter().map(|l| l.image).collect();
+    let mask = mask.map(|m| m.image);
+    let base = job.base.clone();
+    let keep = args.stream.keep_partials.then_some((base.as_path(), job.format));
+    let session = Session::connect(&args.endpoint, caps).await?;
+    let client = &session.client;
+    let result = async {
+        match args.route.route {
+            Route::Images if args.stream.stream => {
+                let job = Job {
+                    endpoint: client.config().endpoint("images/edits"),
+                    ..job
+                };
+                let events = client.edit_stream(&req, &images, mask.as_ref()).await?;
+                let (got, out) = deliver::from_image_stream(events, keep).await?;
+                let out: Vec<&str> = out.iter().map(String::as_str).collect();
+                deliver::save_all(&job, &got, &out)
+            }
+            Route::Images => {
+                let job = Job {
+                    endpoint: client.config().endpoint("images/edits"),
+                    ..job
+                };
+                let resp = client.edit(&req, &images, mask.as_ref()).await?;
+                let (got, out) = deliver::from_images(&resp)?;
+                let out: Vec<&str> = out.iter().map(AsRef::as_ref).collect();
+                deliver::save_all(&job, &got, &out)
+            }
+            Route::Responses => {
+                let rr = route::build(
+                    &args.route,
+                    caps,
+                    &req.model,
+                    &req.prompt,
+                    tool_options(&req),
+                    &images,
+                    mask.as_ref(),
+                )?;
+                let job = Job {
+                    route: "responses",
+                    endpoint: client.config().endpoint("responses"),
+                    request: SentRequest::Responses(Box::new(route::summarised(&rr))),
+                    ..job
+                };
+                let resp = client.responses(&rr).await?;
+                let (got, b64) =
+                    deliver::from_responses(&resp, rr.previous_response_id.as_deref(), &rr.model)?;
+                deliver::save_all(&job, &got, &[b64.as_str()])
+            }
+        }
+    }
+    .await;
+    session.close().await;
+    result
+}
+
+pub(super) async fn run(args: &EditArgs, caps: &Capabilities) -> anyhow::Result<Exit> {
+    if args.stream.stream && args.route.route == Route::Responses {
+        return Err(UsageError(
+            "--stream is not supported with --route responses yet; nothing was sent\n\nhint: drop --stream, or use --route images"
+                .into(),
+        )
+        .into());
+    }
+    if args.dry_run {
+        let (loaded, mask) = load_inputs(args)?;
+        let (req, _) = build_request(args, caps, loaded.len())?;
+        let files = records(&loaded, mask.as_ref());
+        match args.route.route {
+            Route::Images => Printer.json(&Layout {
+                method: "POST",
+                endpoint: "images/edits",
+                content_type: "multipart/form-data",
+                fields: req
+                    .form_fields()
+                    .into_iter()
+                    .map(|(name, value)| Field { name, value })
+                    .collect(),
+                files: &files,
+            }),
+            Route::Responses => {
+                let images: Vec<InputImage> = loaded.into_iter().map(|l| l.image).collect();
+                let rr = route::build(
+                    &args.route,
+                    caps,
+                    &req.model,
+                    &req.prompt,
+                    tool_options(&req),
+                    &images,
+                    mask.as_ref().map(|m| &m.image),
+                )?;
+                Printer.json(&route::summarised(&rr));
+            }
+        }
+        return Ok(Exit::Success);
+    }
+    let (images, all_ok) = edit(args, caps).await?;
+    Ok(deliver::report(&images, all_ok, args.json))
+}

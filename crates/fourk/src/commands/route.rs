@@ -1,0 +1,123 @@
+//! The Responses API route: the image options become the forced `image_generation` tool, and
+//! the input images of an edit travel as `data:` URLs (summarised in sidecars and dry runs).
+
+use fourk_api::{
+    Capabilities, ContentPart, ImageDetail, ImageGenTool, ImageMask, InputImage, InputItem, ResponsesRequest,
+    Violation,
+};
+
+use crate::UsageError;
+use crate::cli::RouteArgs;
+
+/// The tool options shared by generations and edits.
+#[derive(Debug, Clone, Copy)]
+pub struct ToolOptions {
+    /// `size`.
+    pub size: Option<fourk_api::Size>,
+    /// `quality`.
+    pub quality: Option<fourk_api::Quality>,
+    /// `output_format`.
+    pub output_format: Option<fourk_api::OutputFormat>,
+    /// `output_compression`.
+    pub output_compression: Option<u8>,
+    /// `background`.
+    pub background: Option<fourk_api::Background>,
+    /// `moderation`.
+    pub moderation: Option<fourk_api::Moderation>,
+    /// `partial_images`.
+    pub partial_images: Option<u8>,
+    /// `n`: the Responses API makes one image per call.
+    pub n: Option<u8>,
+}
+
+/// Build and check the Responses API request: the image model's options on the tool, the
+/// prompt (and input images, mask) in one user message, `tool_choice` forcing the tool.
+///
+/// # Errors
+/// [`UsageError`] when `-n` asks for more than one image or a rule is broken.
+pub fn build(
+    route: &RouteArgs,
+    caps: &Capabilities,
+    model: &str,
+    prompt: &str,
+    opts: ToolOptions,
+    images: &[InputImage],
+    mask: Option<&InputImage>,
+) -> anyhow::Result<ResponsesRequest> {
+    if opts.n.is_some_and(|n| n > 1) {
+        return Err(UsageError(
+            "the responses route makes one image per request; nothing was sent\n\nhint: drop -n, or use --route images"
+                .into(),
+        )
+        .into());
+    }
+    let mut tool = ImageGenTool::new(model);
+    tool.size = opts.size;
+    tool.quality = opts.quality;
+    tool.output_format = opts.output_format;
+    tool.output_compression = opts.output_compression;
+    tool.background = opts.background;
+    tool.moderation = opts.moderation;
+    tool.partial_images = opts.partial_images;
+    if !images.is_empty() {
+        tool.action = Some(fourk_api::ToolAction::Edit);
+    }
+    tool.input_image_mask = mask.map(|m| ImageMask {
+        image_url: Some(m.data_url()),
+        file_id: None,
+    });
+    let mut req = ResponsesRequest::image(&route.responses_model, tool, prompt);
+    if let Some(InputItem::Message(msg)) = req.input.first_mut() {
+        msg.content
+            .extend(images.iter().map(|i| ContentPart::image(i, ImageDetail::Auto)));
+    }
+    req.previous_response_id.clone_from(&route.previous_response);
+    req.validate(caps)
+        .map_err(|v| rules_error(&route.responses_model, &v))?;
+    Ok(req)
+}
+
+fn rules_error(model: &str, violations: &[Violation]) -> anyhow::Error {
+    let mut msg = format!(
+        "the Responses API request breaks {} rule(s) (mainline model {model}); nothing was sent:",
+        violations.len()
+    );
+    for v in violations {
+        msg.push_str(&format!("\n  {}: {}", v.rule.id(), v.message));
+    }
+    UsageError(msg).into()
+}
+
+/// The request with every inline image replaced by a short description, for sidecars and
+/// `--dry-run`: the bytes are in the files, not in the record.
+#[must_use]
+pub fn summarised(req: &ResponsesRequest) -> ResponsesRequest {
+    let mut req = req.clone();
+    let short = |url: &mut String| {
+        if let Some(comma) = url.find(";base64,") {
+            let len = url.len() - comma - ";base64,".len();
+            *url = format!("{}[{len} base64 chars]", &url[..comma + ";base64,".len()]);
+        }
+    };
+    for item in &mut req.input {
+        if let InputItem::Message(m) = item {
+            for part in &mut m.content {
+                if let ContentPart::InputImage(p) = part
+                    && let Some(u) = &mut p.image_url
+                {
+                    short(u);
+                }
+            }
+        }
+    }
+    for tool in &mut req.tools {
+        if let fourk_api::Tool::ImageGeneration(t) = tool
+            && let Some(ImageMask {
+                image_url: Some(u), ..
+            }) = &mut t.input_image_mask
+        {
+            short(u);
+        }
+    }
+    req
+}

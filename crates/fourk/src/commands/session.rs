@@ -1,0 +1,83 @@
+//! The client every sending command uses: endpoint, retry policy and payload log from the
+//! shared flags, and the in-process emulator when `--emulator` asks for it.
+
+use anyhow::Context;
+use fourk_api::Capabilities;
+use fourk_client::{Client, Config, PayloadLog, RetryPolicy};
+
+use crate::cli::EndpointArgs;
+
+/// The key the in-process emulator is called with when the user has none; it is not a secret.
+const EMULATOR_KEY: &str = "sk-fourk-emulator";
+
+/// Width and height from an image's header, for the payload log's blob summaries.
+fn inspect(bytes: &[u8]) -> Option<(u32, u32)> {
+    fourk_imaging::probe_bytes(bytes)
+        .ok()
+        .map(|p| (p.width, p.height))
+}
+
+/// The retry policy the flags ask for.
+#[must_use]
+pub fn retry_policy(endpoint: &EndpointArgs) -> RetryPolicy {
+    RetryPolicy::default()
+        .with_max_retries(endpoint.retries)
+        .with_retry_ambiguous(endpoint.retry_ambiguous)
+}
+
+/// A connected client and, with `--emulator`, the emulator it talks to. Shut the emulator
+/// down with [`Session::close`] once the answer is read.
+#[derive(Debug)]
+pub struct Session {
+    /// The client.
+    pub client: Client,
+    emulator: Option<fourk_emulator::RunningEmulator>,
+}
+
+impl Session {
+    /// Build the client for the chosen endpoint, starting the emulator when asked.
+    ///
+    /// # Errors
+    /// When the emulator cannot start or the configuration cannot make a client.
+    pub async fn connect(endpoint: &EndpointArgs, caps: &Capabilities) -> anyhow::Result<Self> {
+        let mut config = Config::from_env().with_timeout(std::time::Duration::from_secs(endpoint.timeout));
+        let mut emulator = None;
+        if endpoint.emulator {
+            let running = fourk_emulator::spawn(
+                ([127, 0, 0, 1], 0).into(),
+                fourk_emulator::EmulatorConfig {
+                    capabilities: caps.clone(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .context("starting the in-process emulator")?;
+            tracing::info!(
+                "using the offline emulator at {}: images are rendered procedurally, not by OpenAI",
+                running.base_url()
+            );
+            config = config.with_base_url(running.base_url());
+            if config.api_key.is_none() {
+                config = config.with_api_key(EMULATOR_KEY);
+            }
+            emulator = Some(running);
+        } else if let Some(url) = &endpoint.base_url {
+            config = config.with_base_url(url.clone());
+        }
+        let mut client = Client::new(config)?.with_retry_policy(retry_policy(endpoint));
+        if let Some(dir) = &endpoint.log_payload {
+            tracing::info!("logging requests and responses to {}", dir.display());
+            client = client.with_payload_log(PayloadLog::new(dir).with_inspector(inspect));
+        }
+        Ok(Self { client, emulator })
+    }
+
+    /// Stop the in-process emulator, if any.
+    pub async fn close(self) {
+        if let Some(e) = self.emulator
+            && let Err(err) = e.shutdown().await
+        {
+            tracing::debug!("emulator shutdown: {err}");
+        }
+    }
+}
