@@ -15,7 +15,7 @@ fn expected_rules(w: u32, h: u32) -> Vec<&'static str> {
     if l > 3840 {
         v.push("max_edge");
     }
-    if w % 16 != 0 || h % 16 != 0 {
+    if !w.is_multiple_of(16) || !h.is_multiple_of(16) {
         v.push("multiple_of_16");
     }
     if l > 3 * s {
