@@ -5,12 +5,16 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use fourk_api::{Cost, ImageStreamEvent, OutputFormat, Prices, ResponseObject, Usage, Warning};
-use fourk_client::{ApiResponse, ClientError, EventStream};
+use fourk_api::{
+    Cost, ImageStreamEvent, OutputFormat, Prices, ResponseObject, ResponsesRequest, Usage, Warning,
+};
+use fourk_client::{ApiResponse, Client, ClientError, EventStream};
 use fourk_imaging::Expect;
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use crate::UsageError;
+use crate::cli::Route;
 use crate::exit::Exit;
 use crate::output::Printer;
 use crate::sidecar::{self, Checks, InputRecord, ResponseMeta, ResponsesMeta, SentRequest, Sidecar};
@@ -152,6 +156,65 @@ pub fn from_images(resp: &ApiResponse) -> anyhow::Result<(Delivery, Vec<Cow<'_, 
         return Err(no_image(resp.request_id.as_deref(), "no b64_json in data[]"));
     }
     Ok((delivery, images))
+}
+
+/// Refuse `--stream` with `--route responses` before anything is sent.
+///
+/// # Errors
+/// [`UsageError`] for that combination.
+pub fn check_stream_route(stream: bool, route: Route) -> anyhow::Result<()> {
+    if stream && route == Route::Responses {
+        return Err(UsageError(
+            "--stream is not supported with --route responses yet; nothing was sent\n\nhint: drop --stream, or use --route images"
+                .into(),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Save every image of a whole Image API answer.
+///
+/// # Errors
+/// As [`from_images`] and [`save_all`].
+pub fn save_images_response(job: &Job, resp: &ApiResponse) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+    let (got, images) = from_images(resp)?;
+    let images: Vec<&str> = images.iter().map(AsRef::as_ref).collect();
+    save_all(job, &got, &images)
+}
+
+/// Follow an Image API stream to its end, then save every completed image.
+///
+/// # Errors
+/// As [`from_image_stream`] and [`save_all`].
+pub async fn save_image_stream(
+    job: &Job,
+    events: EventStream<ImageStreamEvent>,
+    keep: Option<(&Path, OutputFormat)>,
+) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+    let (got, images) = from_image_stream(events, keep).await?;
+    let images: Vec<&str> = images.iter().map(String::as_str).collect();
+    save_all(job, &got, &images)
+}
+
+/// Send a Responses API request and save the image of its `image_generation_call`.
+///
+/// # Errors
+/// Client errors, a failed call, and save errors.
+pub async fn via_responses(
+    client: &Client,
+    job: Job,
+    rr: &ResponsesRequest,
+) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+    let job = Job {
+        route: "responses",
+        endpoint: client.config().endpoint("responses"),
+        request: SentRequest::Responses(Box::new(crate::commands::route::summarised(rr))),
+        ..job
+    };
+    let resp = client.responses(rr).await?;
+    let (got, b64) = from_responses(&resp, rr.previous_response_id.as_deref(), &rr.model)?;
+    save_all(&job, &got, &[b64.as_str()])
 }
 
 /// The image of a whole Responses API answer: the first `image_generation_call` result.

@@ -234,9 +234,7 @@ pub async fn edit(args: &EditArgs, caps: &Capabilities) -> anyhow::Result<(Vec<I
                     ..job
                 };
                 let events = client.edit_stream(&req, &images, mask.as_ref()).await?;
-                let (got, out) = deliver::from_image_stream(events, keep).await?;
-                let out: Vec<&str> = out.iter().map(String::as_str).collect();
-                deliver::save_all(&job, &got, &out)
+                deliver::save_image_stream(&job, events, keep).await
             }
             Route::Images => {
                 let job = Job {
@@ -244,9 +242,7 @@ pub async fn edit(args: &EditArgs, caps: &Capabilities) -> anyhow::Result<(Vec<I
                     ..job
                 };
                 let resp = client.edit(&req, &images, mask.as_ref()).await?;
-                let (got, out) = deliver::from_images(&resp)?;
-                let out: Vec<&str> = out.iter().map(AsRef::as_ref).collect();
-                deliver::save_all(&job, &got, &out)
+                deliver::save_images_response(&job, &resp)
             }
             Route::Responses => {
                 let rr = route::build(
@@ -258,16 +254,7 @@ pub async fn edit(args: &EditArgs, caps: &Capabilities) -> anyhow::Result<(Vec<I
                     &images,
                     mask.as_ref(),
                 )?;
-                let job = Job {
-                    route: "responses",
-                    endpoint: client.config().endpoint("responses"),
-                    request: SentRequest::Responses(Box::new(route::summarised(&rr))),
-                    ..job
-                };
-                let resp = client.responses(&rr).await?;
-                let (got, b64) =
-                    deliver::from_responses(&resp, rr.previous_response_id.as_deref(), &rr.model)?;
-                deliver::save_all(&job, &got, &[b64.as_str()])
+                deliver::via_responses(client, job, &rr).await
             }
         }
     }
@@ -277,13 +264,7 @@ pub async fn edit(args: &EditArgs, caps: &Capabilities) -> anyhow::Result<(Vec<I
 }
 
 pub(super) async fn run(args: &EditArgs, caps: &Capabilities) -> anyhow::Result<Exit> {
-    if args.stream.stream && args.route.route == Route::Responses {
-        return Err(UsageError(
-            "--stream is not supported with --route responses yet; nothing was sent\n\nhint: drop --stream, or use --route images"
-                .into(),
-        )
-        .into());
-    }
+    deliver::check_stream_route(args.stream.stream, args.route.route)?;
     if args.dry_run {
         let (loaded, mask) = load_inputs(args)?;
         let (req, _) = build_request(args, caps, loaded.len())?;

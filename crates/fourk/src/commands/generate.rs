@@ -169,9 +169,7 @@ pub async fn generate(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Resul
                 ..job
             };
             let events = client.generate_stream(&req).await?;
-            let (got, images) = deliver::from_image_stream(events, keep).await?;
-            let images: Vec<&str> = images.iter().map(String::as_str).collect();
-            deliver::save_all(&job, &got, &images)
+            deliver::save_image_stream(&job, events, keep).await
         }
         Route::Images => {
             let job = Job {
@@ -179,9 +177,7 @@ pub async fn generate(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Resul
                 ..job
             };
             let resp = client.generate(&req).await?;
-            let (got, images) = deliver::from_images(&resp)?;
-            let images: Vec<&str> = images.iter().map(AsRef::as_ref).collect();
-            deliver::save_all(&job, &got, &images)
+            deliver::save_images_response(&job, &resp)
         }
         Route::Responses => {
             let rr = route::build(
@@ -193,15 +189,7 @@ pub async fn generate(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Resul
                 &[],
                 None,
             )?;
-            let job = Job {
-                route: "responses",
-                endpoint: client.config().endpoint("responses"),
-                request: SentRequest::Responses(Box::new(route::summarised(&rr))),
-                ..job
-            };
-            let resp = client.responses(&rr).await?;
-            let (got, b64) = deliver::from_responses(&resp, rr.previous_response_id.as_deref(), &rr.model)?;
-            deliver::save_all(&job, &got, &[b64.as_str()])
+            deliver::via_responses(client, job, &rr).await
         }
     };
     session.close().await;
@@ -209,13 +197,7 @@ pub async fn generate(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Resul
 }
 
 pub(super) async fn run(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Result<Exit> {
-    if args.stream.stream && args.route.route == Route::Responses {
-        return Err(UsageError(
-            "--stream is not supported with --route responses yet; nothing was sent\n\nhint: drop --stream, or use --route images"
-                .into(),
-        )
-        .into());
-    }
+    deliver::check_stream_route(args.stream.stream, args.route.route)?;
     if args.dry_run {
         let (req, _, warnings) = build_request(args, caps)?;
         for w in &warnings {
