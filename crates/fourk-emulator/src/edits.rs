@@ -12,7 +12,7 @@ use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{Multipart, State};
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use fourk_api::{ImageRequest, Rule, Violation};
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use serde_json::{Map, Value};
@@ -70,15 +70,9 @@ pub(crate) async fn edits(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
-    if let Err(e) = state.authorize(&headers) {
-        return e.into_response();
-    }
-    let mut response = match edit(&state, &ctx, &headers, multipart).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    };
-    state.limiter.snapshot().write(response.headers_mut());
-    response
+    state
+        .answer(&headers, edit(&state, &ctx, &headers, multipart))
+        .await
 }
 
 async fn edit(
@@ -308,14 +302,27 @@ pub(crate) fn format_name(format: ImageFormat) -> &'static str {
 /// Decode every input and check the mask against the first image. CPU work: run it on a
 /// blocking thread.
 fn decode_inputs(images: Vec<Upload>, mask: Option<Vec<u8>>) -> Result<EditInputs, EmulatorError> {
+    decode_uploads(
+        images.iter().map(|up| ("image", up.format, up.bytes.as_slice())),
+        mask,
+    )
+}
+
+/// Decode input images (the first is the one edited) and check the mask against the first.
+/// Shared by the edits endpoint and the Responses tool, so both reject the same inputs the
+/// same way; `param` names the field an undecodable image came from.
+pub(crate) fn decode_uploads<'a>(
+    uploads: impl IntoIterator<Item = (&'a str, ImageFormat, &'a [u8])>,
+    mask: Option<Vec<u8>>,
+) -> Result<EditInputs, EmulatorError> {
     let mut digest = Sha256::new();
-    let mut decoded = Vec::with_capacity(images.len());
-    for up in &images {
-        digest.update((up.bytes.len() as u64).to_le_bytes());
-        digest.update(&up.bytes);
-        let img = decode_image(&up.bytes, up.format).map_err(|e| EmulatorError::UndecodableImage {
-            param: "image".into(),
-            format: format_name(up.format),
+    let mut decoded = Vec::new();
+    for (param, format, bytes) in uploads {
+        digest.update((bytes.len() as u64).to_le_bytes());
+        digest.update(bytes);
+        let img = decode_image(bytes, format).map_err(|e| EmulatorError::UndecodableImage {
+            param: param.into(),
+            format: format_name(format),
             detail: e.to_string(),
         })?;
         decoded.push(img);

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use fourk_api::ImageRequest;
 use serde_json::Value;
 
@@ -26,15 +26,7 @@ pub(crate) async fn generations(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(e) = state.authorize(&headers) {
-        return e.into_response();
-    }
-    let mut response = match generate(&state, &ctx, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    };
-    state.limiter.snapshot().write(response.headers_mut());
-    response
+    state.answer(&headers, generate(&state, &ctx, body)).await
 }
 
 async fn generate(

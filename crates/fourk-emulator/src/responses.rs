@@ -28,17 +28,16 @@ use base64::Engine as _;
 use fourk_api::{ImageRequest, Rule, Violation, cost};
 use image::ImageFormat;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::compose::{EditInputs, preview};
-use crate::edits::{MAX_IMAGE_BYTES, check_mask, decode_image, format_name};
+use crate::edits::MAX_IMAGE_BYTES;
 use crate::error::{EmulatorError, MaskProblem, moderation_details};
 use crate::generate::validate;
 use crate::images::{on_render_slot, unix_now};
 use crate::plan::{Fidelity, Plan};
 use crate::policy::{self, Verdict};
 use crate::sse::{self, Events};
-use crate::state::{EmulatorState, RequestContext, hex};
+use crate::state::{EmulatorState, RequestContext};
 use crate::store::StoredResponse;
 
 /// The tool's image model when none is named: the SDK documents `gpt-image-2.6-sunburst`
@@ -52,15 +51,7 @@ pub(crate) async fn responses(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(e) = state.authorize(&headers) {
-        return e.into_response();
-    }
-    let mut response = match create(&state, &ctx, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    };
-    state.limiter.snapshot().write(response.headers_mut());
-    response
+    state.answer(&headers, create(&state, &ctx, body)).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1062,8 +1053,6 @@ fn decode_inputs(
     previous: Option<Vec<u8>>,
     mask: Option<Vec<u8>>,
 ) -> Result<EditInputs, EmulatorError> {
-    let mut digest = Sha256::new();
-    let mut decoded = Vec::new();
     let previous = previous.and_then(|bytes| {
         let format = image::guess_format(&bytes).ok()?;
         Some(InlineImage {
@@ -1072,30 +1061,11 @@ fn decode_inputs(
             bytes,
         })
     });
-    for up in images.into_iter().chain(previous) {
-        digest.update((up.bytes.len() as u64).to_le_bytes());
-        digest.update(&up.bytes);
-        let img = decode_image(&up.bytes, up.format).map_err(|e| EmulatorError::UndecodableImage {
-            param: up.param.clone(),
-            format: format_name(up.format),
-            detail: e.to_string(),
-        })?;
-        decoded.push(img);
-    }
-    let mask = match mask {
-        None => None,
-        Some(bytes) => {
-            digest.update(b"mask");
-            digest.update(&bytes);
-            let first = decoded.first().map_or((0, 0), |i| (i.width(), i.height()));
-            Some(check_mask(&bytes, first)?)
-        }
-    };
-    Ok(EditInputs {
-        images: decoded,
+    let uploads = images.iter().chain(previous.iter());
+    crate::edits::decode_uploads(
+        uploads.map(|up| (up.param.as_str(), up.format, up.bytes.as_slice())),
         mask,
-        digest: hex(&digest.finalize()),
-    })
+    )
 }
 
 fn latency(state: &EmulatorState, p: &Prepared) -> Duration {

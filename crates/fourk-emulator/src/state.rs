@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+use axum::response::{IntoResponse, Response};
 use fourk_api::Capabilities;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -278,6 +279,22 @@ impl EmulatorState {
             }),
             _ => Ok(()),
         }
+    }
+
+    /// How every endpoint wraps its own work: the key first (a 401 carries no rate-limit
+    /// headers, as with the API), then the work, then the rate-limit headers on whatever came
+    /// out, success or error.
+    pub(crate) async fn answer(
+        &self,
+        headers: &HeaderMap,
+        work: impl Future<Output = Result<Response, EmulatorError>>,
+    ) -> Response {
+        if let Err(e) = self.authorize(headers) {
+            return e.into_response();
+        }
+        let mut response = work.await.unwrap_or_else(IntoResponse::into_response);
+        self.limiter.snapshot().write(response.headers_mut());
+        response
     }
 }
 
