@@ -197,3 +197,70 @@ def test_responses_previous_response_id_chain(emulator_url):
         assert "Previous response with id 'resp_unknown' not found." in err.message
     else:
         raise AssertionError("an unknown previous_response_id was accepted")
+
+
+def test_edit_several_images_with_a_mask(emulator_url):
+    resp = client(emulator_url).images.edit(
+        model="gpt-image-2",
+        image=[png_file("room.png"), png_file("lamp.png", 128, 128)],
+        mask=png_file("mask.png", alpha=lambda x, y: 0 if y < 96 else 255),
+        prompt="hang the lamp from the ceiling",
+        size="1536x1024",
+        quality="low",
+    )
+    assert decode_png(base64.b64decode(resp.data[0].b64_json)) == (1536, 1024)
+    assert resp.size == "1536x1024"
+    assert resp.usage.input_tokens_details.image_tokens > 0
+
+
+def test_edit_stream_with_partial_images(emulator_url):
+    stream = client(emulator_url).images.edit(
+        model="gpt-image-2",
+        image=png_file("photo.png"),
+        prompt="add a kite in the sky",
+        size="1024x1024",
+        quality="low",
+        stream=True,
+        partial_images=1,
+    )
+    events = list(stream)
+    assert [e.type for e in events] == ["image_edit.partial_image", "image_edit.completed"]
+    for e in events:
+        assert decode_png(base64.b64decode(e.b64_json)) == (1024, 1024)
+    assert events[-1].usage.input_tokens_details.image_tokens > 0
+
+
+def test_stream_error_event_raises(emulator_url):
+    stream = client(emulator_url).images.generate(
+        model="gpt-image-2",
+        prompt="a kite [fourk:stream-error]",
+        size="1024x1024",
+        quality="low",
+        stream=True,
+        partial_images=1,
+    )
+    seen = []
+    try:
+        for event in stream:
+            seen.append(event.type)
+    except openai.APIError as err:
+        assert "error while processing" in str(err)
+    else:
+        raise AssertionError(f"the error event was not raised: {seen}")
+    assert seen == ["image_generation.partial_image"]
+
+
+def test_responses_with_transparent_background_has_alpha(emulator_url):
+    resp = client(emulator_url).responses.create(
+        model="gpt-5",
+        input="a glass marble",
+        tools=[{"type": "image_generation", "model": "gpt-image-2", "size": "1024x1024", "quality": "low",
+                "background": "transparent"}],
+        tool_choice={"type": "image_generation"},
+    )
+    call = resp.output[0]
+    assert call.background == "transparent"
+    data = base64.b64decode(call.result)
+    assert decode_png(data) == (1024, 1024)
+    # Colour type 6: RGBA.
+    assert data[25] == 6

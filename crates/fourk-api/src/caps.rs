@@ -137,6 +137,9 @@ pub struct ModelCaps {
     /// Prices (absent for retired models).
     #[serde(default)]
     pub price: Option<Prices>,
+    /// Render-time model, used by `fourk plan` (absent: [`crate::LatencyModel::default`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<crate::latency::LatencyModel>,
 }
 
 fn unsupported() -> TransparentSupport {

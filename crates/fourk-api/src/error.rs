@@ -121,6 +121,8 @@ impl ErrorClass {
                 Self::InvalidRequest
             }
             _ if error.kind == "insufficient_quota" => Self::QuotaExhausted,
+            // A stream error event often carries only a type (`server_error`, code null).
+            _ if error.kind == "server_error" => Self::Server,
             _ => Self::Other,
         }
     }

@@ -18,12 +18,15 @@
 //! assert_eq!(verdict.suggestions[0], "1920x1088");
 //! ```
 
+pub mod batch;
 mod caps;
 mod check;
 pub mod cost;
 mod edit;
 mod error;
+pub mod latency;
 mod options;
+pub mod plan;
 mod request;
 mod response;
 pub mod responses;
@@ -39,6 +42,7 @@ pub use check::{Rule, SizeVerdict, Violation};
 pub use cost::Cost;
 pub use edit::{EditRequest, InputImage, MAX_EDIT_IMAGES, MAX_IMAGE_BYTES, MAX_MASK_BYTES};
 pub use error::{ApiError, ErrorClass, ErrorEnvelope};
+pub use latency::LatencyModel;
 pub use request::{ImageRequest, Warning};
 pub use response::{
     ImageData, ImageDataRef, ImagesResponse, ImagesResponseRef, InputTokensDetails, OutputTokensDetails,

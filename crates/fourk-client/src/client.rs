@@ -18,6 +18,9 @@ use crate::payload_log::{LogEntry, LoggedRequest, PayloadLog};
 use crate::retry::{Attempt, Decision, Outcome, RetryPolicy, ServerHints, retry_after};
 use crate::stream::{EventStream, ResponseHead, StreamEvent};
 
+/// The header that carries fourk's own id for each attempt.
+const CLIENT_REQUEST_ID: &str = "x-client-request-id";
+
 /// The `x-ratelimit-*` headers of one response.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RateLimits {
@@ -109,10 +112,17 @@ fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
         })
 }
 
-fn head_of(status: u16, headers: HeaderMap, elapsed: Duration, attempts: u32) -> ResponseHead {
+fn head_of(
+    status: u16,
+    headers: HeaderMap,
+    elapsed: Duration,
+    attempts: u32,
+    client_request_id: &str,
+) -> ResponseHead {
     ResponseHead {
         status,
         request_id: header_str(&headers, "x-request-id"),
+        client_request_id: client_request_id.to_owned(),
         processing_ms: header_u64(&headers, "openai-processing-ms"),
         emulator: header_str(&headers, "x-fourk-emulator"),
         rate_limits: RateLimits {
@@ -273,7 +283,12 @@ impl Client {
         &self.config
     }
 
-    fn auth(&self) -> Result<HeaderValue, ClientError> {
+    /// The underlying HTTP client, for the Batch API's reads (`batch.rs`).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub(crate) fn auth(&self) -> Result<HeaderValue, ClientError> {
         let key = self.config.api_key.as_ref().ok_or(ClientError::MissingKey)?;
         let mut v = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret())).map_err(|_| {
             ClientError::Config("OPENAI_API_KEY contains characters not allowed in a header".into())
@@ -489,7 +504,15 @@ impl Client {
         log: Option<&LogEntry>,
         attempt_no: u32,
     ) -> Result<Sent, (ClientError, Failed)> {
-        let mut builder = self.http.post(url).header(AUTHORIZATION, auth.clone());
+        // A fresh id per attempt, sent as `X-Client-Request-Id` (which OpenAI records), so
+        // an attempt that never got an answer, and so no `x-request-id`, can still be
+        // quoted and found in logs.
+        let client_request_id = format!("fourk-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let mut builder = self
+            .http
+            .post(url)
+            .header(AUTHORIZATION, auth.clone())
+            .header(CLIENT_REQUEST_ID, client_request_id.as_str());
         builder = match payload {
             Payload::Json(body) => builder
                 .header(CONTENT_TYPE, "application/json")
@@ -532,7 +555,7 @@ impl Client {
                 } else {
                     Failed::Ambiguous
                 };
-                let err = transport_error(url, &e, start.elapsed(), None);
+                let err = transport_error(url, &e, start.elapsed(), None, Some(client_request_id.as_str()));
                 if let Some(log) = log {
                     log.failure(attempt_no, &err, start.elapsed());
                 }
@@ -546,7 +569,7 @@ impl Client {
         let is_event_stream = header_str(&headers, "content-type")
             .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/event-stream"));
         if success && mode == Mode::Stream && is_event_stream {
-            let head = head_of(status, headers, start.elapsed(), attempt_no);
+            let head = head_of(status, headers, start.elapsed(), attempt_no, &client_request_id);
             tracing::debug!(status, ?request_id, "event stream started");
             return Ok(Sent::Stream(StreamStart {
                 head,
@@ -558,7 +581,13 @@ impl Client {
         let body = match resp.bytes().await {
             Ok(b) => b,
             Err(e) if success => {
-                let err = transport_error(url, &e, start.elapsed(), request_id);
+                let err = transport_error(
+                    url,
+                    &e,
+                    start.elapsed(),
+                    request_id,
+                    Some(client_request_id.as_str()),
+                );
                 if let Some(log) = log {
                     log.failure(attempt_no, &err, start.elapsed());
                 }
@@ -613,7 +642,7 @@ impl Client {
                 Failed::Final,
             ));
         }
-        let head = head_of(status, headers, elapsed, attempt_no);
+        let head = head_of(status, headers, elapsed, attempt_no, &client_request_id);
         Ok(Sent::Full(ApiResponse {
             status,
             request_id: head.request_id,
@@ -634,7 +663,9 @@ pub(crate) fn transport_error(
     e: &reqwest::Error,
     elapsed: Duration,
     request_id: Option<String>,
+    client_request_id: Option<&str>,
 ) -> ClientError {
+    let client_request_id = client_request_id.map(str::to_owned);
     // Walk the source chain: reqwest wraps hyper, which wraps io::Error.
     let mut message = e.to_string();
     let mut src = std::error::Error::source(e);
@@ -653,12 +684,14 @@ pub(crate) fn transport_error(
             url: url.to_owned(),
             elapsed,
             request_id,
+            client_request_id,
         }
     } else {
         ClientError::Transport {
             url: url.to_owned(),
             message,
             request_id,
+            client_request_id,
         }
     }
 }

@@ -30,7 +30,7 @@ pub enum ClientError {
     },
     /// The request was sent but no complete answer came in time. The API may still have
     /// generated (and billed) the image.
-    #[error("no response from {url} within {:.0?} (possibly billed: the request was sent){}\n\nhint: raise --timeout; 4K high images can take several minutes", .elapsed, request_suffix(.request_id.as_deref()))]
+    #[error("no response from {url} within {:.0?} (possibly billed: the request was sent){}\n\nhint: raise --timeout; 4K high images can take several minutes. fourk does not resend it unless --retry-ambiguous is given (that may bill twice)", .elapsed, ids_suffix(.request_id.as_deref(), .client_request_id.as_deref()))]
     Timeout {
         /// The endpoint.
         url: String,
@@ -38,6 +38,9 @@ pub enum ClientError {
         elapsed: Duration,
         /// `x-request-id`, when the headers had arrived.
         request_id: Option<String>,
+        /// The `x-client-request-id` fourk sent with the attempt: the id to quote when no
+        /// answer (and so no `x-request-id`) arrived.
+        client_request_id: Option<String>,
     },
     /// No connection could be made; nothing was sent, nothing billed.
     #[error(
@@ -52,7 +55,7 @@ pub enum ClientError {
     /// The connection failed after the request was sent and before a complete answer came
     /// back (reset mid-response, truncated body or event stream). The API may have generated
     /// and billed the image.
-    #[error("request to {url} failed after it was sent: {message} (possibly billed){}\n\nhint: the image may have been generated; check the usage dashboard before sending it again", request_suffix(.request_id.as_deref()))]
+    #[error("request to {url} failed after it was sent: {message} (possibly billed){}\n\nhint: the image may have been generated; check the usage dashboard before sending it again (--retry-ambiguous resends such requests, which may bill twice)", ids_suffix(.request_id.as_deref(), .client_request_id.as_deref()))]
     Transport {
         /// The endpoint.
         url: String,
@@ -60,6 +63,8 @@ pub enum ClientError {
         message: String,
         /// `x-request-id`, when the headers had arrived.
         request_id: Option<String>,
+        /// The `x-client-request-id` fourk sent with the attempt, when known.
+        client_request_id: Option<String>,
     },
     /// The API reported an error inside a stream that had started (an `error` event, or an
     /// event whose data has an `error` key). The generation had begun, so it may be billed.
@@ -95,6 +100,15 @@ pub enum ClientError {
 
 fn request_suffix(request_id: Option<&str>) -> String {
     request_id.map(|r| format!(" (request {r})")).unwrap_or_default()
+}
+
+/// ` (request req_1)`, or without a server id ` (client request id fourk-…)`.
+fn ids_suffix(request_id: Option<&str>, client_request_id: Option<&str>) -> String {
+    match (request_id, client_request_id) {
+        (Some(r), _) => request_suffix(Some(r)),
+        (None, Some(c)) => format!(" (client request id {c})"),
+        (None, None) => String::new(),
+    }
 }
 
 fn stream_message(class: ErrorClass, error: &ApiError, request_id: Option<&str>) -> String {
@@ -162,6 +176,21 @@ impl ClientError {
             self,
             Self::Timeout { .. } | Self::Transport { .. } | Self::Stream { .. }
         )
+    }
+
+    /// The `x-client-request-id` fourk sent with the failed attempt, for failures that may
+    /// have been billed without an answer.
+    #[must_use]
+    pub fn client_request_id(&self) -> Option<&str> {
+        match self {
+            Self::Timeout {
+                client_request_id, ..
+            }
+            | Self::Transport {
+                client_request_id, ..
+            } => client_request_id.as_deref(),
+            _ => None,
+        }
     }
 
     /// `x-request-id` of the failed call, when the headers had arrived.

@@ -41,6 +41,7 @@
 //! - `payload` and `payload_log`: request bodies that can be resent, and their log;
 //! - `replay`: sending a logged request again.
 
+mod batch;
 mod client;
 mod config;
 mod error;
@@ -51,6 +52,7 @@ mod retry;
 pub mod sse;
 mod stream;
 
+pub use batch::FileContent;
 pub use client::{ApiResponse, Client, RateLimits};
 pub use config::{Config, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use error::ClientError;

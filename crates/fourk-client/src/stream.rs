@@ -71,6 +71,8 @@ pub struct ResponseHead {
     pub status: u16,
     /// `x-request-id`.
     pub request_id: Option<String>,
+    /// The `x-client-request-id` fourk sent with the attempt that started this answer.
+    pub client_request_id: String,
     /// `openai-processing-ms`.
     pub processing_ms: Option<u64>,
     /// `x-fourk-emulator`, present when the answer came from fourk's emulator.
@@ -292,6 +294,7 @@ impl<T: StreamEvent> Stream for EventStream<T> {
                         this.finals_seen, this.finals_expected
                     ),
                     request_id: this.head.request_id.clone(),
+                    client_request_id: Some(this.head.client_request_id.clone()),
                 };
                 this.close("end of body before the final event");
                 return Poll::Ready(Some(Err(err)));
@@ -308,6 +311,7 @@ impl<T: StreamEvent> Stream for EventStream<T> {
                         &e,
                         this.started.elapsed(),
                         this.head.request_id.clone(),
+                        Some(this.head.client_request_id.as_str()),
                     );
                     this.close(&format!("transport error: {err}"));
                     return Poll::Ready(Some(Err(err)));

@@ -18,7 +18,7 @@ use crate::edits::{MAX_BODY_BYTES, edits};
 use crate::error::EmulatorError;
 use crate::faults::{self, FaultKind};
 use crate::generate::generations;
-use crate::reqlog::Entry;
+use crate::reqlog::{self, Entry};
 use crate::responses::responses;
 use crate::state::{EmulatorState, RequestContext};
 
@@ -50,6 +50,21 @@ pub fn app(state: Arc<EmulatorState>) -> Router {
             "/v1/responses",
             post(responses).layer(DefaultBodyLimit::max(RESPONSES_BODY_BYTES)),
         )
+        .route(
+            "/v1/files",
+            post(crate::files::create_file).layer(DefaultBodyLimit::max(crate::files::MAX_UPLOAD_BODY)),
+        )
+        .route(
+            "/v1/files/{id}",
+            get(crate::files::retrieve_file).delete(crate::files::delete_file),
+        )
+        .route("/v1/files/{id}/content", get(crate::files::file_content))
+        .route(
+            "/v1/batches",
+            post(crate::batch::create_batch).get(crate::batch::list_batches),
+        )
+        .route("/v1/batches/{id}", get(crate::batch::retrieve_batch))
+        .route("/v1/batches/{id}/cancel", post(crate::batch::cancel_batch))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{id}", get(get_model))
         .route("/health", get(health))
@@ -79,6 +94,29 @@ async fn common(State(state): State<Arc<EmulatorState>>, mut req: Request, next:
     .filter(|_| state.authorize(req.headers()).is_ok());
     let ctx = Arc::new(RequestContext::new(id.clone(), fault));
     req.extensions_mut().insert(Arc::clone(&ctx));
+    let client_request_id = req
+        .headers()
+        .get("x-client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let line = {
+        let (state, ctx, id) = (Arc::clone(&state), Arc::clone(&ctx), id.clone());
+        let (method, path, client_request_id) = (method.clone(), path.clone(), client_request_id.clone());
+        reqlog::LineGuard::new(move |status| {
+            if let Some(log) = &state.request_log {
+                log.write(&Entry {
+                    ts_ms: arrived_ms,
+                    method: method.as_str(),
+                    route: &path,
+                    prompt_sha256: ctx.prompt_sha256(),
+                    status,
+                    request_id: &id,
+                    client_request_id: client_request_id.as_deref(),
+                    fault: fault.map(|f| f.kind.name()),
+                });
+            }
+        })
+    };
     let early = match fault.map(|f| f.kind) {
         Some(FaultKind::RateLimit) => Some(EmulatorError::InjectedRateLimit.into_response()),
         Some(FaultKind::Quota) => Some(EmulatorError::InsufficientQuota.into_response()),
@@ -109,23 +147,16 @@ async fn common(State(state): State<Arc<EmulatorState>>, mut req: Request, next:
     );
     h.insert("openai-version", HeaderValue::from_static("2020-10-01"));
     h.insert(EMULATOR_HEADER, HeaderValue::from_static(EMULATOR_HEADER_VALUE));
+    if let Some(v) = client_request_id.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.insert("x-client-request-id", v);
+    }
     if fault.is_some_and(|f| f.kind == FaultKind::Truncate) {
         response = faults::truncate(response).await;
     }
     let reset = fault.is_some_and(|f| f.kind == FaultKind::Reset);
     let status = response.status().as_u16();
     tracing::debug!(request_id = %id, %method, %path, status, ms, fault = fault.map(|f| f.kind.name()), "request");
-    if let Some(log) = &state.request_log {
-        log.write(&Entry {
-            ts_ms: arrived_ms,
-            method: method.as_str(),
-            route: &path,
-            prompt_sha256: ctx.prompt_sha256(),
-            status: (!reset).then_some(status),
-            request_id: &id,
-            fault: fault.map(|f| f.kind.name()),
-        });
-    }
+    line.finish((!reset).then_some(status));
     response
 }
 

@@ -185,6 +185,10 @@ async fn produce(
                 return Ok(());
             }
         }
+        if plan.stream_error {
+            // `[fourk:stream-error]`: the generation fails after its partial images.
+            return Err(EmulatorError::InjectedServerError);
+        }
         step += 1;
         tokio::time::sleep(milestone(step).saturating_sub(started.elapsed())).await;
         let mut data = settings(plan, &endpoint.event("completed"));

@@ -27,6 +27,8 @@
 //! | `POST /v1/images/generations` | JSON body, validated with the same [`fourk_api`] rules and capability table fourk uses; `ImagesResponse`, or with `stream: true` server-sent `image_generation.partial_image` (0-3 per image, `partial_images`) and `image_generation.completed` events |
 //! | `POST /v1/images/edits` | `multipart/form-data`: `image` or repeated `image[]` (1-16 PNG/JPEG/WebP parts with that MIME type, each under 50 MB), optional `mask` (PNG under 4 MB with alpha, the first image's size), the text fields of an edit; `input_fidelity` only for models that take it (not gpt-image-2), `moderation` is not an edit parameter. The result is the first image fitted to the output size with the procedural layer, prompt banner and label blended in (only inside the mask's transparent area when a mask is given) and the other images as thumbnails; `usage` bills input image tokens: the gpt-image-2 output-token formula at each input's size (fitted into 2048x2048), at `high` for gpt-image-2 and `input_fidelity: high`, at `low` otherwise. Streams `image_edit.*` events |
 //! | `POST /v1/responses` | the Responses API with the `image_generation` tool: `input` as a string or messages with `input_text` / `input_image` (base64 data URLs) parts, `tool_choice`, `previous_response_id` (responses kept in memory, least recently used out), `stream` (`response.created` … `response.completed`, with `response.image_generation_call.partial_image` events) |
+//! | `POST /v1/files`, `GET`/`DELETE /v1/files/{id}`, `GET /v1/files/{id}/content` | uploads (`multipart/form-data`: `purpose`, `file`); a `batch` file must be `.jsonl` with one `{custom_id, method: POST, url, body}` object a line (the first bad line is named); files are kept on disk in a temporary folder and streamed back |
+//! | `POST /v1/batches`, `GET /v1/batches` (`after`, `limit`), `GET /v1/batches/{id}`, `POST /v1/batches/{id}/cancel` | the Batch API for `/v1/images/generations`: validation (unique `custom_id`s, the batch's endpoint on every line, or `failed` with line numbers), then each request in the background through the live endpoint's checks and renderer; output and error files, `request_counts`, `usage`, timestamps; see `batch.rs` for how faults apply |
 //! | `GET /v1/models`, `GET /v1/models/{id}` | the active models of the capability table |
 //! | `GET /health` | readiness, no key needed |
 //!
@@ -58,7 +60,9 @@
 //! quality: 1.0 is about as slow as the real API), `rate_limits` / `--rate-limit N/min`
 //! (requests per minute, enforced with honest `x-ratelimit-*` headers and `retry-after`),
 //! `require_key` / `--require-key KEY`, `request_log` / `--request-log FILE` (one JSON line per
-//! request: `ts_ms`, `method`, `route`, `prompt_sha256`, `status`, `request_id`, `fault`;
+//! request: `ts_ms`, `method`, `route`, `prompt_sha256`, `status` (`null` when none was sent:
+//! a reset, or a client that hung up during a stall), `request_id`, `client_request_id` (the
+//! `x-client-request-id` header, which every answer echoes), `fault`;
 //! flushed per line).
 //!
 //! # Account and safety answers on demand
@@ -66,6 +70,9 @@
 //! | trigger | answer |
 //! |---|---|
 //! | prompt contains `[fourk:org-unverified]`, or `fail_org_verification` / `--fail-org-verification` | `403` "Your organization must be verified to use the model '…'. Please go to: <https://platform.openai.com/settings/organization/general> and click on Verify Organization. If you just verified, it can take up to 15 minutes for access to propagate." |
+//! | prompt contains `[fourk:stream-error]` | a streamed answer fails after its partial images: Images API `event: error` (`server_error`) instead of the completed image, Responses API an `error` event instead of the finished item |
+//! | prompt contains `[fourk:no-alpha]` | `background: transparent` is accepted and echoed, but the image comes back opaque (no alpha channel), as a preview feature may do |
+//! | prompt asks for a `chroma-key background` with a `#RRGGBB` after those words | the subject is drawn on exactly that flat colour (soft edges blended into it), as a model asked for a key backdrop would |
 //! | prompt contains `[fourk:moderation]`, or one of `moderation_block_words` / `--moderation-block-words a,b` (case-insensitive) | Images API: `400` `image_generation_user_error` / `moderation_blocked`, "Your request was rejected by the safety system…", with `moderation_details`. Responses API: `status: "failed"` (`response.failed` when streaming), the output item failed with a `moderation_blocked` error and its `moderation_details` |
 //!
 //! # Modules
@@ -75,10 +82,12 @@
 //! - [`FaultSpec`], [`PerMinute`] and [`LatencyScale`] are the parsed forms of the flags.
 
 mod app;
+mod batch;
 mod compose;
 mod edits;
 mod error;
 mod faults;
+mod files;
 mod generate;
 mod images;
 mod plan;
@@ -95,7 +104,8 @@ mod store;
 pub use app::{EMULATOR_HEADER, EMULATOR_HEADER_VALUE, app};
 pub use error::{EmulatorError, MaskProblem, mask_key};
 pub use faults::{FaultKind, FaultSpec, FaultSpecError};
-pub use policy::{MAGIC_MODERATION, MAGIC_ORG_UNVERIFIED};
+pub use policy::MAGIC_WRONG_SIZE_EXPERIMENTAL;
+pub use policy::{MAGIC_MODERATION, MAGIC_NO_ALPHA, MAGIC_ORG_UNVERIFIED, MAGIC_STREAM_ERROR};
 pub use ratelimit::{Limit, PerMinute, RateLimits};
 pub use server::{DEFAULT_ADDR, RunningEmulator, serve, spawn};
 pub use state::{DEFAULT_REQUEST_TIMEOUT, DEFAULT_STALL, EmulatorConfig, EmulatorState, LatencyScale};

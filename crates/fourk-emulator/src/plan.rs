@@ -25,7 +25,8 @@ use image::DynamicImage;
 use crate::compose::{EditInputs, compose_edit};
 use crate::error::EmulatorError;
 use crate::faults::{FaultKind, InjectedFault};
-use crate::render::{render, render_plain};
+use crate::policy;
+use crate::render::{on_key, render, render_plain};
 
 /// How the first input image's detail is read, which sets its token count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,12 @@ pub(crate) struct Plan {
     pub(crate) format: OutputFormat,
     pub(crate) compression: Option<u8>,
     pub(crate) transparent: bool,
+    /// `[fourk:no-alpha]`: asked for transparency, but the pixels come back opaque.
+    alpha_dropped: bool,
+    /// The flat backdrop colour the prompt asks for (a chroma-key request).
+    key_background: Option<[u8; 3]>,
+    /// `[fourk:stream-error]`: a stream fails after its partial images.
+    pub(crate) stream_error: bool,
     pub(crate) n: u8,
     /// Billed tokens for all `n` images.
     pub(crate) usage: Usage,
@@ -105,6 +112,9 @@ impl Plan {
             format: req.effective_format(),
             compression: req.output_compression,
             transparent: req.background == Some(Background::Transparent),
+            alpha_dropped: req.prompt.contains(policy::MAGIC_NO_ALPHA),
+            key_background: policy::key_background(&req.prompt),
+            stream_error: req.prompt.contains(policy::MAGIC_STREAM_ERROR),
             n,
             usage: Usage::new(
                 text_tokens,
@@ -115,7 +125,7 @@ impl Plan {
             image_input_tokens,
             output_tokens_per_image,
             edit,
-            fault,
+            fault: fault.or_else(|| policy::experimental_fault(&req.prompt, model, width, height)),
             seed_tag: "",
         }
     }
@@ -171,13 +181,22 @@ impl Plan {
             extra.push('|');
             extra.push_str(self.seed_tag);
         }
+        let transparent = self.transparent && !self.alpha_dropped;
         match &self.edit {
-            None => render(&self.prompt, w, h, &extra, self.transparent),
+            // A model asked for a flat chroma-key backdrop paints exactly that colour
+            // around the subject (soft edges blend into it), and no transparency.
+            None if !transparent && self.key_background.is_some() => {
+                let key = self.key_background.unwrap_or_default();
+                let mut img = on_key(&render_plain(&self.prompt, w, h, &extra, true), key);
+                crate::render::draw_overlay(&mut img, &self.prompt);
+                img
+            }
+            None => render(&self.prompt, w, h, &extra, transparent),
             Some(inputs) => {
                 extra.push_str("|edit:");
                 extra.push_str(&inputs.digest);
                 let layer = render_plain(&self.prompt, w, h, &extra, false);
-                compose_edit(inputs, &layer, &self.prompt, self.transparent)
+                compose_edit(inputs, &layer, &self.prompt, transparent)
             }
         }
     }

@@ -67,6 +67,22 @@ pub(crate) fn render_plain(
     }
 }
 
+/// Flatten an RGBA picture onto an opaque backdrop of colour `key`: what a model draws when
+/// asked for a subject on a flat chroma-key background. Other pixel types come back as RGB.
+#[must_use]
+pub fn on_key(img: &DynamicImage, key: [u8; 3]) -> DynamicImage {
+    let rgba = img.to_rgba8();
+    let mut out = RgbImage::new(img.width(), img.height());
+    for (o, p) in out.pixels_mut().zip(rgba.pixels()) {
+        let a = u16::from(p[3]);
+        for c in 0..3 {
+            let v = (u16::from(p[c]) * a + u16::from(key[c]) * (255 - a) + 127) / 255;
+            o[c] = u8::try_from(v).unwrap_or(u8::MAX);
+        }
+    }
+    DynamicImage::ImageRgb8(out)
+}
+
 /// Draw the prompt banner and the emulator label onto an RGB8 or RGBA8 image (other pixel
 /// types are left alone: the emulator only makes these two).
 pub(crate) fn draw_overlay(img: &mut DynamicImage, prompt: &str) {

@@ -19,12 +19,44 @@ pub(crate) struct Entry<'a> {
     pub(crate) route: &'a str,
     /// SHA-256 of the prompt (hex), when the request got far enough to have one.
     pub(crate) prompt_sha256: Option<&'a str>,
-    /// The HTTP status sent; `null` when the connection was reset before any status.
+    /// The HTTP status sent; `null` when no status was sent: the connection was reset, or
+    /// the client went away first (a `stall` it did not wait out).
     pub(crate) status: Option<u16>,
     /// The `x-request-id` of the answer.
     pub(crate) request_id: &'a str,
+    /// The `x-client-request-id` the client sent, if any: the id a client can quote when
+    /// no answer (and so no `x-request-id`) reached it.
+    pub(crate) client_request_id: Option<&'a str>,
     /// The injected fault, if any (`429`, `reset`, `wrong-size`, ...).
     pub(crate) fault: Option<&'a str>,
+}
+
+/// Writes a request's line exactly once: with its status through [`LineGuard::finish`], or
+/// with no status when the request is dropped first (the client hung up during a stall), so
+/// every request that arrived is counted.
+pub(crate) struct LineGuard<F: FnOnce(Option<u16>)> {
+    write: Option<F>,
+}
+
+impl<F: FnOnce(Option<u16>)> LineGuard<F> {
+    pub(crate) fn new(write: F) -> Self {
+        Self { write: Some(write) }
+    }
+
+    /// Write the line with `status` (`None`: no status line was sent).
+    pub(crate) fn finish(mut self, status: Option<u16>) {
+        if let Some(w) = self.write.take() {
+            w(status);
+        }
+    }
+}
+
+impl<F: FnOnce(Option<u16>)> Drop for LineGuard<F> {
+    fn drop(&mut self) {
+        if let Some(w) = self.write.take() {
+            w(None);
+        }
+    }
 }
 
 /// An open log file.

@@ -1178,6 +1178,20 @@ async fn stream(state: &EmulatorState, p: Prepared, events: Events) {
                     }
                 }
                 tokio::time::sleep(total.saturating_sub(started.elapsed())).await;
+                if p.plan.stream_error {
+                    // `[fourk:stream-error]`: the stream fails after its partial images,
+                    // with the API's `error` event and nothing after it.
+                    out.emit(
+                        "error",
+                        json!({
+                            "code": "server_error",
+                            "message": "The server had an error while processing your request. Sorry about that!",
+                            "param": Value::Null,
+                        }),
+                    )
+                    .await;
+                    return;
+                }
                 if !out
                     .emit("response.image_generation_call.completed", call.clone())
                     .await

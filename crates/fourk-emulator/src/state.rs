@@ -156,6 +156,8 @@ pub struct EmulatorState {
     pub(crate) faults: FaultDraw,
     pub(crate) request_log: Option<RequestLog>,
     pub(crate) responses: ResponseStore,
+    /// Uploaded files and batches (`/v1/files`, `/v1/batches`).
+    pub(crate) batch: crate::batch::BatchApi,
     ids: AtomicU64,
     id_key: [u8; 32],
 }
@@ -213,6 +215,7 @@ impl EmulatorState {
             faults: FaultDraw::new(config.faults.clone(), seed),
             request_log,
             responses: ResponseStore::default(),
+            batch: crate::batch::BatchApi::default(),
             config,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             renders: Arc::new(Semaphore::new(slots)),

@@ -6,6 +6,7 @@
 //! pipeline_cli probe IN                 # header JSON on stdout
 //! pipeline_cli verify IN                # full-decode report JSON on stdout
 //! pipeline_cli encode IN OUT png|png-fast|jpeg|webp [Q]   # webp without Q is lossless
+//!                                      # (more settings: see `encode_spec`)
 //! pipeline_cli cutout IN OUT            # chroma key, QA report JSON on stdout
 //! pipeline_cli energy IN                # detail energy on stdout
 //! pipeline_cli gen OUT W H [SEED]       # photographic-entropy test picture (PNG)
@@ -20,8 +21,9 @@ use std::process::ExitCode;
 
 use fourk_api::OutputFormat;
 use fourk_imaging::{
-    DEFAULT_FEATHER, DEFAULT_TOLERANCE, Expect, Filter, KeySpec, PngLevel, cutout, detail_energy,
-    encode_with, load_file, load_limits, probe_file, save_atomic, upscale, verify_file,
+    DEFAULT_FEATHER, DEFAULT_TOLERANCE, EncodeOptions, Expect, Filter, JpegSubsampling, KeySpec, PngLevel,
+    cutout, detail_energy, encode_with, encode_with_options, load_file, load_limits, probe_file, save_atomic,
+    upscale, verify_file,
 };
 use image::{DynamicImage, Rgb, RgbImage};
 
@@ -51,6 +53,7 @@ fn run(args: &[String]) -> Result<()> {
             let sharpen = rest.get(1).map(|s| s.parse::<f32>()).transpose()?;
             let img = load_file(Path::new(input), &load_limits())?;
             let out = upscale(&img, w.parse()?, h.parse()?, filter, sharpen)?;
+            drop(img); // the source is not needed while the output encodes
             write(&out, output, None, PngLevel::Default)
         }
         ["probe", input] => {
@@ -69,14 +72,8 @@ fn run(args: &[String]) -> Result<()> {
         ["encode", input, output, fmt, rest @ ..] => {
             let q = rest.first().map(|q| q.parse::<u8>()).transpose()?;
             let img = load_file(Path::new(input), &load_limits())?;
-            let (format, level) = match *fmt {
-                "png" => (OutputFormat::Png, PngLevel::Default),
-                "png-fast" => (OutputFormat::Png, PngLevel::Fast),
-                "jpeg" => (OutputFormat::Jpeg, PngLevel::Default),
-                "webp" => (OutputFormat::Webp, PngLevel::Default),
-                other => return Err(format!("unknown format {other:?}").into()),
-            };
-            let bytes = encode_with(&img, format, q, level)?;
+            let (format, options) = encode_spec(fmt)?;
+            let bytes = encode_with_options(&img, format, q, &options)?;
             Ok(save_atomic(Path::new(output), &bytes)?)
         }
         ["cutout", input, output] => {
@@ -108,6 +105,37 @@ fn run(args: &[String]) -> Result<()> {
         ),
         _ => Err("usage: see the header of examples/pipeline_cli.rs".into()),
     }
+}
+
+/// `png`, `png-fast`, `png-best`, `png-z0`..`png-z9` (a zlib level), `jpeg`, `jpeg-420`,
+/// `jpeg-444`, `webp`, `webp-m0`..`webp-m6` (libwebp's method), `webp-m2-e25` (and a lossless
+/// effort).
+fn encode_spec(spec: &str) -> Result<(OutputFormat, EncodeOptions)> {
+    let o = EncodeOptions::default();
+    let bad = || -> Box<dyn std::error::Error> { format!("unknown format {spec:?}").into() };
+    Ok(match spec {
+        "png" => (OutputFormat::Png, o),
+        "png-fast" => (OutputFormat::Png, o.with_png_level(PngLevel::Fast)),
+        "png-best" => (OutputFormat::Png, o.with_png_level(PngLevel::Best)),
+        "jpeg" => (OutputFormat::Jpeg, o),
+        "jpeg-420" => (OutputFormat::Jpeg, o.with_jpeg_subsampling(JpegSubsampling::Half)),
+        "jpeg-444" => (OutputFormat::Jpeg, o.with_jpeg_subsampling(JpegSubsampling::Full)),
+        "webp" => (OutputFormat::Webp, o),
+        s if s.starts_with("png-z") => (
+            OutputFormat::Png,
+            o.with_png_zlib_level(s[5..].parse().map_err(|_| bad())?),
+        ),
+        s if s.starts_with("webp-m") => {
+            let mut parts = s[6..].split("-e");
+            let m = parts.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
+            let mut o = o.with_webp_method(m);
+            if let Some(e) = parts.next() {
+                o = o.with_webp_lossless_effort(e.parse().map_err(|_| bad())?);
+            }
+            (OutputFormat::Webp, o)
+        }
+        _ => return Err(bad()),
+    })
 }
 
 fn write(img: &DynamicImage, output: &str, q: Option<u8>, level: PngLevel) -> Result<()> {

@@ -36,6 +36,7 @@ pub mod probe;
 pub mod save;
 pub mod verify;
 
+pub use encode::{EncodeOptions, JpegSubsampling, encode_with_options};
 pub use encode::{PngLevel, encode, encode_with};
 pub use error::ImagingError;
 pub use probe::{Probe, probe_bytes, probe_file};
@@ -58,3 +59,12 @@ pub use load::{LOAD_MAX_ALLOC, LOAD_MAX_DIMENSION, load_bytes, load_file, load_l
 pub use metrics::detail_energy;
 pub use pipeline_error::PipelineError;
 pub use resize::{Filter, MAX_OUTPUT_DIMENSION, MAX_SHARPEN, Upscaler, blank_like, upscale};
+
+// Metadata in encoded bytes, contact sheets and side-by-side comparisons.
+pub mod compare;
+pub mod metadata;
+pub mod sheet;
+
+pub use compare::{Compared, Comparison, compare, side_by_side};
+pub use metadata::{MetaKind, MetadataReport, Provenance};
+pub use sheet::{Cell, Line, SheetOptions, contact_sheet, thumbnail};

@@ -28,6 +28,10 @@ pub struct Cli {
     /// A models file that adds or replaces capability entries (same layout as `fourk models --toml`).
     #[arg(long, global = true, env = "FOURK_MODELS", value_name = "FILE")]
     pub models_file: Option<PathBuf>,
+    /// The run ledger (SQLite) where runs, images and costs are recorded
+    /// (default: .fourk/ledger.db in the current folder).
+    #[arg(long, global = true, env = "FOURK_LEDGER", value_name = "PATH")]
+    pub ledger: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -50,6 +54,35 @@ pub enum Command {
     Emulator(EmulatorArgs),
     /// List the models fourk knows and what they accept.
     Models(ModelsArgs),
+    /// Resample a picture to an exact size (4k, 2k, WxH): Lanczos3, alpha-correct, verified.
+    Upscale(Box<crate::commands::upscale::UpscaleArgs>),
+    /// Make a picture exactly a size without distortion: cover (crop), contain (pad) or crop.
+    Fit(Box<crate::commands::fit::FitArgs>),
+    /// Re-encode as PNG, JPEG or WebP; provenance metadata carried where the format allows.
+    Convert(Box<crate::commands::convert::ConvertArgs>),
+    /// Remove a flat key-colour backdrop (or run an ONNX matting model), with a QA report.
+    Cutout(Box<crate::commands::cutout::CutoutArgs>),
+    /// A labelled contact sheet of drafts or variants.
+    Sheet(Box<crate::commands::sheet::SheetArgs>),
+    /// Two pictures side by side at 100%, with detail numbers (native vs upscale).
+    Compare(Box<crate::commands::compare::CompareArgs>),
+    /// What was made, newest first, from the run ledger.
+    History(crate::commands::history::HistoryArgs),
+    /// What it cost: recorded usage summed (estimates marked), optionally grouped.
+    Cost(crate::commands::cost::CostArgs),
+    /// Many images from a JSONL or CSV file: bounded adaptive concurrency, a cost ceiling,
+    /// resume after any crash, and a final report.
+    Batch(Box<crate::commands::batch::BatchArgs>),
+    /// Compare the routes to a deliverable (native, drafts first, 2K master + upscale,
+    /// transparency) with predicted tokens, dollars and time, offline; recommend one.
+    Plan(Box<crate::commands::plan::PlanArgs>),
+    /// Cheap drafts with the target's aspect ratio, a contact sheet, ids in the ledger.
+    Draft(Box<crate::commands::draft::DraftArgs>),
+    /// Turn an approved draft into the final: native re-render from it, or 2K master + upscale.
+    Final(Box<crate::commands::finalize::FinalArgs>),
+    /// One command to a verified deliverable: native attempt, and on failure, mismatch or
+    /// timeout a 2K master + local upscale; records which path shipped and each step's cost.
+    Deliver(Box<crate::commands::ship::DeliverArgs>),
 }
 
 /// `fourk size`.
@@ -108,6 +141,8 @@ pub struct GenerateArgs {
     /// Print the exact JSON body that would be sent, and stop: no key, no network.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub transparency: crate::commands::generate::TransparentArgs,
     #[command(flatten)]
     pub stream: StreamArgs,
     #[command(flatten)]

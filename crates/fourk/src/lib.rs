@@ -5,9 +5,12 @@
 //! Wire rules live in `fourk-api`, HTTP in `fourk-client`, pixels in `fourk-imaging`, and the
 //! offline emulator in `fourk-emulator`.
 
+pub mod batch;
+pub mod batch_api;
 pub mod cli;
 pub mod commands;
 pub mod exit;
+pub mod ledger;
 pub mod models;
 pub mod output;
 pub mod sidecar;

@@ -194,3 +194,21 @@ pub fn write(image: &Path, sidecar: &Sidecar) -> anyhow::Result<PathBuf> {
     fourk_imaging::save_atomic(&path, &json)?;
     Ok(path)
 }
+
+/// Add (or replace) one top-level `key` in an existing sidecar file, atomically: for records
+/// known only after the image was saved and checked (such as `transparency`).
+///
+/// # Errors
+/// When the sidecar cannot be read, parsed, serialised or written.
+pub fn annotate(sidecar: &Path, key: &str, value: &impl Serialize) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let mut car: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(sidecar).with_context(|| format!("reading {}", sidecar.display()))?,
+    )
+    .with_context(|| format!("reading {}", sidecar.display()))?;
+    car[key] = serde_json::to_value(value)?;
+    let mut json = serde_json::to_vec_pretty(&car)?;
+    json.push(b'\n');
+    fourk_imaging::save_atomic(sidecar, &json).with_context(|| format!("writing {}", sidecar.display()))?;
+    Ok(())
+}

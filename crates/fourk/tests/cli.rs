@@ -13,6 +13,8 @@ const SECRET: &str = "sk-test-SECRET-do-not-print-4242";
 
 fn fourk() -> Command {
     let mut c = Command::cargo_bin("fourk").unwrap();
+    // Keep the run ledger out of the source tree; ledger tests pass --ledger themselves.
+    c.env("FOURK_LEDGER", std::env::temp_dir().join("fourk-tests-ledger.db"));
     c.env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
         .env_remove("OPENAI_ORG_ID")

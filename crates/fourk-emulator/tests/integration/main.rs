@@ -2,6 +2,7 @@
 //! JSON body and stream event checked against the vendored OpenAI OpenAPI schema. One
 //! binary, several modules.
 
+mod batch;
 mod common;
 mod edits;
 mod errors;

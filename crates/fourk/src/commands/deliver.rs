@@ -6,15 +6,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use fourk_api::{
-    Cost, ImageStreamEvent, OutputFormat, Prices, ResponseObject, ResponsesRequest, Usage, Warning,
+    Cost, ImageGenCall, ImageStreamEvent, OutputFormat, Prices, ResponseObject, ResponseStreamEvent,
+    ResponsesRequest, Usage, Warning,
 };
 use fourk_client::{ApiResponse, Client, ClientError, EventStream};
 use fourk_imaging::Expect;
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::UsageError;
-use crate::cli::Route;
 use crate::exit::Exit;
 use crate::output::Printer;
 use crate::sidecar::{self, Checks, InputRecord, ResponseMeta, ResponsesMeta, SentRequest, Sidecar};
@@ -158,21 +157,6 @@ pub fn from_images(resp: &ApiResponse) -> anyhow::Result<(Delivery, Vec<Cow<'_, 
     Ok((delivery, images))
 }
 
-/// Refuse `--stream` with `--route responses` before anything is sent.
-///
-/// # Errors
-/// [`UsageError`] for that combination.
-pub fn check_stream_route(stream: bool, route: Route) -> anyhow::Result<()> {
-    if stream && route == Route::Responses {
-        return Err(UsageError(
-            "--stream is not supported with --route responses yet; nothing was sent\n\nhint: drop --stream, or use --route images"
-                .into(),
-        )
-        .into());
-    }
-    Ok(())
-}
-
 /// Save every image of a whole Image API answer.
 ///
 /// # Errors
@@ -197,7 +181,8 @@ pub async fn save_image_stream(
     save_all(job, &got, &images)
 }
 
-/// Send a Responses API request and save the image of its `image_generation_call`.
+/// Send a Responses API request (streamed when `job.stream`) and save the image of its
+/// `image_generation_call`.
 ///
 /// # Errors
 /// Client errors, a failed call, and save errors.
@@ -205,6 +190,7 @@ pub async fn via_responses(
     client: &Client,
     job: Job,
     rr: &ResponsesRequest,
+    keep: Option<(&Path, OutputFormat)>,
 ) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
     let job = Job {
         route: "responses",
@@ -212,9 +198,25 @@ pub async fn via_responses(
         request: SentRequest::Responses(Box::new(crate::commands::route::summarised(rr))),
         ..job
     };
-    let resp = client.responses(rr).await?;
-    let (got, b64) = from_responses(&resp, rr.previous_response_id.as_deref(), &rr.model)?;
+    let previous = rr.previous_response_id.as_deref();
+    let (got, b64) = if job.stream {
+        let events = client.responses_stream(rr).await?;
+        from_responses_stream(events, keep, previous, &rr.model).await?
+    } else {
+        let resp = client.responses(rr).await?;
+        from_responses(&resp, previous, &rr.model)?
+    };
     save_all(&job, &got, &[b64.as_str()])
+}
+
+/// The status line and headers of an answer, whole or streamed, as the sidecar records them.
+struct Head<'a> {
+    request_id: Option<&'a str>,
+    processing_ms: Option<u64>,
+    elapsed_ms: u128,
+    rate_limits: &'a fourk_client::RateLimits,
+    emulator: Option<&'a str>,
+    attempts: u32,
 }
 
 /// The image of a whole Responses API answer: the first `image_generation_call` result.
@@ -227,21 +229,123 @@ pub fn from_responses(
     mainline: &str,
 ) -> anyhow::Result<(Delivery, String)> {
     let obj: ResponseObject = resp.response_object()?;
-    let rid = resp.request_id.as_deref();
+    let head = Head {
+        request_id: resp.request_id.as_deref(),
+        processing_ms: resp.processing_ms,
+        elapsed_ms: resp.elapsed.as_millis(),
+        rate_limits: &resp.rate_limits,
+        emulator: resp.emulator.as_deref(),
+        attempts: resp.attempts,
+    };
+    from_response_object(&obj, None, &head, previous, mainline)
+}
+
+/// Read a streamed Responses API answer to its end: partial images
+/// (`response.image_generation_call.partial_image`) are progress, kept when `keep` names the
+/// output base; the final image comes from `response.output_item.done`, or from the output of
+/// `response.completed`; the usage and ids from the response the stream ends with.
+///
+/// # Errors
+/// A stream error (possibly billed), a failed or incomplete response, a failed call, or a
+/// partial that cannot be saved.
+pub async fn from_responses_stream(
+    mut events: EventStream<ResponseStreamEvent>,
+    keep: Option<(&Path, OutputFormat)>,
+    previous: Option<&str>,
+    mainline: &str,
+) -> anyhow::Result<(Delivery, String)> {
+    let head = events.head().clone();
+    let mut done_call: Option<ImageGenCall> = None;
+    let mut last: Option<ResponseObject> = None;
+    while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(e) => e,
+            // One malformed event does not cost the image that follows.
+            Err(e @ ClientError::InvalidResponse { .. }) => {
+                tracing::warn!("skipping an unreadable event: {e}");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match event {
+            ResponseStreamEvent::ImageGenPartialImage(p) => {
+                partial(keep, p.partial_image_index, &p.partial_image_b64)?;
+            }
+            ResponseStreamEvent::ImageGenGenerating(_) => tracing::info!("the image is being drawn"),
+            ResponseStreamEvent::OutputItemDone(d) => {
+                if let Some(c) = d.item.image_call() {
+                    tracing::info!("image call {} {}", c.id, c.status);
+                    done_call = Some(c.clone());
+                }
+            }
+            ResponseStreamEvent::Completed(r)
+            | ResponseStreamEvent::Failed(r)
+            | ResponseStreamEvent::Incomplete(r) => last = Some(r.response),
+            _ => {}
+        }
+    }
+    let rid = head.request_id.as_deref();
+    let obj = last.ok_or_else(|| no_image(rid, "the stream ended without a final response event"))?;
+    let head = Head {
+        request_id: rid,
+        processing_ms: head.processing_ms,
+        elapsed_ms: head.elapsed.as_millis(),
+        rate_limits: &head.rate_limits,
+        emulator: head.emulator.as_deref(),
+        attempts: head.attempts,
+    };
+    from_response_object(&obj, done_call.as_ref(), &head, previous, mainline)
+}
+
+/// The image and the sidecar's records from a final response object; `done_call` is the
+/// image call of `response.output_item.done`, used when the response's output lacks it.
+fn from_response_object(
+    obj: &ResponseObject,
+    done_call: Option<&ImageGenCall>,
+    head: &Head<'_>,
+    previous: Option<&str>,
+    mainline: &str,
+) -> anyhow::Result<(Delivery, String)> {
+    let rid = head.request_id;
     if let Some(e) = &obj.error {
         return Err(no_image(
             rid,
-            &format!("response {} failed: {}", obj.id, e.message),
+            &format!(
+                "response {} failed: {}{} (possibly billed)",
+                obj.id,
+                e.message,
+                e.code
+                    .as_deref()
+                    .map(|c| format!(" [code: {c}]"))
+                    .unwrap_or_default()
+            ),
         ));
     }
     let call = obj
         .image_calls()
         .find(|c| c.result.is_some() || c.error.is_some())
-        .ok_or_else(|| no_image(rid, &format!("response {} has no image_generation_call", obj.id)))?;
+        .or(done_call)
+        .ok_or_else(|| {
+            let why = obj
+                .incomplete_details
+                .as_ref()
+                .and_then(|d| d.reason.as_deref())
+                .map(|r| format!(" (incomplete: {r})"))
+                .unwrap_or_default();
+            no_image(
+                rid,
+                &format!("response {} has no image_generation_call result{why}", obj.id),
+            )
+        })?;
     if let Some(e) = &call.error {
+        let details = e
+            .moderation_details
+            .as_ref()
+            .map(|m| format!(" (moderation: {})", m.categories.join(", ")))
+            .unwrap_or_default();
         return Err(no_image(
             rid,
-            &format!("image call {} failed: {}", call.id, e.message),
+            &format!("image call {} failed: {}{details}", call.id, e.message),
         ));
     }
     let b64 = call.result.clone().unwrap_or_default();
@@ -249,20 +353,20 @@ pub fn from_responses(
     let created = obj.created_at.map_or(0, |t| t as i64);
     let meta = ResponseMeta {
         created,
-        request_id: resp.request_id.clone(),
-        processing_ms: resp.processing_ms,
-        elapsed_ms: resp.elapsed.as_millis(),
+        request_id: head.request_id.map(str::to_owned),
+        processing_ms: head.processing_ms,
+        elapsed_ms: head.elapsed_ms,
         background: call.background.clone(),
         output_format: call.output_format.clone(),
         quality: call.quality.clone(),
         size: call.size.clone(),
-        rate_limits: resp.rate_limits.clone(),
-        emulator: resp.emulator.clone(),
+        rate_limits: head.rate_limits.clone(),
+        emulator: head.emulator.map(str::to_owned),
     };
     let delivery = Delivery {
         meta,
         usage: obj.tool_usage.as_ref().and_then(|t| t.image_gen),
-        attempts: resp.attempts,
+        attempts: head.attempts,
         responses: Some(ResponsesMeta {
             response_id: obj.id.clone(),
             image_call_id: call.id.clone(),
@@ -272,6 +376,24 @@ pub fn from_responses(
         }),
     };
     Ok((delivery, b64))
+}
+
+/// Log a partial image as progress, and save it when `keep` names the output base.
+///
+/// # Errors
+/// A partial that does not decode or cannot be saved.
+fn partial(keep: Option<(&Path, OutputFormat)>, k: u32, b64: &str) -> anyhow::Result<()> {
+    match keep {
+        Some((base, format)) => {
+            let path = partial_path(base, k, format);
+            let bytes =
+                fourk_imaging::decode_b64(b64).with_context(|| format!("decoding partial image {k}"))?;
+            fourk_imaging::save_atomic(&path, &bytes).with_context(|| format!("saving partial image {k}"))?;
+            tracing::info!("partial image {k} received; saved {}", path.display());
+        }
+        None => tracing::info!("partial image {k} received ({} base64 bytes)", b64.len()),
+    }
+    Ok(())
 }
 
 /// Read an Image API stream to its end: log each partial on stderr (and save it when `keep`
@@ -298,18 +420,7 @@ pub async fn from_image_stream(
             Err(e) => return Err(e.into()),
         };
         if let Some(p) = event.partial() {
-            let k = p.partial_image_index;
-            match keep {
-                Some((base, format)) => {
-                    let path = partial_path(base, k, format);
-                    let bytes = fourk_imaging::decode_b64(&p.b64_json)
-                        .with_context(|| format!("decoding partial image {k}"))?;
-                    fourk_imaging::save_atomic(&path, &bytes)
-                        .with_context(|| format!("saving partial image {k}"))?;
-                    tracing::info!("partial image {k} received; saved {}", path.display());
-                }
-                None => tracing::info!("partial image {k} received ({} base64 bytes)", p.b64_json.len()),
-            }
+            partial(keep, p.partial_image_index, &p.b64_json)?;
         } else if let Some(c) = event.completed() {
             tracing::info!("image {} completed", images.len() + 1);
             usage = usage.or(c.usage);

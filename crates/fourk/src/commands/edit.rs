@@ -29,6 +29,23 @@ struct Loaded {
     has_alpha: bool,
 }
 
+/// Whether a mask marks anything to edit: at least one fully transparent pixel (alpha 0).
+/// Decoded under the pipeline's limits, as the file is untrusted.
+fn mask_has_clear_pixel(mask: &Loaded) -> anyhow::Result<bool> {
+    let img = fourk_imaging::load_bytes(&mask.image.data, &fourk_imaging::load_limits()).map_err(|e| {
+        UsageError(format!(
+            "mask_decode: the mask {} does not decode ({e}); nothing was sent",
+            mask.image.filename
+        ))
+    })?;
+    Ok(match img {
+        image::DynamicImage::ImageRgba8(b) => b.pixels().any(|p| p[3] == 0),
+        image::DynamicImage::ImageLumaA8(b) => b.pixels().any(|p| p[1] == 0),
+        other if other.color().has_alpha() => other.to_rgba16().pixels().any(|p| p[3] == 0),
+        _ => false,
+    })
+}
+
 /// Read one input, refusing files over `limit` before reading them.
 fn load(path: &Path, limit: usize, what: &str) -> anyhow::Result<Loaded> {
     let len = std::fs::metadata(path)
@@ -90,14 +107,19 @@ fn load_inputs(args: &EditArgs) -> anyhow::Result<(Vec<Loaded>, Option<Loaded>)>
     if let (Some(m), Some(first)) = (&mask, images.first()) {
         if m.image.format == OutputFormat::Png && !m.has_alpha {
             errs.push(format!(
-                "mask_alpha: the mask {} has no alpha channel; its transparent pixels mark the area to edit",
+                "mask_alpha: the mask {} has no alpha channel; its transparent pixels mark the area to edit\n    fix: save the mask as an RGBA PNG and make the area to edit fully transparent (alpha 0)",
+                m.image.filename
+            ));
+        } else if m.image.format == OutputFormat::Png && !mask_has_clear_pixel(m)? {
+            errs.push(format!(
+                "mask_transparent: the mask {} has an alpha channel but no fully transparent pixel (alpha 0), so it marks nothing to edit\n    fix: make the area to edit fully transparent (alpha 0), or drop --mask to edit the whole image",
                 m.image.filename
             ));
         }
         if (m.width, m.height) != (first.width, first.height) {
             errs.push(format!(
-                "mask_dimensions: the mask {} is {}x{}, the first image {} is {}x{}; they must match",
-                m.image.filename, m.width, m.height, first.image.filename, first.width, first.height
+                "mask_dimensions: the mask {} is {}x{}, the first image {} is {}x{}; they must match\n    fix: resize the mask to {}x{}",
+                m.image.filename, m.width, m.height, first.image.filename, first.width, first.height, first.width, first.height
             ));
         }
     }
@@ -206,6 +228,7 @@ fn tool_options(req: &EditRequest) -> ToolOptions {
         moderation: None,
         partial_images: req.partial_images,
         n: req.n,
+        stream: req.stream == Some(true),
     }
 }
 
@@ -254,7 +277,7 @@ pub async fn edit(args: &EditArgs, caps: &Capabilities) -> anyhow::Result<(Vec<I
                     &images,
                     mask.as_ref(),
                 )?;
-                deliver::via_responses(client, job, &rr).await
+                deliver::via_responses(client, job, &rr, keep).await
             }
         }
     }
@@ -264,7 +287,6 @@ pub async fn edit(args: &EditArgs, caps: &Capabilities) -> anyhow::Result<(Vec<I
 }
 
 pub(super) async fn run(args: &EditArgs, caps: &Capabilities) -> anyhow::Result<Exit> {
-    deliver::check_stream_route(args.stream.stream, args.route.route)?;
     if args.dry_run {
         let (loaded, mask) = load_inputs(args)?;
         let (req, _) = build_request(args, caps, loaded.len())?;
@@ -297,6 +319,19 @@ pub(super) async fn run(args: &EditArgs, caps: &Capabilities) -> anyhow::Result<
         }
         return Ok(Exit::Success);
     }
-    let (images, all_ok) = edit(args, caps).await?;
+    let record = serde_json::json!({
+        "inputs": args.inputs,
+        "mask": args.mask,
+        "model": args.model,
+        "route": format!("{:?}", args.route.route).to_lowercase(),
+    });
+    let (images, all_ok) = match edit(args, caps).await {
+        Ok(done) => done,
+        Err(err) => {
+            crate::ledger::record_failed_command("edit", &record, &err);
+            return Err(err);
+        }
+    };
+    crate::ledger::record_delivery("edit", &record, &images);
     Ok(deliver::report(&images, all_ok, args.json))
 }

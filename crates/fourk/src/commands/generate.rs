@@ -17,6 +17,17 @@ use crate::output::Printer;
 use crate::sidecar::SentRequest;
 
 pub use super::deliver::indexed_path;
+pub use super::transparent::{TransparentArgs, TransparentVia};
+
+/// What one request of a `--transparent` run changes in the user's request: the prompt (a
+/// key-colour suffix), the background, the format and the output path.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Overrides {
+    pub(super) prompt: Option<String>,
+    pub(super) background: Option<Background>,
+    pub(super) format: Option<OutputFormat>,
+    pub(super) out: Option<PathBuf>,
+}
 
 /// Build the request from the arguments and check it against the model's rules.
 ///
@@ -26,13 +37,22 @@ pub fn build_request<'c>(
     args: &GenerateArgs,
     caps: &'c Capabilities,
 ) -> anyhow::Result<(ImageRequest, &'c ModelCaps, Vec<Warning>)> {
-    let format = output_format(args.format, args.out.as_deref())?;
-    let mut req = ImageRequest::new(&args.model, &args.prompt);
+    build_request_with(args, caps, &Overrides::default())
+}
+
+fn build_request_with<'c>(
+    args: &GenerateArgs,
+    caps: &'c Capabilities,
+    over: &Overrides,
+) -> anyhow::Result<(ImageRequest, &'c ModelCaps, Vec<Warning>)> {
+    let out = over.out.as_deref().or(args.out.as_deref());
+    let format = output_format(over.format.or(args.format), out)?;
+    let mut req = ImageRequest::new(&args.model, over.prompt.as_deref().unwrap_or(&args.prompt));
     req.size = Some(args.size);
     req.quality = args.quality;
     req.output_format = format;
     req.output_compression = args.compression;
-    req.background = args.background;
+    req.background = over.background.or(args.background);
     req.moderation = args.moderation;
     req.n = args.n;
     req.safety_identifier.clone_from(&args.safety_identifier);
@@ -102,6 +122,7 @@ fn tool_options(req: &ImageRequest) -> ToolOptions {
         moderation: req.moderation,
         partial_images: req.partial_images,
         n: req.n,
+        stream: req.stream == Some(true),
     }
 }
 
@@ -115,11 +136,24 @@ pub fn default_out(format: OutputFormat) -> PathBuf {
 }
 
 /// Generate, save, verify and record. Returns one summary per image and whether all verified.
+/// With `--transparent`, the transparency decision runs (see [`super::transparent`]).
 ///
 /// # Errors
 /// Usage errors before sending; client errors; IO errors while saving.
 pub async fn generate(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
-    let (req, model, warnings) = build_request(args, caps)?;
+    if args.transparency.transparent {
+        return super::transparent::generate(args, caps).await;
+    }
+    generate_with(args, caps, &Overrides::default()).await
+}
+
+/// One generation request: the user's request with `over` applied.
+pub(super) async fn generate_with(
+    args: &GenerateArgs,
+    caps: &Capabilities,
+    over: &Overrides,
+) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+    let (req, model, warnings) = build_request_with(args, caps, over)?;
     for w in &warnings {
         tracing::warn!("{}", w.message);
     }
@@ -156,50 +190,62 @@ pub async fn generate(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Resul
         dims: req.size.and_then(Size::dims),
         format,
         transparent: req.background == Some(Background::Transparent),
-        base: args.out.clone().unwrap_or_else(|| default_out(format)),
+        base: over
+            .out
+            .clone()
+            .or_else(|| args.out.clone())
+            .unwrap_or_else(|| default_out(format)),
     };
     let base = job.base.clone();
     let keep = args.stream.keep_partials.then_some((base.as_path(), format));
     let session = Session::connect(&args.endpoint, caps).await?;
     let client = &session.client;
-    let result = match args.route.route {
-        Route::Images if args.stream.stream => {
-            let job = Job {
-                endpoint: client.config().endpoint("images/generations"),
-                ..job
-            };
-            let events = client.generate_stream(&req).await?;
-            deliver::save_image_stream(&job, events, keep).await
+    let result = async {
+        match args.route.route {
+            Route::Images if args.stream.stream => {
+                let job = Job {
+                    endpoint: client.config().endpoint("images/generations"),
+                    ..job
+                };
+                let events = client.generate_stream(&req).await?;
+                deliver::save_image_stream(&job, events, keep).await
+            }
+            Route::Images => {
+                let job = Job {
+                    endpoint: client.config().endpoint("images/generations"),
+                    ..job
+                };
+                let resp = client.generate(&req).await?;
+                deliver::save_images_response(&job, &resp)
+            }
+            Route::Responses => {
+                let rr = route::build(
+                    &args.route,
+                    caps,
+                    &req.model,
+                    &req.prompt,
+                    tool_options(&req),
+                    &[],
+                    None,
+                )?;
+                deliver::via_responses(client, job, &rr, keep).await
+            }
         }
-        Route::Images => {
-            let job = Job {
-                endpoint: client.config().endpoint("images/generations"),
-                ..job
-            };
-            let resp = client.generate(&req).await?;
-            deliver::save_images_response(&job, &resp)
-        }
-        Route::Responses => {
-            let rr = route::build(
-                &args.route,
-                caps,
-                &req.model,
-                &req.prompt,
-                tool_options(&req),
-                &[],
-                None,
-            )?;
-            deliver::via_responses(client, job, &rr).await
-        }
-    };
+    }
+    .await;
     session.close().await;
     result
 }
 
 pub(super) async fn run(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Result<Exit> {
-    deliver::check_stream_route(args.stream.stream, args.route.route)?;
     if args.dry_run {
-        let (req, _, warnings) = build_request(args, caps)?;
+        // With --transparent, the first request the decision would send.
+        let over = if args.transparency.transparent {
+            super::transparent::first_request(args, caps)?
+        } else {
+            Overrides::default()
+        };
+        let (req, _, warnings) = build_request_with(args, caps, &over)?;
         for w in &warnings {
             tracing::warn!("{}", w.message);
         }
@@ -221,6 +267,22 @@ pub(super) async fn run(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Res
         Printer.line(&body);
         return Ok(Exit::Success);
     }
-    let (images, all_ok) = generate(args, caps).await?;
+    let record = serde_json::json!({
+        "prompt": args.prompt,
+        "model": args.model,
+        "size": args.size.to_string(),
+        "quality": args.quality.map(|q| format!("{q:?}").to_lowercase()),
+        "n": args.n,
+        "route": format!("{:?}", args.route.route).to_lowercase(),
+        "transparent": args.transparency.transparent,
+    });
+    let (images, all_ok) = match generate(args, caps).await {
+        Ok(done) => done,
+        Err(err) => {
+            crate::ledger::record_failed_command("generate", &record, &err);
+            return Err(err);
+        }
+    };
+    crate::ledger::record_delivery("generate", &record, &images);
     Ok(deliver::report(&images, all_ok, args.json))
 }

@@ -28,6 +28,8 @@ pub struct ToolOptions {
     pub partial_images: Option<u8>,
     /// `n`: the Responses API makes one image per call.
     pub n: Option<u8>,
+    /// Whether the request is streamed (`partial_images` only applies then).
+    pub stream: bool,
 }
 
 /// Build and check the Responses API request: the image model's options on the tool, the
@@ -72,6 +74,9 @@ pub fn build(
             .extend(images.iter().map(|i| ContentPart::image(i, ImageDetail::Auto)));
     }
     req.previous_response_id.clone_from(&route.previous_response);
+    if opts.stream {
+        req.stream = Some(true);
+    }
     req.validate(caps)
         .map_err(|v| rules_error(&route.responses_model, &v))?;
     Ok(req)

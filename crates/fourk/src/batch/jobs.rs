@@ -1,0 +1,526 @@
+//! The jobs file: JSONL (one object a line) or CSV (a header row), each record a prompt and
+//! its options. Every record becomes a normalised [`JobSpec`] with a stable key before any
+//! request is sent; a file with a bad record is refused as a whole, naming every bad line.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use fourk_api::{Background, Moderation, OutputFormat, Quality, Size};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::names;
+
+/// The keys a job may have. Anything else is refused (a typo would silently change a job).
+pub const KEYS: &[&str] = &[
+    "prompt",
+    "size",
+    "quality",
+    "format",
+    "name",
+    "model",
+    "images",
+    "image",
+    "mask",
+    "background",
+    "compression",
+    "moderation",
+    "n",
+];
+
+/// Values every job gets unless it sets its own (from the command line).
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    /// The image model.
+    pub model: String,
+    /// Output size.
+    pub size: Size,
+    /// Quality (not sent when `None`).
+    pub quality: Option<Quality>,
+    /// Output format.
+    pub format: OutputFormat,
+}
+
+/// One job, normalised: every default applied, paths absolute, the name sanitised. Its
+/// JSON is what the job key hashes, so the field order is part of the format.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct JobSpec {
+    /// The image model.
+    pub model: String,
+    /// The prompt.
+    pub prompt: String,
+    /// Output size.
+    pub size: Size,
+    /// Quality (not sent when `None`).
+    pub quality: Option<Quality>,
+    /// Output format.
+    pub format: OutputFormat,
+    /// `output_compression`.
+    pub compression: Option<u8>,
+    /// Background.
+    pub background: Option<Background>,
+    /// Moderation.
+    pub moderation: Option<Moderation>,
+    /// Images in the request.
+    pub n: u8,
+    /// Reference images: with any, the job is an edit.
+    pub images: Vec<PathBuf>,
+    /// The edit mask.
+    pub mask: Option<PathBuf>,
+    /// The output file stem (sanitised).
+    pub name: String,
+}
+
+/// A parsed job with its identity.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// 1-based line (JSONL) or record (CSV, after the header) number.
+    pub line: u32,
+    /// Stable id: the same spec in the same output folder always has the same key.
+    pub key: String,
+    /// The spec.
+    pub spec: JobSpec,
+    /// The spec as JSON (stored in the ledger).
+    pub spec_json: String,
+}
+
+impl Job {
+    /// The short id shown to users (first 12 hex digits of the key).
+    #[must_use]
+    pub fn short_id(&self) -> &str {
+        self.key.get(..12).unwrap_or(&self.key)
+    }
+}
+
+/// The file's layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One JSON object a line; blank lines and lines starting with `#` are skipped.
+    Jsonl,
+    /// Comma-separated with a header row naming the keys.
+    Csv,
+}
+
+impl Layout {
+    /// From the extension (`.csv`, `.jsonl`/`.ndjson`/`.json`), else from the first
+    /// non-blank character (`{` means JSONL).
+    #[must_use]
+    pub fn detect(path: &Path, text: &str) -> Self {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("csv") => Self::Csv,
+            Some("jsonl" | "ndjson" | "json") => Self::Jsonl,
+            _ if text.trim_start().starts_with('{') => Self::Jsonl,
+            _ => Self::Csv,
+        }
+    }
+}
+
+/// Read and normalise a jobs file. `out_dir` is part of each key (the same jobs into
+/// another folder are other jobs). Relative image paths are relative to the jobs file.
+///
+/// # Errors
+/// Every bad record, one per line of the message, and duplicate output names.
+pub fn load(path: &Path, out_dir: &Path, defaults: &Defaults) -> Result<Vec<Job>, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read the jobs file {}: {e}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        format!(
+            "the jobs file {} is not UTF-8 text; save it as UTF-8",
+            path.display()
+        )
+    })?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let base = std::path::absolute(&base).unwrap_or(base);
+    let records = match Layout::detect(path, &text) {
+        Layout::Jsonl => jsonl_records(&text),
+        Layout::Csv => csv_records(&text),
+    };
+    parse_records(records?, &base, out_dir, defaults)
+}
+
+type Record = (u32, BTreeMap<String, Value>);
+
+fn jsonl_records(text: &str) -> Result<Vec<Record>, String> {
+    let mut out = Vec::new();
+    let mut errs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        match serde_json::from_str::<BTreeMap<String, Value>>(t) {
+            Ok(m) => out.push((n, m)),
+            Err(e) => errs.push(format!("line {n}: not a JSON object: {e}")),
+        }
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(errs.join("\n"))
+    }
+}
+
+fn csv_records(text: &str) -> Result<Vec<Record>, String> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(false)
+        .trim(csv::Trim::All)
+        .comment(Some(b'#'))
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = rdr
+        .headers()
+        .map_err(|e| format!("the CSV header row cannot be read: {e}"))?
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    let mut out = Vec::new();
+    let mut errs = Vec::new();
+    for rec in rdr.records() {
+        match rec {
+            Ok(r) => {
+                let line = r
+                    .position()
+                    .map_or(0, |p| u32::try_from(p.line()).unwrap_or(u32::MAX));
+                let mut m = BTreeMap::new();
+                for (h, v) in headers.iter().zip(r.iter()) {
+                    if v.is_empty() {
+                        continue;
+                    }
+                    let v = if h == "images" {
+                        Value::Array(
+                            v.split([';', '|'])
+                                .map(str::trim)
+                                .filter(|s| !s.is_empty())
+                                .map(|s| Value::String(s.to_owned()))
+                                .collect(),
+                        )
+                    } else {
+                        Value::String(v.to_owned())
+                    };
+                    m.insert(h.clone(), v);
+                }
+                out.push((line, m));
+            }
+            Err(e) => errs.push(format!("{e}")),
+        }
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(errs.join("\n"))
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_records(
+    records: Vec<Record>,
+    base: &Path,
+    out_dir: &Path,
+    d: &Defaults,
+) -> Result<Vec<Job>, String> {
+    let mut errs = Vec::new();
+    let mut jobs = Vec::new();
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    let mut names: HashMap<String, u32> = HashMap::new();
+    let out_key = std::path::absolute(out_dir)
+        .unwrap_or_else(|_| out_dir.to_path_buf())
+        .to_string_lossy()
+        .into_owned();
+    for (line, rec) in records {
+        let spec = match spec_of(&rec, base, d) {
+            Ok(s) => s,
+            Err(e) => {
+                errs.push(format!("line {line}: {e}"));
+                continue;
+            }
+        };
+        let spec_json = serde_json::to_string(&spec).unwrap_or_default();
+        // Identical specs on several lines are several jobs: the occurrence number is the
+        // line identity, so inserting or moving other lines keeps every key.
+        let occurrence = seen.entry(spec_json.clone()).or_insert(0);
+        *occurrence += 1;
+        let mut h = Sha256::new();
+        h.update(b"fourk-batch-job/1\0");
+        h.update(out_key.as_bytes());
+        h.update(b"\0");
+        h.update(spec_json.as_bytes());
+        h.update(b"\0");
+        h.update(occurrence.to_string().as_bytes());
+        let key = format!("{:x}", h.finalize());
+        let mut spec = spec;
+        if spec.name.is_empty() {
+            spec.name = format!("job-{}", &key[..12]);
+        }
+        let lower = spec.name.to_lowercase();
+        if let Some(first) = names.get(&lower) {
+            errs.push(format!(
+                "line {line}: the output name '{}' is already used by line {first}; give each job its own name",
+                spec.name
+            ));
+            continue;
+        }
+        names.insert(lower, line);
+        jobs.push(Job {
+            line,
+            key,
+            spec_json,
+            spec,
+        });
+    }
+    if !errs.is_empty() {
+        return Err(errs.join("\n"));
+    }
+    if jobs.is_empty() {
+        return Err("the jobs file has no jobs; write one JSON object a line, or a CSV with a header row and a `prompt` column".into());
+    }
+    Ok(jobs)
+}
+
+fn spec_of(rec: &BTreeMap<String, Value>, base: &Path, d: &Defaults) -> Result<JobSpec, String> {
+    if let Some(k) = rec.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(format!("unknown key '{k}'; a job may have: {}", KEYS.join(", ")));
+    }
+    let get = |k: &str| -> Result<Option<String>, String> {
+        rec.get(k)
+            .filter(|v| !v.is_null())
+            .map(|v| text(v).ok_or_else(|| format!("'{k}' must be a string or a number")))
+            .transpose()
+    };
+    let parse = |k: &str| -> Result<Option<String>, String> { Ok(get(k)?.filter(|s| !s.trim().is_empty())) };
+    let prompt = get("prompt")?
+        .filter(|p| !p.trim().is_empty())
+        .ok_or("'prompt' is missing or empty")?;
+    let size = parse("size")?
+        .map(|s| s.parse::<Size>().map_err(|e| format!("size: {e}")))
+        .transpose()?
+        .unwrap_or(d.size);
+    let quality = parse("quality")?
+        .map(|s| s.parse::<Quality>())
+        .transpose()?
+        .or(d.quality);
+    let raw_name = parse("name")?.unwrap_or_default();
+    // `hero.png` as a name means stem `hero`, format png.
+    let (stem, name_format) = match raw_name.rsplit_once('.') {
+        Some((stem, ext)) => match OutputFormat::from_extension(&ext.to_ascii_lowercase()) {
+            Some(f) => (stem.to_owned(), Some(f)),
+            None => (raw_name.clone(), None),
+        },
+        None => (raw_name.clone(), None),
+    };
+    let format_key = parse("format")?.map(|s| s.parse::<OutputFormat>()).transpose()?;
+    if let (Some(a), Some(b)) = (format_key, name_format)
+        && a != b
+    {
+        return Err(format!(
+            "format '{a}' does not match the extension of name '{raw_name}'; drop one of them"
+        ));
+    }
+    let format = format_key.or(name_format).unwrap_or(d.format);
+    let name = if raw_name.is_empty() {
+        String::new()
+    } else {
+        names::sanitize(&stem).ok_or_else(|| {
+            format!("name '{raw_name}' has no usable characters; use letters, digits, '-', '_' or '.'")
+        })?
+    };
+    let compression = parse("compression")?
+        .map(|s| {
+            s.trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|c| *c <= 100)
+                .ok_or_else(|| format!("compression '{s}' must be a whole number 0-100"))
+        })
+        .transpose()?;
+    let n = parse("n")?
+        .map(|s| {
+            s.trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|c| (1..=10).contains(c))
+                .ok_or_else(|| format!("n '{s}' must be a whole number 1-10"))
+        })
+        .transpose()?
+        .unwrap_or(1);
+    let mut images: Vec<String> = Vec::new();
+    match rec.get("images") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(a)) => {
+            for v in a {
+                images.push(text(v).ok_or("'images' must be a list of paths")?);
+            }
+        }
+        Some(v) => images.extend(
+            text(v)
+                .ok_or("'images' must be a list of paths")?
+                .split([';', '|'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        ),
+    }
+    if let Some(i) = parse("image")? {
+        images.insert(0, i);
+    }
+    let resolve = |p: &str| {
+        let p = Path::new(p.trim());
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let mask = parse("mask")?.map(|m| resolve(&m));
+    if mask.is_some() && images.is_empty() {
+        return Err("a mask needs reference images ('images'); a mask only applies to an edit".into());
+    }
+    Ok(JobSpec {
+        model: parse("model")?.unwrap_or_else(|| d.model.clone()),
+        prompt,
+        size,
+        quality,
+        format,
+        compression,
+        background: parse("background")?
+            .map(|s| s.parse::<Background>())
+            .transpose()?,
+        moderation: parse("moderation")?
+            .map(|s| s.parse::<Moderation>())
+            .transpose()?,
+        n,
+        images: images.iter().map(|p| resolve(p)).collect(),
+        mask,
+        name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Defaults {
+        Defaults {
+            model: "gpt-image-2".into(),
+            size: Size::new(1024, 1024),
+            quality: Some(Quality::Low),
+            format: OutputFormat::Png,
+        }
+    }
+
+    fn parse(text: &str, layout: Layout) -> Result<Vec<Job>, String> {
+        let recs = match layout {
+            Layout::Jsonl => jsonl_records(text)?,
+            Layout::Csv => csv_records(text)?,
+        };
+        parse_records(recs, Path::new("/jobs"), Path::new("/out"), &defaults())
+    }
+
+    #[test]
+    fn jsonl_and_csv_give_the_same_jobs() {
+        let j = parse(
+            "{\"prompt\":\"a cat\",\"name\":\"cat.webp\",\"size\":\"1536x1024\"}\n\n# comment\n{\"prompt\":\"a dog\",\"images\":[\"ref.png\"],\"quality\":\"high\"}\n",
+            Layout::Jsonl,
+        )
+        .unwrap();
+        let c = parse(
+            "prompt,name,size,images,quality\na cat,cat.webp,1536x1024,,\na dog,,,ref.png,high\n",
+            Layout::Csv,
+        )
+        .unwrap();
+        assert_eq!(j.len(), 2);
+        for (a, b) in j.iter().zip(&c) {
+            assert_eq!(a.spec, b.spec);
+            assert_eq!(a.key, b.key);
+        }
+        assert_eq!(j[0].spec.format, OutputFormat::Webp);
+        assert_eq!(j[0].spec.name, "cat");
+        assert_eq!(j[1].spec.images, vec![PathBuf::from("/jobs/ref.png")]);
+        assert!(j[1].spec.name.starts_with("job-"));
+    }
+
+    #[test]
+    fn keys_are_stable_and_distinct() {
+        let a = parse(
+            "{\"prompt\":\"x\"}\n{\"prompt\":\"x\"}\n{\"prompt\":\"y\"}\n",
+            Layout::Jsonl,
+        )
+        .unwrap();
+        let b = parse(
+            "{\"prompt\":\"y\"}\n{\"prompt\":\"x\"}\n{\"prompt\":\"x\"}\n",
+            Layout::Jsonl,
+        )
+        .unwrap();
+        assert_ne!(a[0].key, a[1].key, "identical lines are distinct jobs");
+        let ka: std::collections::BTreeSet<_> = a.iter().map(|j| j.key.clone()).collect();
+        let kb: std::collections::BTreeSet<_> = b.iter().map(|j| j.key.clone()).collect();
+        assert_eq!(ka, kb, "moving lines keeps the keys");
+        let other = parse_records(
+            jsonl_records("{\"prompt\":\"y\"}\n").unwrap(),
+            Path::new("/jobs"),
+            Path::new("/elsewhere"),
+            &defaults(),
+        )
+        .unwrap();
+        assert!(
+            !ka.contains(&other[0].key),
+            "another output folder is another job"
+        );
+    }
+
+    #[test]
+    fn bad_records_are_all_named() {
+        let e = parse(
+            "{\"prompt\":\"\"}\n{\"prompt\":\"x\",\"sise\":\"4k\"}\n{\"prompt\":\"x\",\"size\":\"12x12x\"}\nnot json\n",
+            Layout::Jsonl,
+        )
+        .unwrap_err();
+        assert!(e.contains("line 4"), "{e}");
+        let e = parse(
+            "{\"prompt\":\"\"}\n{\"prompt\":\"x\",\"sise\":\"4k\"}\n{\"prompt\":\"x\",\"quality\":\"ultra\"}\n{\"prompt\":\"x\",\"name\":\"..\"}\n",
+            Layout::Jsonl,
+        )
+        .unwrap_err();
+        for want in [
+            "line 1: 'prompt'",
+            "line 2: unknown key 'sise'",
+            "line 3: invalid quality",
+            "line 4: name '..'",
+        ] {
+            assert!(e.contains(want), "{want} in {e}");
+        }
+    }
+
+    #[test]
+    fn hostile_names_stay_in_the_folder_and_collide_loudly() {
+        let j = parse(
+            "{\"prompt\":\"a\",\"name\":\"../../etc/x\"}\n{\"prompt\":\"b\",\"name\":\"/abs/y\"}\n{\"prompt\":\"c\",\"name\":\"NUL\"}\n{\"prompt\":\"d\",\"name\":\"a\\u0000b\"}\n",
+            Layout::Jsonl,
+        )
+        .unwrap();
+        let names: Vec<&str> = j.iter().map(|j| j.spec.name.as_str()).collect();
+        assert_eq!(names, ["etc_x", "abs_y", "_NUL", "a_b"]);
+        let e = parse(
+            "{\"prompt\":\"a\",\"name\":\"Hero\"}\n{\"prompt\":\"b\",\"name\":\"hero.png\"}\n",
+            Layout::Jsonl,
+        )
+        .unwrap_err();
+        assert!(e.contains("already used by line 1"), "{e}");
+    }
+}

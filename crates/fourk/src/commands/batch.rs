@@ -1,0 +1,358 @@
+//! `fourk batch JOBS`: many images from a JSONL or CSV file, with bounded adaptive
+//! concurrency, a spending ceiling, resume after any crash, progress on stderr and a final
+//! report. The work is in `crate::batch`; this module parses flags, draws progress and
+//! prints the report.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand, ValueEnum};
+use fourk_api::{Capabilities, OutputFormat, Quality, Size};
+use fourk_client::RetryPolicy;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sha2::{Digest, Sha256};
+
+use super::session::{self, Session};
+use crate::UsageError;
+use crate::batch::{self, BatchReport, JobReport, Plan, Reporter};
+use crate::cli::EndpointArgs;
+use crate::exit::Exit;
+use crate::ledger::JobState;
+use crate::output::Printer;
+
+/// How the batch is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Via {
+    /// Requests from this machine, as many at once as --concurrency and the rate limits allow.
+    Local,
+    /// OpenAI's Batch API: one upload, processed within 24 hours at batch prices.
+    BatchApi,
+}
+
+/// `fourk batch`.
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "JOBS is JSONL (one object a line) or CSV (a header row). Keys: prompt (required), size, \
+quality, format, name, model, images (reference images: the job becomes an edit; in CSV separate them \
+with ';'), mask, background, compression, moderation, n.\n\nRun the same command again to resume: jobs \
+that succeeded are never requested again; jobs cut off mid-request are held as possibly billed until \
+--retry-ambiguous. Exit status: 0 when every job succeeded, 1 when any failed, was skipped or is held."
+)]
+pub struct BatchArgs {
+    /// Later sessions of a `--via batch-api` job.
+    #[command(subcommand)]
+    pub action: Option<BatchAction>,
+    /// The jobs file (.jsonl or .csv).
+    #[arg(required = true, value_name = "JOBS")]
+    pub jobs: Option<PathBuf>,
+    /// Most requests in flight at once (lowered automatically on 429/503, raised again on success).
+    #[arg(long, short = 'j', default_value_t = 4, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Ceiling in USD for the whole batch, earlier runs included: no request starts that could
+    /// pass it, counting requests in flight at their estimate.
+    #[arg(long, value_name = "USD", value_parser = parse_usd)]
+    pub max_cost: Option<f64>,
+    /// Output folder (created if needed). Names come from each job's `name`, sanitised.
+    #[arg(long, short, default_value = "fourk-batch", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print the final report as JSON on stdout (default: the saved paths, one a line).
+    #[arg(long)]
+    pub json: bool,
+    /// The model for jobs that do not name one.
+    #[arg(long, short, default_value = fourk_api::DEFAULT_MODEL)]
+    pub model: String,
+    /// The size for jobs that do not set one.
+    #[arg(long, short, default_value = "4k")]
+    pub size: Size,
+    /// The quality for jobs that do not set one (not sent when omitted: `auto`, estimated as high).
+    #[arg(long)]
+    pub quality: Option<Quality>,
+    /// The format for jobs that do not set one.
+    #[arg(long, default_value = "png")]
+    pub format: OutputFormat,
+    /// How to send: from this machine, or through OpenAI's Batch API.
+    #[arg(long, value_enum, default_value_t = Via::Local)]
+    pub via: Via,
+    /// No progress bars, even on a terminal (also FOURK_NO_PROGRESS=1 or NO_COLOR).
+    #[arg(long)]
+    pub no_progress: bool,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+}
+
+/// `fourk batch status|collect`.
+#[derive(Debug, Subcommand)]
+pub enum BatchAction {
+    /// Show a Batch API job's progress.
+    Status {
+        /// The batch id (`batch_...`).
+        id: String,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
+    /// Download, verify and save a finished Batch API job's images.
+    Collect {
+        /// The batch id (`batch_...`).
+        id: String,
+        /// Output folder.
+        #[arg(long, short, default_value = "fourk-batch", value_name = "DIR")]
+        out: PathBuf,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
+}
+
+fn parse_usd(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .trim_start_matches('$')
+        .parse()
+        .map_err(|_| format!("'{s}' is not an amount in USD; write a number such as 2.50"))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(format!("--max-cost must be more than 0 USD; got {s}"));
+    }
+    Ok(v)
+}
+
+fn not_yet() -> anyhow::Error {
+    UsageError(
+        "the Batch API route is not available in this build yet; nothing was sent\n\nhint: drop --via batch-api to run the batch from this machine"
+            .into(),
+    )
+    .into()
+}
+
+/// Build the plan: every job parsed, normalised and checked against the model rules before
+/// anything is sent.
+fn plan(args: &BatchArgs, jobs_path: &std::path::Path, caps: &Capabilities) -> anyhow::Result<Plan> {
+    let defaults = batch::Defaults {
+        model: args.model.clone(),
+        size: args.size,
+        quality: args.quality,
+        format: args.format,
+    };
+    let jobs = batch::jobs::load(jobs_path, &args.out, &defaults).map_err(|e| {
+        UsageError(format!(
+            "the jobs file {} cannot be used; nothing was sent:\n  {}",
+            jobs_path.display(),
+            e.replace('\n', "\n  ")
+        ))
+    })?;
+    let mut errs = Vec::new();
+    for j in &jobs {
+        if let Err(e) = batch::runner::build(caps, j) {
+            errs.push(format!("line {}: {e}", j.line));
+        }
+    }
+    if !errs.is_empty() {
+        return Err(UsageError(format!(
+            "{} job(s) break a rule; nothing was sent:\n  {}",
+            errs.len(),
+            errs.join("\n  ")
+        ))
+        .into());
+    }
+    let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut h = Sha256::new();
+    h.update(abs(jobs_path).to_string_lossy().as_bytes());
+    h.update(b"\0");
+    h.update(abs(&args.out).to_string_lossy().as_bytes());
+    Ok(Plan {
+        jobs,
+        out_dir: args.out.clone(),
+        concurrency: usize::from(args.concurrency),
+        max_cost: args.max_cost,
+        retry_ambiguous: args.endpoint.retry_ambiguous,
+        policy: session::retry_policy(&args.endpoint),
+        batch_key: format!("{:x}", h.finalize()),
+        args: serde_json::json!({
+            "jobs": abs(jobs_path),
+            "out": abs(&args.out),
+            "concurrency": args.concurrency,
+            "max_cost": args.max_cost,
+            "retry_ambiguous": args.endpoint.retry_ambiguous,
+            "via": "local",
+        }),
+    })
+}
+
+/// Progress on stderr: bars on a terminal, one plain line per job otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    total: AtomicUsize,
+    done: AtomicUsize,
+    ok: AtomicUsize,
+    failed: AtomicUsize,
+    held: AtomicUsize,
+}
+
+impl Progress {
+    fn new(bars: bool) -> Self {
+        Self {
+            bar: bars.then(|| ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())),
+            total: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            ok: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
+        }
+    }
+
+    fn message(&self, spent: f64) -> String {
+        format!(
+            "ok {}  failed {}  held {}  ${spent:.3}",
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.held.load(Ordering::Relaxed)
+        )
+    }
+}
+
+impl Reporter for Progress {
+    fn start(&self, total: usize, done: usize, queued: usize, spent_usd: f64) {
+        self.total.store(total, Ordering::Relaxed);
+        self.done.store(done, Ordering::Relaxed);
+        self.ok.store(done, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len}  {msg}  ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_message(self.message(spent_usd));
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        }
+        tracing::info!(
+            "batch: {total} job(s), {done} already done, {queued} to run; ${spent_usd:.4} recorded so far"
+        );
+    }
+
+    fn job(&self, job: &JobReport, spent_usd: f64) {
+        match job.state {
+            JobState::Succeeded => &self.ok,
+            JobState::PossiblyBilled => &self.held,
+            _ => &self.failed,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let total = self.total.load(Ordering::Relaxed);
+        let what = match &job.error {
+            Some(e) if job.state != JobState::Succeeded => format!(" ({})", e.lines().next().unwrap_or(e)),
+            _ => String::new(),
+        };
+        let line = format!(
+            "[{n}/{total}] {} {} line {}{what}",
+            job.state.as_str(),
+            job.outputs
+                .first()
+                .map_or_else(|| job.name.clone(), |p| p.display().to_string()),
+            job.line,
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(n as u64);
+                bar.set_message(self.message(spent_usd));
+                if job.state != JobState::Succeeded {
+                    bar.println(line);
+                }
+            }
+            None => tracing::info!("{line}; ${spent_usd:.4} spent"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn bars_wanted(args: &BatchArgs) -> bool {
+    let off = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty() && x != "0");
+    !args.no_progress && std::io::stderr().is_terminal() && !off("NO_COLOR") && !off("FOURK_NO_PROGRESS")
+}
+
+fn summary(r: &BatchReport) {
+    tracing::info!(
+        "batch done: {}/{} succeeded ({} earlier), {} failed, {} possibly billed (held), {} skipped; ${:.4} recorded for this batch (${:.4} estimated), ${:.4} this run; {} request(s), {} rate-limited; {:.1}s; ledger run {}",
+        r.succeeded,
+        r.total,
+        r.already_done,
+        r.failed,
+        r.possibly_billed,
+        r.skipped,
+        r.spent_usd,
+        r.estimated_usd,
+        r.spent_this_run_usd,
+        r.requests,
+        r.rate_limited,
+        r.elapsed_s,
+        r.run_id,
+    );
+    if r.possibly_billed > 0 {
+        tracing::warn!(
+            "{} job(s) may have been billed without an answer; check the usage dashboard, then rerun with --retry-ambiguous to send them again",
+            r.possibly_billed
+        );
+    }
+    if r.skipped > 0 {
+        tracing::warn!(
+            "{} job(s) not started: --max-cost ${:.2} would have been passed; rerun with a higher --max-cost to finish",
+            r.skipped,
+            r.max_cost_usd.unwrap_or_default()
+        );
+    }
+}
+
+pub(super) async fn run(args: &BatchArgs, caps: &Capabilities) -> anyhow::Result<Exit> {
+    if let Some(action) = &args.action {
+        return match action {
+            BatchAction::Status { .. } | BatchAction::Collect { .. } => Err(not_yet()),
+        };
+    }
+    let jobs_path = args
+        .jobs
+        .as_deref()
+        .ok_or_else(|| UsageError("fourk batch needs a JOBS file".into()))?;
+    let plan = plan(args, jobs_path, caps)?;
+    if args.via == Via::BatchApi {
+        return Err(not_yet());
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating the output folder {}", args.out.display()))?;
+    let session = Session::connect(&args.endpoint, caps).await?;
+    // The batch loop makes every retry decision itself (with the same policy), so each
+    // attempt is recorded in the ledger and a 429 slows every worker down.
+    let client = session.client.clone().with_retry_policy(RetryPolicy::none());
+    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(bars_wanted(args)));
+    let ledger = crate::ledger::location();
+    let result = batch::runner::run(plan, caps.clone(), client, &ledger, progress).await;
+    session.close().await;
+    let report = result?;
+    summary(&report);
+    let p = Printer;
+    if args.json {
+        p.json(&report);
+    } else {
+        for j in report.jobs.iter().filter(|j| j.state == JobState::Succeeded) {
+            for o in &j.outputs {
+                p.line(&o.display().to_string());
+            }
+        }
+    }
+    Ok(if report.all_succeeded() {
+        Exit::Success
+    } else {
+        Exit::CheckFailed
+    })
+}

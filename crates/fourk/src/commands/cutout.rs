@@ -1,0 +1,182 @@
+//! `fourk cutout`: remove a flat key-colour backdrop (soft matte, despill, QA report), or run a
+//! user-supplied ONNX matting model with `--model`.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Instant;
+
+use clap::Args;
+use fourk_api::OutputFormat;
+use fourk_imaging::{DEFAULT_FEATHER, DEFAULT_TOLERANCE, KeySpec};
+use fourk_matte::{MAX_MODEL_BYTES, MatteError, MatteModel};
+use image::DynamicImage;
+use serde_json::json;
+
+use super::pipeline::{self, EncodeArgs, Job};
+use crate::UsageError;
+use crate::exit::Exit;
+
+/// Below this share of transparent pixels the key was probably wrong.
+const LOW_TRANSPARENT_SHARE: f64 = 0.01;
+/// Above this halo score the edges visibly keep the key colour.
+const HIGH_HALO: f64 = 0.15;
+
+/// `auto` or `#RRGGBB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyArg(pub KeySpec);
+
+impl FromStr for KeyArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("auto") {
+            return Ok(Self(KeySpec::Auto));
+        }
+        pipeline::parse_color(s)
+            .map(|c| Self(KeySpec::Color(c)))
+            .map_err(|_| format!("invalid key '{s}': expected auto or #RRGGBB, for example #00b140"))
+    }
+}
+
+/// `fourk cutout`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  fourk cutout mascot-on-green.png --out mascot.png --json\n  fourk cutout portrait.jpg --model modnet.onnx --out portrait.png"
+)]
+pub struct CutoutArgs {
+    /// The picture (PNG, JPEG or WebP), generated on a flat key colour for the chroma key.
+    pub input: PathBuf,
+    /// Where to write: PNG or WebP (JPEG has no alpha).
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// The backdrop colour: auto (median of the outer 2% ring) or #RRGGBB.
+    #[arg(long, default_value = "auto", value_name = "auto|#RRGGBB")]
+    pub key: KeyArg,
+    /// Colour distance (0-256, YCbCr units) up to which pixels become fully transparent.
+    #[arg(long, default_value_t = DEFAULT_TOLERANCE, value_name = "N")]
+    pub tolerance: f32,
+    /// Width (0-256) of the soft ramp from transparent to opaque beyond the tolerance.
+    #[arg(long, default_value_t = DEFAULT_FEATHER, value_name = "N")]
+    pub feather: f32,
+    /// Use this ONNX matting/segmentation model instead of the chroma key: NCHW or NHWC RGB
+    /// input in 0..1, one-channel output taken as alpha (sigmoid applied when its values fall
+    /// outside 0..1). Runs on the CPU; nothing is downloaded.
+    #[arg(long, value_name = "FILE.onnx", conflicts_with_all = ["key", "tolerance", "feather"])]
+    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub encode: EncodeArgs,
+    /// Print a JSON summary with the QA report (transparent share, halo score, touches
+    /// border).
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn model_error(e: MatteError, model: &std::path::Path) -> anyhow::Error {
+    let hint = "\n\nhint: --model needs an ONNX matting or segmentation model with one image input, [1, 3, H, W] or [1, H, W, 3] float RGB in 0..1, and a one-channel output";
+    match e {
+        MatteError::Pipeline(p) => pipeline::pipeline_error(p, "cannot apply the matte"),
+        e @ MatteError::Run(_) => anyhow::Error::new(e).context(format!("cannot run {}", model.display())),
+        e => UsageError(format!(
+            "cannot use {} as a matting model: {e}{hint}",
+            model.display()
+        ))
+        .into(),
+    }
+}
+
+fn run_model(
+    path: &std::path::Path,
+    img: &DynamicImage,
+) -> anyhow::Result<(DynamicImage, serde_json::Value)> {
+    let bytes = pipeline::read_limited(path, MAX_MODEL_BYTES)?;
+    // A malformed graph can make the runtime panic; that is caught and reported as an error,
+    // so the panic message itself only goes to the debug log.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| tracing::debug!("ONNX runtime panic: {info}")));
+    let result = MatteModel::from_bytes(&bytes).and_then(|m| m.predict(img));
+    std::panic::set_hook(hook);
+    let (out, report) = result.map_err(|e| model_error(e, path))?;
+    let value = serde_json::to_value(&report)?;
+    if report.transparent_share < LOW_TRANSPARENT_SHARE {
+        tracing::warn!(
+            "the model left almost every pixel visible; check that it is a matting model and that it expects RGB in 0..1"
+        );
+    }
+    Ok((DynamicImage::ImageRgba8(out), value))
+}
+
+pub(super) fn run(args: &CutoutArgs) -> anyhow::Result<Exit> {
+    let started = Instant::now();
+    let input = pipeline::read_input(&args.input)?;
+    let enc = args.encode.resolve(&args.out, OutputFormat::Png)?;
+    if enc.format == OutputFormat::Jpeg {
+        return Err(UsageError(
+            "a cutout needs an alpha channel and JPEG has none\n\nhint: name the output .png or .webp".into(),
+        )
+        .into());
+    }
+    if args.encode.flatten.is_some() {
+        return Err(UsageError(
+            "--flatten would undo the cutout by painting its transparent pixels\n\nhint: drop --flatten"
+                .into(),
+        )
+        .into());
+    }
+    let out = pipeline::with_extension(&args.out, enc.format);
+    let t = Instant::now();
+    let (img, report, parameters) = if let Some(model) = &args.model {
+        let (img, report) = run_model(model, &input.image)?;
+        let sha = pipeline::read_limited(model, MAX_MODEL_BYTES)
+            .map(|b| format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&b)))
+            .unwrap_or_default();
+        (
+            img,
+            report,
+            json!({ "method": "onnx", "model": model, "model_sha256": sha }),
+        )
+    } else {
+        let (img, report) = fourk_imaging::cutout(&input.image, args.key.0, args.tolerance, args.feather)
+            .map_err(|e| pipeline::pipeline_error(e, "cannot cut out"))?;
+        if report.transparent_share < LOW_TRANSPARENT_SHARE {
+            let [r, g, b] = report.key;
+            tracing::warn!(
+                "almost nothing was keyed out with key #{r:02x}{g:02x}{b:02x}; pass the backdrop colour with --key #RRGGBB or raise --tolerance"
+            );
+        }
+        if report.halo_score > HIGH_HALO {
+            tracing::warn!(
+                "edges keep some key colour (halo {:.2}); try a larger --feather",
+                report.halo_score
+            );
+        }
+        if report.touches_border {
+            tracing::warn!("the subject touches the picture's edge (or the backdrop did not key out there)");
+        }
+        let [r, g, b] = report.key;
+        let params = json!({
+            "method": "chroma-key",
+            "key": match args.key.0 { KeySpec::Auto => "auto".to_owned(), _ => format!("#{r:02x}{g:02x}{b:02x}") },
+            "tolerance": args.tolerance,
+            "feather": args.feather,
+        });
+        (
+            DynamicImage::ImageRgba8(img),
+            serde_json::to_value(report)?,
+            params,
+        )
+    };
+    let process = pipeline::ms(t);
+    let job = Job {
+        operation: "cutout",
+        inputs: vec![input.record.clone()],
+        parameters,
+        provenance: &input.provenance,
+        input_text: &input.text,
+        source: input.source.clone(),
+        report: Some(report),
+        timings: [("decode", input.decode_ms), ("process", process)].into(),
+        started,
+    };
+    let (_, exit) = pipeline::deliver(&out, &img, &args.encode, enc, job, args.json)?;
+    Ok(exit)
+}

@@ -1,0 +1,236 @@
+//! `fourk sheet`: a contact sheet of drafts or variants, each labelled with its file name,
+//! size, verdict and cost, so they are compared by looking.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use fourk_api::OutputFormat;
+use fourk_imaging::sheet::{DEFAULT_CELL, colors};
+use fourk_imaging::{Cell, Expect, Line, SheetOptions};
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::json;
+
+use super::pipeline::{self, EncodeArgs, InputRecord, Job, SourceInfo};
+use crate::exit::Exit;
+
+/// `fourk sheet`.
+#[derive(Debug, Args)]
+#[command(after_help = "Example: fourk sheet drafts/*.png --labels --out drafts-sheet.png")]
+pub struct SheetArgs {
+    /// The pictures (PNG, JPEG or WebP), in sheet order.
+    #[arg(required = true, value_name = "IMAGES")]
+    pub images: Vec<PathBuf>,
+    /// Where to write the sheet.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Pictures per row (default: about the square root of the count).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub columns: Option<u32>,
+    /// Label each picture: file name, size and format, verdict (verified / intact / failed)
+    /// and, when its sidecar has one, the cost and model.
+    #[arg(long)]
+    pub labels: bool,
+    /// Edge of the square box each picture is fitted into, in pixels.
+    #[arg(long, default_value_t = DEFAULT_CELL, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(64..=4096))]
+    pub cell: u32,
+    #[command(flatten)]
+    pub encode: EncodeArgs,
+    /// Print a JSON summary with one entry per picture.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One picture on the sheet, as recorded in the sidecar.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// The path as given.
+    pub path: PathBuf,
+    /// Intact, and its sidecar (if any) says it verified and still matches it.
+    pub ok: bool,
+    /// The verdict in words, as on the label.
+    pub verdict: String,
+    /// Width, when readable.
+    pub width: Option<u32>,
+    /// Height, when readable.
+    pub height: Option<u32>,
+    /// Format, when readable.
+    pub format: Option<OutputFormat>,
+    /// File size.
+    pub bytes: Option<u64>,
+    /// Dollars, from the sidecar.
+    pub cost_usd: Option<f64>,
+    /// Whether that cost is an estimate.
+    pub cost_estimate: Option<bool>,
+    /// The model, from the sidecar.
+    pub model: Option<String>,
+}
+
+fn human_bytes(n: u64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let f = n as f64;
+    if f >= 1e6 {
+        format!("{:.1} MB", f / 1e6)
+    } else {
+        format!("{:.0} kB", (f / 1e3).max(1.0))
+    }
+}
+
+fn entry_for(path: &Path, cell: u32) -> (Cell, Entry, Option<InputRecord>) {
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut entry = Entry {
+        path: path.to_owned(),
+        ok: false,
+        verdict: String::new(),
+        width: None,
+        height: None,
+        format: None,
+        bytes: None,
+        cost_usd: None,
+        cost_estimate: None,
+        model: None,
+    };
+    let mut lines = vec![Line::new(name, colors::TEXT)];
+    let bytes = match pipeline::read_limited(path, pipeline::MAX_INPUT_BYTES) {
+        Ok(b) => b,
+        Err(e) => {
+            entry.verdict = format!("FAIL unreadable: {e:#}");
+            tracing::error!("{}: {e:#}", path.display());
+            lines.push(Line::new(entry.verdict.clone(), colors::FAIL));
+            return (Cell { image: None, lines }, entry, None);
+        }
+    };
+    let (report, image) = rayon::join(
+        || fourk_imaging::verify_bytes(&bytes, &Expect::default()),
+        || {
+            fourk_imaging::load_bytes(&bytes, &fourk_imaging::load_limits())
+                .and_then(|img| fourk_imaging::thumbnail(&img, cell))
+        },
+    );
+    entry.bytes = Some(report.bytes);
+    if let Some(p) = &report.probe {
+        entry.width = Some(p.width);
+        entry.height = Some(p.height);
+        entry.format = Some(p.format);
+        lines.push(Line::new(
+            format!(
+                "{}x{} {} {}",
+                p.width,
+                p.height,
+                p.format.as_str().to_uppercase(),
+                human_bytes(report.bytes)
+            ),
+            colors::DIM,
+        ));
+    }
+    let source = SourceInfo::near(path, &report.sha256);
+    let image = match image {
+        Ok(img) if report.intact => Some(img),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::error!("{}: {e}", path.display());
+            None
+        }
+    };
+    entry.verdict = match (&report.decode_error, &source) {
+        (Some(e), _) => format!("FAIL corrupt: {e}"),
+        (None, _) if image.is_none() => "FAIL cannot be decoded within the limits".to_owned(),
+        (None, Some(s)) if s.sha256_matches == Some(false) => "FAIL changed since its sidecar".to_owned(),
+        (None, Some(s)) if s.verified == Some(false) => "FAIL rejected by its checks".to_owned(),
+        (None, Some(s)) if s.verified == Some(true) => "OK verified".to_owned(),
+        (None, _) => "OK intact".to_owned(),
+    };
+    entry.ok = entry.verdict.starts_with("OK");
+    if !entry.ok {
+        tracing::error!("{}: {}", path.display(), entry.verdict);
+    }
+    lines.push(Line::new(
+        entry.verdict.clone(),
+        if entry.ok { colors::OK } else { colors::FAIL },
+    ));
+    if let Some(s) = &source {
+        entry.model.clone_from(&s.model);
+        if let Some(c) = &s.cost {
+            entry.cost_usd = c["usd"].as_f64();
+            entry.cost_estimate = c["estimate"].as_bool();
+        }
+        let cost = entry.cost_usd.map(|usd| {
+            format!(
+                "{}${usd:.3}",
+                if entry.cost_estimate == Some(true) {
+                    "~"
+                } else {
+                    ""
+                }
+            )
+        });
+        let text = [cost, entry.model.clone()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !text.is_empty() {
+            lines.push(Line::new(text, colors::DIM));
+        }
+    }
+    let record = report.probe.as_ref().map(|p| InputRecord {
+        path: path.to_owned(),
+        sha256: report.sha256.clone(),
+        bytes: report.bytes,
+        width: p.width,
+        height: p.height,
+        format: p.format,
+    });
+    (Cell { image, lines }, entry, record)
+}
+
+pub(super) fn run(args: &SheetArgs) -> anyhow::Result<Exit> {
+    let started = Instant::now();
+    let enc = args.encode.resolve(&args.out, OutputFormat::Png)?;
+    let out = pipeline::with_extension(&args.out, enc.format);
+    let t = Instant::now();
+    // One picture failing does not stop the sheet: it gets a red label and the exit code says so.
+    let results: Vec<_> = args.images.par_iter().map(|p| entry_for(p, args.cell)).collect();
+    let decode = pipeline::ms(t);
+    let n = u32::try_from(args.images.len()).unwrap_or(u32::MAX);
+    let columns = args
+        .columns
+        .unwrap_or_else(|| (f64::from(n).sqrt().ceil() as u32).clamp(1, 8));
+    let options = SheetOptions {
+        columns,
+        cell: args.cell,
+        labels: args.labels,
+    };
+    let t = Instant::now();
+    let cells: Vec<Cell> = results.iter().map(|r| r.0.clone()).collect();
+    let sheet = fourk_imaging::contact_sheet(&cells, options)
+        .map_err(|e| pipeline::pipeline_error(e, "cannot lay out the sheet"))?;
+    drop(cells);
+    let process = pipeline::ms(t);
+    let entries: Vec<Entry> = results.iter().map(|r| r.1.clone()).collect();
+    let all_ok = entries.iter().all(|e| e.ok);
+    let job = Job {
+        operation: "sheet",
+        inputs: results.iter().filter_map(|r| r.2.clone()).collect(),
+        parameters: json!({ "columns": columns, "cell": args.cell, "labels": args.labels }),
+        provenance: &[],
+        input_text: &[],
+        source: None,
+        report: Some(json!({ "entries": entries })),
+        timings: [("decode", decode), ("process", process)].into(),
+        started,
+    };
+    let (_, exit) = pipeline::deliver(
+        &out,
+        &image::DynamicImage::ImageRgb8(sheet),
+        &args.encode,
+        enc,
+        job,
+        args.json,
+    )?;
+    Ok(if all_ok { exit } else { Exit::CheckFailed })
+}

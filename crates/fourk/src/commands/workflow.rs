@@ -1,0 +1,514 @@
+//! What `fourk draft`, `fourk final` and `fourk deliver` share: one render through the
+//! existing generate and edit paths (so saving, verification and sidecars are the same as
+//! everywhere), the local upscale of a master with its own sidecar, the contact sheet of
+//! drafts, and the `workflow` section these commands add to every sidecar they touch.
+//!
+//! Renders go through `generate::generate` and `edit::edit` with their argument structs
+//! built by clap from an argument list, so new flags with defaults on those commands never
+//! break this module.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Parser;
+use fourk_api::{Capabilities, OutputFormat, Quality};
+use fourk_imaging::{Cell, Expect, Filter, Line, SheetOptions};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::deliver::ImageSummary;
+use crate::cli::{EditArgs, EndpointArgs, GenerateArgs};
+use crate::ledger::{ImageId, Ledger, RunId};
+use crate::sidecar::{self, Checks};
+
+#[derive(Debug, Parser)]
+#[command(no_binary_name = true)]
+struct GenerateWrap {
+    #[command(flatten)]
+    args: GenerateArgs,
+}
+
+#[derive(Debug, Parser)]
+#[command(no_binary_name = true)]
+struct EditWrap {
+    #[command(flatten)]
+    args: EditArgs,
+}
+
+/// One render: what to ask for and where to put it.
+#[derive(Debug, Clone)]
+pub struct Render<'a> {
+    /// Image model.
+    pub model: &'a str,
+    /// Prompt.
+    pub prompt: &'a str,
+    /// Output size.
+    pub size: (u32, u32),
+    /// Quality.
+    pub quality: Quality,
+    /// Images in the request.
+    pub n: u32,
+    /// Output format (from `out`'s extension when `None`).
+    pub format: Option<OutputFormat>,
+    /// Output path (numbered when `n` > 1).
+    pub out: &'a Path,
+    /// Continue a Responses API conversation (the draft's response id).
+    pub previous_response: Option<&'a str>,
+    /// Use the Responses API route.
+    pub responses: bool,
+    /// A reference image: the render is an edit of it.
+    pub reference: Option<&'a Path>,
+}
+
+/// The endpoint flags as arguments, to hand the user's choice on to generate and edit.
+#[must_use]
+pub fn endpoint_argv(e: &EndpointArgs) -> Vec<OsString> {
+    let mut v: Vec<OsString> = Vec::new();
+    if e.emulator {
+        v.push("--emulator".into());
+    }
+    if let Some(u) = &e.base_url {
+        v.push("--base-url".into());
+        v.push(u.into());
+    }
+    v.push("--timeout".into());
+    v.push(e.timeout.to_string().into());
+    if let Some(d) = &e.log_payload {
+        v.push("--log-payload".into());
+        v.push(d.into());
+    }
+    v.push("--retries".into());
+    v.push(e.retries.to_string().into());
+    if e.retry_ambiguous {
+        v.push("--retry-ambiguous".into());
+    }
+    v
+}
+
+fn render_argv(r: &Render<'_>, endpoint: &EndpointArgs) -> Vec<OsString> {
+    let mut v: Vec<OsString> = vec![
+        "--model".into(),
+        r.model.into(),
+        "--size".into(),
+        format!("{}x{}", r.size.0, r.size.1).into(),
+        "--quality".into(),
+        r.quality.as_str().into(),
+        "--out".into(),
+        r.out.into(),
+    ];
+    if r.n > 1 {
+        v.push("-n".into());
+        v.push(r.n.to_string().into());
+    }
+    if let Some(f) = r.format {
+        v.push("--format".into());
+        v.push(f.as_str().into());
+    }
+    if r.responses || r.previous_response.is_some() {
+        v.push("--route".into());
+        v.push("responses".into());
+    }
+    if let Some(id) = r.previous_response {
+        v.push("--previous-response".into());
+        v.push(id.into());
+    }
+    v.extend(endpoint_argv(endpoint));
+    v
+}
+
+/// Render, save, verify and write sidecars through the generate or edit path.
+///
+/// # Errors
+/// What generate and edit fail with: usage errors before sending, client errors, IO errors.
+pub async fn render(
+    r: &Render<'_>,
+    endpoint: &EndpointArgs,
+    caps: &Capabilities,
+) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+    let mut argv = render_argv(r, endpoint);
+    argv.push("--".into());
+    if let Some(reference) = r.reference {
+        argv.push(reference.into());
+        argv.push(r.prompt.into());
+        let wrap =
+            EditWrap::try_parse_from(argv).map_err(|e| anyhow::anyhow!("internal: edit arguments: {e}"))?;
+        super::edit::edit(&wrap.args, caps).await
+    } else {
+        argv.push(r.prompt.into());
+        let wrap = GenerateWrap::try_parse_from(argv)
+            .map_err(|e| anyhow::anyhow!("internal: generate arguments: {e}"))?;
+        super::generate::generate(&wrap.args, caps).await
+    }
+}
+
+/// Add (or replace) the `workflow` section of a sidecar, atomically.
+///
+/// # Errors
+/// When the sidecar cannot be read, parsed or written.
+pub fn annotate(sidecar_path: &Path, workflow: &Value) -> anyhow::Result<()> {
+    let bytes =
+        std::fs::read(sidecar_path).with_context(|| format!("reading sidecar {}", sidecar_path.display()))?;
+    let mut car: Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("parsing sidecar {}", sidecar_path.display()))?;
+    if let Some(o) = car.as_object_mut() {
+        o.insert("workflow".into(), workflow.clone());
+    }
+    let mut out = serde_json::to_vec_pretty(&car)?;
+    out.push(b'\n');
+    fourk_imaging::save_atomic(sidecar_path, &out)?;
+    Ok(())
+}
+
+/// Read a sidecar as JSON, if there is one.
+#[must_use]
+pub fn read_sidecar(image: &Path) -> Option<Value> {
+    std::fs::read(sidecar::path_for(image))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+/// `dir/hero.png` -> `dir/hero.master.png`.
+#[must_use]
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
+    match path.extension() {
+        Some(ext) => path.with_file_name(format!("{stem}.{suffix}.{}", ext.to_string_lossy())),
+        None => path.with_file_name(format!("{stem}.{suffix}")),
+    }
+}
+
+/// The sidecar of a local upscale.
+#[derive(Debug, Serialize)]
+struct UpscaleSidecar<'a> {
+    sidecar_version: u32,
+    fourk_version: &'static str,
+    image: String,
+    route: &'static str,
+    model: &'a str,
+    /// The deliverable's settings, so history and cost read this like any other image.
+    request: Value,
+    source: Value,
+    parameters: Value,
+    usage: Option<()>,
+    cost: Option<()>,
+    checks: Checks,
+    workflow: &'a Value,
+}
+
+/// Upscale `master` to exactly `target` (Lanczos3, alpha premultiplied), encode it in the
+/// master's format, verify it, save it atomically (as `NAME.rejected.EXT` when it fails) and
+/// write its sidecar. Runs on a blocking thread. Costs nothing, so the summary has no usage.
+///
+/// # Errors
+/// When the master cannot be read or decoded, or the output cannot be written.
+pub async fn upscale(
+    master: &Path,
+    target: (u32, u32),
+    out: &Path,
+    model: &str,
+    prompt: &str,
+    quality: Quality,
+    workflow: Value,
+) -> anyhow::Result<ImageSummary> {
+    let (master, out, model, prompt) = (
+        master.to_owned(),
+        out.to_owned(),
+        model.to_owned(),
+        prompt.to_owned(),
+    );
+    tokio::task::spawn_blocking(move || {
+        upscale_blocking(&master, target, &out, &model, &prompt, quality, &workflow)
+    })
+    .await
+    .context("the upscale thread stopped")?
+}
+
+fn upscale_blocking(
+    master: &Path,
+    (w, h): (u32, u32),
+    out: &Path,
+    model: &str,
+    prompt: &str,
+    quality: Quality,
+    workflow: &Value,
+) -> anyhow::Result<ImageSummary> {
+    let probe =
+        fourk_imaging::probe_file(master).with_context(|| format!("reading master {}", master.display()))?;
+    let src = fourk_imaging::load_file(master, &fourk_imaging::load_limits())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("decoding master {}", master.display()))?;
+    let (sw, sh) = (src.width(), src.height());
+    let dst = fourk_imaging::upscale(&src, w, h, Filter::Lanczos3, None)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("upscaling {} to {w}x{h}", master.display()))?;
+    drop(src);
+    let format = probe.format;
+    let bytes = fourk_imaging::encode(&dst, format, None)?;
+    drop(dst);
+    let expect = Expect {
+        width: Some(w),
+        height: Some(h),
+        format: Some(format),
+        alpha: None,
+    };
+    let report = fourk_imaging::verify_bytes(&bytes, &expect);
+    let path = if report.ok {
+        out.to_owned()
+    } else {
+        tracing::error!(
+            "the upscale of {} failed verification; this is a bug in fourk",
+            master.display()
+        );
+        fourk_imaging::rejected_path(out)
+    };
+    fourk_imaging::save_atomic(&path, &bytes)?;
+    let master_sha = fourk_imaging::verify_file(master, &Expect::default())
+        .map(|r| r.sha256)
+        .unwrap_or_default();
+    let checks = Checks::from_report(Some((w, h)), format, report);
+    let car = UpscaleSidecar {
+        sidecar_version: sidecar::SIDECAR_VERSION,
+        fourk_version: env!("CARGO_PKG_VERSION"),
+        image: path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        route: "local.upscale",
+        model,
+        request: json!({"prompt": prompt, "size": format!("{w}x{h}"), "quality": quality.as_str()}),
+        source: json!({
+            "path": master.display().to_string(),
+            "sha256": master_sha,
+            "width": sw,
+            "height": sh,
+        }),
+        parameters: json!({"filter": "lanczos3", "sharpen": null, "alpha": "premultiplied"}),
+        usage: None,
+        cost: None,
+        checks: checks.clone(),
+        workflow,
+    };
+    let sidecar_path = sidecar::path_for(&path);
+    let mut json_bytes = serde_json::to_vec_pretty(&car)?;
+    json_bytes.push(b'\n');
+    fourk_imaging::save_atomic(&sidecar_path, &json_bytes)?;
+    Ok(ImageSummary {
+        path,
+        width: checks.actual_width,
+        height: checks.actual_height,
+        format: checks.actual_format,
+        verified: checks.verified,
+        sidecar: sidecar_path,
+        usage: None,
+        cost: None,
+        source: "local",
+    })
+}
+
+/// A contact sheet of `images` (label lines: id, file, size, verdict, cost), as a verified
+/// PNG with a sidecar. Runs on a blocking thread.
+///
+/// # Errors
+/// When a picture cannot be laid out or the sheet cannot be written.
+pub async fn sheet(images: Vec<(Vec<String>, PathBuf)>, out: PathBuf) -> anyhow::Result<PathBuf> {
+    tokio::task::spawn_blocking(move || sheet_blocking(&images, &out))
+        .await
+        .context("the contact-sheet thread stopped")?
+}
+
+fn sheet_blocking(images: &[(Vec<String>, PathBuf)], out: &Path) -> anyhow::Result<PathBuf> {
+    let cell = 384;
+    let cells: Vec<Cell> = images
+        .iter()
+        .map(|(label, path)| {
+            let pic = fourk_imaging::load_file(path, &fourk_imaging::load_limits())
+                .ok()
+                .and_then(|img| fourk_imaging::thumbnail(&img, cell).ok());
+            let color = if pic.is_some() {
+                fourk_imaging::sheet::colors::TEXT
+            } else {
+                fourk_imaging::sheet::colors::FAIL
+            };
+            Cell {
+                image: pic,
+                lines: label.iter().map(|l| Line::new(l.clone(), color)).collect(),
+            }
+        })
+        .collect();
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let columns = (images.len() as f64).sqrt().ceil().max(1.0) as u32;
+    let canvas = fourk_imaging::contact_sheet(
+        &cells,
+        SheetOptions {
+            columns,
+            cell,
+            labels: true,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))
+    .context("laying out the contact sheet")?;
+    let (w, h) = (canvas.width(), canvas.height());
+    let bytes = fourk_imaging::encode(&image::DynamicImage::ImageRgb8(canvas), OutputFormat::Png, None)?;
+    let report = fourk_imaging::verify_bytes(
+        &bytes,
+        &Expect {
+            width: Some(w),
+            height: Some(h),
+            format: Some(OutputFormat::Png),
+            alpha: None,
+        },
+    );
+    let path = if report.ok {
+        out.to_owned()
+    } else {
+        fourk_imaging::rejected_path(out)
+    };
+    fourk_imaging::save_atomic(&path, &bytes)?;
+    let car = json!({
+        "sidecar_version": sidecar::SIDECAR_VERSION,
+        "fourk_version": env!("CARGO_PKG_VERSION"),
+        "image": path.file_name().map(|f| f.to_string_lossy().into_owned()),
+        "operation": "sheet",
+        "inputs": images.iter().map(|(_, p)| p.display().to_string()).collect::<Vec<_>>(),
+        "checks": Checks::from_report(Some((w, h)), OutputFormat::Png, report),
+    });
+    let mut json_bytes = serde_json::to_vec_pretty(&car)?;
+    json_bytes.push(b'\n');
+    fourk_imaging::save_atomic(&sidecar::path_for(&path), &json_bytes)?;
+    Ok(path)
+}
+
+/// The ledger for a workflow command: a run of `kind`, kept open while steps are recorded.
+/// A ledger that cannot be opened is a warning; the images on disk are what matters.
+#[derive(Debug)]
+pub struct Record {
+    ledger: Option<Ledger>,
+    run: Option<RunId>,
+}
+
+impl Record {
+    /// Open the default ledger and begin a run.
+    #[must_use]
+    pub fn begin(kind: &str, args: &Value) -> Self {
+        match Ledger::open_default().and_then(|l| {
+            let run = l.begin_run(kind, args)?;
+            Ok((l, run))
+        }) {
+            Ok((l, run)) => Self {
+                ledger: Some(l),
+                run: Some(run),
+            },
+            Err(e) => {
+                tracing::warn!("the ledger is not available, so this run is not recorded: {e}");
+                Self {
+                    ledger: None,
+                    run: None,
+                }
+            }
+        }
+    }
+
+    /// The run id, when the ledger opened.
+    #[must_use]
+    pub fn run(&self) -> Option<RunId> {
+        self.run
+    }
+
+    /// The ledger, when it opened.
+    #[must_use]
+    pub fn ledger(&self) -> Option<&Ledger> {
+        self.ledger.as_ref()
+    }
+
+    /// Record saved images; their ids in order (empty when the ledger is unavailable).
+    pub fn images(&self, images: &[ImageSummary]) -> Vec<ImageId> {
+        let (Some(l), Some(run)) = (&self.ledger, self.run) else {
+            return Vec::new();
+        };
+        l.record_summaries(run, None, images).unwrap_or_else(|e| {
+            tracing::warn!("the images are saved, but the ledger was not updated: {e}");
+            Vec::new()
+        })
+    }
+
+    /// Record a failed request (possibly billed, with an estimate when given).
+    pub fn failure(&self, route: &str, err: &anyhow::Error, estimate: Option<Estimate<'_>>) {
+        let (Some(l), Some(run)) = (&self.ledger, self.run) else {
+            return;
+        };
+        let est = estimate.map(|e| (e.key, e.usage, e.cost));
+        if let Err(e) = l.record_failure(run, None, route, err, est) {
+            tracing::warn!("the failure was not recorded in the ledger: {e}");
+        }
+    }
+
+    /// Link two recorded images.
+    pub fn link(&self, from: Option<ImageId>, to: Option<ImageId>, kind: crate::ledger::LinkKind) {
+        if let (Some(l), Some(a), Some(b)) = (&self.ledger, from, to)
+            && let Err(e) = l.link(a, b, kind)
+        {
+            tracing::warn!("the ledger link {} was not recorded: {e}", kind.as_str());
+        }
+    }
+
+    /// Close the run with a status.
+    pub fn finish(&self, status: &str) {
+        if let (Some(l), Some(run)) = (&self.ledger, self.run)
+            && let Err(e) = l.finish_run(run, status)
+        {
+            tracing::warn!("the ledger run was not closed: {e}");
+        }
+    }
+}
+
+/// A predicted usage for a request that may have been billed.
+#[derive(Debug, Clone, Copy)]
+pub struct Estimate<'a> {
+    /// What it is about.
+    pub key: &'a crate::ledger::UsageKey,
+    /// Predicted tokens.
+    pub usage: &'a fourk_api::Usage,
+    /// Predicted dollars.
+    pub cost: &'a fourk_api::Cost,
+}
+
+/// One step of a workflow as reported on stdout and in sidecars.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    /// `draft`, `native`, `native-from-draft`, `master`, `upscale`.
+    pub step: &'static str,
+    /// Where the file is (absent when the request failed).
+    pub path: Option<PathBuf>,
+    /// Ledger id of the image.
+    pub id: Option<ImageId>,
+    /// Verified against the request.
+    pub verified: bool,
+    /// Dollars (measured from `usage`, or predicted when no answer came back).
+    pub usd: f64,
+    /// True when `usd` is a prediction or uses estimated prices.
+    pub estimate: bool,
+    /// Wall time in seconds.
+    pub seconds: f64,
+    /// What went wrong, when it did.
+    pub error: Option<String>,
+}
+
+impl StepReport {
+    /// The report of a step that saved `img`.
+    #[must_use]
+    pub fn saved(step: &'static str, img: &ImageSummary, id: Option<ImageId>, seconds: f64) -> Self {
+        Self {
+            step,
+            path: Some(img.path.clone()),
+            id,
+            verified: img.verified,
+            usd: img.cost.map_or(0.0, |c| c.usd),
+            estimate: img.cost.is_some_and(|c| c.estimate),
+            seconds,
+            error: None,
+        }
+    }
+}

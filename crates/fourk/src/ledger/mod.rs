@@ -1,0 +1,212 @@
+//! The run ledger: a SQLite database (`.fourk/ledger.db` by default) that records every run
+//! that spends money or writes an image: runs, batch jobs, HTTP attempts (request ids, retry
+//! reasons, "possibly billed"), images (path, SHA-256, checks), usage and cost (measured or
+//! estimated), and links between images (draft -> final, master -> upscale, image -> cutout).
+//!
+//! Durability: WAL journal, every multi-row write in one transaction, so a `kill -9` at any
+//! moment leaves either the state before or after each write. The schema version is
+//! `PRAGMA user_version`, migrated forward on open ([`schema`]).
+//!
+//! Modules: `schema` (tables and migrations), `record` (writes), `query` (reads for
+//! `history`, `cost` and workflows), `jobs` (batch job state), `hook` (the one call a
+//! spending command makes after its sidecars are written).
+
+mod hook;
+mod jobs;
+mod query;
+mod record;
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+pub use hook::{record_delivery, record_failed_command};
+pub use jobs::{JobRow, JobState, NewJob};
+pub use query::{CostBy, CostRow, HistoryRow, ImageRecord};
+pub use record::{AttemptOutcome, UsageKey};
+
+/// Id of a row in `runs`.
+pub type RunId = i64;
+/// Id of a row in `jobs`.
+pub type JobId = i64;
+/// Id of a row in `attempts`.
+pub type AttemptId = i64;
+/// Id of a row in `images`.
+pub type ImageId = i64;
+
+/// The default place, relative to the working folder.
+pub const DEFAULT_PATH: &str = ".fourk/ledger.db";
+
+/// The variable that moves the ledger (the `--ledger` flag wins over it).
+pub const ENV: &str = "FOURK_LEDGER";
+
+static LOCATION: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// Remember `--ledger` for [`location`]; the first call wins (dispatch makes it once).
+pub fn set_location(flag: Option<PathBuf>) {
+    let _ = LOCATION.set(flag);
+}
+
+/// Where the ledger is: `--ledger`, else `$FOURK_LEDGER`, else `.fourk/ledger.db`.
+///
+/// clap already folds `FOURK_LEDGER` into the flag; the variable is read here too so that
+/// library callers that never parsed a command line agree with the CLI.
+#[must_use]
+pub fn location() -> PathBuf {
+    LOCATION
+        .get()
+        .cloned()
+        .flatten()
+        .or_else(|| std::env::var_os(ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
+}
+
+/// What can go wrong with the ledger.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// The file cannot be opened or created.
+    #[error(
+        "cannot open the ledger {}: {source}\n\nhint: pass a writable path with --ledger PATH or FOURK_LEDGER",
+        .path.display()
+    )]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The file was written by a newer fourk.
+    #[error(
+        "the ledger {} has schema version {found}, newer than this fourk understands ({})\n\nhint: upgrade fourk, or point --ledger at another file",
+        .path.display(), schema::VERSION
+    )]
+    TooNew {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+    },
+    /// A query failed.
+    #[error("ledger {}: {source}", .path.display())]
+    Sql {
+        /// The file.
+        path: PathBuf,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+}
+
+/// An open ledger: one SQLite connection. Open one per task or thread; SQLite serialises
+/// the writers (busy timeout 30 s).
+#[derive(Debug)]
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Ledger {
+    /// Open (creating the file and its folder if needed) and migrate.
+    ///
+    /// # Errors
+    /// [`LedgerError::Open`] when the file cannot be opened, [`LedgerError::TooNew`] when a
+    /// newer fourk made it.
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        let open_err = |e: Box<dyn std::error::Error + Send + Sync>| LedgerError::Open {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(Box::new(e)))?;
+        }
+        let mut conn = Connection::open(path).map_err(|e| open_err(Box::new(e)))?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(|e| open_err(Box::new(e)))?;
+        // WAL: readers never block the writer, and a kill loses at most the transaction in
+        // progress. NORMAL sync is durable against process death (the case that matters for
+        // a kill -9); only a power cut can lose the last commits, never consistency.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|e| open_err(Box::new(e)))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::debug!("ledger journal mode is {mode}, not wal");
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .and_then(|()| conn.pragma_update(None, "foreign_keys", "ON"))
+            .map_err(|e| open_err(Box::new(e)))?;
+        match schema::migrate(&mut conn).map_err(|e| open_err(Box::new(e)))? {
+            Ok(_) => Ok(Self {
+                conn,
+                path: path.to_path_buf(),
+            }),
+            Err(found) => Err(LedgerError::TooNew {
+                path: path.to_path_buf(),
+                found,
+            }),
+        }
+    }
+
+    /// Open the ledger at [`location`].
+    ///
+    /// # Errors
+    /// As [`Ledger::open`].
+    pub fn open_default() -> Result<Self, LedgerError> {
+        Self::open(&location())
+    }
+
+    /// The file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sql(&self, e: rusqlite::Error) -> LedgerError {
+        LedgerError::Sql {
+            path: self.path.clone(),
+            source: e,
+        }
+    }
+}
+
+/// How two images are related.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LinkKind {
+    /// An approved draft and the final rendered from it.
+    DraftToFinal,
+    /// A master and its local upscale.
+    MasterToUpscale,
+    /// An image and its cutout (transparent background).
+    ImageToCutout,
+    /// A failed attempt and the image that shipped instead.
+    Fallback,
+}
+
+impl LinkKind {
+    /// The text stored in `links.kind`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::DraftToFinal => "draft->final",
+            Self::MasterToUpscale => "master->upscale",
+            Self::ImageToCutout => "image->cutout",
+            Self::Fallback => "fallback",
+        }
+    }
+
+    /// Parse the stored text.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::DraftToFinal,
+            Self::MasterToUpscale,
+            Self::ImageToCutout,
+            Self::Fallback,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}

@@ -1,0 +1,305 @@
+//! Reads: images by id or path (for workflows), the history list and cost sums.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{OptionalExtension, Row, params};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{AttemptId, ImageId, JobId, Ledger, LedgerError, LinkKind, RunId};
+
+/// One recorded image.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageRecord {
+    /// Its id (what `fourk final ID` takes).
+    pub id: ImageId,
+    /// The run that made it.
+    pub run_id: RunId,
+    /// The batch job, if any.
+    pub job_id: Option<JobId>,
+    /// The attempt that produced it.
+    pub attempt_id: Option<AttemptId>,
+    /// Absolute path at the time it was saved.
+    pub path: PathBuf,
+    /// Its sidecar.
+    pub sidecar: Option<PathBuf>,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// Width in pixels.
+    pub width: Option<u32>,
+    /// Height in pixels.
+    pub height: Option<u32>,
+    /// `png`, `jpeg` or `webp`.
+    pub format: Option<String>,
+    /// Matched the request and decoded fully.
+    pub verified: bool,
+    /// The model.
+    pub model: Option<String>,
+    /// Quality asked for.
+    pub quality: Option<String>,
+    /// Size asked for.
+    pub size: Option<String>,
+    /// The prompt.
+    pub prompt: Option<String>,
+    /// `images.generate`, `images.edit` or `responses`.
+    pub route: Option<String>,
+    /// `x-request-id`.
+    pub request_id: Option<String>,
+    /// The Responses API response id (for `previous_response_id`).
+    pub response_id: Option<String>,
+    /// The checks summary from the sidecar.
+    pub checks: Value,
+    /// When it was recorded (UTC).
+    pub created_at: String,
+}
+
+const IMAGE_COLS: &str =
+    "id, run_id, job_id, attempt_id, path, sidecar, sha256, width, height, format, verified,
+    checks, model, quality, size, prompt, route, request_id, response_id, created_at";
+
+fn image_row(r: &Row<'_>) -> rusqlite::Result<ImageRecord> {
+    Ok(ImageRecord {
+        id: r.get(0)?,
+        run_id: r.get(1)?,
+        job_id: r.get(2)?,
+        attempt_id: r.get(3)?,
+        path: PathBuf::from(r.get::<_, String>(4)?),
+        sidecar: r.get::<_, Option<String>>(5)?.map(PathBuf::from),
+        sha256: r.get(6)?,
+        width: r.get(7)?,
+        height: r.get(8)?,
+        format: r.get(9)?,
+        verified: r.get(10)?,
+        checks: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or(Value::Null),
+        model: r.get(12)?,
+        quality: r.get(13)?,
+        size: r.get(14)?,
+        prompt: r.get(15)?,
+        route: r.get(16)?,
+        request_id: r.get(17)?,
+        response_id: r.get(18)?,
+        created_at: r.get(19)?,
+    })
+}
+
+/// One line of `fourk history`: an image, or a request that failed after it was sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryRow {
+    /// `image` or `possibly_billed`.
+    pub entry: &'static str,
+    /// The image id (`None` for a failed request).
+    pub image_id: Option<ImageId>,
+    /// The run.
+    pub run_id: RunId,
+    /// The command that ran (`generate`, `batch`, ...).
+    pub command: String,
+    /// When (UTC).
+    pub time: String,
+    /// The file.
+    pub path: Option<PathBuf>,
+    /// `WIDTHxHEIGHT` of the file.
+    pub dimensions: Option<String>,
+    /// The model.
+    pub model: Option<String>,
+    /// Quality asked for.
+    pub quality: Option<String>,
+    /// Verified on disk.
+    pub verified: Option<bool>,
+    /// `x-request-id`.
+    pub request_id: Option<String>,
+    /// Dollars: this image's share of its request's usage.
+    pub usd: Option<f64>,
+    /// True when `usd` is an estimate (predicted usage, or estimated prices).
+    pub estimate: bool,
+}
+
+/// How `fourk cost` groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CostBy {
+    /// The image model.
+    Model,
+    /// The quality asked for.
+    Quality,
+    /// The size asked for.
+    Size,
+    /// The UTC day.
+    Day,
+}
+
+/// One group of `fourk cost`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CostRow {
+    /// The group (`all` without `--by`).
+    pub key: String,
+    /// Requests with recorded usage.
+    pub requests: u64,
+    /// Images those requests asked for.
+    pub images: u64,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Dollars in total (measured + estimated).
+    pub usd: f64,
+    /// Dollars from usage the API reported.
+    pub measured_usd: f64,
+    /// Dollars from predicted usage (requests that may have been billed with no answer)
+    /// or estimated prices.
+    pub estimated_usd: f64,
+}
+
+impl Ledger {
+    /// The image with this id.
+    ///
+    /// # Errors
+    /// SQL errors.
+    pub fn find_image(&self, id: ImageId) -> Result<Option<ImageRecord>, LedgerError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {IMAGE_COLS} FROM images WHERE id = ?1"),
+                [id],
+                image_row,
+            )
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// The newest image recorded at this path (made absolute).
+    ///
+    /// # Errors
+    /// SQL errors.
+    pub fn find_image_by_path(&self, path: &Path) -> Result<Option<ImageRecord>, LedgerError> {
+        let p = super::record::absolute(path);
+        self.conn
+            .query_row(
+                &format!("SELECT {IMAGE_COLS} FROM images WHERE path = ?1 ORDER BY id DESC LIMIT 1"),
+                [p],
+                image_row,
+            )
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Every image of a run, in order.
+    ///
+    /// # Errors
+    /// SQL errors.
+    pub fn images_of_run(&self, run: RunId) -> Result<Vec<ImageRecord>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {IMAGE_COLS} FROM images WHERE run_id = ?1 ORDER BY id"
+            ))
+            .map_err(|e| self.sql(e))?;
+        stmt.query_map([run], image_row)
+            .and_then(Iterator::collect)
+            .map_err(|e| self.sql(e))
+    }
+
+    /// The links that start at an image.
+    ///
+    /// # Errors
+    /// SQL errors.
+    pub fn links_from(&self, image: ImageId) -> Result<Vec<(ImageId, LinkKind)>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT to_image, kind FROM links WHERE from_image = ?1 ORDER BY id")
+            .map_err(|e| self.sql(e))?;
+        let rows: Vec<(ImageId, String)> = stmt
+            .query_map([image], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(Iterator::collect)
+            .map_err(|e| self.sql(e))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, k)| LinkKind::parse(&k).map(|k| (id, k)))
+            .collect())
+    }
+
+    /// The newest `limit` history entries, newest first.
+    ///
+    /// # Errors
+    /// SQL errors.
+    pub fn history(&self, limit: u32) -> Result<Vec<HistoryRow>, LedgerError> {
+        // An image's share of its request's dollars: usage is per request, images per row.
+        let sql = "
+            SELECT 'image', i.id, i.run_id, r.kind, i.created_at, i.path, i.width, i.height, i.model,
+                   i.quality, i.verified, i.request_id,
+                   (SELECT SUM(u.usd) FROM usage u WHERE u.attempt_id = i.attempt_id)
+                     / MAX(1, (SELECT COUNT(*) FROM images j WHERE j.attempt_id = i.attempt_id)),
+                   COALESCE((SELECT MAX(u.estimate) FROM usage u WHERE u.attempt_id = i.attempt_id), 0)
+            FROM images i JOIN runs r ON r.id = i.run_id
+            UNION ALL
+            SELECT 'possibly_billed', NULL, a.run_id, r.kind, COALESCE(a.finished_at, a.started_at), NULL,
+                   NULL, NULL, u.model, u.quality, NULL, a.request_id,
+                   (SELECT SUM(v.usd) FROM usage v WHERE v.attempt_id = a.id), 1
+            FROM attempts a JOIN runs r ON r.id = a.run_id
+                 LEFT JOIN usage u ON u.attempt_id = a.id
+            WHERE a.possibly_billed = 1 AND a.state != 'ok'
+            ORDER BY 5 DESC, 2 DESC
+            LIMIT ?1";
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.sql(e))?;
+        stmt.query_map(params![limit], |r| {
+            let w: Option<u32> = r.get(6)?;
+            let h: Option<u32> = r.get(7)?;
+            let entry: String = r.get(0)?;
+            Ok(HistoryRow {
+                entry: if entry == "image" {
+                    "image"
+                } else {
+                    "possibly_billed"
+                },
+                image_id: r.get(1)?,
+                run_id: r.get(2)?,
+                command: r.get(3)?,
+                time: r.get(4)?,
+                path: r.get::<_, Option<String>>(5)?.map(PathBuf::from),
+                dimensions: w.zip(h).map(|(w, h)| format!("{w}x{h}")),
+                model: r.get(8)?,
+                quality: r.get(9)?,
+                verified: r.get(10)?,
+                request_id: r.get(11)?,
+                usd: r.get(12)?,
+                estimate: r.get(13)?,
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(|e| self.sql(e))
+    }
+
+    /// Dollars and tokens since `since` (an ISO date or time prefix, UTC), grouped.
+    ///
+    /// # Errors
+    /// SQL errors.
+    pub fn cost(&self, since: Option<&str>, by: Option<CostBy>) -> Result<Vec<CostRow>, LedgerError> {
+        let key = match by {
+            None => "'all'",
+            Some(CostBy::Model) => "model",
+            Some(CostBy::Quality) => "quality",
+            Some(CostBy::Size) => "size",
+            Some(CostBy::Day) => "substr(created_at, 1, 10)",
+        };
+        let sql = format!(
+            "SELECT {key} AS k, COUNT(*), SUM(images), SUM(input_tokens), SUM(output_tokens), SUM(usd),
+                    COALESCE(SUM(CASE WHEN estimate = 0 THEN usd END), 0),
+                    COALESCE(SUM(CASE WHEN estimate = 1 THEN usd END), 0)
+             FROM usage WHERE created_at >= ?1 GROUP BY k ORDER BY k"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
+        stmt.query_map([since.unwrap_or("")], |r| {
+            let u = |i: usize| r.get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0));
+            Ok(CostRow {
+                key: r.get(0)?,
+                requests: u(1)?,
+                images: u(2)?,
+                input_tokens: u(3)?,
+                output_tokens: u(4)?,
+                usd: r.get(5)?,
+                measured_usd: r.get(6)?,
+                estimated_usd: r.get(7)?,
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(|e| self.sql(e))
+    }
+}

@@ -1,0 +1,501 @@
+//! `fourk batch`, `fourk history` and `fourk cost` end to end: the binary against a
+//! `fourk emulator` child process on 127.0.0.1 port 0, whose request log proves what was
+//! requested how often.
+
+#![allow(clippy::print_stderr)] // progress of the long soak-style tests
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Std, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const KEY: &str = "sk-test-batch-SECRET-7777";
+
+fn fourk() -> Command {
+    let mut c = Command::cargo_bin("fourk").unwrap();
+    c.env_remove("OPENAI_BASE_URL")
+        .env_remove("FOURK_MODELS")
+        .env_remove("FOURK_LEDGER")
+        .env_remove("RUST_LOG")
+        .env("OPENAI_API_KEY", KEY)
+        .env("FOURK_NO_PROGRESS", "1");
+    c
+}
+
+/// A `fourk emulator` child; killed on drop.
+struct Emulator {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl Emulator {
+    fn start(dir: &Path, extra: &[&str]) -> Self {
+        let log = dir.join("requests.jsonl");
+        let mut child = Std::new(env!("CARGO_BIN_EXE_fourk"))
+            .args(["emulator", "--addr", "127.0.0.1:0", "--request-log"])
+            .arg(&log)
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line.trim().strip_prefix("listening on ").expect(&line).to_owned();
+        Self {
+            child,
+            base: format!("{addr}/v1"),
+            log,
+        }
+    }
+
+    /// Every request line logged so far.
+    fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sha(s: &str) -> String {
+    format!("{:x}", Sha256::digest(s.as_bytes()))
+}
+
+fn prompt(i: usize) -> String {
+    format!("batch test image number {i}: a lighthouse at dawn")
+}
+
+fn write_jobs(dir: &Path, n: usize) -> PathBuf {
+    let path = dir.join("jobs.jsonl");
+    let mut s = String::new();
+    for i in 0..n {
+        s.push_str(
+            &serde_json::json!({"prompt": prompt(i), "name": format!("img-{i:03}"), "size": "1024x1024", "quality": "low"})
+                .to_string(),
+        );
+        s.push('\n');
+    }
+    std::fs::write(&path, s).unwrap();
+    path
+}
+
+fn batch(dir: &Path, emu: &Emulator, jobs: &Path, extra: &[&str]) -> (Option<i32>, Value, String) {
+    let out = fourk()
+        .arg("batch")
+        .arg(jobs)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .arg("--ledger")
+        .arg(dir.join("ledger.db"))
+        .args(["--base-url", &emu.base, "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains(KEY) && !String::from_utf8_lossy(&out.stdout).contains(KEY));
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not the JSON report ({e}); stderr:\n{stderr}"));
+    (out.status.code(), v, stderr)
+}
+
+/// Every final-named image in the folder decodes fully at 1024x1024; rejected ones are
+/// only under `.rejected.` names.
+fn assert_no_corrupt_final_files(out: &Path) {
+    for e in std::fs::read_dir(out).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".png") && !name.contains(".rejected.") {
+            let img = image::open(&p).unwrap_or_else(|e| panic!("{name} is corrupt: {e}"));
+            assert_eq!((img.width(), img.height()), (1024, 1024), "{name}");
+            assert!(crate_sidecar(&p).exists(), "{name} has no sidecar");
+        }
+    }
+}
+
+fn crate_sidecar(p: &Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(".json");
+    PathBuf::from(s)
+}
+
+fn counts(v: &Value) -> (u64, u64, u64, u64, u64) {
+    let n = |k: &str| v[k].as_u64().unwrap();
+    (
+        n("total"),
+        n("succeeded"),
+        n("failed"),
+        n("possibly_billed"),
+        n("skipped"),
+    )
+}
+
+/// Successful (200, no fault) image requests per prompt hash.
+fn ok_requests(reqs: &[Value]) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for r in reqs {
+        if r["status"] == 200 && r["fault"].is_null() && r["route"] == "/v1/images/generations" {
+            *m.entry(r["prompt_sha256"].as_str().unwrap_or("").to_owned())
+                .or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+#[test]
+fn every_fault_kind_ends_verified_or_reported_and_resume_never_repeats_a_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start(
+        dir.path(),
+        &[
+            "--faults",
+            "429:0.05,quota:0.03,500:0.05,503:0.05,reset:0.04,truncate:0.04,stall:0.03,wrong-size:0.04,corrupt:0.04",
+            "--seed",
+            "11",
+            "--stall-ms",
+            "2500",
+        ],
+    );
+    let n = 40;
+    let jobs = write_jobs(dir.path(), n);
+    let (code, first, stderr) = batch(dir.path(), &emu, &jobs, &["--concurrency", "4", "--timeout", "1"]);
+    let (total, ok, failed, held, skipped) = counts(&first);
+    assert_eq!(total, n as u64);
+    assert_eq!(ok + failed + held + skipped, total, "{first:#}");
+    assert!(
+        ok > 0 && ok < total,
+        "faults at these rates should fail some jobs: {stderr}"
+    );
+    assert_eq!(code, Some(1), "not every job succeeded, so the exit says so");
+    assert_no_corrupt_final_files(&dir.path().join("out"));
+    for j in first["jobs"].as_array().unwrap() {
+        if j["state"] == "succeeded" {
+            let p = PathBuf::from(j["outputs"][0].as_str().unwrap());
+            assert!(p.starts_with(dir.path().join("out")) || p.is_relative());
+            assert!(dir.path().join("out").join(p.file_name().unwrap()).exists());
+        } else {
+            assert!(j["error"].is_string(), "a failure names its reason: {j}");
+        }
+    }
+    let succeeded_first: HashSet<String> = first["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["state"] == "succeeded")
+        .map(|j| j["name"].as_str().unwrap().to_owned())
+        .collect();
+    let before = emu.requests().len();
+
+    // Resume (ambiguous ones too) until every job is done; faults keep firing.
+    let mut last = first;
+    for _ in 0..6 {
+        if last["succeeded"] == last["total"] {
+            break;
+        }
+        let (_, v, _) = batch(
+            dir.path(),
+            &emu,
+            &jobs,
+            &["--concurrency", "4", "--timeout", "1", "--retry-ambiguous"],
+        );
+        for j in v["jobs"].as_array().unwrap() {
+            if succeeded_first.contains(j["name"].as_str().unwrap()) {
+                assert_eq!(j["requested"], false, "a succeeded job was requested again: {j}");
+                assert_eq!(j["state"], "succeeded");
+            }
+        }
+        last = v;
+    }
+    // The emulator's log: no prompt of a job that had succeeded reached it again.
+    let later = &emu.requests()[before..];
+    let first_ok: HashSet<String> = succeeded_first
+        .iter()
+        .map(|name| {
+            let i: usize = name.trim_start_matches("img-").parse().unwrap();
+            sha(&prompt(i))
+        })
+        .collect();
+    for r in later {
+        assert!(
+            !first_ok.contains(r["prompt_sha256"].as_str().unwrap_or("")),
+            "requested again after success: {r}"
+        );
+    }
+    // No job has two successful answers unless a kill or ambiguous failure forced a resend.
+    assert_no_corrupt_final_files(&dir.path().join("out"));
+    let names: HashSet<_> = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".png") && !n.contains(".rejected."))
+        .collect();
+    assert_eq!(
+        names.len() as u64,
+        last["succeeded"].as_u64().unwrap(),
+        "one file per succeeded job, no duplicates"
+    );
+}
+
+#[test]
+fn kill_nine_three_times_then_resume_finishes_with_the_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    // 0.02 x the modelled 20 s: each request takes about 400 ms, so kills land mid-request.
+    let emu = Emulator::start(dir.path(), &["--latency", "0.02"]);
+    let n = 24;
+    let jobs = write_jobs(dir.path(), n);
+    let ledger = dir.path().join("ledger.db");
+    let mut rng = 0x9e37_79b9_u64;
+    for round in 0..3 {
+        let mut child = Std::new(env!("CARGO_BIN_EXE_fourk"))
+            .arg("batch")
+            .arg(&jobs)
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .arg("--ledger")
+            .arg(&ledger)
+            .args(["--base-url", &emu.base, "--concurrency", "3"])
+            .env("OPENAI_API_KEY", KEY)
+            .env("FOURK_NO_PROGRESS", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let wait = 500 + rng % 1200;
+        std::thread::sleep(Duration::from_millis(wait));
+        child.kill().unwrap(); // SIGKILL
+        let _ = child.wait();
+        eprintln!("round {round}: killed after {wait} ms");
+    }
+    // Resume: held (possibly billed) jobs are sent again only with --retry-ambiguous.
+    let (_, held, _) = batch(dir.path(), &emu, &jobs, &["--concurrency", "3"]);
+    let interrupted = held["possibly_billed"].as_u64().unwrap();
+    let (code, done, stderr) = batch(
+        dir.path(),
+        &emu,
+        &jobs,
+        &["--concurrency", "3", "--retry-ambiguous"],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(done["succeeded"], n);
+    assert_no_corrupt_final_files(&dir.path().join("out"));
+    // A fourth run finds nothing to do and sends nothing.
+    let before = emu.requests().len();
+    let (code, again, _) = batch(dir.path(), &emu, &jobs, &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(again["requests"], 0);
+    assert_eq!(emu.requests().len(), before, "nothing was requested");
+    assert_eq!(again["succeeded"], n);
+    // The request log: each prompt answered once, except jobs cut off mid-request
+    // (at most one extra answer each, for the kill that cut it off).
+    let oks = ok_requests(&emu.requests());
+    let mut extra = 0;
+    for i in 0..n {
+        let c = oks.get(&sha(&prompt(i))).copied().unwrap_or(0);
+        assert!(c >= 1, "job {i} never answered");
+        extra += c - 1;
+    }
+    let conn = rusqlite::Connection::open(&ledger).unwrap();
+    let cut: usize = conn
+        .query_row(
+            "SELECT COUNT(*) FROM attempts WHERE state = 'interrupted'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        extra <= cut,
+        "{extra} repeated answers but only {cut} interrupted attempts"
+    );
+    assert!(interrupted as usize <= cut);
+    // Ledger consistency: every succeeded job has exactly one image row per output.
+    let dup: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM (SELECT job_id FROM images WHERE verified = 1 GROUP BY job_id HAVING COUNT(*) > 1)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(dup, 0);
+}
+
+#[test]
+fn the_budget_ceiling_is_never_crossed() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start(dir.path(), &[]);
+    let jobs = write_jobs(dir.path(), 20);
+    // 1024x1024 low is 196 output tokens; at $30/M that is about $0.0059 a job.
+    let max = 0.035;
+    let (code, v, stderr) = batch(
+        dir.path(),
+        &emu,
+        &jobs,
+        &["--max-cost", "0.035", "--concurrency", "4"],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    let spent = v["spent_usd"].as_f64().unwrap();
+    assert!(spent <= max, "spent {spent} > {max}");
+    assert!(v["skipped"].as_u64().unwrap() > 0);
+    assert!(v["succeeded"].as_u64().unwrap() >= 4);
+    assert!(stderr.contains("--max-cost"), "{stderr}");
+    // A rerun with the same ceiling starts nothing new; the ledger agrees.
+    let (_, v2, _) = batch(dir.path(), &emu, &jobs, &["--max-cost", "0.035"]);
+    assert!(v2["spent_usd"].as_f64().unwrap() <= max);
+    let cost = fourk()
+        .args(["cost", "--json", "--ledger"])
+        .arg(dir.path().join("ledger.db"))
+        .output()
+        .unwrap();
+    let c: Value = serde_json::from_slice(&cost.stdout).unwrap();
+    assert!(c["total_usd"].as_f64().unwrap() <= max, "{c}");
+    // Raising the ceiling finishes the batch.
+    let (code, v3, _) = batch(dir.path(), &emu, &jobs, &["--max-cost", "1"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(v3["succeeded"], 20);
+}
+
+#[test]
+fn hostile_names_stay_in_the_output_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start(dir.path(), &[]);
+    let jobs = dir.path().join("jobs.jsonl");
+    let abs = dir.path().join("abs-escape").display().to_string();
+    let lines = [
+        serde_json::json!({"prompt": "one", "name": "../escape-up", "size": "1024x1024", "quality": "low"}),
+        serde_json::json!({"prompt": "two", "name": abs, "size": "1024x1024", "quality": "low"}),
+        serde_json::json!({"prompt": "three", "name": "NUL", "size": "1024x1024", "quality": "low"}),
+        serde_json::json!({"prompt": "four", "name": "a\u{0}b", "size": "1024x1024", "quality": "low"}),
+    ];
+    std::fs::write(&jobs, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let (code, v, stderr) = batch(dir.path(), &emu, &jobs, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let out = std::fs::canonicalize(dir.path().join("out")).unwrap();
+    for j in v["jobs"].as_array().unwrap() {
+        let p = std::fs::canonicalize(j["outputs"][0].as_str().unwrap()).unwrap();
+        assert_eq!(p.parent().unwrap(), out, "{p:?} left the folder");
+    }
+    assert!(!dir.path().join("escape-up.png").exists());
+    assert!(!dir.path().join("abs-escape.png").exists());
+    let names: BTreeMap<String, ()> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| (e.unwrap().file_name().to_string_lossy().into_owned(), ()))
+        .collect();
+    assert!(names.contains_key("_NUL.png"), "{names:?}");
+    assert!(names.contains_key("a_b.png"), "{names:?}");
+}
+
+#[test]
+fn a_bad_jobs_file_is_refused_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = dir.path().join("jobs.csv");
+    std::fs::write(
+        &jobs,
+        "prompt,size,sise\na cat,1024x1024,\nbad,1000x1000,\nx,1024x1024,4k\n",
+    )
+    .unwrap();
+    let out = fourk()
+        .arg("batch")
+        .arg(&jobs)
+        .arg("--ledger")
+        .arg(dir.path().join("l.db"))
+        .args(["--base-url", "http://127.0.0.1:9/v1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown key 'sise'"), "{err}");
+    assert!(err.contains("nothing was sent"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn history_and_cost_report_what_a_batch_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start(dir.path(), &[]);
+    let jobs = write_jobs(dir.path(), 3);
+    let (code, _, _) = batch(dir.path(), &emu, &jobs, &[]);
+    assert_eq!(code, Some(0));
+    let ledger = dir.path().join("ledger.db");
+    let h = fourk()
+        .args(["history", "--json", "--ledger"])
+        .arg(&ledger)
+        .output()
+        .unwrap();
+    assert_eq!(h.status.code(), Some(0));
+    let rows: Value = serde_json::from_slice(&h.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 3);
+    assert_eq!(rows[0]["command"], "batch");
+    assert_eq!(rows[0]["verified"], true);
+    assert_eq!(rows[0]["dimensions"], "1024x1024");
+    assert!(rows[0]["usd"].as_f64().unwrap() > 0.0);
+    let c = fourk()
+        .args(["cost", "--by", "size", "--json", "--ledger"])
+        .arg(&ledger)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&c.stdout).unwrap();
+    assert_eq!(v["rows"][0]["key"], "1024x1024");
+    assert_eq!(v["rows"][0]["images"], 3);
+    assert_eq!(v["estimated_usd"], 0.0, "measured usage is not an estimate");
+    let text = fourk()
+        .args(["cost", "--since", "2000-01-01", "--ledger"])
+        .arg(&ledger)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("total\t3\t3"));
+    let bad = fourk().args(["cost", "--since", "last week"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    // FOURK_LEDGER moves it too.
+    let env = fourk()
+        .env("FOURK_LEDGER", &ledger)
+        .args(["history", "--json"])
+        .output()
+        .unwrap();
+    let rows2: Value = serde_json::from_slice(&env.stdout).unwrap();
+    assert_eq!(rows2.as_array().unwrap().len(), 3);
+}
+
+/// Against `--rate-limit R/min`, the achieved rate is at least 0.9 R with few 429s. Takes
+/// about two minutes: `cargo test -p fourk --test cli_batch -- --ignored rate --nocapture`.
+#[test]
+#[ignore = "takes about two minutes"]
+fn rate_limit_is_approached_not_hammered() {
+    let dir = tempfile::tempdir().unwrap();
+    let r: u64 = 120;
+    let emu = Emulator::start(dir.path(), &["--rate-limit", &format!("{r}/min")]);
+    let n = (r * 2 + r / 2) as usize;
+    let jobs = write_jobs(dir.path(), n);
+    let t = Instant::now();
+    let (code, v, _) = batch(dir.path(), &emu, &jobs, &["--concurrency", "8"]);
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(code, Some(0));
+    let reqs = emu.requests();
+    let ok = reqs.iter().filter(|q| q["status"] == 200).count();
+    let limited = reqs.iter().filter(|q| q["status"] == 429).count();
+    let rate = ok as f64 / secs * 60.0;
+    eprintln!(
+        "rate test: R = {r}/min, {ok} images in {secs:.1} s = {rate:.1}/min ({:.0}% of R), {limited} x 429, report rate_limited = {}",
+        rate / r as f64 * 100.0,
+        v["rate_limited"]
+    );
+    assert!(rate >= 0.9 * r as f64, "{rate:.1}/min < 0.9 x {r}");
+    assert!(limited <= 5, "{limited} 429s");
+}
