@@ -325,13 +325,6 @@ pub(super) async fn run(args: &EditArgs, caps: &Capabilities) -> anyhow::Result<
         "model": args.model,
         "route": format!("{:?}", args.route.route).to_lowercase(),
     });
-    let (images, all_ok) = match edit(args, caps).await {
-        Ok(done) => done,
-        Err(err) => {
-            crate::ledger::record_failed_command("edit", &record, &err);
-            return Err(err);
-        }
-    };
-    crate::ledger::record_delivery("edit", &record, &images);
+    let (images, all_ok) = crate::ledger::record_outcome("edit", &record, edit(args, caps).await)?;
     Ok(deliver::report(&images, all_ok, args.json))
 }

@@ -276,13 +276,6 @@ pub(super) async fn run(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Res
         "route": format!("{:?}", args.route.route).to_lowercase(),
         "transparent": args.transparency.transparent,
     });
-    let (images, all_ok) = match generate(args, caps).await {
-        Ok(done) => done,
-        Err(err) => {
-            crate::ledger::record_failed_command("generate", &record, &err);
-            return Err(err);
-        }
-    };
-    crate::ledger::record_delivery("generate", &record, &images);
+    let (images, all_ok) = crate::ledger::record_outcome("generate", &record, generate(args, caps).await)?;
     Ok(deliver::report(&images, all_ok, args.json))
 }

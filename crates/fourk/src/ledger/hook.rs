@@ -55,3 +55,22 @@ pub fn record_failed_command(kind: &str, args: &Value, err: &anyhow::Error) {
         tracing::warn!("the failure was not recorded in the ledger: {e}");
     }
 }
+
+/// Record what a spending command ended with, success or failure, and hand the result back
+/// unchanged: the one wrapper `generate` and `edit` put around their work.
+///
+/// # Errors
+/// The command's own error, passed through.
+pub fn record_outcome(
+    kind: &str,
+    args: &Value,
+    outcome: anyhow::Result<(Vec<ImageSummary>, bool)>,
+) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+    match &outcome {
+        Ok((images, _)) => {
+            record_delivery(kind, args, images);
+        }
+        Err(err) => record_failed_command(kind, args, err),
+    }
+    outcome
+}

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use hook::{record_delivery, record_failed_command};
+pub use hook::{record_delivery, record_failed_command, record_outcome};
 pub use jobs::{JobRow, JobState, NewJob};
 pub use query::{CostBy, CostRow, HistoryRow, ImageRecord};
 pub use record::{AttemptOutcome, UsageKey};
