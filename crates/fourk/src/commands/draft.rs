@@ -211,7 +211,7 @@ pub(super) async fn run(args: &DraftArgs, caps: &Capabilities) -> anyhow::Result
         "draft_size": format!("{}x{}", dims.0, dims.1),
     });
     for img in &images {
-        if let Err(e) = workflow::annotate(&img.sidecar, &wf) {
+        if let Err(e) = crate::sidecar::annotate(&img.sidecar, "workflow", &wf) {
             tracing::warn!("{e:#}");
         }
     }

@@ -267,7 +267,7 @@ pub(super) async fn run(args: &FinalArgs, caps: &Capabilities) -> anyhow::Result
     let step = if upscaling { "master" } else { "native-from-draft" };
     let wf = json!({"command": "final", "mode": mode, "step": step, "from_draft": from,
         "target": format!("{}x{}", target.0, target.1)});
-    if let Err(e) = workflow::annotate(&first.sidecar, &wf) {
+    if let Err(e) = crate::sidecar::annotate(&first.sidecar, "workflow", &wf) {
         tracing::warn!("{e:#}");
     }
     let ids = record.images(&images);

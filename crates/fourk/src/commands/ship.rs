@@ -221,7 +221,7 @@ pub(super) async fn run(args: &DeliverArgs, caps: &Capabilities) -> anyhow::Resu
             let img = &images[0];
             let wf = json!({"command": "deliver", "shipped_by": "native", "target": target_label,
                 "steps": [{"step": "native", "usd": img.cost.map(|c| c.usd)}]});
-            if let Err(e) = workflow::annotate(&img.sidecar, &wf) {
+            if let Err(e) = crate::sidecar::annotate(&img.sidecar, "workflow", &wf) {
                 tracing::warn!("{e:#}");
             }
             let ids = record.images(&images);
@@ -274,7 +274,7 @@ pub(super) async fn run(args: &DeliverArgs, caps: &Capabilities) -> anyhow::Resu
             if let Some(img) = images.first() {
                 let wf =
                     json!({"command": "deliver", "step": "native", "shipped": false, "error": step.error});
-                if let Err(e) = workflow::annotate(&img.sidecar, &wf) {
+                if let Err(e) = crate::sidecar::annotate(&img.sidecar, "workflow", &wf) {
                     tracing::warn!("{e:#}");
                 }
             }
@@ -436,12 +436,12 @@ pub(super) async fn run(args: &DeliverArgs, caps: &Capabilities) -> anyhow::Resu
     if let Some(path) = &shipped {
         let wf = json!({"command": "deliver", "shipped_by": shipped_by, "target": target_label,
             "master": m.path.display().to_string(), "steps": steps, "usd": usd, "estimate": estimate});
-        if let Err(e) = workflow::annotate(&crate::sidecar::path_for(path), &wf) {
+        if let Err(e) = crate::sidecar::annotate(&crate::sidecar::path_for(path), "workflow", &wf) {
             tracing::warn!("{e:#}");
         }
         if upscaling {
             let wf = json!({"command": "deliver", "step": "master", "shipped": false, "upscaled_to": path.display().to_string()});
-            if let Err(e) = workflow::annotate(&m.sidecar, &wf) {
+            if let Err(e) = crate::sidecar::annotate(&m.sidecar, "workflow", &wf) {
                 tracing::warn!("{e:#}");
             }
         }

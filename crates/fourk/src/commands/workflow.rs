@@ -142,24 +142,6 @@ pub async fn render(
     }
 }
 
-/// Add (or replace) the `workflow` section of a sidecar, atomically.
-///
-/// # Errors
-/// When the sidecar cannot be read, parsed or written.
-pub fn annotate(sidecar_path: &Path, workflow: &Value) -> anyhow::Result<()> {
-    let bytes =
-        std::fs::read(sidecar_path).with_context(|| format!("reading sidecar {}", sidecar_path.display()))?;
-    let mut car: Value = serde_json::from_slice(&bytes)
-        .with_context(|| format!("parsing sidecar {}", sidecar_path.display()))?;
-    if let Some(o) = car.as_object_mut() {
-        o.insert("workflow".into(), workflow.clone());
-    }
-    let mut out = serde_json::to_vec_pretty(&car)?;
-    out.push(b'\n');
-    fourk_imaging::save_atomic(sidecar_path, &out)?;
-    Ok(())
-}
-
 /// Read a sidecar as JSON, if there is one.
 #[must_use]
 pub fn read_sidecar(image: &Path) -> Option<Value> {
