@@ -85,6 +85,10 @@ pub enum PipelineError {
     /// is a bug in fourk.
     #[error("resampling failed: {0}")]
     Resize(#[from] fast_image_resize::ResizeError),
+    /// A pixel buffer did not match its stated size. Buffers are sized before the resampler
+    /// sees them, so this is a bug in fourk.
+    #[error("resampling failed: {0}")]
+    Buffer(#[from] fast_image_resize::ImageBufferError),
 }
 
 /// A zeroed buffer of `len` bytes, or [`PipelineError::OutOfMemory`] instead of an abort:

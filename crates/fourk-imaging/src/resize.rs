@@ -17,6 +17,8 @@
 
 use std::borrow::Cow;
 
+use fast_image_resize::images::{TypedImage, TypedImageRef};
+use fast_image_resize::pixels::{U8x3, U8x4};
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, RgbImage, RgbaImage};
 use rayon::prelude::*;
@@ -231,7 +233,32 @@ pub(crate) fn resample(
     if let Some((left, top, width, height)) = crop {
         options = options.crop(left, top, width, height);
     }
-    resizer.resize(src, dst, &options)?;
+    // The typed entry point, for the two layouts fourk resamples: the untyped `resize`
+    // instantiates the SIMD kernels of all thirteen pixel types, which multiplied this
+    // crate's build time for code that never runs.
+    let (sw, sh, dw, dh) = (src.width(), src.height(), dst.width(), dst.height());
+    match (src, dst) {
+        (DynamicImage::ImageRgba8(s), DynamicImage::ImageRgba8(d)) => {
+            let s = TypedImageRef::<U8x4>::from_buffer(sw, sh, s.as_raw())?;
+            let mut d = TypedImage::<U8x4>::from_buffer(dw, dh, d)?;
+            resizer.resize_typed(&s, &mut d, &options)?;
+        }
+        (DynamicImage::ImageRgb8(s), DynamicImage::ImageRgb8(d)) => {
+            let s = TypedImageRef::<U8x3>::from_buffer(sw, sh, s.as_raw())?;
+            let mut d = TypedImage::<U8x3>::from_buffer(dw, dh, d)?;
+            resizer.resize_typed(&s, &mut d, &options)?;
+        }
+        (_, d) => {
+            return Err(PipelineError::DestinationMismatch {
+                width: dw,
+                height: dh,
+                layout: if src.color().has_alpha() { "rgba8" } else { "rgb8" },
+                actual_width: dw,
+                actual_height: dh,
+                actual_layout: layout_name(d),
+            });
+        }
+    }
     Ok(())
 }
 

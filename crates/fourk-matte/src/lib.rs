@@ -22,8 +22,9 @@
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use fast_image_resize::images::Image as FirImage;
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::images::{TypedImage, TypedImageRef};
+use fast_image_resize::pixels::F32;
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, RgbaImage};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -347,23 +348,20 @@ fn resize_matte(values: &[f32], w: usize, h: usize, tw: u32, th: u32) -> Result<
     let resized: Vec<f32> = if (w32, h32) == (tw, th) {
         values.to_vec()
     } else {
-        let src_bytes: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
-        let src = FirImage::from_vec_u8(w32, h32, src_bytes, PixelType::F32).map_err(|_| {
-            PipelineError::EmptySource {
-                width: w32,
-                height: h32,
-            }
+        // Typed, so only the F32 kernels are compiled (the untyped `resize` builds all
+        // thirteen pixel types).
+        let pixels: Vec<F32> = values.iter().map(|&v| F32::new(v)).collect();
+        let src = TypedImageRef::<F32>::new(w32, h32, &pixels).map_err(|_| PipelineError::EmptySource {
+            width: w32,
+            height: h32,
         })?;
-        let mut dst = FirImage::new(tw, th, PixelType::F32);
-        Resizer::new().resize(
+        let mut dst = TypedImage::<F32>::new(tw, th);
+        Resizer::new().resize_typed(
             &src,
             &mut dst,
             &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)),
         )?;
-        dst.buffer()
-            .chunks_exact(4)
-            .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
+        dst.pixels().iter().map(|p| p.0).collect()
     };
     Ok(resized
         .iter()

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::UsageError;
-use crate::commands::deliver::{self, Delivery};
+use crate::commands::deliver::{self, Delivery, ImageSummary};
 use crate::sidecar::{ResponseMeta, SentRequest};
 
 /// Layout version of the manifest.
@@ -175,6 +175,9 @@ pub struct JobOutcome {
     pub cost_usd: Option<f64>,
     /// Why it failed.
     pub error: Option<String>,
+    /// The saved images as the other commands summarise them (for the ledger).
+    #[serde(skip)]
+    pub images: Vec<ImageSummary>,
 }
 
 /// What [`collect`] found and saved.
@@ -615,6 +618,7 @@ async fn collect_with(
                 usage: None,
                 cost_usd: None,
                 error: Some(why_missing.clone()),
+                images: Vec::new(),
             }
         });
         report.jobs.push(outcome);
@@ -788,6 +792,7 @@ fn failed(
         usage: None,
         cost_usd: None,
         error: Some(error),
+        images: Vec::new(),
     }
 }
 
@@ -897,6 +902,7 @@ fn one_result(
         cost_usd: cost.map(|c| c.usd),
         error: (!all_ok)
             .then(|| "the image does not match the request (kept under a .rejected. name)".to_owned()),
+        images: summaries,
     })
 }
 

@@ -499,3 +499,156 @@ fn rate_limit_is_approached_not_hammered() {
     assert!(rate >= 0.9 * r as f64, "{rate:.1}/min < 0.9 x {r}");
     assert!(limited <= 5, "{limited} 429s");
 }
+
+fn uploads(reqs: &[Value]) -> usize {
+    reqs.iter()
+        .filter(|r| r["method"] == "POST" && r["route"] == "/v1/files")
+        .count()
+}
+
+#[test]
+fn via_batch_api_submits_once_collects_verifies_and_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start(dir.path(), &[]);
+    let jobs = write_jobs(dir.path(), 3);
+    let (code, v, stderr) = batch(dir.path(), &emu, &jobs, &["--via", "batch-api", "--poll", "0.1"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let batch_id = v["batch_id"].as_str().unwrap().to_owned();
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["jobs"].as_array().unwrap().len(), 3);
+    assert!(v["emulator"].as_bool().unwrap());
+    assert!(stderr.contains("rendered procedurally"), "{stderr}");
+    let out = dir.path().join("out");
+    for (i, j) in v["jobs"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(j["ok"], true, "{j}");
+        let path = PathBuf::from(j["paths"][0].as_str().unwrap());
+        assert_eq!(
+            path,
+            std::path::absolute(out.join(format!("img-{i:03}.png"))).unwrap()
+        );
+        let car: Value = serde_json::from_slice(&std::fs::read(crate_sidecar(&path)).unwrap()).unwrap();
+        assert_eq!(car["checks"]["verified"], true, "{car}");
+        assert_eq!(car["route"], "batch", "{car}");
+    }
+    assert_no_corrupt_final_files(&out);
+    let reqs = emu.requests();
+    assert_eq!(uploads(&reqs), 1);
+    let ran = reqs.iter().filter(|r| r["method"] == "BATCH").count();
+    assert_eq!(ran, 3, "one batch request per job");
+
+    // The same command again follows the batch already paid for: no second upload, the
+    // same files, and the ledger does not count the images twice.
+    let (code, again, stderr) = batch(dir.path(), &emu, &jobs, &["--via", "batch-api", "--poll", "0.1"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(again["batch_id"], batch_id.as_str());
+    assert!(stderr.contains("submitted before"), "{stderr}");
+    let reqs = emu.requests();
+    assert_eq!(uploads(&reqs), 1, "resubmitted the same jobs");
+    assert_eq!(reqs.iter().filter(|r| r["method"] == "BATCH").count(), 3);
+    let c = fourk()
+        .args(["cost", "--json", "--ledger"])
+        .arg(dir.path().join("ledger.db"))
+        .output()
+        .unwrap();
+    let cost: Value = serde_json::from_slice(&c.stdout).unwrap();
+    let images: u64 = cost["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["images"].as_u64().unwrap())
+        .sum();
+    assert_eq!(images, 3, "{cost}");
+    let usd = cost["total_usd"].as_f64().unwrap();
+    let reported = v["cost_usd"].as_f64().unwrap();
+    assert!((usd - reported).abs() < 1e-9, "ledger {usd} vs report {reported}");
+}
+
+#[test]
+fn batch_api_no_wait_then_status_and_collect_in_later_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start(dir.path(), &[]);
+    let jobs = write_jobs(dir.path(), 2);
+    let (code, v, stderr) = batch(dir.path(), &emu, &jobs, &["--via", "batch-api", "--no-wait"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("batch_"), "{v}");
+    assert!(stderr.contains(&format!("fourk batch collect {id}")), "{stderr}");
+    // Poll until final, the way a user would.
+    let mut status = Value::Null;
+    for _ in 0..200 {
+        let s = fourk()
+            .args(["batch", "status", &id, "--json", "--base-url", &emu.base])
+            .output()
+            .unwrap();
+        assert_eq!(s.status.code(), Some(0), "{}", String::from_utf8_lossy(&s.stderr));
+        status = serde_json::from_slice(&s.stdout).unwrap();
+        if status["status"] == "completed" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["request_counts"]["completed"], 2);
+    let plain = fourk()
+        .args(["batch", "status", &id, "--base-url", &emu.base])
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&plain.stdout).into_owned();
+    assert_eq!(line.trim(), format!("{id} completed 2/2 done 0 failed"));
+    // A later session, in another folder: no manifest there, so the requests are read back
+    // from the batch's input file and the images are named after the job names.
+    let elsewhere = dir.path().join("elsewhere");
+    let c = fourk()
+        .args(["batch", "collect", &id, "--base-url", &emu.base, "--ledger"])
+        .arg(dir.path().join("ledger.db"))
+        .arg("--out")
+        .arg(&elsewhere)
+        .output()
+        .unwrap();
+    assert_eq!(c.status.code(), Some(0), "{}", String::from_utf8_lossy(&c.stderr));
+    let paths: Vec<String> = String::from_utf8_lossy(&c.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    for p in &paths {
+        let img = image::open(p).unwrap();
+        assert_eq!((img.width(), img.height()), (1024, 1024));
+    }
+    // An unknown id is the API's 404, named.
+    let bad = fourk()
+        .args(["batch", "status", "batch_nope", "--base-url", &emu.base])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("batch_nope"));
+}
+
+#[test]
+fn batch_api_refuses_a_budget_break_before_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start(dir.path(), &[]);
+    let jobs = write_jobs(dir.path(), 4);
+    let out = fourk()
+        .arg("batch")
+        .arg(&jobs)
+        .args([
+            "--via",
+            "batch-api",
+            "--max-cost",
+            "0.001",
+            "--base-url",
+            &emu.base,
+            "--ledger",
+        ])
+        .arg(dir.path().join("l.db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--max-cost") && err.contains("nothing was sent"),
+        "{err}"
+    );
+    assert!(emu.requests().is_empty(), "something was sent");
+}

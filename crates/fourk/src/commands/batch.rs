@@ -15,6 +15,7 @@ use fourk_client::RetryPolicy;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
+use super::batch_remote;
 use super::session::{self, Session};
 use crate::UsageError;
 use crate::batch::{self, BatchReport, JobReport, Plan, Reporter};
@@ -79,6 +80,14 @@ pub struct BatchArgs {
     /// How to send: from this machine, or through OpenAI's Batch API.
     #[arg(long, value_enum, default_value_t = Via::Local)]
     pub via: Via,
+    /// With --via batch-api: seconds between status checks while the batch runs (the
+    /// in-process --emulator is checked every 0.2 s).
+    #[arg(long, default_value_t = 30.0, value_name = "SECS", value_parser = parse_secs)]
+    pub poll: f64,
+    /// With --via batch-api: return once the batch is created (its status on stdout); save
+    /// the images later with `fourk batch collect ID`.
+    #[arg(long)]
+    pub no_wait: bool,
     /// No progress bars, even on a terminal (also FOURK_NO_PROGRESS=1 or NO_COLOR).
     #[arg(long)]
     pub no_progress: bool,
@@ -93,6 +102,9 @@ pub enum BatchAction {
     Status {
         /// The batch id (`batch_...`).
         id: String,
+        /// Print the batch object as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         endpoint: EndpointArgs,
     },
@@ -103,9 +115,21 @@ pub enum BatchAction {
         /// Output folder.
         #[arg(long, short, default_value = "fourk-batch", value_name = "DIR")]
         out: PathBuf,
+        /// Print the report as JSON on stdout (default: the saved paths, one a line).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         endpoint: EndpointArgs,
     },
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 3600.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds between 0 and 3600; write one such as 30"
+        )),
+    }
 }
 
 fn parse_usd(s: &str) -> Result<f64, String> {
@@ -118,14 +142,6 @@ fn parse_usd(s: &str) -> Result<f64, String> {
         return Err(format!("--max-cost must be more than 0 USD; got {s}"));
     }
     Ok(v)
-}
-
-fn not_yet() -> anyhow::Error {
-    UsageError(
-        "the Batch API route is not available in this build yet; nothing was sent\n\nhint: drop --via batch-api to run the batch from this machine"
-            .into(),
-    )
-    .into()
 }
 
 /// Build the plan: every job parsed, normalised and checked against the model rules before
@@ -177,7 +193,10 @@ fn plan(args: &BatchArgs, jobs_path: &std::path::Path, caps: &Capabilities) -> a
             "concurrency": args.concurrency,
             "max_cost": args.max_cost,
             "retry_ambiguous": args.endpoint.retry_ambiguous,
-            "via": "local",
+            "via": match args.via {
+                Via::Local => "local",
+                Via::BatchApi => "batch-api",
+            },
         }),
     })
 }
@@ -317,7 +336,15 @@ fn summary(r: &BatchReport) {
 pub(super) async fn run(args: &BatchArgs, caps: &Capabilities) -> anyhow::Result<Exit> {
     if let Some(action) = &args.action {
         return match action {
-            BatchAction::Status { .. } | BatchAction::Collect { .. } => Err(not_yet()),
+            BatchAction::Status { id, json, endpoint } => {
+                batch_remote::status(caps, id, endpoint, *json).await
+            }
+            BatchAction::Collect {
+                id,
+                out,
+                json,
+                endpoint,
+            } => batch_remote::collect(caps, id, out, endpoint, *json).await,
         };
     }
     let jobs_path = args
@@ -326,7 +353,16 @@ pub(super) async fn run(args: &BatchArgs, caps: &Capabilities) -> anyhow::Result
         .ok_or_else(|| UsageError("fourk batch needs a JOBS file".into()))?;
     let plan = plan(args, jobs_path, caps)?;
     if args.via == Via::BatchApi {
-        return Err(not_yet());
+        let opts = batch_remote::RemoteOptions {
+            endpoint: &args.endpoint,
+            poll: std::time::Duration::from_secs_f64(args.poll),
+            no_wait: args.no_wait,
+            json: args.json,
+        };
+        return batch_remote::submit_and_collect(caps, &plan, &opts).await;
+    }
+    if args.no_wait {
+        return Err(UsageError("--no-wait is for --via batch-api; a local batch runs to the end (stop it any time and run the same command again to resume)".into()).into());
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating the output folder {}", args.out.display()))?;

@@ -19,7 +19,7 @@ use crate::output::Printer;
 use crate::sidecar::{self, Checks, InputRecord, ResponseMeta, ResponsesMeta, SentRequest, Sidecar};
 
 /// What `--json` prints for one image.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ImageSummary {
     /// Where the bytes are (a `.rejected.` name when verification failed).
     pub path: PathBuf,

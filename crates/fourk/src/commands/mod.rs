@@ -3,6 +3,7 @@
 //! `route` (the Responses API request).
 
 pub mod batch;
+pub mod batch_remote;
 pub mod cost;
 pub mod deliver;
 pub mod edit;
