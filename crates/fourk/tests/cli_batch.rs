@@ -297,6 +297,12 @@ fn kill_nine_three_times_then_resume_finishes_with_the_same_state() {
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(done["succeeded"], n);
     assert_no_corrupt_final_files(&dir.path().join("out"));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files the kills left: {leftovers:?}");
     // A fourth run finds nothing to do and sends nothing.
     let before = emu.requests().len();
     let (code, again, _) = batch(dir.path(), &emu, &jobs, &[]);
@@ -651,4 +657,55 @@ fn batch_api_refuses_a_budget_break_before_sending() {
         "{err}"
     );
     assert!(emu.requests().is_empty(), "something was sent");
+}
+
+#[test]
+fn a_second_batch_into_the_same_folder_is_refused_while_the_first_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each request takes about 2 s, so the first run is still going when the second starts.
+    let emu = Emulator::start(dir.path(), &["--latency", "0.1"]);
+    let jobs = write_jobs(dir.path(), 4);
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    // A temp file a killed run left behind.
+    std::fs::write(out.join(".fourk-abc123.part"), b"half an image").unwrap();
+    let mut first = Std::new(env!("CARGO_BIN_EXE_fourk"))
+        .arg("batch")
+        .arg(&jobs)
+        .arg("--out")
+        .arg(&out)
+        .arg("--ledger")
+        .arg(dir.path().join("ledger.db"))
+        .args(["--base-url", &emu.base, "--concurrency", "1"])
+        .env("OPENAI_API_KEY", KEY)
+        .env("FOURK_NO_PROGRESS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while emu.requests().is_empty() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !out.join(".fourk-abc123.part").exists(),
+        "the stale temp file was kept"
+    );
+    let before = emu.requests().len();
+    let second = fourk()
+        .arg("batch")
+        .arg(&jobs)
+        .arg("--out")
+        .arg(&out)
+        .arg("--ledger")
+        .arg(dir.path().join("ledger.db"))
+        .args(["--base-url", &emu.base])
+        .output()
+        .unwrap();
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_eq!(second.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("another fourk batch is running"), "{err}");
+    assert!(emu.requests().len() <= before + 1, "the second run sent requests");
 }

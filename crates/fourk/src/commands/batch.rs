@@ -144,6 +144,52 @@ fn parse_usd(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// Hold the output folder for this run: a second `fourk batch` into the same folder would
+/// send the same jobs again and pay twice. The lock dies with the process (even `kill -9`),
+/// so once it is held, any `.fourk-*.part` temp file left in the folder belongs to a run that
+/// was killed mid-write, and is removed.
+fn lock_output(out: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = out.join(".fourk-batch.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(UsageError(format!(
+                "another fourk batch is running into {}; nothing was sent\n\nhint: wait for it to finish (or stop it), then run this command again to resume; or choose another --out",
+                out.display()
+            ))
+            .into());
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(anyhow::Error::new(e).context(format!("locking {}", path.display())));
+        }
+    }
+    let mut removed = 0;
+    for entry in std::fs::read_dir(out).with_context(|| format!("reading {}", out.display()))? {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(".fourk-")
+            && name.ends_with(".part")
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(
+            "removed {removed} unfinished temp file(s) an interrupted run left in {}",
+            out.display()
+        );
+    }
+    Ok(file)
+}
+
 /// Build the plan: every job parsed, normalised and checked against the model rules before
 /// anything is sent.
 fn plan(args: &BatchArgs, jobs_path: &std::path::Path, caps: &Capabilities) -> anyhow::Result<Plan> {
@@ -366,6 +412,7 @@ pub(super) async fn run(args: &BatchArgs, caps: &Capabilities) -> anyhow::Result
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating the output folder {}", args.out.display()))?;
+    let _lock = lock_output(&args.out)?;
     let session = Session::connect(&args.endpoint, caps).await?;
     // The batch loop makes every retry decision itself (with the same policy), so each
     // attempt is recorded in the ledger and a 429 slows every worker down.
