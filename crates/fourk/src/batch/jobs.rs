@@ -268,15 +268,25 @@ fn parse_records(
         if spec.name.is_empty() {
             spec.name = format!("job-{}", &key[..12]);
         }
-        let lower = spec.name.to_lowercase();
-        if let Some(first) = names.get(&lower) {
+        // The file stems the job writes: a job with n > 1 numbers them (`hero-1`, `hero-2`),
+        // so a job named `hero-1` would overwrite one of them. Compared case-blind for
+        // macOS and Windows.
+        let stems: Vec<String> = if spec.n <= 1 {
+            vec![spec.name.to_lowercase()]
+        } else {
+            (1..=spec.n)
+                .map(|i| format!("{}-{i}", spec.name).to_lowercase())
+                .collect()
+        };
+        if let Some((stem, first)) = stems.iter().find_map(|s| names.get(s).map(|f| (s, *f))) {
             errs.push(format!(
-                "line {line}: the output name '{}' is already used by line {first}; give each job its own name",
-                spec.name
+                "line {line}: the output name '{stem}' is already used by line {first} (a job with n > 1 writes NAME-1, NAME-2, ...); give each job its own name"
             ));
             continue;
         }
-        names.insert(lower, line);
+        for stem in stems {
+            names.insert(stem, line);
+        }
         jobs.push(Job {
             line,
             key,
@@ -522,5 +532,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("already used by line 1"), "{e}");
+        // n > 1 numbers the files, and the numbers count as names too.
+        let e = parse(
+            "{\"prompt\":\"a\",\"name\":\"hero\",\"n\":2}\n{\"prompt\":\"b\",\"name\":\"Hero-2\"}\n",
+            Layout::Jsonl,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("line 2: the output name 'hero-2' is already used by line 1"),
+            "{e}"
+        );
+        let ok = parse(
+            "{\"prompt\":\"a\",\"name\":\"hero\",\"n\":2}\n{\"prompt\":\"b\",\"name\":\"hero-3\"}\n",
+            Layout::Jsonl,
+        );
+        assert!(ok.is_ok(), "{ok:?}");
     }
 }
