@@ -539,3 +539,91 @@ fn deliver_falls_back_when_the_native_attempt_times_out() {
         .unwrap();
     assert_eq!(billed, 1);
 }
+
+/// A Responses API draft goes final as a continuation (`previous_response_id`), not as an
+/// edit: both steps talk to one emulator process, which keeps the draft's response.
+#[test]
+fn a_responses_route_draft_goes_final_with_previous_response_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("requests.jsonl");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("fourk"))
+        .args(["-q", "emulator", "--addr", "127.0.0.1:0", "--request-log"])
+        .arg(&log)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = format!("{}/v1", line.trim().strip_prefix("listening on ").expect(&line));
+    let ledger = dir.path().join("ledger.db");
+    let l = ledger.to_str().unwrap();
+    let run = |args: &[&str]| {
+        fourk(dir.path())
+            .env("OPENAI_API_KEY", "sk-anything")
+            .args(["--ledger", l])
+            .args(args)
+            .args(["--base-url", &url, "--json"])
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "draft",
+        "a red fox in snow",
+        "-n",
+        "1",
+        "--size",
+        "2k",
+        "--route",
+        "responses",
+        "--out",
+        "fox.png",
+    ]);
+    ok(&out);
+    let v = json_of(&out);
+    let draft = &v["drafts"][0];
+    let draft_id = draft["id"].as_i64().unwrap();
+    let car = sidecar(&dir.path().join(draft["path"].as_str().unwrap()));
+    let response_id = car["responses"]["response_id"].as_str().unwrap().to_owned();
+    assert!(response_id.starts_with("resp_"), "{car}");
+
+    let out = run(&[
+        "final",
+        &draft_id.to_string(),
+        "--native",
+        "--quality",
+        "low",
+        "--out",
+        "fox-final.png",
+    ]);
+    let _ = child.kill();
+    let _ = child.wait();
+    ok(&out);
+    let v = json_of(&out);
+    assert_eq!(v["mode"], "native");
+    let shipped = dir.path().join(v["shipped"].as_str().unwrap());
+    assert_eq!(dims(&shipped), (2560, 1440));
+    let car = sidecar(&shipped);
+    assert_eq!(car["route"], "responses", "{car}");
+    assert_eq!(
+        car["request"]["previous_response_id"],
+        response_id.as_str(),
+        "{car}"
+    );
+    assert_eq!(car["checks"]["verified"], true);
+    let final_id = v["id"].as_i64().unwrap();
+    assert!(links(&ledger).contains(&(draft_id, final_id, "draft->final".into())));
+    // Both steps went through /v1/responses; no edit upload was needed.
+    let routes: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["route"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(routes, ["/v1/responses", "/v1/responses"], "{routes:?}");
+}

@@ -73,6 +73,24 @@ pub struct Draft {
     pub verified: bool,
 }
 
+/// The user's text of a Responses API request as the sidecar records it: the `input_text`
+/// parts of its `input` messages (or a plain string `input`).
+fn responses_prompt(car: &Value) -> Option<String> {
+    let input = car.pointer("/request/input")?;
+    if let Some(s) = input.as_str() {
+        return Some(s.to_owned());
+    }
+    let text: Vec<&str> = input
+        .as_array()?
+        .iter()
+        .filter_map(|item| item.get("content").and_then(Value::as_array))
+        .flatten()
+        .filter(|part| part.get("type").and_then(Value::as_str) == Some("input_text"))
+        .filter_map(|part| part.get("text").and_then(Value::as_str))
+        .collect();
+    (!text.is_empty()).then(|| text.join("\n"))
+}
+
 fn str_at(v: &Value, ptr: &str) -> Option<String> {
     v.pointer(ptr).and_then(Value::as_str).map(str::to_owned)
 }
@@ -115,7 +133,7 @@ pub fn find_draft(record: &Record, which: &str) -> anyhow::Result<Draft> {
         .as_ref()
         .and_then(|r| r.prompt.clone())
         .or_else(|| str_at(&car, "/request/prompt"))
-        .or_else(|| str_at(&car, "/request/input"));
+        .or_else(|| responses_prompt(&car));
     let verified = rec.as_ref().map_or_else(
         || {
             car.pointer("/checks/verified")
