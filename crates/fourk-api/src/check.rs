@@ -48,6 +48,8 @@ pub enum Rule {
     Stream,
     /// `moderation` has an unknown value.
     Moderation,
+    /// `input_fidelity` is not `high` or `low`.
+    InputFidelity,
     /// A field the model does not take.
     UnsupportedParameter,
     /// A field no image endpoint knows.
@@ -88,6 +90,7 @@ impl Rule {
             Self::PartialImages => "partial_images",
             Self::Stream => "stream",
             Self::Moderation => "moderation",
+            Self::InputFidelity => "input_fidelity",
             Self::UnsupportedParameter => "unsupported_parameter",
             Self::UnknownParameter => "unknown_parameter",
             Self::InvalidType => "invalid_type",

@@ -177,13 +177,7 @@ impl EditRequest {
         caps: &'c Capabilities,
         image_count: usize,
     ) -> Result<(&'c ModelCaps, Vec<Warning>), Vec<Violation>> {
-        let count = (!(1..=MAX_EDIT_IMAGES).contains(&image_count)).then(|| {
-            Violation::new(
-                Rule::Image,
-                "image",
-                format!("An edit takes 1 to {MAX_EDIT_IMAGES} input images; got {image_count}."),
-            )
-        });
+        let count = count_violation(image_count, "image");
         match (options::check(caps, &self.options(), Prefix("")), count) {
             (Ok(ok), None) => Ok(ok),
             (Ok(_), Some(v)) => Err(vec![v]),
@@ -355,6 +349,18 @@ impl EditRequest {
         r.model = model.unwrap_or_else(|| crate::DEFAULT_MODEL.to_owned());
         Ok(r)
     }
+}
+
+/// The rule on the number of input images (1 to 16), shared by the multipart and JSON
+/// edits; `param` is the field that carries them (`image`, `images`).
+pub(crate) fn count_violation(image_count: usize, param: &str) -> Option<Violation> {
+    (!(1..=MAX_EDIT_IMAGES).contains(&image_count)).then(|| {
+        Violation::new(
+            Rule::Image,
+            param,
+            format!("An edit takes 1 to {MAX_EDIT_IMAGES} input images; got {image_count}."),
+        )
+    })
 }
 
 fn parse_text<T: std::str::FromStr>(field: &str, value: &str, rule: Rule) -> Result<T, Violation>

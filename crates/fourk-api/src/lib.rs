@@ -2,7 +2,8 @@
 //!
 //! This crate owns what a request may contain and what it costs: the [`Size`] contract, the
 //! model [`Capabilities`] table (embedded data, overridable), the typed bodies of every route
-//! ([`ImageRequest`] for generations, [`EditRequest`] and [`InputImage`] for edits,
+//! ([`ImageRequest`] for generations, [`EditRequest`] and [`InputImage`] for multipart edits,
+//! [`EditJsonBody`] and [`ImageRef`] for JSON edits (the form a Batch API line takes),
 //! [`ResponsesRequest`] for the Responses API's image tool), the response, stream-event and
 //! error bodies, and token and dollar arithmetic. The client, the emulator and the CLI all
 //! validate with it, so they agree. All three routes share one set of option checks.
@@ -23,6 +24,7 @@ mod caps;
 mod check;
 pub mod cost;
 mod edit;
+mod edit_json;
 mod error;
 pub mod latency;
 mod options;
@@ -41,6 +43,7 @@ pub use caps::{
 pub use check::{Rule, SizeVerdict, Violation};
 pub use cost::Cost;
 pub use edit::{EditRequest, InputImage, MAX_EDIT_IMAGES, MAX_IMAGE_BYTES, MAX_MASK_BYTES};
+pub use edit_json::{DataUrl, EditJsonBody, ImageRef, ImageSource, ImageUrlError, MAX_IMAGE_URL_CHARS};
 pub use error::{ApiError, ErrorClass, ErrorEnvelope};
 pub use latency::LatencyModel;
 pub use request::{ImageRequest, Warning};

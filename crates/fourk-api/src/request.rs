@@ -162,16 +162,7 @@ impl ImageRequest {
         })?;
         let model = req_str(obj, "model")?.unwrap_or_else(|| crate::DEFAULT_MODEL.to_owned());
         let mut r = Self::new(model, prompt);
-        r.size = match req_str(obj, "size")? {
-            None => None,
-            Some(s) => Some(Size::parse_wire(&s).map_err(|_| {
-                Violation::new(
-                    Rule::Format,
-                    "size",
-                    format!("Invalid size '{s}'. Expected WIDTHxHEIGHT, for example '1824x1024'."),
-                )
-            })?),
-        };
+        r.size = req_size(obj)?;
         r.quality = parse_enum(obj, "quality", Rule::Quality)?;
         r.background = parse_enum(obj, "background", Rule::Background)?;
         r.output_format = parse_enum(obj, "output_format", Rule::OutputFormat)?;
@@ -179,11 +170,7 @@ impl ImageRequest {
         r.output_compression = req_small_int(obj, "output_compression", Rule::OutputCompression)?;
         r.n = req_small_int(obj, "n", Rule::N)?;
         r.partial_images = req_small_int(obj, "partial_images", Rule::PartialImages)?;
-        r.stream = match obj.get("stream") {
-            None | Some(Value::Null) => None,
-            Some(Value::Bool(b)) => Some(*b),
-            Some(other) => return Err(type_error("stream", "a boolean", other)),
-        };
+        r.stream = req_bool(obj, "stream")?;
         r.safety_identifier = match req_str(obj, "safety_identifier")? {
             Some(s) => Some(s),
             None => req_str(obj, "user")?,
@@ -192,7 +179,7 @@ impl ImageRequest {
     }
 }
 
-fn json_kind(v: &Value) -> &'static str {
+pub(crate) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -203,7 +190,7 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-fn type_error(field: &'static str, want: &str, got: &Value) -> Violation {
+pub(crate) fn type_error(field: &str, want: &str, got: &Value) -> Violation {
     Violation::new(
         Rule::InvalidType,
         field,
@@ -214,7 +201,7 @@ fn type_error(field: &'static str, want: &str, got: &Value) -> Violation {
     )
 }
 
-fn req_str(obj: &Map<String, Value>, field: &'static str) -> Result<Option<String>, Violation> {
+pub(crate) fn req_str(obj: &Map<String, Value>, field: &'static str) -> Result<Option<String>, Violation> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -222,7 +209,33 @@ fn req_str(obj: &Map<String, Value>, field: &'static str) -> Result<Option<Strin
     }
 }
 
-fn req_small_int(obj: &Map<String, Value>, field: &'static str, rule: Rule) -> Result<Option<u8>, Violation> {
+/// `size` read the way the API does: absent, null, or `WIDTHxHEIGHT` / `auto`.
+pub(crate) fn req_size(obj: &Map<String, Value>) -> Result<Option<Size>, Violation> {
+    match req_str(obj, "size")? {
+        None => Ok(None),
+        Some(s) => Size::parse_wire(&s).map(Some).map_err(|_| {
+            Violation::new(
+                Rule::Format,
+                "size",
+                format!("Invalid size '{s}'. Expected WIDTHxHEIGHT, for example '1824x1024'."),
+            )
+        }),
+    }
+}
+
+pub(crate) fn req_bool(obj: &Map<String, Value>, field: &'static str) -> Result<Option<bool>, Violation> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(type_error(field, "a boolean", other)),
+    }
+}
+
+pub(crate) fn req_small_int(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    rule: Rule,
+) -> Result<Option<u8>, Violation> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_i64() {
@@ -239,7 +252,7 @@ fn req_small_int(obj: &Map<String, Value>, field: &'static str, rule: Rule) -> R
     }
 }
 
-fn parse_enum<T: std::str::FromStr>(
+pub(crate) fn parse_enum<T: std::str::FromStr>(
     obj: &Map<String, Value>,
     field: &'static str,
     rule: Rule,

@@ -1,14 +1,15 @@
 //! The bodies fourk builds validate against the vendored OpenAPI spec
 //! (`spec/openai-openapi.json`): `CreateImageEditRequest` for the edit's text fields (as
-//! their typed JSON, with placeholders for the file parts), `CreateResponse` for the
+//! their typed JSON, with placeholders for the file parts), `EditImageBodyJsonParam` for the
+//! JSON edit (a Batch API line's body), `CreateResponse` for the
 //! Responses API, and the stream-event schemas for what the emulator may serialize.
 
 use std::sync::LazyLock;
 
 use fourk_api::{
-    Background, CompletedImage, ContentPart, EditRequest, ImageDetail, ImageGenPartialImage, ImageGenTool,
-    ImageMask, ImageStreamEvent, InputFidelity, InputImage, InputItem, Moderation, OutputFormat,
-    PartialImage, Quality, ResponseStreamEvent, ResponsesRequest, Size, ToolAction, ToolChoice,
+    Background, CompletedImage, ContentPart, EditJsonBody, EditRequest, ImageDetail, ImageGenPartialImage,
+    ImageGenTool, ImageMask, ImageRef, ImageStreamEvent, InputFidelity, InputImage, InputItem, Moderation,
+    OutputFormat, PartialImage, Quality, ResponseStreamEvent, ResponsesRequest, Size, ToolAction, ToolChoice,
     ToolChoiceMode, Usage,
 };
 use jsonschema::{Draft, Validator};
@@ -98,6 +99,51 @@ fn edit_text_fields_match_create_image_edit_request() {
     too_many["image"] = json!("<binary>");
     too_many["input_fidelity"] = json!("medium");
     assert!(!v.is_valid(&too_many));
+}
+
+#[test]
+fn json_edits_match_edit_image_body_json_param() {
+    let v = validator("EditImageBodyJsonParam");
+    let photo = InputImage::new("photo.png", OutputFormat::Png, vec![0x89, b'P', b'N', b'G']);
+    let mask = InputImage::new("mask.png", OutputFormat::Png, vec![0x89, b'P', b'N', b'G', 0]);
+    let minimal = EditJsonBody::from_edit(
+        &EditRequest::new("gpt-image-2", "add a red hat"),
+        std::slice::from_ref(&photo),
+        None,
+    );
+    assert_valid(&v, "minimal JSON edit", &serde_json::to_value(&minimal).unwrap());
+
+    // The spec's size and quality enums for this body are the 2025 ones (no 4K, no xhigh),
+    // so the full body keeps to them.
+    let mut req = EditRequest::new("gpt-image-1.5", "make it night");
+    req.size = Some(Size::new(1536, 1024));
+    req.quality = Some(Quality::High);
+    req.background = Some(Background::Transparent);
+    req.output_format = Some(OutputFormat::Webp);
+    req.output_compression = Some(80);
+    req.n = Some(3);
+    req.stream = Some(true);
+    req.partial_images = Some(3);
+    req.input_fidelity = Some(InputFidelity::High);
+    req.safety_identifier = Some("user-hash".into());
+    let mut full = EditJsonBody::from_edit(&req, &vec![photo; 15], Some(&mask));
+    full.images.push(ImageRef::file("file-abc123"));
+    full.moderation = Some(Moderation::Low);
+    assert_valid(&v, "full JSON edit", &serde_json::to_value(&full).unwrap());
+    let by_url = EditJsonBody::new(
+        "gpt-image-2",
+        "x",
+        vec![ImageRef::url("https://example.com/source-image.png")],
+    );
+    assert_valid(&v, "JSON edit by URL", &serde_json::to_value(&by_url).unwrap());
+
+    // The validator is not vacuous.
+    let mut bad = serde_json::to_value(&minimal).unwrap();
+    bad["images"] = json!([{"image_url": "data:,", "file_id": "file-1"}]);
+    assert!(!v.is_valid(&bad), "exactly one of image_url and file_id");
+    bad["images"] = json!([]);
+    assert!(!v.is_valid(&bad), "at least one image");
+    assert!(!v.is_valid(&json!({"prompt": "x"})), "images is required");
 }
 
 fn full_responses_request() -> ResponsesRequest {

@@ -35,7 +35,7 @@ const FAULT_ROUTES: [&str; 3] = ["/v1/images/generations", "/v1/images/edits", "
 
 /// The emulator as an axum [`Router`], ready for [`axum::serve()`] or for calling in tests.
 ///
-/// Routes: `POST /v1/images/generations`, `POST /v1/images/edits` (multipart),
+/// Routes: `POST /v1/images/generations`, `POST /v1/images/edits` (multipart or JSON),
 /// `POST /v1/responses` (the `image_generation` tool), `GET /v1/models`,
 /// `GET /v1/models/{id}` (all need a key, as on the API) and `GET /health` (no key; for
 /// readiness checks). Anything else gets the API's 404 (or 405) envelope.

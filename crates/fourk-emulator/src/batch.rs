@@ -1,5 +1,8 @@
 //! `/v1/batches`: create, retrieve, cancel and list batches, each processed by a background
-//! task through the same checks and renderer as the live `POST /v1/images/generations`.
+//! task through the same checks and renderer as the live endpoint: `POST
+//! /v1/images/generations`, or `POST /v1/images/edits` with each line's body the JSON edit
+//! (`EditImageBodyJsonParam`: images as data URLs or uploaded `file_id`s, as the live JSON
+//! edit reads them). Every line's `url` must be the batch's endpoint.
 //!
 //! A batch moves `validating` -> `in_progress` -> `finalizing` -> `completed` (or `failed`
 //! when the input file breaks a rule, listed in `errors` with line numbers; or `cancelling`
@@ -19,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -29,10 +32,10 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use fourk_api::batch::{
     Batch, BatchErrors, BatchInputLine, BatchLineError, BatchList, BatchOutputLine, BatchResponse,
-    BatchStatus, BatchUsage, COMPLETION_WINDOW, CreateBatchRequest, ENDPOINT_GENERATIONS, FilePurpose,
-    RequestCounts, SPEC_ENDPOINTS, check_input_file,
+    BatchStatus, BatchUsage, COMPLETION_WINDOW, CreateBatchRequest, ENDPOINT_EDITS, ENDPOINT_GENERATIONS,
+    FilePurpose, RequestCounts, SPEC_ENDPOINTS, check_input_file,
 };
-use fourk_api::{ImageData, ImageRequest, ImagesResponse};
+use fourk_api::{ImageRequest, ImagesResponse};
 use futures_util::StreamExt as _;
 use serde::Deserialize;
 use serde_json::Value;
@@ -42,7 +45,7 @@ use crate::error::EmulatorError;
 use crate::faults::FaultKind;
 use crate::files::{ApiFailure, FileStore, file_object};
 use crate::generate::{check_policy, validate};
-use crate::images::{on_render_slot, unix_now};
+use crate::images::{render_json, unix_now};
 use crate::plan::{Fidelity, Plan};
 use crate::reqlog::Entry as LogEntry;
 use crate::state::{EmulatorState, RequestContext};
@@ -142,12 +145,12 @@ fn create(state: &Arc<EmulatorState>, body: Result<Bytes, BytesRejection>) -> Re
             ),
         ));
     }
-    if req.endpoint != ENDPOINT_GENERATIONS {
+    if req.endpoint != ENDPOINT_GENERATIONS && req.endpoint != ENDPOINT_EDITS {
         return Err(ApiFailure::invalid(
             Some("unsupported_value"),
             Some("endpoint"),
             format!(
-                "The fourk emulator runs batches for {ENDPOINT_GENERATIONS} only; '{}' is a batch endpoint of the API but is not emulated.",
+                "The fourk emulator runs batches for {ENDPOINT_GENERATIONS} and {ENDPOINT_EDITS} only; '{}' is a batch endpoint of the API but is not emulated.",
                 req.endpoint
             ),
         ));
@@ -571,7 +574,7 @@ async fn run_line(state: &Arc<EmulatorState>, line: BatchInputLine) -> std::io::
     let request_id = state.next_request_id();
     let fault = state.faults.next();
     let ctx = RequestContext::new(request_id.clone(), fault);
-    let answer = answer_line(state, &ctx, &line.body).await;
+    let answer = answer_line(state, &ctx, &line.url, &line.body).await;
     let (status, body, usage) = match answer {
         Ok(resp) => {
             let usage = resp.usage;
@@ -608,9 +611,24 @@ async fn run_line(state: &Arc<EmulatorState>, line: BatchInputLine) -> std::io::
     })
 }
 
+/// Streaming has no place in a batch: the answer is a line of the output file.
+fn refuse_stream(req: &ImageRequest) -> Result<(), EmulatorError> {
+    if req.stream == Some(true) {
+        return Err(EmulatorError::BadRequest {
+            code: Some("invalid_value"),
+            param: Some("stream".into()),
+            message: "Streaming is not supported in a batch: results are written to the output file. Remove 'stream'.".into(),
+        });
+    }
+    Ok(())
+}
+
+/// One line, through the live endpoint's reading, checks and renderer. `url` is the line's
+/// endpoint, which batch validation has made equal to the batch's.
 async fn answer_line(
     state: &Arc<EmulatorState>,
     ctx: &RequestContext,
+    url: &str,
     body: &Value,
 ) -> Result<ImagesResponse, EmulatorError> {
     match ctx.fault.map(|f| f.kind) {
@@ -623,44 +641,25 @@ async fn answer_line(
         Some(FaultKind::Stall) => tokio::time::sleep(state.config.stall).await,
         _ => {}
     }
-    let req = ImageRequest::from_json(body).map_err(|violation| EmulatorError::Invalid {
-        violation,
-        model: body
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-    })?;
-    ctx.set_prompt(&req.prompt);
-    if req.stream == Some(true) {
-        return Err(EmulatorError::BadRequest {
-            code: Some("invalid_value"),
-            param: Some("stream".into()),
-            message: "Streaming is not supported in a batch: results are written to the output file. Remove 'stream'.".into(),
-        });
-    }
-    let model = validate(state, &req)?;
-    check_policy(state, ctx, &req)?;
-    let plan = Arc::new(Plan::resolve(&req, model, None, Fidelity::High, ctx.fault));
-    let started = Instant::now();
-    let job = Arc::clone(&plan);
-    let data = on_render_slot(state, move || job.render_all()).await?;
-    let target = plan.scaled_latency(state.config.latency_scale);
-    tokio::time::sleep(target.saturating_sub(started.elapsed())).await;
-    Ok(ImagesResponse {
-        created: unix_now(),
-        data: Some(
-            data.into_iter()
-                .map(|b64| ImageData {
-                    b64_json: Some(b64),
-                    ..ImageData::default()
-                })
-                .collect(),
-        ),
-        background: Some(plan.background().to_owned()),
-        output_format: Some(plan.format.as_str().to_owned()),
-        quality: Some(plan.quality.as_str().to_owned()),
-        size: Some(plan.size()),
-        usage: Some(plan.usage),
-    })
+    let plan = if url == ENDPOINT_EDITS {
+        let edit = crate::edits::read_json(body)?;
+        ctx.set_prompt(&edit.req.prompt);
+        refuse_stream(&edit.req)?;
+        crate::edits::plan_json(state, ctx, edit).await?
+    } else {
+        let req = ImageRequest::from_json(body).map_err(|violation| EmulatorError::Invalid {
+            violation,
+            model: body
+                .get("model")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        })?;
+        ctx.set_prompt(&req.prompt);
+        refuse_stream(&req)?;
+        let model = validate(state, &req)?;
+        check_policy(state, ctx, &req)?;
+        Plan::resolve(&req, model, None, Fidelity::High, ctx.fault)
+    };
+    render_json(state, plan).await
 }

@@ -1,19 +1,34 @@
-//! `POST /v1/images/edits`: a `multipart/form-data` body with one `image` or repeated
-//! `image[]` files (1-16, PNG/JPEG/WebP, each under 50 MB), an optional PNG `mask` (under
-//! 4 MB, with alpha, the size of the first image) and the text fields of an edit. The form is
-//! read part by part with each file's limit enforced while it streams in; the options are
-//! checked by building the same [`ImageRequest`] the generations endpoint validates.
+//! `POST /v1/images/edits`, in both of the API's forms, through one set of checks and one
+//! renderer:
+//!
+//! - `multipart/form-data` with one `image` or repeated `image[]` files (1-16, PNG/JPEG/WebP,
+//!   each under 50 MB), an optional PNG `mask` (under 4 MB, with alpha, the size of the first
+//!   image) and the text fields of an edit. The form is read part by part with each file's
+//!   limit enforced while it streams in.
+//! - `application/json` (`EditImageBodyJsonParam`, read by [`EditJsonBody::from_json`]): the
+//!   same options plus `moderation`, with `images` (and `mask`) as references: base64 data URLs
+//!   (decoded under the same limits, with the same errors as the form's files) or the
+//!   `file_id` of an upload to `/v1/files` with purpose `vision` or `user_data`. An http(s)
+//!   URL gets a 400 that says to send a data URL or a file id instead: the emulator is
+//!   offline. A Batch API edit line runs through here too ([`read_json`], [`plan_json`]).
+//!
+//! The options are checked by building the same [`ImageRequest`] the generations endpoint
+//! validates, plus `input_fidelity` against the model.
 
 use std::io::Cursor;
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
-use axum::extract::{Multipart, State};
+use axum::body::Bytes;
+use axum::extract::multipart::{Field, MultipartError};
+use axum::extract::{FromRequest as _, Multipart, Request, State};
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::Response;
-use fourk_api::{ImageRequest, Rule, Violation};
+use fourk_api::{
+    EditJsonBody, ImageRef, ImageRequest, ImageSource, ImageUrlError, MAX_IMAGE_URL_CHARS, ModelCaps,
+    OutputFormat, Rule, Violation,
+};
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -45,9 +60,11 @@ const MAX_DECODE_ALLOC: u64 = 1024 * 1024 * 1024;
 /// The image types an input may have, as the API's message lists them.
 const IMAGE_TYPES: &str = "'image/jpeg', 'image/png', and 'image/webp'";
 
-/// An uploaded file, its type checked but not yet decoded.
+/// An input image, its type checked but not yet decoded.
 #[derive(Debug)]
 struct Upload {
+    /// The field it came from (`image`, `images[2].image_url`), for decoding errors.
+    param: String,
     format: ImageFormat,
     bytes: Vec<u8>,
 }
@@ -62,27 +79,80 @@ struct Form {
     input_fidelity: Option<String>,
 }
 
-/// The handler: auth first, then the form, with the rate-limit headers on every answer
-/// after auth.
+/// The handler: auth first, then the body (a form or JSON, by `Content-Type`), with the
+/// rate-limit headers on every answer after auth.
 pub(crate) async fn edits(
     State(state): State<Arc<EmulatorState>>,
     Extension(ctx): Extension<Arc<RequestContext>>,
     headers: HeaderMap,
-    multipart: Result<Multipart, MultipartRejection>,
+    request: Request,
 ) -> Response {
     state
-        .answer(&headers, edit(&state, &ctx, &headers, multipart))
+        .answer(&headers, edit(&state, &ctx, &headers, request))
         .await
+}
+
+/// The media type of the body, lower case, without parameters.
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    Some(
+        v.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
+/// `stream: true` as [`respond`] takes it: the number of partial images.
+fn stream_of(req: &ImageRequest) -> Option<u8> {
+    (req.stream == Some(true)).then(|| req.partial_images.unwrap_or(0))
 }
 
 async fn edit(
     state: &Arc<EmulatorState>,
     ctx: &RequestContext,
     headers: &HeaderMap,
-    multipart: Result<Multipart, MultipartRejection>,
+    request: Request,
 ) -> Result<Response, EmulatorError> {
     state.limiter.acquire([1, 0, 0])?;
-    let multipart = multipart.map_err(|_| {
+    let json = content_type(headers).is_some_and(|t| t == "application/json" || t.ends_with("+json"));
+    let (plan, stream) = if json {
+        json_edit(state, ctx, request).await?
+    } else {
+        form_edit(state, ctx, headers, request).await?
+    };
+    respond(state, plan, stream, Endpoint::Edits).await
+}
+
+async fn json_edit(
+    state: &EmulatorState,
+    ctx: &RequestContext,
+    request: Request,
+) -> Result<(Plan, Option<u8>), EmulatorError> {
+    let bytes = Bytes::from_request(request, &())
+        .await
+        .map_err(|r| EmulatorError::Body {
+            status: r.status(),
+            message: r.body_text(),
+        })?;
+    let json: Value = serde_json::from_slice(&bytes).map_err(|_| EmulatorError::InvalidJson)?;
+    // The data URLs are in the body, the JSON and the read edit in turn: hold one copy.
+    drop(bytes);
+    let edit = read_json(&json)?;
+    drop(json);
+    ctx.set_prompt(&edit.req.prompt);
+    let stream = stream_of(&edit.req);
+    Ok((plan_json(state, ctx, edit).await?, stream))
+}
+
+async fn form_edit(
+    state: &EmulatorState,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+    request: Request,
+) -> Result<(Plan, Option<u8>), EmulatorError> {
+    let multipart = Multipart::from_request(request, &()).await.map_err(|_| {
         let got = headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -91,7 +161,7 @@ async fn edit(
             code: None,
             param: None,
             message: format!(
-                "Invalid Content-Type header ({got}), expected multipart/form-data. Send the image files and fields as a multipart form."
+                "Invalid Content-Type header ({got}), expected multipart/form-data or application/json. Send the image files and fields as a multipart form, or a JSON body that lists the images under 'images'."
             ),
         }
     })?;
@@ -113,15 +183,29 @@ async fn edit(
             message: "Missing required parameter: 'image'.".into(),
         });
     }
-    let model = validate(state, &req)?;
-    if let Some(fidelity) = &form.input_fidelity {
+    let fidelity = form.input_fidelity.as_deref();
+    let model = check_options(state, ctx, &req, fidelity)?;
+    let plan = plan_inputs(state, ctx, &req, model, fidelity, form.images, form.mask).await?;
+    Ok((plan, stream_of(&req)))
+}
+
+/// The option checks of every edit, whatever its body: the generation rules, then
+/// `input_fidelity` against the model, then the on-demand policy answers.
+fn check_options<'s>(
+    state: &'s EmulatorState,
+    ctx: &RequestContext,
+    req: &ImageRequest,
+    input_fidelity: Option<&str>,
+) -> Result<&'s ModelCaps, EmulatorError> {
+    let model = validate(state, req)?;
+    if let Some(fidelity) = input_fidelity {
         if !model.input_fidelity {
             return Err(EmulatorError::UnsupportedParameter {
                 param: "input_fidelity".into(),
                 model: req.model.clone(),
             });
         }
-        if !["high", "low"].contains(&fidelity.as_str()) {
+        if !["high", "low"].contains(&fidelity) {
             return Err(EmulatorError::BadRequest {
                 code: Some("invalid_value"),
                 param: Some("input_fidelity".into()),
@@ -129,13 +213,194 @@ async fn edit(
             });
         }
     }
-    check_policy(state, ctx, &req)?;
-    let (images, mask) = (form.images, form.mask);
+    check_policy(state, ctx, req)?;
+    Ok(model)
+}
+
+/// Decode the inputs on a render slot and plan the answer.
+async fn plan_inputs(
+    state: &EmulatorState,
+    ctx: &RequestContext,
+    req: &ImageRequest,
+    model: &ModelCaps,
+    input_fidelity: Option<&str>,
+    images: Vec<Upload>,
+    mask: Option<Vec<u8>>,
+) -> Result<Plan, EmulatorError> {
     let inputs = on_render_slot(state, move || decode_inputs(images, mask)).await?;
-    let fidelity = Fidelity::resolve(model, form.input_fidelity.as_deref());
-    let plan = Plan::resolve(&req, model, Some(Arc::new(inputs)), fidelity, ctx.fault);
-    let stream = (req.stream == Some(true)).then(|| req.partial_images.unwrap_or(0));
-    respond(state, plan, stream, Endpoint::Edits).await
+    let fidelity = Fidelity::resolve(model, input_fidelity);
+    Ok(Plan::resolve(
+        req,
+        model,
+        Some(Arc::new(inputs)),
+        fidelity,
+        ctx.fault,
+    ))
+}
+
+/// A JSON edit, read: the body and its options as the generations endpoint types them.
+#[derive(Debug)]
+pub(crate) struct JsonEdit {
+    body: EditJsonBody,
+    /// The options, for the shared checks and the plan.
+    pub(crate) req: ImageRequest,
+}
+
+/// Read a JSON edit body (types, unknown fields, the shape of each image reference).
+pub(crate) fn read_json(json: &Value) -> Result<JsonEdit, EmulatorError> {
+    let body = EditJsonBody::from_json(json).map_err(|violation| EmulatorError::Invalid {
+        violation,
+        model: json
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+    })?;
+    let mut req = ImageRequest::new(body.model.clone(), body.prompt.clone());
+    req.size = body.size;
+    req.quality = body.quality;
+    req.background = body.background;
+    req.output_format = body.output_format;
+    req.output_compression = body.output_compression;
+    req.moderation = body.moderation;
+    req.n = body.n;
+    req.stream = body.stream;
+    req.partial_images = body.partial_images;
+    req.safety_identifier.clone_from(&body.safety_identifier);
+    Ok(JsonEdit { body, req })
+}
+
+/// Check a JSON edit, read its images (data URLs, uploaded files) and plan the answer: the
+/// live endpoint and the Batch API's edit lines both run through here.
+pub(crate) async fn plan_json(
+    state: &EmulatorState,
+    ctx: &RequestContext,
+    edit: JsonEdit,
+) -> Result<Plan, EmulatorError> {
+    let JsonEdit { body, req } = edit;
+    let count = body.images.len();
+    if count == 0 || count > MAX_IMAGES {
+        return Err(EmulatorError::BadRequest {
+            code: Some("invalid_value"),
+            param: Some("images".into()),
+            message: format!("Invalid 'images': an edit takes 1 to {MAX_IMAGES} images; got {count}."),
+        });
+    }
+    let fidelity = body.input_fidelity.map(|f| f.as_str());
+    let model = check_options(state, ctx, &req, fidelity)?;
+    let mut images = Vec::with_capacity(count);
+    for (i, r) in body.images.iter().enumerate() {
+        images.push(resolve(state, r, &format!("images[{i}]"), false).await?);
+    }
+    let mask = match &body.mask {
+        Some(m) => Some(resolve(state, m, "mask", true).await?.bytes),
+        None => None,
+    };
+    drop(body);
+    plan_inputs(state, ctx, &req, model, fidelity, images, mask).await
+}
+
+/// The decoder's name for an image format of the API.
+pub(crate) fn image_format(f: OutputFormat) -> ImageFormat {
+    match f {
+        OutputFormat::Png => ImageFormat::Png,
+        OutputFormat::Jpeg => ImageFormat::Jpeg,
+        OutputFormat::Webp => ImageFormat::WebP,
+    }
+}
+
+/// The bytes of one image reference of a JSON edit at `at` (`images[0]`, `mask`), checked
+/// like a form's file part: the type (PNG for a mask), then the size, before decoding.
+async fn resolve(state: &EmulatorState, r: &ImageRef, at: &str, mask: bool) -> Result<Upload, EmulatorError> {
+    let param = match r {
+        ImageRef::Url(_) => format!("{at}.image_url"),
+        ImageRef::FileId(_) => format!("{at}.file_id"),
+    };
+    if let ImageRef::Url(url) = r
+        && url.len() > MAX_IMAGE_URL_CHARS
+    {
+        return Err(EmulatorError::BadRequest {
+            code: Some("string_above_max_length"),
+            param: Some(param.clone()),
+            message: format!(
+                "Invalid '{param}': string too long. Expected a string with maximum length {MAX_IMAGE_URL_CHARS}, but got a string with length {} instead. Send a smaller image, or upload it (POST /v1/files) and reference it by file_id.",
+                url.len()
+            ),
+        });
+    }
+    let limit = if mask { MAX_MASK_BYTES } else { MAX_IMAGE_BYTES };
+    let too_large = |bytes: u64| {
+        if mask {
+            EmulatorError::Mask(MaskProblem::TooLarge { bytes })
+        } else {
+            EmulatorError::FileTooLarge {
+                param: param.clone(),
+                bytes,
+                limit,
+            }
+        }
+    };
+    let checked = |format: Option<ImageFormat>, mime: &str| match format {
+        Some(ImageFormat::Png) => Ok(ImageFormat::Png),
+        _ if mask => Err(EmulatorError::Mask(MaskProblem::NotPng)),
+        Some(f) => Ok(f),
+        None => Err(EmulatorError::UnsupportedMimetype {
+            param: param.clone(),
+            mime: mime.to_owned(),
+            allowed: IMAGE_TYPES,
+        }),
+    };
+    let bad_url = |e: ImageUrlError, code: &'static str| EmulatorError::BadRequest {
+        code: Some(code),
+        param: Some(param.clone()),
+        message: format!("Invalid '{param}': {e}."),
+    };
+    let (format, bytes) = match r.source().map_err(|e| bad_url(e, "invalid_image_url"))? {
+        ImageSource::Remote(_) => return Err(EmulatorError::UrlNotFetched { param }),
+        ImageSource::Data(data) => {
+            let format = checked(data.format().map(image_format), data.mime())?;
+            if data.decoded_len() as u64 >= limit {
+                return Err(too_large(data.decoded_len() as u64));
+            }
+            let bytes = data.decode().map_err(|e| bad_url(e, "invalid_base64_image"))?;
+            (format, bytes)
+        }
+        ImageSource::File(id) => {
+            let file = state
+                .batch
+                .files
+                .get(id)
+                .ok_or_else(|| EmulatorError::BadRequest {
+                    code: Some("invalid_value"),
+                    param: Some(param.clone()),
+                    message: format!(
+                        "No such File object: {id}. Upload the image with POST /v1/files (purpose 'vision' or 'user_data') and pass the id it returns."
+                    ),
+                })?;
+            if !matches!(file.meta.purpose.as_str(), "vision" | "user_data") {
+                return Err(EmulatorError::BadRequest {
+                    code: Some("invalid_value"),
+                    param: Some(param.clone()),
+                    message: format!(
+                        "The file {id} has purpose '{}'; an input image must be uploaded with purpose 'vision' or 'user_data'. Upload it again with one of those.",
+                        file.meta.purpose.as_str()
+                    ),
+                });
+            }
+            if file.meta.bytes >= limit {
+                return Err(too_large(file.meta.bytes));
+            }
+            let bytes = tokio::fs::read(&file.path)
+                .await
+                .map_err(|e| EmulatorError::Internal(format!("reading {}: {e}", file.path.display())))?;
+            let guessed = image::guess_format(&bytes).ok();
+            let mime = guessed.map_or("application/octet-stream", |f| f.to_mime_type());
+            let known =
+                guessed.filter(|f| matches!(f, ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP));
+            (checked(known, mime)?, bytes)
+        }
+    };
+    Ok(Upload { param, format, bytes })
 }
 
 fn multipart_error(e: &MultipartError) -> EmulatorError {
@@ -201,7 +466,11 @@ async fn read_form(mut multipart: Multipart) -> Result<Form, EmulatorError> {
                     limit: MAX_IMAGE_BYTES,
                 })
                 .await?;
-                form.images.push(Upload { format, bytes });
+                form.images.push(Upload {
+                    param: "image".into(),
+                    format,
+                    bytes,
+                });
             }
             "mask" => {
                 let essence = field
@@ -303,7 +572,9 @@ pub(crate) fn format_name(format: ImageFormat) -> &'static str {
 /// blocking thread.
 fn decode_inputs(images: Vec<Upload>, mask: Option<Vec<u8>>) -> Result<EditInputs, EmulatorError> {
     decode_uploads(
-        images.iter().map(|up| ("image", up.format, up.bytes.as_slice())),
+        images
+            .iter()
+            .map(|up| (up.param.as_str(), up.format, up.bytes.as_slice())),
         mask,
     )
 }

@@ -105,6 +105,13 @@ pub enum EmulatorError {
         /// What it is.
         feature: String,
     },
+    /// An input image given by http(s) URL: the API would download it; the emulator works
+    /// offline and cannot.
+    #[error("'{param}' is a URL; the offline emulator cannot download it")]
+    UrlNotFetched {
+        /// The request field that holds the URL (`images[0].image_url`).
+        param: String,
+    },
     /// The organisation is not verified for this model (403), on demand.
     #[error("organization not verified for {model}")]
     OrganizationNotVerified {
@@ -187,6 +194,7 @@ impl EmulatorError {
             | Self::Mask(_)
             | Self::UnsupportedParameter { .. }
             | Self::NotEmulated { .. }
+            | Self::UrlNotFetched { .. }
             | Self::ModerationBlocked { .. } => StatusCode::BAD_REQUEST,
             Self::OrganizationNotVerified { .. } => StatusCode::FORBIDDEN,
             Self::PreviousResponseNotFound { .. } => StatusCode::NOT_FOUND,
@@ -279,6 +287,14 @@ impl EmulatorError {
                 Some(param),
                 format!(
                     "{feature} is not supported by the fourk emulator, which works offline. Send the image inline as a base64 data URL (data:image/png;base64,...)."
+                ),
+            ),
+            Self::UrlNotFetched { param } => ErrorEnvelope::new(
+                INVALID,
+                Some("unsupported_value"),
+                Some(param),
+                format!(
+                    "The fourk emulator works offline and cannot download the image at '{param}'. Send the image inline as a base64 data URL (data:image/png;base64,...), or upload it (POST /v1/files with purpose 'vision') and reference it by file_id."
                 ),
             ),
             Self::OrganizationNotVerified { model } => ErrorEnvelope::new(

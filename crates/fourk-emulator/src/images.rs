@@ -81,7 +81,9 @@ pub(crate) async fn on_render_slot<T: Send + 'static>(
     .map_err(|e| EmulatorError::Internal(e.to_string()))?
 }
 
-async fn render_json(state: &EmulatorState, plan: Plan) -> Result<ImagesResponse, EmulatorError> {
+/// Render every image of the plan (on a render slot), wait out the modelled latency, and
+/// build the `ImagesResponse`: the live JSON answer and a Batch API line's body.
+pub(crate) async fn render_json(state: &EmulatorState, plan: Plan) -> Result<ImagesResponse, EmulatorError> {
     let started = Instant::now();
     let plan = Arc::new(plan);
     let job = Arc::clone(&plan);

@@ -156,54 +156,48 @@ struct InlineImage {
     bytes: Vec<u8>,
 }
 
-/// `data:image/png;base64,...` to bytes.
+/// `data:image/png;base64,...` to bytes, split by [`fourk_api::DataUrl`] as the JSON edits
+/// are, with the size checked before the payload is decoded.
 fn data_url(url: &str, param: &str) -> Result<(ImageFormat, Vec<u8>), EmulatorError> {
-    let (head, data) = url.split_once(',').ok_or_else(|| {
+    let data = fourk_api::DataUrl::parse(url).map_err(|e| {
         bad(
             param,
             "invalid_image_url",
-            "Invalid image URL: a data URL must look like data:image/png;base64,<data>.",
+            match e {
+                fourk_api::ImageUrlError::NotBase64 => {
+                    "Invalid image URL: only base64 data URLs (data:image/png;base64,<data>) are supported."
+                }
+                _ => "Invalid image URL: a data URL must look like data:image/png;base64,<data>.",
+            },
         )
     })?;
-    let meta = head.strip_prefix("data:").unwrap_or(head);
-    let (mime, encoding) = meta.split_once(';').unwrap_or((meta, ""));
-    if !encoding.eq_ignore_ascii_case("base64") {
-        return Err(bad(
-            param,
-            "invalid_image_url",
-            "Invalid image URL: only base64 data URLs (data:image/png;base64,<data>) are supported.",
-        ));
-    }
-    let format = match mime.to_ascii_lowercase().as_str() {
-        "image/png" => ImageFormat::Png,
-        "image/jpeg" | "image/jpg" => ImageFormat::Jpeg,
-        "image/webp" => ImageFormat::WebP,
-        other => {
+    let format = match data.format() {
+        Some(f) => crate::edits::image_format(f),
+        None => {
             return Err(bad(
                 param,
                 "invalid_image_format",
                 format!(
-                    "Invalid image format '{other}'. Supported formats are 'image/jpeg', 'image/png', and 'image/webp'."
+                    "Invalid image format '{}'. Supported formats are 'image/jpeg', 'image/png', and 'image/webp'.",
+                    data.mime().to_ascii_lowercase()
                 ),
             ));
         }
     };
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(data.trim())
-        .map_err(|_| {
-            bad(
-                param,
-                "invalid_base64_image",
-                "Invalid base64 image: the data URL's payload is not valid base64.",
-            )
-        })?;
-    if bytes.len() as u64 >= MAX_IMAGE_BYTES {
+    if data.decoded_len() as u64 >= MAX_IMAGE_BYTES {
         return Err(bad(
             param,
             "image_file_too_large",
             "The image is too large: each input image must be smaller than 50 MB.",
         ));
     }
+    let bytes = data.decode().map_err(|_| {
+        bad(
+            param,
+            "invalid_base64_image",
+            "Invalid base64 image: the data URL's payload is not valid base64.",
+        )
+    })?;
     Ok((format, bytes))
 }
 

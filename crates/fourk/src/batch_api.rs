@@ -3,14 +3,19 @@
 //!
 //! - [`submit`] checks every request against the capability table, builds the JSONL, uploads
 //!   it (`/files`, purpose `batch`), creates the batch (`/batches`) and keeps a manifest
-//!   (custom id -> output path and request) in the work folder.
+//!   (custom id -> output path and request) in the work folder. A batch runs one endpoint:
+//!   its jobs are all generations (`/v1/images/generations`) or all edits
+//!   (`/v1/images/edits`, JSON bodies whose images are inline data URLs or uploaded file ids;
+//!   see [`BatchRequest`]).
 //! - [`status`] and [`wait`] read the batch; [`wait`] polls until it is final, reporting each
 //!   change through the event callback.
 //! - [`collect`] downloads the output and error files to disk in chunks, reads them line by
 //!   line (a 4K image is ~15 MB of base64 on one line; the files can be gigabytes), and saves
 //!   each image atomically with verification and a sidecar, costed at Batch API prices. It
 //!   can run in a later session: the manifest is found under the output folder, and without
-//!   one the requests are read back from the batch's input file.
+//!   one the requests are read back from the batch's input file. An edit's sidecar records
+//!   its body with every data URL summarised (never the base64) and its inline inputs
+//!   (size, SHA-256, dimensions), as a multipart edit's does.
 //! - [`run`] is all three.
 //!
 //! The driver never prints: progress is [`BatchEvent`]s for the caller to draw.
@@ -22,20 +27,26 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use fourk_api::batch::{
-    Batch, BatchInputLine, BatchOutputLine, BatchStatus, CreateBatchRequest, ENDPOINT_GENERATIONS,
-    MAX_INPUT_BYTES, MAX_REQUESTS, RequestCounts, batch_prices,
+    Batch, BatchInputLine, BatchOutputLine, BatchStatus, CreateBatchRequest, ENDPOINT_EDITS,
+    ENDPOINT_GENERATIONS, MAX_INPUT_BYTES, MAX_REQUESTS, RequestCounts, batch_prices,
 };
-use fourk_api::{Background, Capabilities, ErrorEnvelope, ImageRequest, ImagesResponseRef, Usage};
+use fourk_api::{
+    Background, Capabilities, EditJsonBody, ErrorEnvelope, ImageRequest, ImageSource, ImagesResponseRef,
+    ModelCaps, OutputFormat, Size, Usage, Violation, Warning,
+};
 use fourk_client::{Client, RateLimits};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::UsageError;
 use crate::commands::deliver::{self, Delivery, ImageSummary};
-use crate::sidecar::{ResponseMeta, SentRequest};
+use crate::sidecar::{self, InputRecord, ResponseMeta, SentRequest};
 
-/// Layout version of the manifest.
-const MANIFEST_VERSION: u32 = 1;
+/// Layout version of the manifest. 2: a job's `request` may be an edit (its JSON body with
+/// data URLs summarised) with the `inputs` it sent; version 1 manifests (generations only)
+/// read the same.
+const MANIFEST_VERSION: u32 = 2;
 /// Where manifests and downloaded result files live under an output folder.
 pub const WORK_DIR_NAME: &str = ".fourk-batch";
 /// Download attempts per result file (reads are safe to repeat).
@@ -46,11 +57,127 @@ const DOWNLOAD_ATTEMPTS: u32 = 3;
 pub struct BatchJob {
     /// Unique in the batch: the caller's stable job id. Results carry it back.
     pub custom_id: String,
-    /// The generation request (`stream` must be unset).
-    pub request: ImageRequest,
+    /// The request (`stream` must be unset). Every job of one batch is the same kind.
+    pub request: BatchRequest,
     /// Where the image goes; the format's extension is added when it has none, and `n > 1`
     /// numbers the files (`hero-1.png`, ...).
     pub output: PathBuf,
+}
+
+impl BatchJob {
+    /// A generation job.
+    #[must_use]
+    pub fn generate(custom_id: impl Into<String>, request: ImageRequest, output: impl Into<PathBuf>) -> Self {
+        Self {
+            custom_id: custom_id.into(),
+            request: BatchRequest::Generate(request),
+            output: output.into(),
+        }
+    }
+
+    /// An edit job: build the body with [`EditJsonBody::from_edit`] to send the input images
+    /// inline.
+    #[must_use]
+    pub fn edit(custom_id: impl Into<String>, request: EditJsonBody, output: impl Into<PathBuf>) -> Self {
+        Self {
+            custom_id: custom_id.into(),
+            request: BatchRequest::Edit(request),
+            output: output.into(),
+        }
+    }
+}
+
+/// What one job asks for. A batch runs one endpoint, so [`submit`] refuses jobs of both kinds
+/// in one batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchRequest {
+    /// `POST /v1/images/generations`.
+    Generate(ImageRequest),
+    /// `POST /v1/images/edits` as JSON: the images are data URLs (which make input lines
+    /// large: the whole input file may be at most 200 MB) or ids of uploaded files.
+    Edit(EditJsonBody),
+}
+
+impl From<ImageRequest> for BatchRequest {
+    fn from(r: ImageRequest) -> Self {
+        Self::Generate(r)
+    }
+}
+
+impl From<EditJsonBody> for BatchRequest {
+    fn from(r: EditJsonBody) -> Self {
+        Self::Edit(r)
+    }
+}
+
+impl BatchRequest {
+    /// The Batch API endpoint this request goes to.
+    #[must_use]
+    pub fn endpoint(&self) -> &'static str {
+        match self {
+            Self::Generate(_) => ENDPOINT_GENERATIONS,
+            Self::Edit(_) => ENDPOINT_EDITS,
+        }
+    }
+
+    /// The image model.
+    #[must_use]
+    pub fn model(&self) -> &str {
+        match self {
+            Self::Generate(r) => &r.model,
+            Self::Edit(r) => &r.model,
+        }
+    }
+
+    /// Check the request against the capability table (for an edit, its image references too).
+    ///
+    /// # Errors
+    /// Every broken rule.
+    pub fn validate<'c>(
+        &self,
+        caps: &'c Capabilities,
+    ) -> Result<(&'c ModelCaps, Vec<Warning>), Vec<Violation>> {
+        match self {
+            Self::Generate(r) => r.validate(caps),
+            Self::Edit(r) => r.validate(caps),
+        }
+    }
+
+    fn stream(&self) -> bool {
+        match self {
+            Self::Generate(r) => r.stream == Some(true),
+            Self::Edit(r) => r.stream == Some(true),
+        }
+    }
+
+    fn size(&self) -> Option<Size> {
+        match self {
+            Self::Generate(r) => r.size,
+            Self::Edit(r) => r.size,
+        }
+    }
+
+    fn effective_format(&self) -> OutputFormat {
+        match self {
+            Self::Generate(r) => r.effective_format(),
+            Self::Edit(r) => r.effective_format(),
+        }
+    }
+
+    fn background(&self) -> Option<Background> {
+        match self {
+            Self::Generate(r) => r.background,
+            Self::Edit(r) => r.background,
+        }
+    }
+
+    /// As the manifest keeps it: an edit's data URLs summarised.
+    fn summarised(&self) -> Self {
+        match self {
+            Self::Generate(r) => Self::Generate(r.clone()),
+            Self::Edit(r) => Self::Edit(r.summarised()),
+        }
+    }
 }
 
 /// Options of [`submit`].
@@ -228,7 +355,169 @@ struct Manifest {
 struct ManifestJob {
     custom_id: String,
     output: PathBuf,
-    request: ImageRequest,
+    request: ManifestRequest,
+    /// An edit's inline input images, as its sidecars record them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    inputs: Vec<ManifestInput>,
+}
+
+/// A job's request as the manifest keeps it. An edit's body has its data URLs summarised:
+/// the manifest is a record, not a second copy of the inputs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum ManifestRequest {
+    // First: an `ImageRequest` would also read an edit body (it ignores `images`), while an
+    // edit body needs `images`, which a generation does not have.
+    Edit(EditJsonBody),
+    Generate(ImageRequest),
+}
+
+impl ManifestRequest {
+    fn of(r: &BatchRequest) -> Self {
+        match r.summarised() {
+            BatchRequest::Generate(r) => Self::Generate(r),
+            BatchRequest::Edit(r) => Self::Edit(r),
+        }
+    }
+
+    fn request(&self) -> BatchRequest {
+        match self {
+            Self::Generate(r) => BatchRequest::Generate(r.clone()),
+            Self::Edit(r) => BatchRequest::Edit(r.clone()),
+        }
+    }
+
+    fn model(&self) -> &str {
+        match self {
+            Self::Generate(r) => &r.model,
+            Self::Edit(r) => &r.model,
+        }
+    }
+}
+
+fn part_rule(part: &str) -> &'static str {
+    if part == "mask" { "mask" } else { "image" }
+}
+
+/// [`InputRecord`], in a form the manifest can read back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ManifestInput {
+    /// `images` or `mask`: the field of the JSON body.
+    part: String,
+    /// Where the image sat in the body (`images[0]`, `mask`): a JSON edit sends no file names.
+    filename: String,
+    content_type: String,
+    bytes: usize,
+    sha256: String,
+    width: u32,
+    height: u32,
+}
+
+impl ManifestInput {
+    fn record(&self) -> InputRecord {
+        let content_type = [OutputFormat::Png, OutputFormat::Jpeg, OutputFormat::Webp]
+            .into_iter()
+            .map(OutputFormat::mime)
+            .find(|m| *m == self.content_type)
+            .unwrap_or("application/octet-stream");
+        InputRecord {
+            part: if self.part == "mask" { "mask" } else { "images" },
+            filename: self.filename.clone(),
+            content_type,
+            bytes: self.bytes,
+            sha256: self.sha256.clone(),
+            width: self.width,
+            height: self.height,
+        }
+    }
+}
+
+/// The inline images of an edit, decoded to be checked and described: each a readable PNG,
+/// JPEG or WebP of the type its data URL names, the mask with alpha and the first image's
+/// size (the rules the API applies after reading the files). Images given by URL or file id
+/// are not here to read, so they have no record.
+/// Problems come with the id of the rule they break (`image`, `mask`).
+fn edit_inputs(body: &EditJsonBody) -> Result<Vec<ManifestInput>, Vec<(&'static str, String)>> {
+    let mut records = Vec::new();
+    let mut problems = Vec::new();
+    let refs = body
+        .images
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ("images", format!("images[{i}]"), r))
+        .chain(body.mask.iter().map(|m| ("mask", "mask".to_owned(), m)));
+    let mut first: Option<(u32, u32)> = None;
+    for (part, at, r) in refs {
+        let Ok(ImageSource::Data(data)) = r.source() else {
+            continue;
+        };
+        let bytes = match data.decode() {
+            Ok(b) => b,
+            Err(e) => {
+                problems.push((part_rule(part), format!("{at}.image_url: {e}")));
+                continue;
+            }
+        };
+        let probe = match fourk_imaging::probe_bytes(&bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                problems.push((
+                    part_rule(part),
+                    format!("{at}.image_url does not hold a readable PNG, JPEG or WebP image ({e})"),
+                ));
+                continue;
+            }
+        };
+        if data.format() != Some(probe.format) {
+            problems.push((
+                part_rule(part),
+                format!(
+                    "{at}.image_url says {} but holds a {}; write data:{};base64,... instead",
+                    data.mime(),
+                    probe.format,
+                    probe.format.mime()
+                ),
+            ));
+        }
+        let dims = (probe.width, probe.height);
+        if part == "images" && first.is_none() {
+            first = Some(dims);
+        }
+        if part == "mask" {
+            if !probe.has_alpha {
+                problems.push((
+                    "mask",
+                    "mask has no alpha channel; use an RGBA PNG whose transparent pixels mark the area to edit"
+                        .to_owned(),
+                ));
+            }
+            if let Some(image) = first
+                && image != dims
+            {
+                problems.push((
+                    "mask",
+                    format!(
+                        "mask is {}x{} but the first image is {}x{}; give the mask the first image's size",
+                        dims.0, dims.1, image.0, image.1
+                    ),
+                ));
+            }
+        }
+        records.push(ManifestInput {
+            part: part.to_owned(),
+            filename: at,
+            content_type: probe.format.mime().to_owned(),
+            bytes: bytes.len(),
+            sha256: format!("{:x}", Sha256::digest(&bytes)),
+            width: probe.width,
+            height: probe.height,
+        });
+    }
+    if problems.is_empty() {
+        Ok(records)
+    } else {
+        Err(problems)
+    }
 }
 
 fn manifest_path(work_dir: &Path, batch_id: &str) -> PathBuf {
@@ -247,7 +536,11 @@ pub async fn submit(
     opts: &SubmitOptions,
     on_event: &mut (dyn FnMut(&BatchEvent) + Send),
 ) -> anyhow::Result<Submitted> {
-    let jsonl = build_jsonl(caps, jobs)?;
+    let Prepared {
+        jsonl,
+        endpoint,
+        inputs,
+    } = prepare(caps, jobs)?;
     let bytes = jsonl.len() as u64;
     let file = client
         .upload_batch_file("fourk-batch.jsonl", jsonl.into())
@@ -258,7 +551,7 @@ pub async fn submit(
         bytes,
         requests: jobs.len(),
     });
-    let mut create = CreateBatchRequest::new(file.id.clone(), ENDPOINT_GENERATIONS);
+    let mut create = CreateBatchRequest::new(file.id.clone(), endpoint);
     if !opts.metadata.is_empty() {
         create.metadata = Some(opts.metadata.clone());
     }
@@ -273,13 +566,15 @@ pub async fn submit(
         version: MANIFEST_VERSION,
         batch_id: batch.id.clone(),
         input_file_id: file.id.clone(),
-        endpoint: ENDPOINT_GENERATIONS.to_owned(),
+        endpoint: endpoint.to_owned(),
         jobs: jobs
             .iter()
-            .map(|j| ManifestJob {
+            .zip(inputs)
+            .map(|(j, inputs)| ManifestJob {
                 custom_id: j.custom_id.clone(),
                 output: absolute(&j.output),
-                request: j.request.clone(),
+                request: ManifestRequest::of(&j.request),
+                inputs,
             })
             .collect(),
     };
@@ -306,11 +601,21 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// The JSONL of the jobs, after checking each against the rules.
-fn build_jsonl(caps: &Capabilities, jobs: &[BatchJob]) -> anyhow::Result<Vec<u8>> {
-    if jobs.is_empty() {
+/// What [`prepare`] made of the jobs.
+struct Prepared {
+    jsonl: Vec<u8>,
+    /// The one endpoint of every job.
+    endpoint: &'static str,
+    /// Per job, in order: an edit's inline inputs.
+    inputs: Vec<Vec<ManifestInput>>,
+}
+
+/// The JSONL of the jobs, after checking each against the rules, and what the manifest
+/// records about edit inputs.
+fn prepare(caps: &Capabilities, jobs: &[BatchJob]) -> anyhow::Result<Prepared> {
+    let Some(first) = jobs.first() else {
         return Err(UsageError("no jobs to submit; nothing was sent".into()).into());
-    }
+    };
     if jobs.len() > MAX_REQUESTS {
         return Err(UsageError(format!(
             "{} jobs, but one batch takes at most {MAX_REQUESTS}; nothing was sent\n\nhint: split the jobs into several batches",
@@ -318,8 +623,28 @@ fn build_jsonl(caps: &Capabilities, jobs: &[BatchJob]) -> anyhow::Result<Vec<u8>
         ))
         .into());
     }
+    let endpoint = first.request.endpoint();
+    let edits = jobs
+        .iter()
+        .filter(|j| matches!(j.request, BatchRequest::Edit(_)))
+        .count();
+    if edits != 0 && edits != jobs.len() {
+        let example = |edit: bool| {
+            jobs.iter()
+                .find(|j| matches!(j.request, BatchRequest::Edit(_)) == edit)
+                .map_or("", |j| j.custom_id.as_str())
+        };
+        return Err(UsageError(format!(
+            "the jobs mix {} generation(s) (e.g. {}) and {edits} edit(s) (e.g. {}), but a batch runs one endpoint ({ENDPOINT_GENERATIONS} or {ENDPOINT_EDITS}); nothing was sent\n\nhint: split them into two batches: submit the generations and the edits separately",
+            jobs.len() - edits,
+            example(false),
+            example(true)
+        ))
+        .into());
+    }
     let mut problems = Vec::new();
     let mut seen = HashSet::new();
+    let mut inputs = Vec::with_capacity(jobs.len());
     for job in jobs {
         if job.custom_id.is_empty() {
             problems.push("a job has an empty custom id".to_owned());
@@ -329,7 +654,7 @@ fn build_jsonl(caps: &Capabilities, jobs: &[BatchJob]) -> anyhow::Result<Vec<u8>
                 job.custom_id
             ));
         }
-        if job.request.stream == Some(true) {
+        if job.request.stream() {
             problems.push(format!(
                 "{}: stream is set; a batch writes results to a file, so drop stream",
                 job.custom_id
@@ -340,6 +665,16 @@ fn build_jsonl(caps: &Capabilities, jobs: &[BatchJob]) -> anyhow::Result<Vec<u8>
                 problems.push(format!("{}: {} [{}]", job.custom_id, v.message, v.rule.id()));
             }
         }
+        inputs.push(match &job.request {
+            BatchRequest::Generate(_) => Vec::new(),
+            BatchRequest::Edit(body) => edit_inputs(body).unwrap_or_else(|errs| {
+                problems.extend(
+                    errs.into_iter()
+                        .map(|(rule, e)| format!("{}: {e} [{rule}]", job.custom_id)),
+                );
+                Vec::new()
+            }),
+        });
     }
     if !problems.is_empty() {
         return Err(UsageError(format!(
@@ -349,20 +684,48 @@ fn build_jsonl(caps: &Capabilities, jobs: &[BatchJob]) -> anyhow::Result<Vec<u8>
         ))
         .into());
     }
+    Ok(Prepared {
+        jsonl: jsonl(jobs, endpoint, MAX_INPUT_BYTES)?,
+        endpoint,
+        inputs,
+    })
+}
+
+/// The input file's lines, refused as soon as they pass `limit` bytes.
+fn jsonl(jobs: &[BatchJob], endpoint: &str, limit: u64) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
-    for job in jobs {
-        serde_json::to_writer(
-            &mut out,
-            &BatchInputLine::post(&job.custom_id, ENDPOINT_GENERATIONS, &job.request),
-        )?;
+    for (i, job) in jobs.iter().enumerate() {
+        let written = match &job.request {
+            BatchRequest::Generate(r) => {
+                serde_json::to_writer(&mut out, &BatchInputLine::post(&job.custom_id, endpoint, r))
+            }
+            BatchRequest::Edit(r) => {
+                serde_json::to_writer(&mut out, &BatchInputLine::post(&job.custom_id, endpoint, r))
+            }
+        };
+        written?;
         out.push(b'\n');
-    }
-    if out.len() as u64 > MAX_INPUT_BYTES {
-        return Err(UsageError(format!(
-            "the batch input file would be {} bytes; the API takes at most {MAX_INPUT_BYTES}; nothing was sent\n\nhint: split the jobs into several batches",
-            out.len()
-        ))
-        .into());
+        // Checked as the file grows: inline edit inputs make lines megabytes long, and a
+        // batch over the limit should not first be built in memory whole.
+        if out.len() as u64 > limit {
+            let split = if i == 0 {
+                "this one request is larger than a whole input file may be".to_owned()
+            } else {
+                format!("split the jobs into batches of at most {i}")
+            };
+            let by_id = if endpoint == ENDPOINT_EDITS {
+                "; data URLs make edit lines large: upload the input images (purpose vision) and reference them by file_id"
+            } else {
+                ""
+            };
+            return Err(UsageError(format!(
+                "the batch input file would be more than {limit} bytes (the API's limit) by job {} of {} ({}); nothing was sent\n\nhint: {split}{by_id}",
+                i + 1,
+                jobs.len(),
+                job.custom_id,
+            ))
+            .into());
+        }
     }
     Ok(out)
 }
@@ -495,20 +858,39 @@ async fn load_plan(
         if line.trim().is_empty() {
             continue;
         }
-        let l: BatchInputLine<ImageRequest> = serde_json::from_str(&line)
-            .with_context(|| format!("line {} of the batch's input file is not an image request", i + 1))?;
-        let output = out_dir.join(safe_name(&l.custom_id));
-        plan.order.push(l.custom_id.clone());
-        plan.jobs.insert(
-            l.custom_id.clone(),
-            ManifestJob {
-                custom_id: l.custom_id,
-                output,
-                request: l.body,
-            },
-        );
+        let job = input_line_job(&line, out_dir)
+            .with_context(|| format!("line {} of the batch's input file {}", i + 1, dest.display()))?;
+        plan.order.push(job.custom_id.clone());
+        plan.jobs.insert(job.custom_id.clone(), job);
     }
     Ok(plan)
+}
+
+/// A job read back from a line of the batch's input file: a generation, or (by its `url`)
+/// an edit, whose inline inputs are described and whose data URLs are then summarised.
+fn input_line_job(line: &str, out_dir: &Path) -> anyhow::Result<ManifestJob> {
+    let l: BatchInputLine = serde_json::from_str(line).context("not a batch request line")?;
+    let (request, inputs) = if l.url == ENDPOINT_EDITS {
+        let body = EditJsonBody::from_json(&l.body)
+            .map_err(|v| anyhow::anyhow!("not an image edit: {} [{}]", v.message, v.rule.id()))?;
+        // The input file was accepted by the API; an input that cannot be described is only
+        // missing from the sidecar, not a reason to leave the result unsaved.
+        let inputs = edit_inputs(&body).unwrap_or_else(|problems| {
+            let problems: Vec<String> = problems.into_iter().map(|(_, p)| p).collect();
+            tracing::warn!("{}: inputs not recorded: {}", l.custom_id, problems.join("; "));
+            Vec::new()
+        });
+        (ManifestRequest::Edit(body.summarised()), inputs)
+    } else {
+        let body: ImageRequest = serde_json::from_value(l.body).context("not an image generation request")?;
+        (ManifestRequest::Generate(body), Vec::new())
+    };
+    Ok(ManifestJob {
+        output: out_dir.join(safe_name(&l.custom_id)),
+        custom_id: l.custom_id,
+        request,
+        inputs,
+    })
 }
 
 /// A file name from a custom id: letters, digits, `-`, `_` and `.` kept, anything else `_`,
@@ -638,7 +1020,7 @@ async fn collect_with(
     }
     report.cost_estimate = report.jobs.iter().any(|j| j.usage.is_some())
         && plan.jobs.values().any(|j| {
-            caps.model(&j.request.model)
+            caps.model(j.request.model())
                 .ok()
                 .and_then(|m| m.price)
                 .is_none_or(|p| p.estimate)
@@ -840,22 +1222,26 @@ fn one_result(
         unreachable!("succeeded() checked the response")
     };
     let body = resp.body;
-    let request = &job.request;
-    let model = caps.model(&request.model).ok();
+    let request = job.request.request();
+    let model = caps.model(request.model()).ok();
     let price = model.and_then(|m| m.price).map(|p| batch_prices(&p));
     let warnings = request.validate(caps).map(|(_, w)| w).unwrap_or_default();
     let djob = deliver::Job {
         route: "batch",
         stream: false,
         endpoint: client.config().endpoint(&format!("batches/{batch_id}")),
-        model: request.model.clone(),
+        model: request.model().to_owned(),
         price,
-        request: SentRequest::Generate(request.clone()),
-        inputs: Vec::new(),
+        request: match &request {
+            BatchRequest::Generate(r) => SentRequest::Generate(r.clone()),
+            // The multipart edit's fields for now; replaced by the JSON body once written.
+            BatchRequest::Edit(r) => SentRequest::Edit(r.edit_request()),
+        },
+        inputs: job.inputs.iter().map(ManifestInput::record).collect(),
         warnings,
-        dims: request.size.and_then(fourk_api::Size::dims),
+        dims: request.size().and_then(Size::dims),
         format: request.effective_format(),
-        transparent: request.background == Some(Background::Transparent),
+        transparent: request.background() == Some(Background::Transparent),
         base: job.output.clone(),
     };
     let delivery = Delivery {
@@ -890,6 +1276,14 @@ fn one_result(
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
     let (summaries, all_ok) = deliver::save_all(&djob, &delivery, &images)?;
+    if let BatchRequest::Edit(sent) = &request {
+        // `SentRequest` has no JSON-edit form and sidecar.rs is not this module's to change,
+        // so the body as sent (data URLs summarised; `moderation` and the image references
+        // included) replaces the multipart-shaped record.
+        for s in &summaries {
+            sidecar::annotate(&s.sidecar, "request", sent)?;
+        }
+    }
     let cost = summaries.first().and_then(|s| s.cost);
     Ok(JobOutcome {
         custom_id: head.custom_id,
@@ -919,28 +1313,49 @@ mod tests {
     }
 
     #[test]
+    fn the_input_file_limit_is_checked_as_lines_are_written() {
+        let job = |id: &str| BatchJob::generate(id, ImageRequest::new("gpt-image-2", "x"), "a.png");
+        let jobs = [job("a"), job("b"), job("c")];
+        let one = jsonl(&jobs[..1], ENDPOINT_GENERATIONS, u64::MAX).unwrap().len() as u64;
+        assert!(jsonl(&jobs, ENDPOINT_GENERATIONS, 3 * one).is_ok());
+        let e = format!(
+            "{:#}",
+            jsonl(&jobs, ENDPOINT_GENERATIONS, 2 * one + 1).unwrap_err()
+        );
+        assert!(e.contains("by job 3 of 3 (c)"), "{e}");
+        assert!(
+            e.contains("hint: split the jobs into batches of at most 2"),
+            "{e}"
+        );
+        assert!(!e.contains("file_id"), "{e}");
+
+        let png = fourk_api::InputImage::new("a.png", OutputFormat::Png, vec![0x89, b'P', b'N', b'G']);
+        let body = EditJsonBody::from_edit(&fourk_api::EditRequest::new("gpt-image-2", "x"), &[png], None);
+        let edits = [BatchJob::edit("big", body, "big.png")];
+        let e = format!("{:#}", jsonl(&edits, ENDPOINT_EDITS, 10).unwrap_err());
+        assert!(
+            e.contains("this one request is larger than a whole input file may be"),
+            "{e}"
+        );
+        assert!(e.contains("reference them by file_id"), "{e}");
+    }
+
+    #[test]
     fn bad_jobs_are_refused_before_anything_is_sent() {
         let caps = Capabilities::builtin();
         let mut bad = ImageRequest::new("gpt-image-2", "x");
         bad.size = Some(fourk_api::Size::new(1000, 1000));
         let jobs = [
-            BatchJob {
-                custom_id: "a".into(),
-                request: ImageRequest::new("gpt-image-2", "x"),
-                output: "a.png".into(),
-            },
-            BatchJob {
-                custom_id: "a".into(),
-                request: bad,
-                output: "b.png".into(),
-            },
+            BatchJob::generate("a", ImageRequest::new("gpt-image-2", "x"), "a.png"),
+            BatchJob::generate("a", bad, "b.png"),
         ];
-        let e = build_jsonl(&caps, &jobs).unwrap_err().to_string();
+        let e = prepare(&caps, &jobs).err().unwrap().to_string();
         assert!(e.contains("a: the custom id is used twice"), "{e}");
         assert!(e.contains("[multiple_of_16]"), "{e}");
-        let ok = build_jsonl(&caps, &jobs[..1]).unwrap();
+        let ok = prepare(&caps, &jobs[..1]).ok().unwrap();
+        assert_eq!(ok.endpoint, ENDPOINT_GENERATIONS);
         assert_eq!(
-            String::from_utf8(ok).unwrap(),
+            String::from_utf8(ok.jsonl).unwrap(),
             "{\"custom_id\":\"a\",\"method\":\"POST\",\"url\":\"/v1/images/generations\",\"body\":{\"model\":\"gpt-image-2\",\"prompt\":\"x\"}}\n"
         );
     }

@@ -709,3 +709,62 @@ fn a_second_batch_into_the_same_folder_is_refused_while_the_first_runs() {
     assert!(err.contains("another fourk batch is running"), "{err}");
     assert!(emu.requests().len() <= before + 1, "the second run sent requests");
 }
+
+#[test]
+fn batch_api_runs_edit_jobs_and_refuses_a_mix_with_generations() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start(dir.path(), &[]);
+    image::RgbImage::from_pixel(512, 512, image::Rgb([40, 90, 200]))
+        .save(dir.path().join("ref.png"))
+        .unwrap();
+    let edits = dir.path().join("edits.jsonl");
+    std::fs::write(
+        &edits,
+        "{\"prompt\":\"make it a watercolour\",\"name\":\"wc\",\"size\":\"1024x1024\",\"quality\":\"low\",\"images\":[\"ref.png\"]}\n\
+         {\"prompt\":\"make it night\",\"name\":\"night\",\"size\":\"1536x1024\",\"quality\":\"low\",\"images\":[\"ref.png\"]}\n",
+    )
+    .unwrap();
+    let (code, v, stderr) = batch(dir.path(), &emu, &edits, &["--via", "batch-api", "--poll", "0.1"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let jobs = v["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2);
+    for (j, want) in jobs.iter().zip([(1024, 1024), (1536, 1024)]) {
+        assert_eq!(j["ok"], true, "{j}");
+        let p = PathBuf::from(j["paths"][0].as_str().unwrap());
+        let img = image::open(&p).unwrap();
+        assert_eq!((img.width(), img.height()), want);
+        let car = std::fs::read_to_string(crate_sidecar(&p)).unwrap();
+        assert!(!car.contains("iVBORw0KGgo"), "base64 image bytes in the sidecar");
+    }
+    assert!(
+        emu.requests()
+            .iter()
+            .any(|r| r["method"] == "BATCH" && r["route"] == "/v1/images/edits"),
+        "no edit ran in a batch"
+    );
+    // A file that mixes generations and edits needs two batches: refused, nothing sent.
+    let mixed = dir.path().join("mixed.jsonl");
+    std::fs::write(
+        &mixed,
+        "{\"prompt\":\"a fox\",\"name\":\"fox\",\"size\":\"1024x1024\"}\n\
+         {\"prompt\":\"night\",\"name\":\"n2\",\"size\":\"1024x1024\",\"images\":[\"ref.png\"]}\n",
+    )
+    .unwrap();
+    let before = emu.requests().len();
+    let out = fourk()
+        .arg("batch")
+        .arg(&mixed)
+        .args(["--via", "batch-api", "--base-url", &emu.base, "--ledger"])
+        .arg(dir.path().join("l2.db"))
+        .arg("--out")
+        .arg(dir.path().join("mixed-out"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mix generations") && err.contains("nothing was sent"),
+        "{err}"
+    );
+    assert_eq!(emu.requests().len(), before);
+}

@@ -1,13 +1,18 @@
 //! The Batch API driver (`fourk::batch_api`) end to end against an in-process emulator on
 //! 127.0.0.1:0: submit, poll, collect, verify, sidecars at Batch API prices, a failed line
-//! reported without stopping the rest, and a later session collecting by batch id alone.
+//! reported without stopping the rest, a later session collecting by batch id alone, and edit
+//! batches (inline reference images and masks, input records, no base64 in any record; a
+//! batch that mixes generations and edits refused before anything is sent).
 
 use std::path::Path;
 use std::time::Duration;
 
 use fourk::batch_api::{self, BatchEvent, BatchJob, SubmitOptions};
 use fourk_api::batch::{BatchStatus, batch_prices};
-use fourk_api::{Capabilities, Cost, ImageRequest, OutputFormat, Quality, Size, Usage};
+use fourk_api::{
+    Capabilities, Cost, EditJsonBody, EditRequest, ImageRequest, InputImage, OutputFormat, Quality, Size,
+    Usage,
+};
 use fourk_client::{Client, Config};
 use fourk_emulator::{EmulatorConfig, MAGIC_MODERATION, RunningEmulator, spawn};
 use serde_json::Value;
@@ -30,11 +35,7 @@ fn job(id: &str, prompt: &str, size: Size, format: OutputFormat, out: &Path) -> 
     r.size = Some(size);
     r.quality = Some(Quality::Low);
     r.output_format = Some(format);
-    BatchJob {
-        custom_id: id.into(),
-        request: r,
-        output: out.join(id),
-    }
+    BatchJob::generate(id, r, out.join(id))
 }
 
 fn sidecar(path: &Path) -> Value {
@@ -229,6 +230,208 @@ async fn jobs_that_break_a_rule_are_refused_before_anything_is_sent() {
     .await
     .unwrap_err();
     assert!(format!("{err:#}").contains("bad: "), "{err:#}");
+    assert_eq!(client.list_batches(None, None).await.unwrap().data.len(), 0);
+    emu.shutdown().await.unwrap();
+}
+
+/// A small PNG reference image (a gradient), and its bytes.
+fn reference_png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 255 / w) as u8, (y * 255 / h) as u8, 90])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// An RGBA mask whose left half is transparent (the area to edit).
+fn mask_png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbaImage::from_fn(w, h, |x, _| {
+        image::Rgba([0, 0, 0, if x < w / 2 { 0 } else { 255 }])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+fn edit_job(id: &str, reference: &[u8], mask: Option<&[u8]>, out: &Path) -> BatchJob {
+    let mut req = EditRequest::new("gpt-image-2", format!("{id}: add a red hat"));
+    req.size = Some(Size::new(1024, 1024));
+    req.quality = Some(Quality::Low);
+    let image = InputImage::new("reference.png", OutputFormat::Png, reference.to_vec());
+    let mask = mask.map(|m| InputImage::new("mask.png", OutputFormat::Png, m.to_vec()));
+    BatchJob::edit(
+        id,
+        EditJsonBody::from_edit(&req, &[image], mask.as_ref()),
+        out.join(id),
+    )
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edits_batch_is_submitted_collected_and_verified() {
+    let (emu, client) = emulator(EmulatorConfig::default()).await;
+    let caps = Capabilities::builtin();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    let reference = reference_png(512, 512);
+    let mask = mask_png(512, 512);
+    let jobs = vec![
+        edit_job("hat", &reference, None, out),
+        edit_job("door", &reference, Some(&mask), out),
+    ];
+    let mut events = Vec::new();
+    let report = batch_api::run(
+        &client,
+        &caps,
+        &jobs,
+        &SubmitOptions::new(batch_api::work_dir(out)),
+        Duration::from_millis(20),
+        out,
+        &mut |e: &BatchEvent| events.push(e.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.status, BatchStatus::Completed);
+    assert_eq!((report.succeeded(), report.failed()), (2, 0), "{report:#?}");
+    let batch = client.retrieve_batch(&report.batch_id).await.unwrap();
+    assert_eq!(batch.endpoint, "/v1/images/edits");
+
+    let payload =
+        &fourk_api::ImageRef::inline(&InputImage::new("r.png", OutputFormat::Png, reference.clone()));
+    let fourk_api::ImageRef::Url(url) = payload else {
+        unreachable!()
+    };
+    let base64_sample = &url[url.len() - 200..];
+    for job in &report.jobs {
+        assert!(job.ok, "{job:?}");
+        assert_eq!(job.paths, [out.join(format!("{}.png", job.custom_id))]);
+        let img = image::open(&job.paths[0]).unwrap();
+        assert_eq!((img.width(), img.height()), (1024, 1024));
+        let text = std::fs::read_to_string(&job.sidecars[0]).unwrap();
+        assert!(!text.contains(base64_sample), "no base64 in the sidecar");
+        let car: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(car["route"], "batch");
+        assert_eq!(car["checks"]["verified"], true);
+        assert_eq!(
+            car["request"]["prompt"],
+            format!("{}: add a red hat", job.custom_id)
+        );
+        let sent = car["request"]["images"][0]["image_url"].as_str().unwrap();
+        assert_eq!(
+            sent,
+            format!("data:image/png;base64,[{} base64 chars]", url.len() - 22)
+        );
+        assert_eq!(car["inputs"][0]["part"], "images");
+        assert_eq!(car["inputs"][0]["sha256"], sha256(&reference));
+        assert_eq!(car["inputs"][0]["bytes"], reference.len());
+        assert_eq!(
+            (
+                car["inputs"][0]["width"].as_u64(),
+                car["inputs"][0]["height"].as_u64()
+            ),
+            (Some(512), Some(512))
+        );
+        assert_eq!(
+            car["usage"]["input_tokens_details"]["image_tokens"],
+            fourk_api::cost::gpt_image_2_output_tokens(512, 512, Quality::High),
+            "gpt-image-2 reads the reference at high fidelity"
+        );
+        let live = caps.model("gpt-image-2").unwrap().price.unwrap();
+        let usage: Usage = serde_json::from_value(car["usage"].clone()).unwrap();
+        let half = Cost::from_usage(&usage, &batch_prices(&live), true).usd;
+        assert!((car["cost"]["usd"].as_f64().unwrap() - half).abs() < 1e-12);
+    }
+    let door = sidecar(&report.jobs[1].paths[0]);
+    assert!(
+        door["request"]["mask"]["image_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(" base64 chars]")
+    );
+    assert_eq!(door["inputs"][1]["part"], "mask");
+    assert_eq!(door["inputs"][1]["sha256"], sha256(&mask));
+    assert_ne!(
+        door["checks"]["sha256"],
+        sidecar(&report.jobs[0].paths[0])["checks"]["sha256"],
+        "the mask and the prompt change the edit"
+    );
+    let manifest =
+        std::fs::read_to_string(batch_api::work_dir(out).join(format!("{}.manifest.json", report.batch_id)))
+            .unwrap();
+    assert!(!manifest.contains(base64_sample), "no base64 in the manifest");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, BatchEvent::Saved { verified: true, .. }))
+            .count(),
+        2
+    );
+
+    // A later session without the manifest reads the edits back from the input file.
+    let other = tempfile::tempdir().unwrap();
+    let fresh = batch_api::collect(&client, &caps, &report.batch_id, other.path(), &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(fresh.succeeded(), 2);
+    let car = sidecar(&other.path().join("door.png"));
+    assert_eq!(car["checks"]["sha256"], door["checks"]["sha256"]);
+    assert_eq!(car["inputs"], door["inputs"]);
+    assert_eq!(car["request"], door["request"]);
+    emu.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_mixing_generations_and_edits_is_refused_before_anything_is_sent() {
+    let (emu, client) = emulator(EmulatorConfig::default()).await;
+    let caps = Capabilities::builtin();
+    let dir = tempfile::tempdir().unwrap();
+    let reference = reference_png(64, 64);
+    let jobs = vec![
+        job(
+            "gen",
+            "a fox",
+            Size::new(1024, 1024),
+            OutputFormat::Png,
+            dir.path(),
+        ),
+        edit_job("edit", &reference, None, dir.path()),
+    ];
+    let opts = SubmitOptions::new(batch_api::work_dir(dir.path()));
+    let err = batch_api::submit(&client, &caps, &jobs, &opts, &mut |_| {
+        panic!("no event: nothing is sent")
+    })
+    .await
+    .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("1 generation(s) (e.g. gen) and 1 edit(s) (e.g. edit)"),
+        "{msg}"
+    );
+    assert!(msg.contains("split them into two batches"), "{msg}");
+    assert_eq!(fourk::exit_for(&err), fourk::Exit::Usage);
+
+    // An edit whose mask does not fit its image is refused too, before sending.
+    let bad = vec![edit_job(
+        "masked",
+        &reference,
+        Some(&mask_png(32, 32)),
+        dir.path(),
+    )];
+    let err = batch_api::submit(&client, &caps, &bad, &opts, &mut |_| {
+        panic!("no event: nothing is sent")
+    })
+    .await
+    .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("masked: mask is 32x32 but the first image is 64x64"),
+        "{msg}"
+    );
     assert_eq!(client.list_batches(None, None).await.unwrap().data.len(), 0);
     emu.shutdown().await.unwrap();
 }

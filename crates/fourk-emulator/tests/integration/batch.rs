@@ -1,5 +1,5 @@
 //! `/v1/files` and `/v1/batches`: uploads, batches processed in the background through the
-//! live generation checks, honest statuses and counts, result files, cancel, list, and every
+//! live generation (or JSON edit) checks, honest statuses and counts, result files, cancel, list, and every
 //! body checked against the OpenAPI schemas (`OpenAIFile`, `Batch`, `ListBatchesResponse`,
 //! `ImagesResponse`, `ErrorResponse`).
 
@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use crate::common::{KEY, client, get, post_json, start, unb64};
+use crate::common::{KEY, client, data_url, get, mask, photo, png, post_json, start, unb64, upload_file};
 use crate::schema::{assert_error_response, assert_images_response, assert_schema};
 
 fn line(custom_id: &str, body: Value) -> String {
@@ -42,10 +42,14 @@ async fn upload(base: &str, filename: &str, text: String) -> (StatusCode, Value)
 }
 
 async fn create(base: &str, file_id: &str) -> Value {
+    create_for(base, file_id, "/v1/images/generations").await
+}
+
+async fn create_for(base: &str, file_id: &str, endpoint: &str) -> Value {
     let r = post_json(
         base,
         "/batches",
-        &json!({"input_file_id": file_id, "endpoint": "/v1/images/generations", "completion_window": "24h", "metadata": {"job": "test"}}),
+        &json!({"input_file_id": file_id, "endpoint": endpoint, "completion_window": "24h", "metadata": {"job": "test"}}),
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -363,5 +367,81 @@ async fn faults_become_per_line_errors_and_list_pages() {
     assert_eq!(next.body["has_more"], false);
     let bad = get(&base, "/batches?limit=0", Some(KEY)).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    emu.shutdown().await.unwrap();
+}
+
+fn edit_line(custom_id: &str, body: Value) -> String {
+    json!({"custom_id": custom_id, "method": "POST", "url": "/v1/images/edits", "body": body}).to_string()
+}
+
+#[tokio::test]
+async fn an_edits_batch_runs_each_line_as_a_json_edit() {
+    let emu = start(EmulatorConfig::default()).await;
+    let base = emu.base_url();
+    let photo_png = png(&photo(1024, 1024));
+    let up = upload_file(&base, "vision", "photo.png", photo_png.clone()).await;
+    assert_eq!(up.status, StatusCode::OK, "{}", up.body);
+    let file_id = up.body["id"].as_str().unwrap();
+    let edit = |images: Value| json!({"model": "gpt-image-2", "prompt": "add a hat", "size": "1024x1024", "quality": "low", "images": images});
+    let inline = edit(json!([{"image_url": data_url("image/png", &photo_png)}]));
+    let mut masked = edit(json!([{"file_id": file_id}]));
+    masked["mask"] = json!({"image_url": data_url("image/png", &mask(1024, 1024, 512))});
+    let text = [
+        edit_line("inline", inline.clone()),
+        edit_line("masked", masked),
+        edit_line(
+            "remote",
+            edit(json!([{"image_url": "https://example.com/a.png"}])),
+        ),
+    ]
+    .join("\n");
+    let (status, file) = upload(&base, "edits.jsonl", text).await;
+    assert_eq!(status, StatusCode::OK, "{file}");
+    let batch = create_for(&base, file["id"].as_str().unwrap(), "/v1/images/edits").await;
+    assert_eq!(batch["endpoint"], "/v1/images/edits");
+    let (done, _) = wait_final(&base, batch["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        done["request_counts"],
+        json!({"total": 3, "completed": 2, "failed": 1})
+    );
+    assert_eq!(done["model"], "gpt-image-2");
+
+    let out = content_lines(&base, done["output_file_id"].as_str().unwrap()).await;
+    let by_id = |id: &str| out.iter().find(|l| l["custom_id"] == id).unwrap().clone();
+    for id in ["inline", "masked"] {
+        let body = &by_id(id)["response"]["body"];
+        assert_images_response(body);
+        assert_eq!(body["usage"]["input_tokens_details"]["image_tokens"], 7024);
+        let img = image::load_from_memory(&unb64(body["data"][0]["b64_json"].as_str().unwrap())).unwrap();
+        assert_eq!((img.width(), img.height()), (1024, 1024));
+    }
+    // The same code as the live JSON edit: the same request gives the same image.
+    let live = post_json(&base, "/images/edits", &inline).await;
+    assert_eq!(live.status, StatusCode::OK, "{}", live.body);
+    assert_eq!(by_id("inline")["response"]["body"]["data"], live.body["data"]);
+    assert_ne!(
+        by_id("masked")["response"]["body"]["data"],
+        live.body["data"],
+        "the mask changes the edit"
+    );
+    let errors = content_lines(&base, done["error_file_id"].as_str().unwrap()).await;
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["custom_id"], "remote");
+    assert_eq!(errors[0]["response"]["status_code"], 400);
+    assert_error_response(&errors[0]["response"]["body"]);
+    assert_eq!(
+        errors[0]["response"]["body"]["error"]["param"],
+        "images[0].image_url"
+    );
+
+    // A batch has one endpoint: a generation line in an edits batch fails validation.
+    let mixed = [edit_line("e", inline), line("g", small("a fox"))].join("\n");
+    let (_, file) = upload(&base, "mixed.jsonl", mixed).await;
+    let batch = create_for(&base, file["id"].as_str().unwrap(), "/v1/images/edits").await;
+    let (done, _) = wait_final(&base, batch["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "failed");
+    assert_eq!(done["errors"]["data"][0]["code"], "mismatched_endpoint");
+    assert_eq!(done["errors"]["data"][0]["line"], 2);
     emu.shutdown().await.unwrap();
 }

@@ -110,6 +110,26 @@ pub async fn post_json(base: &str, path: &str, body: &Value) -> Reply {
     into_reply(r).await
 }
 
+/// `data:<mime>;base64,<bytes>`, the inline form of a JSON edit's image.
+pub fn data_url(mime: &str, bytes: &[u8]) -> String {
+    format!("data:{mime};base64,{}", b64(bytes))
+}
+
+/// Upload `bytes` to `/files` with `purpose`; returns the file object.
+pub async fn upload_file(base: &str, purpose: &str, filename: &str, bytes: Vec<u8>) -> Reply {
+    let form = Form::new()
+        .text("purpose", purpose.to_owned())
+        .part("file", Part::bytes(bytes).file_name(filename.to_owned()));
+    let r = client()
+        .post(format!("{base}/files"))
+        .bearer_auth(KEY)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    into_reply(r).await
+}
+
 /// A multipart form for `/images/edits`, built field by field.
 #[derive(Default)]
 #[must_use]

@@ -278,14 +278,23 @@ async fn edit_only_rules() {
     let seventeen = (0..17).fold(base_form("x"), |f, _| f.file("image[]", img(), "image/png"));
     let r = edit(&base, seventeen).await;
     expect_error(&r, 400, Some("invalid_value"), Some("image"));
-    // A JSON body is not a form.
+    // A JSON body is the other form of an edit (see json_edits.rs); anything else is neither.
     let r = crate::common::post_json(&base, "/images/edits", &serde_json::json!({"prompt": "x"})).await;
-    expect_error(&r, 400, None, None);
+    expect_error(&r, 400, Some("missing_required_parameter"), Some("images"));
+    let r = crate::common::client()
+        .post(format!("{base}/images/edits"))
+        .bearer_auth(crate::common::KEY)
+        .header("content-type", "text/plain")
+        .body("prompt=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
     assert!(
-        r.error()["message"]
-            .as_str()
-            .unwrap()
-            .contains("multipart/form-data")
+        message.contains("multipart/form-data or application/json"),
+        "{message}"
     );
 }
 

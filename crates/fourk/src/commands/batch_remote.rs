@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use fourk_api::Capabilities;
 use fourk_api::batch::{Batch, batch_prices};
+use fourk_api::{Capabilities, EditJsonBody};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -65,47 +65,63 @@ fn submission_path(out: &Path, key: &str) -> PathBuf {
     batch_api::work_dir(out).join(format!("plan-{key}.json"))
 }
 
-/// The jobs as Batch API requests; edits and rule breaks are refused before anything is sent.
-fn batch_jobs(caps: &Capabilities, plan: &Plan) -> anyhow::Result<Vec<BatchJob>> {
+/// The jobs as Batch API requests, rules checked before anything is sent. Edits travel as
+/// JSON edit bodies with their images inline (data URLs). One batch has one endpoint, so a
+/// jobs file that mixes generations and edits is refused with the fix named.
+/// Returns the jobs and their estimate in dollars at Batch API prices (an upper bound, as for
+/// local batches).
+fn batch_jobs(caps: &Capabilities, plan: &Plan) -> anyhow::Result<(Vec<BatchJob>, f64)> {
     let mut jobs = Vec::with_capacity(plan.jobs.len());
-    let mut edits = Vec::new();
+    let mut estimate = 0.0;
+    let (mut generations, mut edits) = (Vec::new(), Vec::new());
     for job in &plan.jobs {
-        match runner::build(caps, job)
-            .map_err(|e| UsageError(format!("line {}: {e}", job.line)))?
-            .0
-        {
-            Request::Generate(request) => jobs.push(BatchJob {
-                custom_id: job.spec.name.clone(),
-                request,
-                output: output_base(&plan.out_dir, job),
-            }),
-            Request::Edit { .. } => edits.push(job.line.to_string()),
-        }
+        let (request, input_dims) =
+            runner::build(caps, job).map_err(|e| UsageError(format!("line {}: {e}", job.line)))?;
+        estimate += estimate_usd(caps, job, &input_dims);
+        let out = output_base(&plan.out_dir, job);
+        jobs.push(match request {
+            Request::Generate(request) => {
+                generations.push(job.line.to_string());
+                BatchJob::generate(job.spec.name.clone(), request, out)
+            }
+            Request::Edit {
+                req, images, mask, ..
+            } => {
+                edits.push(job.line.to_string());
+                BatchJob::edit(
+                    job.spec.name.clone(),
+                    EditJsonBody::from_edit(&req, &images, mask.as_ref()),
+                    out,
+                )
+            }
+        });
     }
-    if !edits.is_empty() {
+    if !generations.is_empty() && !edits.is_empty() {
         return Err(UsageError(format!(
-            "job line(s) {} have reference images (edits); fourk sends only generations through the Batch API, because an edit's images would have to travel inside the JSONL; nothing was sent\n\nhint: run the edits with --via local (the default) from a jobs file of their own",
+            "the jobs mix generations (line(s) {}) and edits with reference images (line(s) {}); a Batch API batch runs one endpoint; nothing was sent\n\nhint: put the edits in a jobs file of their own and submit each file with --via batch-api",
+            generations.join(", "),
             edits.join(", ")
         ))
         .into());
     }
-    Ok(jobs)
+    Ok((jobs, estimate))
 }
 
 fn output_base(out: &Path, job: &Job) -> PathBuf {
     out.join(format!("{}.{}", job.spec.name, job.spec.format.extension()))
 }
 
-/// The plan's predicted cost at Batch API prices (an upper bound, as for local batches).
-fn estimate_usd(caps: &Capabilities, plan: &Plan) -> f64 {
-    plan.jobs
-        .iter()
-        .filter_map(|j| {
-            let e = runner::estimate(caps, j, &[])?;
-            let prices = caps.model(&j.spec.model).ok()?.price?;
-            Some(fourk_api::Cost::from_usage(&e.usage, &batch_prices(&prices), false).usd)
+/// A job's predicted cost at Batch API prices.
+fn estimate_usd(caps: &Capabilities, job: &Job, input_dims: &[(u32, u32)]) -> f64 {
+    let Some(e) = runner::estimate(caps, job, input_dims) else {
+        return 0.0;
+    };
+    caps.model(&job.spec.model)
+        .ok()
+        .and_then(|m| m.price)
+        .map_or(0.0, |p| {
+            fourk_api::Cost::from_usage(&e.usage, &batch_prices(&p), false).usd
         })
-        .sum()
 }
 
 /// Draw the driver's events: plain lines on stderr.
@@ -159,8 +175,7 @@ pub async fn submit_and_collect(
     plan: &Plan,
     opts: &RemoteOptions<'_>,
 ) -> anyhow::Result<Exit> {
-    let jobs = batch_jobs(caps, plan)?;
-    let estimate = estimate_usd(caps, plan);
+    let (jobs, estimate) = batch_jobs(caps, plan)?;
     if let Some(max) = plan.max_cost
         && estimate > max
     {
