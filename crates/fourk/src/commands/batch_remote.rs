@@ -248,14 +248,16 @@ async fn follow(
 
 /// Record the saved images, print the report, and say how it went.
 fn finish(report: &CollectReport, kind: &str, args: &serde_json::Value, json: bool) -> Exit {
+    let ledger = crate::ledger::Ledger::open_default().ok();
     // Collecting again rewrites the same files; record only images the ledger does not
     // hold yet, so `fourk cost` never counts a batch twice.
     let images: Vec<_> = report
         .jobs
         .iter()
         .flat_map(|j| j.images.iter().cloned())
-        .filter(|i| !already_recorded(&i.path, &i.sidecar))
+        .filter(|i| !already_recorded(ledger.as_ref(), &i.path, &i.sidecar))
         .collect();
+    drop(ledger);
     if !images.is_empty() {
         crate::ledger::record_delivery(kind, args, &images);
     }
@@ -296,7 +298,8 @@ fn finish(report: &CollectReport, kind: &str, args: &serde_json::Value, json: bo
     }
 }
 
-fn already_recorded(path: &Path, sidecar: &Path) -> bool {
+fn already_recorded(ledger: Option<&crate::ledger::Ledger>, path: &Path, sidecar: &Path) -> bool {
+    let Some(ledger) = ledger else { return false };
     let sha = std::fs::read(sidecar)
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
@@ -305,15 +308,14 @@ fn already_recorded(path: &Path, sidecar: &Path) -> bool {
                 .and_then(|s| s.as_str())
                 .map(str::to_owned)
         });
-    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    match (sha, crate::ledger::Ledger::open_default()) {
-        (Some(sha), Ok(ledger)) => ledger
-            .find_image_by_path(&abs)
+    // find_image_by_path makes the path absolute itself.
+    sha.is_some_and(|sha| {
+        ledger
+            .find_image_by_path(path)
             .ok()
             .flatten()
-            .is_some_and(|r| r.sha256 == sha),
-        _ => false,
-    }
+            .is_some_and(|r| r.sha256 == sha)
+    })
 }
 
 fn print_status(batch: &Batch, json: bool) {
