@@ -149,7 +149,7 @@ impl EditRequest {
         self.output_format.unwrap_or(OutputFormat::Png)
     }
 
-    fn options(&self) -> ImageOptions<'_> {
+    pub(crate) fn options(&self) -> ImageOptions<'_> {
         ImageOptions {
             model: &self.model,
             prompt: Some(&self.prompt),

@@ -29,10 +29,9 @@ use serde_json::{Map, Value};
 use crate::caps::{Capabilities, ModelCaps};
 use crate::check::{Rule, Violation};
 use crate::edit::{EditRequest, InputImage, MAX_IMAGE_BYTES, MAX_MASK_BYTES, count_violation};
-use crate::options::{self, ImageOptions, Prefix};
+use crate::options::{self, Prefix};
 use crate::request::{Warning, parse_enum, req_bool, req_size, req_small_int, req_str, type_error};
-use crate::size::Size;
-use crate::types::{Background, InputFidelity, Moderation, OutputFormat, Quality};
+use crate::types::{Moderation, OutputFormat};
 
 /// Longest `image_url` the API takes (`ImageRefParam.image_url` has `maxLength: 20971520` in
 /// the spec), so a data URL carries at most about 15 MB of image.
@@ -348,48 +347,18 @@ impl ImageRef {
 /// decides, as for the other routes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EditJsonBody {
-    /// Always sent: the default differs by SDK era.
-    pub model: String,
-    /// What to change. At most 32,000 characters for GPT Image models.
-    pub prompt: String,
+    /// The options, exactly those of the multipart edit (model, prompt, size, quality, ...),
+    /// serialized inline as top-level fields of the body.
+    #[serde(flatten)]
+    pub edit: EditRequest,
     /// The input images, 1 to 16; the first is the one edited.
     pub images: Vec<ImageRef>,
     /// A PNG whose transparent pixels mark where to edit the first image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mask: Option<ImageRef>,
-    /// Output size; the API default for edits is `auto`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<Size>,
-    /// Quality tier.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quality: Option<Quality>,
-    /// Background handling.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub background: Option<Background>,
-    /// File format of the result (API default: png).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output_format: Option<OutputFormat>,
-    /// 0-100, jpeg and webp only (API default: 100).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output_compression: Option<u8>,
     /// Moderation strictness (the JSON body takes it; the multipart form does not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moderation: Option<Moderation>,
-    /// Number of images, 1-10; each is billed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub n: Option<u8>,
-    /// Server-sent events instead of one JSON body.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream: Option<bool>,
-    /// 0-3 partial images while streaming.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partial_images: Option<u8>,
-    /// How closely to keep the input's features; not for gpt-image-2.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input_fidelity: Option<InputFidelity>,
-    /// A hashed end-user id for abuse monitoring.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub safety_identifier: Option<String>,
 }
 
 impl EditJsonBody {
@@ -397,21 +366,10 @@ impl EditJsonBody {
     #[must_use]
     pub fn new(model: impl Into<String>, prompt: impl Into<String>, images: Vec<ImageRef>) -> Self {
         Self {
-            model: model.into(),
-            prompt: prompt.into(),
+            edit: EditRequest::new(model, prompt),
             images,
             mask: None,
-            size: None,
-            quality: None,
-            background: None,
-            output_format: None,
-            output_compression: None,
             moderation: None,
-            n: None,
-            stream: None,
-            partial_images: None,
-            input_fidelity: None,
-            safety_identifier: None,
         }
     }
 
@@ -420,49 +378,17 @@ impl EditJsonBody {
     #[must_use]
     pub fn from_edit(req: &EditRequest, images: &[InputImage], mask: Option<&InputImage>) -> Self {
         Self {
+            edit: req.clone(),
+            images: images.iter().map(ImageRef::inline).collect(),
             mask: mask.map(ImageRef::inline),
-            size: req.size,
-            quality: req.quality,
-            background: req.background,
-            output_format: req.output_format,
-            output_compression: req.output_compression,
-            n: req.n,
-            stream: req.stream,
-            partial_images: req.partial_images,
-            input_fidelity: req.input_fidelity,
-            safety_identifier: req.safety_identifier.clone(),
-            ..Self::new(
-                req.model.clone(),
-                req.prompt.clone(),
-                images.iter().map(ImageRef::inline).collect(),
-            )
-        }
-    }
-
-    /// The options as the multipart edit carries them: everything but the images, the mask
-    /// and `moderation` (which the form does not take).
-    #[must_use]
-    pub fn edit_request(&self) -> EditRequest {
-        EditRequest {
-            model: self.model.clone(),
-            prompt: self.prompt.clone(),
-            size: self.size,
-            quality: self.quality,
-            background: self.background,
-            output_format: self.output_format,
-            output_compression: self.output_compression,
-            n: self.n,
-            stream: self.stream,
-            partial_images: self.partial_images,
-            input_fidelity: self.input_fidelity,
-            safety_identifier: self.safety_identifier.clone(),
+            moderation: None,
         }
     }
 
     /// The format the file will have: `output_format`, or the API default, PNG.
     #[must_use]
     pub fn effective_format(&self) -> OutputFormat {
-        self.output_format.unwrap_or(OutputFormat::Png)
+        self.edit.effective_format()
     }
 
     /// The body with every data URL's payload replaced by its length: what a sidecar or a
@@ -470,37 +396,10 @@ impl EditJsonBody {
     #[must_use]
     pub fn summarised(&self) -> Self {
         Self {
-            model: self.model.clone(),
-            prompt: self.prompt.clone(),
+            edit: self.edit.clone(),
             images: self.images.iter().map(ImageRef::summarised).collect(),
             mask: self.mask.as_ref().map(ImageRef::summarised),
-            size: self.size,
-            quality: self.quality,
-            background: self.background,
-            output_format: self.output_format,
-            output_compression: self.output_compression,
             moderation: self.moderation,
-            n: self.n,
-            stream: self.stream,
-            partial_images: self.partial_images,
-            input_fidelity: self.input_fidelity,
-            safety_identifier: self.safety_identifier.clone(),
-        }
-    }
-
-    fn options(&self) -> ImageOptions<'_> {
-        ImageOptions {
-            model: &self.model,
-            prompt: Some(&self.prompt),
-            size: self.size,
-            quality: self.quality,
-            background: self.background,
-            output_format: self.output_format,
-            output_compression: self.output_compression,
-            n: self.n,
-            stream: self.stream == Some(true),
-            partial_images: self.partial_images,
-            input_fidelity: self.input_fidelity,
         }
     }
 
@@ -522,7 +421,7 @@ impl EditJsonBody {
         if let Some(m) = &self.mask {
             images.extend(m.violation("mask", true));
         }
-        match options::check(caps, &self.options(), Prefix("")) {
+        match options::check(caps, &self.edit.options(), Prefix("")) {
             Ok(ok) if images.is_empty() => Ok(ok),
             Ok(_) => Err(images),
             Err(mut errs) => {
@@ -596,17 +495,17 @@ impl EditJsonBody {
             None | Some(Value::Null) => None,
             Some(v) => Some(ref_from_json(v, "mask", Rule::Mask)?),
         };
-        r.size = req_size(obj)?;
-        r.quality = parse_enum(obj, "quality", Rule::Quality)?;
-        r.background = parse_enum(obj, "background", Rule::Background)?;
-        r.output_format = parse_enum(obj, "output_format", Rule::OutputFormat)?;
+        r.edit.size = req_size(obj)?;
+        r.edit.quality = parse_enum(obj, "quality", Rule::Quality)?;
+        r.edit.background = parse_enum(obj, "background", Rule::Background)?;
+        r.edit.output_format = parse_enum(obj, "output_format", Rule::OutputFormat)?;
         r.moderation = parse_enum(obj, "moderation", Rule::Moderation)?;
-        r.input_fidelity = parse_enum(obj, "input_fidelity", Rule::InputFidelity)?;
-        r.output_compression = req_small_int(obj, "output_compression", Rule::OutputCompression)?;
-        r.n = req_small_int(obj, "n", Rule::N)?;
-        r.partial_images = req_small_int(obj, "partial_images", Rule::PartialImages)?;
-        r.stream = req_bool(obj, "stream")?;
-        r.safety_identifier = match req_str(obj, "safety_identifier")? {
+        r.edit.input_fidelity = parse_enum(obj, "input_fidelity", Rule::InputFidelity)?;
+        r.edit.output_compression = req_small_int(obj, "output_compression", Rule::OutputCompression)?;
+        r.edit.n = req_small_int(obj, "n", Rule::N)?;
+        r.edit.partial_images = req_small_int(obj, "partial_images", Rule::PartialImages)?;
+        r.edit.stream = req_bool(obj, "stream")?;
+        r.edit.safety_identifier = match req_str(obj, "safety_identifier")? {
             Some(s) => Some(s),
             None => req_str(obj, "user")?,
         };
@@ -663,6 +562,8 @@ fn ref_from_json(v: &Value, at: &str, rule: Rule) -> Result<ImageRef, Violation>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::size::Size;
+    use crate::types::{Background, InputFidelity, Quality};
     use serde_json::json;
 
     fn png(bytes: usize) -> InputImage {
@@ -708,7 +609,7 @@ mod tests {
         let body = full();
         assert_eq!(body.images[0], ImageRef::Url(png(10).data_url()));
         assert_eq!(body.mask, Some(ImageRef::Url(png(5).data_url())));
-        let mut back = body.edit_request();
+        let mut back = body.edit.clone();
         assert_eq!(back.input_fidelity, Some(InputFidelity::High));
         back.stream = None;
         assert_eq!(
@@ -761,8 +662,8 @@ mod tests {
             &json!({"prompt": "x", "images": ok, "user": "u-2", "moderation": "low"}),
         )
         .unwrap();
-        assert_eq!(body.safety_identifier.as_deref(), Some("u-2"));
-        assert_eq!(body.model, crate::DEFAULT_MODEL);
+        assert_eq!(body.edit.safety_identifier.as_deref(), Some("u-2"));
+        assert_eq!(body.edit.model, crate::DEFAULT_MODEL);
         assert_eq!(body.moderation, Some(Moderation::Low));
     }
 
@@ -770,7 +671,7 @@ mod tests {
     fn validate_shares_the_option_rules_and_checks_each_reference() {
         let caps = Capabilities::builtin();
         let mut body = EditJsonBody::new("gpt-image-2", "x", Vec::new());
-        body.input_fidelity = Some(InputFidelity::Low);
+        body.edit.input_fidelity = Some(InputFidelity::Low);
         let errs = body.validate(&caps).unwrap_err();
         let got: Vec<_> = errs.iter().map(|e| (e.rule.id(), e.param.as_str())).collect();
         assert_eq!(
@@ -876,7 +777,7 @@ mod tests {
             short.mask,
             Some(ImageRef::Url("data:image/png;base64,[8 base64 chars]".into()))
         );
-        assert_eq!(short.edit_request(), body.edit_request());
+        assert_eq!(short.edit, body.edit);
         let debug = format!("{:?}", ImageRef::inline(&png(3000)));
         assert_eq!(debug, r#"Url("data:image/png;base64,[4000 base64 chars]")"#);
         let d = DataUrl::parse("data:image/png;base64,QUJD").unwrap();

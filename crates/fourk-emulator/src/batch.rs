@@ -44,9 +44,8 @@ use tokio::io::AsyncWriteExt as _;
 use crate::error::EmulatorError;
 use crate::faults::FaultKind;
 use crate::files::{ApiFailure, FileStore, file_object};
-use crate::generate::{check_policy, validate};
+use crate::generate::{plan_generation, read_request};
 use crate::images::{render_json, unix_now};
-use crate::plan::{Fidelity, Plan};
 use crate::reqlog::Entry as LogEntry;
 use crate::state::{EmulatorState, RequestContext};
 
@@ -647,19 +646,10 @@ async fn answer_line(
         refuse_stream(&edit.req)?;
         crate::edits::plan_json(state, ctx, edit).await?
     } else {
-        let req = ImageRequest::from_json(body).map_err(|violation| EmulatorError::Invalid {
-            violation,
-            model: body
-                .get("model")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-        })?;
+        let req = read_request(body)?;
         ctx.set_prompt(&req.prompt);
         refuse_stream(&req)?;
-        let model = validate(state, &req)?;
-        check_policy(state, ctx, &req)?;
-        Plan::resolve(&req, model, None, Fidelity::High, ctx.fault)
+        plan_generation(state, ctx, &req)?
     };
     render_json(state, plan).await
 }

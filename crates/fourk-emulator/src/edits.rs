@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 
 use crate::compose::EditInputs;
 use crate::error::{EmulatorError, MaskProblem};
-use crate::generate::{check_policy, validate};
+use crate::generate::{check_policy, invalid_body, read_request, validate};
 use crate::images::{Endpoint, on_render_slot, respond};
 use crate::plan::{Fidelity, Plan};
 use crate::state::{EmulatorState, RequestContext, hex};
@@ -167,14 +167,7 @@ async fn form_edit(
     })?;
     let form = read_form(multipart).await?;
     let json = Value::Object(form.fields);
-    let req = ImageRequest::from_json(&json).map_err(|violation| EmulatorError::Invalid {
-        violation,
-        model: json
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-    })?;
+    let req = read_request(&json)?;
     ctx.set_prompt(&req.prompt);
     if form.images.is_empty() {
         return Err(EmulatorError::BadRequest {
@@ -248,25 +241,19 @@ pub(crate) struct JsonEdit {
 
 /// Read a JSON edit body (types, unknown fields, the shape of each image reference).
 pub(crate) fn read_json(json: &Value) -> Result<JsonEdit, EmulatorError> {
-    let body = EditJsonBody::from_json(json).map_err(|violation| EmulatorError::Invalid {
-        violation,
-        model: json
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-    })?;
-    let mut req = ImageRequest::new(body.model.clone(), body.prompt.clone());
-    req.size = body.size;
-    req.quality = body.quality;
-    req.background = body.background;
-    req.output_format = body.output_format;
-    req.output_compression = body.output_compression;
+    let body = EditJsonBody::from_json(json).map_err(invalid_body(json))?;
+    let edit = &body.edit;
+    let mut req = ImageRequest::new(edit.model.clone(), edit.prompt.clone());
+    req.size = edit.size;
+    req.quality = edit.quality;
+    req.background = edit.background;
+    req.output_format = edit.output_format;
+    req.output_compression = edit.output_compression;
     req.moderation = body.moderation;
-    req.n = body.n;
-    req.stream = body.stream;
-    req.partial_images = body.partial_images;
-    req.safety_identifier.clone_from(&body.safety_identifier);
+    req.n = edit.n;
+    req.stream = edit.stream;
+    req.partial_images = edit.partial_images;
+    req.safety_identifier.clone_from(&edit.safety_identifier);
     Ok(JsonEdit { body, req })
 }
 
@@ -286,7 +273,7 @@ pub(crate) async fn plan_json(
             message: format!("Invalid 'images': an edit takes 1 to {MAX_IMAGES} images; got {count}."),
         });
     }
-    let fidelity = body.input_fidelity.map(|f| f.as_str());
+    let fidelity = body.edit.input_fidelity.map(|f| f.as_str());
     let model = check_options(state, ctx, &req, fidelity)?;
     let mut images = Vec::with_capacity(count);
     for (i, r) in body.images.iter().enumerate() {

@@ -40,20 +40,42 @@ async fn generate(
         message: r.body_text(),
     })?;
     let json: Value = serde_json::from_slice(&bytes).map_err(|_| EmulatorError::InvalidJson)?;
-    let req = ImageRequest::from_json(&json).map_err(|violation| EmulatorError::Invalid {
+    let req = read_request(&json)?;
+    ctx.set_prompt(&req.prompt);
+    let plan = plan_generation(state, ctx, &req)?;
+    let stream = (req.stream == Some(true)).then(|| req.partial_images.unwrap_or(0));
+    respond(state, plan, stream, Endpoint::Generations).await
+}
+
+/// [`ImageRequest::from_json`], its violation answered as the API does (naming the model the
+/// body asked for, if any).
+pub(crate) fn read_request(json: &Value) -> Result<ImageRequest, EmulatorError> {
+    ImageRequest::from_json(json).map_err(invalid_body(json))
+}
+
+/// The answer to a violation found while reading `json`: the model it names goes into the
+/// error, as the API's own messages do.
+pub(crate) fn invalid_body(json: &Value) -> impl FnOnce(fourk_api::Violation) -> EmulatorError + '_ {
+    move |violation| EmulatorError::Invalid {
         violation,
         model: json
             .get("model")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned(),
-    })?;
-    ctx.set_prompt(&req.prompt);
-    let model = validate(state, &req)?;
-    check_policy(state, ctx, &req)?;
-    let plan = Plan::resolve(&req, model, None, Fidelity::High, ctx.fault);
-    let stream = (req.stream == Some(true)).then(|| req.partial_images.unwrap_or(0));
-    respond(state, plan, stream, Endpoint::Generations).await
+    }
+}
+
+/// The checks and the plan of a generation: the option rules, the on-demand policy answers,
+/// then the image to render. The live endpoint and Batch API lines both run through here.
+pub(crate) fn plan_generation(
+    state: &EmulatorState,
+    ctx: &RequestContext,
+    req: &ImageRequest,
+) -> Result<Plan, EmulatorError> {
+    let model = validate(state, req)?;
+    check_policy(state, ctx, req)?;
+    Ok(Plan::resolve(req, model, None, Fidelity::High, ctx.fault))
 }
 
 /// [`ImageRequest::validate`], with the first violation as the answer.

@@ -25,7 +25,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use base64::Engine as _;
-use fourk_api::{ImageRequest, Rule, Violation, cost};
+use fourk_api::{Rule, Violation, cost};
 use image::ImageFormat;
 use serde_json::{Map, Value, json};
 
@@ -411,7 +411,7 @@ enum Action {
 /// The `image_generation` tool, read.
 #[derive(Debug)]
 struct Tool {
-    /// The options as an Images API body, for [`ImageRequest::from_json`].
+    /// The options as an Images API body, for [`fourk_api::ImageRequest::from_json`].
     image_body: Map<String, Value>,
     action: Action,
     partial_images: u8,
@@ -940,14 +940,7 @@ async fn create(
         .or_insert_with(|| DEFAULT_TOOL_MODEL.into());
     image_body.insert("prompt".into(), prompt.clone().into());
     let image_json = Value::Object(image_body);
-    let req = ImageRequest::from_json(&image_json).map_err(|violation| EmulatorError::Invalid {
-        violation,
-        model: image_json
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-    })?;
+    let req = crate::generate::read_request(&image_json)?;
     let model = validate(state, &req)?;
     if request.tool.input_fidelity.is_some() && !model.input_fidelity {
         return Err(EmulatorError::UnsupportedParameter {

@@ -125,7 +125,7 @@ impl BatchRequest {
     pub fn model(&self) -> &str {
         match self {
             Self::Generate(r) => &r.model,
-            Self::Edit(r) => &r.model,
+            Self::Edit(r) => &r.edit.model,
         }
     }
 
@@ -146,14 +146,14 @@ impl BatchRequest {
     fn stream(&self) -> bool {
         match self {
             Self::Generate(r) => r.stream == Some(true),
-            Self::Edit(r) => r.stream == Some(true),
+            Self::Edit(r) => r.edit.stream == Some(true),
         }
     }
 
     fn size(&self) -> Option<Size> {
         match self {
             Self::Generate(r) => r.size,
-            Self::Edit(r) => r.size,
+            Self::Edit(r) => r.edit.size,
         }
     }
 
@@ -167,7 +167,7 @@ impl BatchRequest {
     fn background(&self) -> Option<Background> {
         match self {
             Self::Generate(r) => r.background,
-            Self::Edit(r) => r.background,
+            Self::Edit(r) => r.edit.background,
         }
     }
 
@@ -390,7 +390,7 @@ impl ManifestRequest {
     fn model(&self) -> &str {
         match self {
             Self::Generate(r) => &r.model,
-            Self::Edit(r) => &r.model,
+            Self::Edit(r) => &r.edit.model,
         }
     }
 }
@@ -1235,7 +1235,7 @@ fn one_result(
         request: match &request {
             BatchRequest::Generate(r) => SentRequest::Generate(r.clone()),
             // The multipart edit's fields for now; replaced by the JSON body once written.
-            BatchRequest::Edit(r) => SentRequest::Edit(r.edit_request()),
+            BatchRequest::Edit(r) => SentRequest::Edit(r.edit.clone()),
         },
         inputs: job.inputs.iter().map(ManifestInput::record).collect(),
         warnings,
