@@ -5,78 +5,21 @@
 #![allow(clippy::print_stderr)] // progress of the long soak-style tests
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Std, Stdio};
+use std::process::{Command as Std, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+
+use crate::common::{self, Emulator, sha256_hex};
 
 const KEY: &str = "sk-test-batch-SECRET-7777";
 
 fn fourk() -> Command {
-    let mut c = Command::cargo_bin("fourk").unwrap();
-    c.env_remove("OPENAI_BASE_URL")
-        .env_remove("FOURK_MODELS")
-        .env_remove("FOURK_LEDGER")
-        .env_remove("RUST_LOG")
-        .env("OPENAI_API_KEY", KEY)
-        .env("FOURK_NO_PROGRESS", "1");
+    let mut c = common::fourk();
+    c.env_remove("FOURK_LEDGER").env("OPENAI_API_KEY", KEY);
     c
-}
-
-/// A `fourk emulator` child; killed on drop.
-struct Emulator {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Emulator {
-    fn start(dir: &Path, extra: &[&str]) -> Self {
-        let log = dir.join("requests.jsonl");
-        let mut child = Std::new(env!("CARGO_BIN_EXE_fourk"))
-            .args(["emulator", "--addr", "127.0.0.1:0", "--request-log"])
-            .arg(&log)
-            .args(extra)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line.trim().strip_prefix("listening on ").expect(&line).to_owned();
-        Self {
-            child,
-            base: format!("{addr}/v1"),
-            log,
-        }
-    }
-
-    /// Every request line logged so far.
-    fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn sha(s: &str) -> String {
-    format!("{:x}", Sha256::digest(s.as_bytes()))
 }
 
 fn prompt(i: usize) -> String {
@@ -162,7 +105,7 @@ fn ok_requests(reqs: &[Value]) -> HashMap<String, usize> {
 #[test]
 fn every_fault_kind_ends_verified_or_reported_and_resume_never_repeats_a_success() {
     let dir = tempfile::tempdir().unwrap();
-    let emu = Emulator::start(
+    let emu = Emulator::start_in(
         dir.path(),
         &[
             "--faults",
@@ -229,7 +172,7 @@ fn every_fault_kind_ends_verified_or_reported_and_resume_never_repeats_a_success
         .iter()
         .map(|name| {
             let i: usize = name.trim_start_matches("img-").parse().unwrap();
-            sha(&prompt(i))
+            sha256_hex(prompt(i).as_bytes())
         })
         .collect();
     for r in later {
@@ -256,7 +199,7 @@ fn every_fault_kind_ends_verified_or_reported_and_resume_never_repeats_a_success
 fn kill_nine_three_times_then_resume_finishes_with_the_same_state() {
     let dir = tempfile::tempdir().unwrap();
     // 0.02 x the modelled 20 s: each request takes about 400 ms, so kills land mid-request.
-    let emu = Emulator::start(dir.path(), &["--latency", "0.02"]);
+    let emu = Emulator::start_in(dir.path(), &["--latency", "0.02"]);
     let n = 24;
     let jobs = write_jobs(dir.path(), n);
     let ledger = dir.path().join("ledger.db");
@@ -315,7 +258,7 @@ fn kill_nine_three_times_then_resume_finishes_with_the_same_state() {
     let oks = ok_requests(&emu.requests());
     let mut extra = 0;
     for i in 0..n {
-        let c = oks.get(&sha(&prompt(i))).copied().unwrap_or(0);
+        let c = oks.get(&sha256_hex(prompt(i).as_bytes())).copied().unwrap_or(0);
         assert!(c >= 1, "job {i} never answered");
         extra += c - 1;
     }
@@ -346,7 +289,7 @@ fn kill_nine_three_times_then_resume_finishes_with_the_same_state() {
 #[test]
 fn the_budget_ceiling_is_never_crossed() {
     let dir = tempfile::tempdir().unwrap();
-    let emu = Emulator::start(dir.path(), &[]);
+    let emu = Emulator::start_in(dir.path(), &[]);
     let jobs = write_jobs(dir.path(), 20);
     // 1024x1024 low is 196 output tokens; at $30/M that is about $0.0059 a job.
     let max = 0.035;
@@ -381,7 +324,7 @@ fn the_budget_ceiling_is_never_crossed() {
 #[test]
 fn hostile_names_stay_in_the_output_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let emu = Emulator::start(dir.path(), &[]);
+    let emu = Emulator::start_in(dir.path(), &[]);
     let jobs = dir.path().join("jobs.jsonl");
     let abs = dir.path().join("abs-escape").display().to_string();
     let lines = [
@@ -435,7 +378,7 @@ fn a_bad_jobs_file_is_refused_before_anything_is_sent() {
 #[test]
 fn history_and_cost_report_what_a_batch_made() {
     let dir = tempfile::tempdir().unwrap();
-    let emu = Emulator::start(dir.path(), &[]);
+    let emu = Emulator::start_in(dir.path(), &[]);
     let jobs = write_jobs(dir.path(), 3);
     let (code, _, _) = batch(dir.path(), &emu, &jobs, &[]);
     assert_eq!(code, Some(0));
@@ -480,13 +423,13 @@ fn history_and_cost_report_what_a_batch_made() {
 }
 
 /// Against `--rate-limit R/min`, the achieved rate is at least 0.9 R with few 429s. Takes
-/// about two minutes: `cargo test -p fourk --test cli_batch -- --ignored rate --nocapture`.
+/// about two minutes: `cargo test --workspace --test cli -- --ignored rate_limit --nocapture`.
 #[test]
 #[ignore = "takes about two minutes"]
 fn rate_limit_is_approached_not_hammered() {
     let dir = tempfile::tempdir().unwrap();
     let r: u64 = 120;
-    let emu = Emulator::start(dir.path(), &["--rate-limit", &format!("{r}/min")]);
+    let emu = Emulator::start_in(dir.path(), &["--rate-limit", &format!("{r}/min")]);
     let n = (r * 2 + r / 2) as usize;
     let jobs = write_jobs(dir.path(), n);
     let t = Instant::now();
@@ -515,7 +458,7 @@ fn uploads(reqs: &[Value]) -> usize {
 #[test]
 fn via_batch_api_submits_once_collects_verifies_and_records() {
     let dir = tempfile::tempdir().unwrap();
-    let emu = Emulator::start(dir.path(), &[]);
+    let emu = Emulator::start_in(dir.path(), &[]);
     let jobs = write_jobs(dir.path(), 3);
     let (code, v, stderr) = batch(dir.path(), &emu, &jobs, &["--via", "batch-api", "--poll", "0.1"]);
     assert_eq!(code, Some(0), "{stderr}");
@@ -572,7 +515,7 @@ fn via_batch_api_submits_once_collects_verifies_and_records() {
 #[test]
 fn batch_api_no_wait_then_status_and_collect_in_later_sessions() {
     let dir = tempfile::tempdir().unwrap();
-    let emu = Emulator::start(dir.path(), &[]);
+    let emu = Emulator::start_in(dir.path(), &[]);
     let jobs = write_jobs(dir.path(), 2);
     let (code, v, stderr) = batch(dir.path(), &emu, &jobs, &["--via", "batch-api", "--no-wait"]);
     assert_eq!(code, Some(0), "{stderr}");
@@ -633,7 +576,7 @@ fn batch_api_no_wait_then_status_and_collect_in_later_sessions() {
 #[test]
 fn batch_api_refuses_a_budget_break_before_sending() {
     let dir = tempfile::tempdir().unwrap();
-    let emu = Emulator::start(dir.path(), &[]);
+    let emu = Emulator::start_in(dir.path(), &[]);
     let jobs = write_jobs(dir.path(), 4);
     let out = fourk()
         .arg("batch")
@@ -663,7 +606,7 @@ fn batch_api_refuses_a_budget_break_before_sending() {
 fn a_second_batch_into_the_same_folder_is_refused_while_the_first_runs() {
     let dir = tempfile::tempdir().unwrap();
     // Each request takes about 2 s, so the first run is still going when the second starts.
-    let emu = Emulator::start(dir.path(), &["--latency", "0.1"]);
+    let emu = Emulator::start_in(dir.path(), &["--latency", "0.1"]);
     let jobs = write_jobs(dir.path(), 4);
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
@@ -713,7 +656,7 @@ fn a_second_batch_into_the_same_folder_is_refused_while_the_first_runs() {
 #[test]
 fn batch_api_runs_edit_jobs_and_refuses_a_mix_with_generations() {
     let dir = tempfile::tempdir().unwrap();
-    let emu = Emulator::start(dir.path(), &[]);
+    let emu = Emulator::start_in(dir.path(), &[]);
     image::RgbImage::from_pixel(512, 512, image::Rgb([40, 90, 200]))
         .save(dir.path().join("ref.png"))
         .unwrap();

@@ -17,6 +17,8 @@ use fourk_client::{Client, Config};
 use fourk_emulator::{EmulatorConfig, MAGIC_MODERATION, RunningEmulator, spawn};
 use serde_json::Value;
 
+use crate::common::{sha256_hex, sidecar};
+
 async fn emulator(config: EmulatorConfig) -> (RunningEmulator, Client) {
     let emu = spawn(([127, 0, 0, 1], 0).into(), config)
         .await
@@ -36,12 +38,6 @@ fn job(id: &str, prompt: &str, size: Size, format: OutputFormat, out: &Path) -> 
     r.quality = Some(Quality::Low);
     r.output_format = Some(format);
     BatchJob::generate(id, r, out.join(id))
-}
-
-fn sidecar(path: &Path) -> Value {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".json");
-    serde_json::from_slice(&std::fs::read(s).unwrap()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,11 +263,6 @@ fn edit_job(id: &str, reference: &[u8], mask: Option<&[u8]>, out: &Path) -> Batc
     )
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    format!("{:x}", sha2::Sha256::digest(bytes))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edits_batch_is_submitted_collected_and_verified() {
     let (emu, client) = emulator(EmulatorConfig::default()).await;
@@ -327,7 +318,7 @@ async fn an_edits_batch_is_submitted_collected_and_verified() {
             format!("data:image/png;base64,[{} base64 chars]", url.len() - 22)
         );
         assert_eq!(car["inputs"][0]["part"], "images");
-        assert_eq!(car["inputs"][0]["sha256"], sha256(&reference));
+        assert_eq!(car["inputs"][0]["sha256"], sha256_hex(&reference));
         assert_eq!(car["inputs"][0]["bytes"], reference.len());
         assert_eq!(
             (
@@ -354,7 +345,7 @@ async fn an_edits_batch_is_submitted_collected_and_verified() {
             .ends_with(" base64 chars]")
     );
     assert_eq!(door["inputs"][1]["part"], "mask");
-    assert_eq!(door["inputs"][1]["sha256"], sha256(&mask));
+    assert_eq!(door["inputs"][1]["sha256"], sha256_hex(&mask));
     assert_ne!(
         door["checks"]["sha256"],
         sidecar(&report.jobs[0].paths[0])["checks"]["sha256"],

@@ -6,23 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use assert_cmd::Command;
 use serde_json::Value;
 
-const SECRET: &str = "sk-test-SECRET-do-not-print-4242";
+use crate::common::{dims, fourk, json_stdout, sidecar};
 
-fn fourk() -> Command {
-    let mut c = Command::cargo_bin("fourk").unwrap();
-    // Keep the run ledger out of the source tree; ledger tests pass --ledger themselves.
-    c.env("FOURK_LEDGER", std::env::temp_dir().join("fourk-tests-ledger.db"));
-    c.env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("OPENAI_ORG_ID")
-        .env_remove("OPENAI_PROJECT_ID")
-        .env_remove("FOURK_MODELS")
-        .env_remove("RUST_LOG");
-    c
-}
+const SECRET: &str = "sk-test-SECRET-do-not-print-4242";
 
 fn spec_validator(schema: &str) -> jsonschema::Validator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/openai-openapi.json");
@@ -31,27 +19,13 @@ fn spec_validator(schema: &str) -> jsonschema::Validator {
     jsonschema::validator_for(&spec).unwrap()
 }
 
-fn stdout_json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
-
-fn png_dims(path: &Path) -> (u32, u32) {
-    let img = image::open(path).unwrap();
-    (img.width(), img.height())
-}
-
 // --- fourk size ---------------------------------------------------------------------------
 
 #[test]
 fn size_valid_4k_is_experimental() {
     let out = fourk().args(["size", "4k", "--json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    let v = stdout_json(&out);
+    let v = json_stdout(&out);
     assert_eq!(v["size"], "3840x2160");
     assert_eq!(v["width"], 3840);
     assert_eq!(v["height"], 2160);
@@ -67,7 +41,7 @@ fn size_valid_4k_is_experimental() {
 fn size_invalid_names_rules_and_suggests() {
     let out = fourk().args(["size", "1920x1080", "--json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let v = stdout_json(&out);
+    let v = json_stdout(&out);
     assert_eq!(v["valid"], false);
     assert_eq!(v["violations"][0]["rule"], "multiple_of_16");
     assert_eq!(v["suggestions"][0], "1920x1088");
@@ -88,13 +62,13 @@ fn size_fixed_model_and_retired_model() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stdout_json(&out)["violations"][0]["rule"], "unsupported_size");
+    assert_eq!(json_stdout(&out)["violations"][0]["rule"], "unsupported_size");
     let out = fourk()
         .args(["size", "1024x1024", "--model", "dall-e-3", "--json"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let v = stdout_json(&out);
+    let v = json_stdout(&out);
     assert_eq!(v["violations"][0]["rule"], "retired");
     assert!(
         v["violations"][0]["message"]
@@ -171,7 +145,7 @@ fn dry_run_prints_the_exact_body_and_it_validates_against_the_spec() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let body = stdout_json(&out);
+        let body = json_stdout(&out);
         assert!(validator.is_valid(&body), "{body}");
         assert!(!String::from_utf8_lossy(&out.stdout).contains(SECRET));
         assert!(!String::from_utf8_lossy(&out.stderr).contains(SECRET));
@@ -317,7 +291,7 @@ fn generate_json(dir: &Path, args: &[&str]) -> (Value, std::process::Output) {
     for stream in [&out.stdout, &out.stderr] {
         assert!(!String::from_utf8_lossy(stream).contains(SECRET), "key leaked");
     }
-    (stdout_json(&out), out)
+    (json_stdout(&out), out)
 }
 
 #[test]
@@ -343,7 +317,7 @@ fn generates_a_verified_4k_png_with_sidecar() {
     assert_eq!(v["usage"]["output_tokens"], 13342);
     assert!((v["cost"]["usd"].as_f64().unwrap() - 0.40).abs() < 0.01);
     let img = dir.path().join("hero.png");
-    assert_eq!(png_dims(&img), (3840, 2160));
+    assert_eq!(dims(&img), (3840, 2160));
 
     let sidecar: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("hero.png.json")).unwrap()).unwrap();
@@ -423,7 +397,7 @@ fn generates_a_portrait_jpeg_with_compression() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    let r = stdout_json(&out);
+    let r = json_stdout(&out);
     assert_eq!(r[0]["ok"], true);
 }
 
@@ -582,7 +556,7 @@ sizes = ["2048x2048"]
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stdout_json(&out)["suggestions"][0], "2048x2048");
+    assert_eq!(json_stdout(&out)["suggestions"][0], "2048x2048");
     std::fs::write(&file, "not = [valid").unwrap();
     let out = fourk()
         .env("FOURK_MODELS", &file)
@@ -673,7 +647,7 @@ fn emulator_prints_its_address_first_and_serves() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout_json(&out)["verified"], true);
+    assert_eq!(json_stdout(&out)["verified"], true);
 }
 
 // --- payload log, replay, streaming, edit, responses route ---------------------------------
@@ -695,12 +669,6 @@ fn run_ok(dir: &Path, args: &[&str]) -> std::process::Output {
         assert!(!String::from_utf8_lossy(stream).contains(SECRET), "key leaked");
     }
     out
-}
-
-fn sidecar(path: &Path) -> Value {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".json");
-    serde_json::from_slice(&std::fs::read(PathBuf::from(s)).unwrap()).unwrap()
 }
 
 fn write_png(path: &Path, w: u32, h: u32, alpha: bool) {
@@ -764,7 +732,7 @@ fn payload_log_has_no_key_summarises_blobs_and_replays() {
         }
     }
     let out = run_ok(dir.path(), &["replay", "log", "--emulator"]);
-    let v = stdout_json(&out);
+    let v = json_stdout(&out);
     assert_eq!(v["status"], 200);
     assert!(v["request_id"].is_string());
     let after: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
@@ -806,7 +774,7 @@ fn streams_keeps_partials_and_records_usage() {
             "--json",
         ],
     );
-    let v = stdout_json(&out);
+    let v = json_stdout(&out);
     assert_eq!(v["verified"], true);
     assert!(v["usage"]["output_tokens"].as_u64().unwrap() > 0);
     for k in 0..2 {
@@ -814,7 +782,7 @@ fn streams_keeps_partials_and_records_usage() {
         assert!(p.exists(), "missing {}", p.display());
         image::open(&p).unwrap();
     }
-    assert_eq!(png_dims(&dir.path().join("fox.png")), (1024, 1024));
+    assert_eq!(dims(&dir.path().join("fox.png")), (1024, 1024));
     let car = sidecar(&dir.path().join("fox.png"));
     assert_eq!(car["route"], "images.generate");
     assert_eq!(car["stream"], true);
@@ -841,7 +809,7 @@ fn edits_one_and_two_images() {
             "--json",
         ],
     );
-    assert_eq!(stdout_json(&out)["verified"], true);
+    assert_eq!(json_stdout(&out)["verified"], true);
     let car = sidecar(&dir.path().join("one.png"));
     assert_eq!(car["route"], "images.edit");
     assert_eq!(car["inputs"][0]["part"], "image");
@@ -917,7 +885,7 @@ fn edit_dry_run_prints_the_multipart_layout_without_bytes() {
             "low",
         ],
     );
-    let v = stdout_json(&out);
+    let v = json_stdout(&out);
     assert_eq!(v["endpoint"], "images/edits");
     assert_eq!(v["content_type"], "multipart/form-data");
     assert_eq!(

@@ -2,26 +2,16 @@
 //! run as a user runs them: the binary on files in a temporary folder. Generated inputs come
 //! from the in-process emulator.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-use assert_cmd::Command;
 use image::{DynamicImage, GenericImageView, Rgb, RgbImage, Rgba, RgbaImage};
 use serde_json::Value;
 
-#[path = "../../fourk-matte/tests/support/onnx.rs"]
-mod onnx;
+use crate::common::{fourk, json_stdout, sha256_hex, sidecar};
 
-fn fourk() -> Command {
-    let mut c = Command::cargo_bin("fourk").unwrap();
-    // Keep the run ledger out of the source tree; ledger tests pass --ledger themselves.
-    c.env("FOURK_LEDGER", std::env::temp_dir().join("fourk-tests-ledger.db"));
-    c.env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("FOURK_MODELS")
-        .env_remove("RUST_LOG");
-    c
-}
+#[path = "../../../fourk-matte/tests/support/onnx.rs"]
+mod onnx;
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     let out = fourk().current_dir(dir).args(args).output().unwrap();
@@ -54,24 +44,8 @@ fn fails(dir: &Path, args: &[&str], code: i32) -> String {
     stderr
 }
 
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
-
-fn sidecar(path: &Path) -> Value {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".json");
-    serde_json::from_slice(&std::fs::read(PathBuf::from(s)).unwrap()).unwrap()
-}
-
 fn sha256(path: &Path) -> String {
-    use sha2::Digest;
-    format!("{:x}", sha2::Sha256::digest(std::fs::read(path).unwrap()))
+    sha256_hex(&std::fs::read(path).unwrap())
 }
 
 /// A photographic-ish texture with a transparent band on the left when `alpha`.
@@ -214,7 +188,7 @@ fn upscale_reaches_the_exact_target_keeps_alpha_and_records_a_sidecar() {
             "--json",
         ],
     );
-    let v = json(&out);
+    let v = json_stdout(&out);
     assert_eq!(v["width"], 512);
     assert_eq!(v["height"], 288);
     assert_eq!(v["format"], "png");
@@ -281,7 +255,7 @@ fn upscale_takes_presets_filters_and_output_formats() {
             "--json",
         ],
     );
-    assert_eq!(json(&out)["format"], "jpeg");
+    assert_eq!(json_stdout(&out)["format"], "jpeg");
     assert_eq!(sidecar(&d.join("hero.jpg"))["output"]["quality"], 85);
     ok(
         d,
@@ -471,12 +445,12 @@ fn convert_writes_every_format_and_refuses_nonsense() {
     let src = picture(120, 80, false);
     save(&src, &d.join("in.png"));
 
-    let v = json(&ok(
+    let v = json_stdout(&ok(
         d,
         &["convert", "in.png", "--out", "a.jpg", "--quality", "80", "--json"],
     ));
     assert_eq!(v["format"], "jpeg");
-    let v = json(&ok(
+    let v = json_stdout(&ok(
         d,
         &[
             "convert", "in.png", "--format", "webp", "--out", "b.webp", "--json",
@@ -485,7 +459,7 @@ fn convert_writes_every_format_and_refuses_nonsense() {
     assert_eq!(v["format"], "webp");
     // WebP without --quality is lossless: every pixel survives.
     assert_eq!(image::open(d.join("b.webp")).unwrap().to_rgb8(), src.to_rgb8());
-    let lossy = json(&ok(
+    let lossy = json_stdout(&ok(
         d,
         &[
             "convert",
@@ -569,7 +543,7 @@ fn provenance_is_carried_into_the_same_format_and_reported_when_dropped() {
     );
     std::fs::write(d.join("signed.png"), &png).unwrap();
 
-    let v = json(&ok(
+    let v = json_stdout(&ok(
         d,
         &[
             "upscale",
@@ -612,7 +586,7 @@ fn provenance_is_carried_into_the_same_format_and_reported_when_dropped() {
     );
 
     // Another format: nothing carried, each block reported with the reason.
-    let v = json(&ok(d, &["convert", "signed.png", "--out", "flat.jpg", "--json"]));
+    let v = json_stdout(&ok(d, &["convert", "signed.png", "--out", "flat.jpg", "--json"]));
     let dropped = v["metadata"]["dropped"].as_array().unwrap();
     assert_eq!(dropped.len(), 3, "{v}");
     assert!(
@@ -640,7 +614,7 @@ fn provenance_is_carried_into_the_same_format_and_reported_when_dropped() {
         ],
     );
     std::fs::write(d.join("signed.jpg"), &jpg).unwrap();
-    let v = json(&ok(
+    let v = json_stdout(&ok(
         d,
         &[
             "fit",
@@ -683,7 +657,7 @@ fn provenance_is_carried_into_the_same_format_and_reported_when_dropped() {
     let (webp, _) =
         fourk_imaging::metadata::embed(&webp, fourk_api::OutputFormat::Webp, &blocks, &[]).unwrap();
     std::fs::write(d.join("signed.webp"), &webp).unwrap();
-    let v = json(&ok(
+    let v = json_stdout(&ok(
         d,
         &[
             "convert",
@@ -751,7 +725,7 @@ fn prompt_model_and_settings_follow_the_picture_into_png_text() {
     assert_eq!(sidecar(&d.join("big2.png"))["source"]["made_by"], "upscale");
 
     // JPEG has no text chunks: the sidecar says so.
-    let v = json(&ok(d, &["convert", "big.png", "--out", "big.jpg", "--json"]));
+    let v = json_stdout(&ok(d, &["convert", "big.png", "--out", "big.jpg", "--json"]));
     assert_eq!(v["metadata"]["dropped"][0]["kind"], "text");
 }
 
@@ -775,7 +749,7 @@ fn cutout_keys_out_the_backdrop_and_reports_qa() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     save(&disc_on_green(300, 200), &d.join("green.png"));
-    let v = json(&ok(d, &["cutout", "green.png", "--out", "cut.png", "--json"]));
+    let v = json_stdout(&ok(d, &["cutout", "green.png", "--out", "cut.png", "--json"]));
     let r = &v["report"];
     let disc = std::f64::consts::PI * (200.0f64 / 3.0).powi(2) / 60_000.0;
     assert!(
@@ -860,7 +834,7 @@ fn an_onnx_model_built_here_predicts_the_alpha() {
     )
     .unwrap();
     for (model, sigmoid_applied) in [("m.onnx", false), ("logits.onnx", true)] {
-        let v = json(&ok(
+        let v = json_stdout(&ok(
             d,
             &["cutout", "in.png", "--model", model, "--out", "o.png", "--json"],
         ));
@@ -922,7 +896,7 @@ fn sheet_labels_each_picture_with_name_size_verdict_and_cost() {
     let d = dir.path();
     generate(d, "a red fox", "fox.png", "1024x1024");
     save(&picture(300, 200, true), &d.join("plain.png"));
-    let v = json(&ok(
+    let v = json_stdout(&ok(
         d,
         &[
             "sheet",
@@ -968,7 +942,7 @@ fn sheet_labels_each_picture_with_name_size_verdict_and_cost() {
         ],
     );
     assert_eq!(out.status.code(), Some(1));
-    let v = json(&out);
+    let v = json_stdout(&out);
     assert!(
         v["report"]["entries"][1]["verdict"]
             .as_str()
@@ -999,7 +973,7 @@ fn compare_puts_a_number_on_native_versus_upscale() {
         &native.resize_exact(320, 180, image::imageops::FilterType::Triangle),
         &d.join("master.png"),
     );
-    let v = json(&ok(
+    let v = json_stdout(&ok(
         d,
         &[
             "compare",
@@ -1021,7 +995,7 @@ fn compare_puts_a_number_on_native_versus_upscale() {
     let cmp = image::open(d.join("cmp.png")).unwrap();
     assert_eq!(cmp.width(), 2 * 640 + 3 * 16);
 
-    let v = json(&ok(
+    let v = json_stdout(&ok(
         d,
         &[
             "compare",

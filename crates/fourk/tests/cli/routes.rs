@@ -4,27 +4,20 @@
 //! verbosity, mask rules, and `--transparent` on both of its branches. Every server is on
 //! 127.0.0.1.
 
-use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 use assert_cmd::Command;
 use serde_json::Value;
 
+use crate::common::{self, Emulator, json_stdout, sidecar};
+
 const SECRET: &str = "sk-routes-KEYSCAN-7c1f0e99-never-print";
 
 fn fourk() -> Command {
-    let mut c = Command::cargo_bin("fourk").unwrap();
-    // Keep the run ledger out of the source tree; ledger tests pass --ledger themselves.
-    c.env("FOURK_LEDGER", std::env::temp_dir().join("fourk-tests-ledger.db"));
-    c.env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("OPENAI_ORG_ID")
-        .env_remove("OPENAI_PROJECT_ID")
-        .env_remove("FOURK_MODELS")
-        .env_remove("RUST_LOG")
-        .env("OPENAI_API_KEY", SECRET);
+    let mut c = common::fourk();
+    c.env("OPENAI_API_KEY", SECRET);
     c
 }
 
@@ -46,22 +39,6 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn json_out(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
-
-fn sidecar(path: &Path) -> Value {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".json");
-    serde_json::from_slice(&std::fs::read(PathBuf::from(&s)).unwrap_or_else(|e| panic!("{s:?}: {e}")))
-        .unwrap()
-}
-
 fn write_png(path: &Path, w: u32, h: u32) {
     image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 4) as u8, (y * 4) as u8, 90]))
         .save(path)
@@ -75,69 +52,6 @@ fn write_mask(path: &Path, w: u32, h: u32, clear: u32, opaque_alpha: u8) {
     })
     .save(path)
     .unwrap();
-}
-
-/// A `fourk emulator` process with its own flags and request log; killed on drop.
-struct Emulator {
-    child: Child,
-    url: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Emulator {
-    fn start(flags: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("requests.jsonl");
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("fourk"))
-            .args(["-q", "emulator", "--addr", "127.0.0.1:0", "--request-log"])
-            .arg(&log)
-            .args(flags)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line.trim().strip_prefix("listening on ").expect(&line).to_owned();
-        Self {
-            child,
-            url: format!("{base}/v1"),
-            log,
-            _dir: dir,
-        }
-    }
-
-    /// The request log's lines for image routes.
-    fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .filter(|v| v["method"] == "POST")
-            .collect()
-    }
-
-    /// Wait (up to 10 s) until the log has `n` image requests, and return them.
-    fn wait_for(&self, n: usize) -> Vec<Value> {
-        let start = Instant::now();
-        loop {
-            let r = self.requests();
-            if r.len() >= n || start.elapsed() > Duration::from_secs(10) {
-                return r;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 const SMALL: [&str; 4] = ["--size", "1024x1024", "--quality", "low"];
@@ -173,7 +87,7 @@ fn generate_streams_through_the_responses_route_and_matches_the_whole_answer() {
         ]
         .concat(),
     );
-    let v = json_out(&out);
+    let v = json_stdout(&out);
     assert_eq!(v["verified"], true);
     for k in 0..2 {
         let p = dir.path().join(format!("fox.partial-{k}.png"));
@@ -329,9 +243,9 @@ fn transient_failures_are_retried_and_the_log_proves_it() {
     for (fault, exit) in [("429", 6), ("500", 4), ("503", 4)] {
         let emu = Emulator::start(&["--faults", &format!("{fault}:1")]);
         let dir = tempfile::tempdir().unwrap();
-        let out = run(dir.path(), &generate_args(&emu.url, &["--retries", "2"]));
+        let out = run(dir.path(), &generate_args(&emu.base, &["--retries", "2"]));
         assert_eq!(out.status.code(), Some(exit), "{fault}: {}", stderr(&out));
-        let reqs = emu.wait_for(3);
+        let reqs = emu.wait_for_posts(3);
         assert_eq!(reqs.len(), 3, "{fault}: one attempt and two retries: {reqs:?}");
         assert!(reqs.iter().all(|r| r["fault"] == fault));
         assert_eq!(stderr(&out).matches("retrying").count(), 2, "{}", stderr(&out));
@@ -341,8 +255,8 @@ fn transient_failures_are_retried_and_the_log_proves_it() {
     // fault, fault, no fault at probability 0.5).
     let emu = Emulator::start(&["--faults", "500:0.5", "--seed", "10"]);
     let dir = tempfile::tempdir().unwrap();
-    run_ok(dir.path(), &generate_args(&emu.url, &["--retries", "2"]));
-    let reqs = emu.wait_for(3);
+    run_ok(dir.path(), &generate_args(&emu.base, &["--retries", "2"]));
+    let reqs = emu.wait_for_posts(3);
     let statuses: Vec<&Value> = reqs.iter().map(|r| &r["status"]).collect();
     assert_eq!(
         statuses,
@@ -362,7 +276,7 @@ fn permanent_failures_are_sent_once() {
     for (flags, prompt, exit) in cases {
         let emu = Emulator::start(flags);
         let dir = tempfile::tempdir().unwrap();
-        let mut args = generate_args(&emu.url, &["--retries", "3"]);
+        let mut args = generate_args(&emu.base, &["--retries", "3"]);
         args[1] = *prompt;
         let out = run(dir.path(), &args);
         assert_eq!(
@@ -373,7 +287,7 @@ fn permanent_failures_are_sent_once() {
         );
         // Give a wrong retry time to show up in the log.
         std::thread::sleep(Duration::from_millis(700));
-        let reqs = emu.requests();
+        let reqs = emu.posts();
         assert_eq!(reqs.len(), 1, "{flags:?} {prompt}: {reqs:?}");
         // The retry log line is "retrying" followed by its fields; a hint may say "retrying will not help".
         assert!(!stderr(&out).contains("retrying route"), "{}", stderr(&out));
@@ -384,7 +298,7 @@ fn permanent_failures_are_sent_once() {
 fn a_reset_after_sending_is_possibly_billed_and_resent_only_when_allowed() {
     let emu = Emulator::start(&["--faults", "reset:1"]);
     let dir = tempfile::tempdir().unwrap();
-    let out = run(dir.path(), &generate_args(&emu.url, &["--retries", "2"]));
+    let out = run(dir.path(), &generate_args(&emu.base, &["--retries", "2"]));
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -392,14 +306,14 @@ fn a_reset_after_sending_is_possibly_billed_and_resent_only_when_allowed() {
         "{err}"
     );
     std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(emu.requests().len(), 1);
+    assert_eq!(emu.posts().len(), 1);
 
     let out = run(
         dir.path(),
-        &generate_args(&emu.url, &["--retries", "2", "--retry-ambiguous"]),
+        &generate_args(&emu.base, &["--retries", "2", "--retry-ambiguous"]),
     );
     assert_eq!(out.status.code(), Some(4));
-    assert_eq!(emu.wait_for(4).len(), 4, "1 + 1 + 2 retries");
+    assert_eq!(emu.wait_for_posts(4).len(), 4, "1 + 1 + 2 retries");
     assert_eq!(stderr(&out).matches("retrying").count(), 2);
 }
 
@@ -440,17 +354,17 @@ fn a_truncated_stream_fails_clearly_saves_nothing_and_is_not_resent() {
     let emu = Emulator::start(&["--faults", "truncate:1"]);
     for route in ["images", "responses"] {
         let dir = tempfile::tempdir().unwrap();
-        let before = emu.requests().len();
+        let before = emu.posts().len();
         let out = run(
             dir.path(),
-            &generate_args(&emu.url, &["--stream", "--partials", "2", "--route", route]),
+            &generate_args(&emu.base, &["--stream", "--partials", "2", "--route", route]),
         );
         assert_ne!(out.status.code(), Some(0), "{route}");
         let err = stderr(&out);
         assert!(err.contains("possibly billed"), "{route}: {err}");
         assert!(!dir.path().join("boat.png").exists(), "{route}");
         std::thread::sleep(Duration::from_millis(500));
-        assert_eq!(emu.requests().len(), before + 1, "{route}: resent");
+        assert_eq!(emu.posts().len(), before + 1, "{route}: resent");
     }
 }
 
@@ -462,7 +376,7 @@ fn a_timeout_after_sending_is_not_resent_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(
         dir.path(),
-        &generate_args(&emu.url, &["--timeout", "1", "--retries", "2"]),
+        &generate_args(&emu.base, &["--timeout", "1", "--retries", "2"]),
     );
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     let err = stderr(&out);
@@ -473,9 +387,9 @@ fn a_timeout_after_sending_is_not_resent_unless_allowed() {
         .and_then(|s| s.split(')').next())
         .unwrap_or_else(|| panic!("no client request id in: {err}"))
         .to_owned();
-    let reqs = emu.wait_for(1);
+    let reqs = emu.wait_for_posts(1);
     std::thread::sleep(Duration::from_millis(3500));
-    let reqs_after = emu.requests();
+    let reqs_after = emu.posts();
     assert_eq!(
         reqs_after.len(),
         1,
@@ -490,13 +404,13 @@ fn a_timeout_after_sending_is_not_resent_unless_allowed() {
     let out = run(
         dir.path(),
         &generate_args(
-            &emu.url,
+            &emu.base,
             &["--timeout", "1", "--retries", "1", "--retry-ambiguous"],
         ),
     );
     assert_eq!(out.status.code(), Some(5));
     assert!(stderr(&out).contains("retrying"));
-    let reqs = emu.wait_for(3);
+    let reqs = emu.wait_for_posts(3);
     assert_eq!(
         reqs.len(),
         3,
@@ -598,7 +512,15 @@ fn a_mask_without_a_transparent_pixel_is_refused_before_sending() {
     for mask in ["opaque-rgba.png", "half.png"] {
         let out = run(
             dir.path(),
-            &["edit", "a.png", "edit it", "--mask", mask, "--base-url", &emu.url],
+            &[
+                "edit",
+                "a.png",
+                "edit it",
+                "--mask",
+                mask,
+                "--base-url",
+                &emu.base,
+            ],
         );
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         let err = stderr(&out);
@@ -608,7 +530,7 @@ fn a_mask_without_a_transparent_pixel_is_refused_before_sending() {
         );
     }
     std::thread::sleep(Duration::from_millis(200));
-    assert!(emu.requests().is_empty(), "a refused mask reached the server");
+    assert!(emu.posts().is_empty(), "a refused mask reached the server");
     // One clear pixel column is enough.
     let out = run(
         dir.path(),
@@ -620,7 +542,7 @@ fn a_mask_without_a_transparent_pixel_is_refused_before_sending() {
                 "--mask",
                 "good.png",
                 "--base-url",
-                &emu.url,
+                &emu.base,
                 "--out",
                 "e.png",
             ][..],
@@ -629,7 +551,7 @@ fn a_mask_without_a_transparent_pixel_is_refused_before_sending() {
         .concat(),
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(emu.wait_for(1).len(), 1);
+    assert_eq!(emu.wait_for_posts(1).len(), 1);
 }
 
 // --- 9. --transparent ------------------------------------------------------------------------
@@ -664,7 +586,7 @@ fn transparent_natively_when_the_model_allows_it() {
             ]
             .concat(),
         );
-        assert_eq!(json_out(&out)["verified"], true);
+        assert_eq!(json_stdout(&out)["verified"], true);
         let path = dir.path().join(&name);
         let (has, corner, centre) = alpha_probe(&path);
         assert!(
@@ -705,7 +627,7 @@ fn transparent_falls_back_to_a_chroma_key_when_the_alpha_check_fails() {
         ]
         .concat(),
     );
-    let v = json_out(&out);
+    let v = json_stdout(&out);
     assert_eq!(v["verified"], true, "{v}");
     assert!(
         stderr(&out).contains("generating on a key colour"),
@@ -838,12 +760,12 @@ fn transparent_picks_a_contrasting_key_and_obeys_its_method() {
     assert_eq!(out.status.code(), Some(2));
 
     // The dry run shows the first request of each branch.
-    let body = json_out(&run_ok(
+    let body = json_stdout(&run_ok(
         dir.path(),
         &["generate", "a fox", "--transparent", "--dry-run"],
     ));
     assert_eq!(body["background"], "transparent");
-    let body = json_out(&run_ok(
+    let body = json_stdout(&run_ok(
         dir.path(),
         &[
             "generate",

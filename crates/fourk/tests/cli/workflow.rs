@@ -2,44 +2,17 @@
 //! draft` -> `fourk final`, and `fourk deliver` with its fallback, on the emulator. Every
 //! server is on 127.0.0.1.
 
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use assert_cmd::Command;
 use serde_json::Value;
 
+use crate::common::{self, dims, json_stdout, sidecar};
+
 fn fourk(dir: &Path) -> Command {
-    let mut c = Command::cargo_bin("fourk").unwrap();
-    c.current_dir(dir)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("OPENAI_ORG_ID")
-        .env_remove("OPENAI_PROJECT_ID")
-        .env_remove("FOURK_MODELS")
-        .env_remove("FOURK_LEDGER")
-        .env_remove("RUST_LOG");
+    let mut c = common::fourk();
+    c.current_dir(dir).env_remove("FOURK_LEDGER");
     c
-}
-
-fn json_of(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn dims(path: &Path) -> (u32, u32) {
-    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    (img.width(), img.height())
-}
-
-fn sidecar(image: &Path) -> Value {
-    let mut p = image.as_os_str().to_owned();
-    p.push(".json");
-    serde_json::from_slice(&std::fs::read(PathBuf::from(p)).unwrap()).unwrap()
 }
 
 fn links(ledger: &Path) -> Vec<(i64, i64, String)> {
@@ -73,7 +46,7 @@ fn plan_json_for_one_4k_hero() {
         .output()
         .unwrap();
     ok(&out);
-    let v = json_of(&out);
+    let v = json_stdout(&out);
     assert_eq!(v["recommended"], "native");
     assert_eq!(v["experimental"], true);
     assert!(v["experimental_note"].as_str().unwrap().contains("2560x1440"));
@@ -117,7 +90,7 @@ fn plan_rules_variants_text_budget_and_text_output() {
             .args(args)
             .output()
             .unwrap();
-        (out.status.code(), json_of(&out))
+        (out.status.code(), json_stdout(&out))
     };
     let (code, v) = run(&["--variants", "6"]);
     assert_eq!(code, Some(0));
@@ -215,7 +188,7 @@ source = "test numbers"
         .output()
         .unwrap();
     ok(&out);
-    let v = json_of(&out);
+    let v = json_stdout(&out);
     let native = &v["candidates"][0];
     assert!(
         (native["usd"].as_f64().unwrap() - 0.800).abs() < 0.001,
@@ -254,7 +227,7 @@ fn draft_then_final_native_and_upscale_record_the_chain() {
         .output()
         .unwrap();
     ok(&out);
-    let v = json_of(&out);
+    let v = json_stdout(&out);
     assert_eq!(v["draft_size"], "1536x864");
     assert_eq!(v["target"], "3840x2160");
     let drafts = v["drafts"].as_array().unwrap();
@@ -295,7 +268,7 @@ fn draft_then_final_native_and_upscale_record_the_chain() {
         .output()
         .unwrap();
     ok(&out);
-    let v = json_of(&out);
+    let v = json_stdout(&out);
     assert_eq!(v["mode"], "native");
     assert_eq!(v["draft"], draft_id);
     let shipped = dir.path().join(v["shipped"].as_str().unwrap());
@@ -325,7 +298,7 @@ fn draft_then_final_native_and_upscale_record_the_chain() {
         .output()
         .unwrap();
     ok(&out);
-    let v = json_of(&out);
+    let v = json_stdout(&out);
     assert_eq!(v["mode"], "upscale");
     let steps = v["steps"].as_array().unwrap();
     assert_eq!(steps[0]["step"], "master");
@@ -382,7 +355,7 @@ fn deliver_falls_back_to_master_and_upscale_when_native_is_the_wrong_size() {
         .output()
         .unwrap();
     ok(&out);
-    let v = json_of(&out);
+    let v = json_stdout(&out);
     assert_eq!(v["shipped_by"], "master+upscale");
     assert_eq!(v["verified"], true);
     let steps = v["steps"].as_array().unwrap();
@@ -435,7 +408,7 @@ fn deliver_ships_native_when_it_verifies_and_refuses_over_max_cost() {
         .output()
         .unwrap();
     ok(&out);
-    let v = json_of(&out);
+    let v = json_stdout(&out);
     assert_eq!(v["shipped_by"], "native");
     assert_eq!(v["steps"].as_array().unwrap().len(), 1);
     assert_eq!(dims(&dir.path().join("hero.png")), (3840, 2160));
@@ -476,25 +449,8 @@ fn deliver_ships_native_when_it_verifies_and_refuses_over_max_cost() {
 fn deliver_falls_back_when_the_native_attempt_times_out() {
     let dir = tempfile::tempdir().unwrap();
     // Every request stalls 3 s: the native attempt is given 1 s, the master waits it out.
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("fourk"))
-        .args([
-            "-q",
-            "emulator",
-            "--addr",
-            "127.0.0.1:0",
-            "--faults",
-            "stall:1",
-            "--stall-ms",
-            "3000",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = format!("{}/v1", line.trim().strip_prefix("listening on ").expect(&line));
+    let mut emu = common::Emulator::start(&["--faults", "stall:1", "--stall-ms", "3000"]);
+    let url = emu.base.clone();
     let ledger = dir.path().join("ledger.db");
     let out = fourk(dir.path())
         .env("OPENAI_API_KEY", "sk-anything")
@@ -517,10 +473,9 @@ fn deliver_falls_back_when_the_native_attempt_times_out() {
         ])
         .output()
         .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    emu.kill();
     ok(&out);
-    let v = json_of(&out);
+    let v = json_stdout(&out);
     assert_eq!(v["shipped_by"], "master+upscale");
     let native = &v["steps"][0];
     assert!(
@@ -545,18 +500,8 @@ fn deliver_falls_back_when_the_native_attempt_times_out() {
 #[test]
 fn a_responses_route_draft_goes_final_with_previous_response_id() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("requests.jsonl");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("fourk"))
-        .args(["-q", "emulator", "--addr", "127.0.0.1:0", "--request-log"])
-        .arg(&log)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = format!("{}/v1", line.trim().strip_prefix("listening on ").expect(&line));
+    let emu = common::Emulator::start_in(dir.path(), &[]);
+    let url = emu.base.clone();
     let ledger = dir.path().join("ledger.db");
     let l = ledger.to_str().unwrap();
     let run = |args: &[&str]| {
@@ -581,7 +526,7 @@ fn a_responses_route_draft_goes_final_with_previous_response_id() {
         "fox.png",
     ]);
     ok(&out);
-    let v = json_of(&out);
+    let v = json_stdout(&out);
     let draft = &v["drafts"][0];
     let draft_id = draft["id"].as_i64().unwrap();
     let car = sidecar(&dir.path().join(draft["path"].as_str().unwrap()));
@@ -597,10 +542,10 @@ fn a_responses_route_draft_goes_final_with_previous_response_id() {
         "--out",
         "fox-final.png",
     ]);
-    let _ = child.kill();
-    let _ = child.wait();
+    let requests = emu.requests();
+    drop(emu);
     ok(&out);
-    let v = json_of(&out);
+    let v = json_stdout(&out);
     assert_eq!(v["mode"], "native");
     let shipped = dir.path().join(v["shipped"].as_str().unwrap());
     assert_eq!(dims(&shipped), (2560, 1440));
@@ -615,15 +560,9 @@ fn a_responses_route_draft_goes_final_with_previous_response_id() {
     let final_id = v["id"].as_i64().unwrap();
     assert!(links(&ledger).contains(&(draft_id, final_id, "draft->final".into())));
     // Both steps went through /v1/responses; no edit upload was needed.
-    let routes: Vec<String> = std::fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["route"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+    let routes: Vec<String> = requests
+        .iter()
+        .map(|r| r["route"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(routes, ["/v1/responses", "/v1/responses"], "{routes:?}");
 }
