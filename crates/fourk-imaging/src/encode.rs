@@ -549,12 +549,15 @@ fn adler32_combine(a: u32, b: u32, len_b: usize) -> u32 {
 
 // --- JPEG -----------------------------------------------------------------------------------
 
+/// Below this many pixel rows, one JPEG scan on one core is as fast as splitting.
+const JPEG_PARALLEL_MIN_ROWS: usize = 256;
+
 fn encode_jpeg(
     img: &DynamicImage,
     quality: u8,
     subsampling: JpegSubsampling,
 ) -> Result<Vec<u8>, ImagingError> {
-    use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+    use jpeg_encoder::{ColorType, SamplingFactor};
     let (w, h) = (img.width(), img.height());
     let too_big = || {
         encode_error(
@@ -565,25 +568,155 @@ fn encode_jpeg(
     let w16 = u16::try_from(w).ok().filter(|&v| v > 0).ok_or_else(too_big)?;
     let h16 = u16::try_from(h).ok().filter(|&v| v > 0).ok_or_else(too_big)?;
     let converted;
-    let (data, color): (&[u8], ColorType) = match img {
-        DynamicImage::ImageRgb8(b) => (b.as_raw(), ColorType::Rgb),
+    let (data, color, channels): (&[u8], ColorType, usize) = match img {
+        DynamicImage::ImageRgb8(b) => (b.as_raw(), ColorType::Rgb, 3),
         // The alpha channel is ignored by the encoder: JPEG has none.
-        DynamicImage::ImageRgba8(b) => (b.as_raw(), ColorType::Rgba),
+        DynamicImage::ImageRgba8(b) => (b.as_raw(), ColorType::Rgba, 4),
         _ => {
             converted = img.to_rgb8();
-            (converted.as_raw(), ColorType::Rgb)
+            (converted.as_raw(), ColorType::Rgb, 3)
         }
     };
-    let mut out = Vec::with_capacity(data.len() / 8);
-    let mut enc = Encoder::new(&mut out, quality);
-    let sampling = match subsampling {
-        JpegSubsampling::Auto if quality < 90 => SamplingFactor::F_2_2,
-        JpegSubsampling::Auto | JpegSubsampling::Full => SamplingFactor::F_1_1,
-        JpegSubsampling::Half => SamplingFactor::F_2_2,
+    let (sampling, mcu_w, mcu_h) = match subsampling {
+        JpegSubsampling::Auto if quality < 90 => (SamplingFactor::F_2_2, 16, 16),
+        JpegSubsampling::Auto | JpegSubsampling::Full => (SamplingFactor::F_1_1, 8, 8),
+        JpegSubsampling::Half => (SamplingFactor::F_2_2, 16, 16),
     };
-    enc.set_sampling_factor(sampling);
-    enc.encode(data, w16, h16, color)
-        .map_err(|e| encode_error("jpeg", e))?;
+    let strip = JpegStrip {
+        quality,
+        sampling,
+        color,
+        width: w16,
+        // One restart marker per MCU row, so that strips can be joined (see below).
+        restart_interval: 0,
+    };
+    let threads = rayon::current_num_threads();
+    let rows = usize::from(h16);
+    if threads < 2 || rows < JPEG_PARALLEL_MIN_ROWS {
+        return strip.encode(data, h16);
+    }
+    // Strips of whole MCU rows, one per core, encoded at once and joined into one scan:
+    // each strip restarts at every MCU row (DC prediction and bit buffer reset, a RSTn marker
+    // between rows), so a strip's entropy-coded data is exactly what one encoder would have
+    // written for those rows, up to the RSTn numbers, which the join renumbers. The pixels
+    // decode identically to a single scan; the cost is about two bytes per MCU row.
+    let mcu_rows = rows.div_ceil(mcu_h);
+    let mcu_cols = usize::from(w16).div_ceil(mcu_w);
+    let restart_interval = u16::try_from(mcu_cols).map_err(|_| too_big())?;
+    let per_strip = mcu_rows.div_ceil(threads.min(mcu_rows));
+    let row_bytes = usize::try_from(w).unwrap_or(usize::MAX) * channels;
+    let strips: Vec<(usize, usize)> = (0..mcu_rows)
+        .step_by(per_strip)
+        .map(|first| (first * mcu_h, ((first + per_strip) * mcu_h).min(rows)))
+        .collect();
+    let strip = JpegStrip {
+        restart_interval,
+        ..strip
+    };
+    let parts = strips
+        .par_iter()
+        .map(|&(top, bottom)| {
+            let height = u16::try_from(bottom - top).map_err(|_| too_big())?;
+            strip.encode(&data[top * row_bytes..bottom * row_bytes], height)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    join_jpeg_strips(&parts, &strips, mcu_h, h16)
+}
+
+/// One encoder's settings, the same for every strip of an image.
+#[derive(Clone, Copy)]
+struct JpegStrip {
+    quality: u8,
+    sampling: jpeg_encoder::SamplingFactor,
+    color: jpeg_encoder::ColorType,
+    width: u16,
+    restart_interval: u16,
+}
+
+impl JpegStrip {
+    fn encode(&self, data: &[u8], height: u16) -> Result<Vec<u8>, ImagingError> {
+        let mut out = Vec::with_capacity(data.len() / 8);
+        let mut enc = jpeg_encoder::Encoder::new(&mut out, self.quality);
+        enc.set_sampling_factor(self.sampling);
+        enc.set_restart_interval(self.restart_interval);
+        enc.encode(data, self.width, height, self.color)
+            .map_err(|e| encode_error("jpeg", e))?;
+        Ok(out)
+    }
+}
+
+/// Where the entropy-coded data of a baseline JPEG starts (just after the SOS segment), and
+/// where its SOF0 segment's height field is.
+fn jpeg_layout(jpeg: &[u8]) -> Option<(usize, usize)> {
+    let mut at = 2; // SOI
+    let mut sof_height = None;
+    while at + 4 <= jpeg.len() {
+        if jpeg[at] != 0xFF {
+            return None;
+        }
+        let marker = jpeg[at + 1];
+        let len = usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
+        if marker == 0xC0 {
+            sof_height = Some(at + 5);
+        }
+        if marker == 0xDA {
+            return Some((at + 2 + len, sof_height?));
+        }
+        at += 2 + len;
+    }
+    None
+}
+
+/// Join strips encoded with one restart per MCU row into one baseline JPEG: the first strip's
+/// headers with the whole height, every strip's scan data in order with a restart marker
+/// between strips, the restart numbers made continuous (RST0..RST7 cycle), one EOI.
+fn join_jpeg_strips(
+    parts: &[Vec<u8>],
+    strips: &[(usize, usize)],
+    mcu_h: usize,
+    height: u16,
+) -> Result<Vec<u8>, ImagingError> {
+    let broken = || encode_error("jpeg", "a strip is not the baseline JPEG the join expects");
+    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    // MCU rows written so far: the next restart marker is RST(rows_done - 1 mod 8) after the
+    // first row of a strip, so a strip's own RSTk becomes RST(k + first_row mod 8).
+    for (i, (part, &(top, _))) in parts.iter().zip(strips).enumerate() {
+        let (scan, sof_height) = jpeg_layout(part).ok_or_else(broken)?;
+        let end = part
+            .len()
+            .checked_sub(2)
+            .filter(|&e| e >= scan)
+            .ok_or_else(broken)?;
+        if part[end..] != [0xFF, 0xD9] {
+            return Err(broken());
+        }
+        let first_row = top / mcu_h;
+        if i == 0 {
+            out.extend_from_slice(&part[..scan]);
+            out[sof_height..sof_height + 2].copy_from_slice(&height.to_be_bytes());
+        } else {
+            // The restart that ends the previous strip's last MCU row.
+            out.extend_from_slice(&[0xFF, 0xD0 + ((first_row - 1) % 8) as u8]);
+        }
+        let data = &part[scan..end];
+        let mut k = 0;
+        while k < data.len() {
+            let b = data[k];
+            out.push(b);
+            if b == 0xFF && k + 1 < data.len() {
+                let next = data[k + 1];
+                out.push(if (0xD0..=0xD7).contains(&next) {
+                    0xD0 + ((usize::from(next - 0xD0) + first_row) % 8) as u8
+                } else {
+                    next
+                });
+                k += 2;
+            } else {
+                k += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&[0xFF, 0xD9]);
     Ok(out)
 }
 
@@ -790,6 +923,49 @@ mod tests {
             let (a, b) = data.split_at(split);
             let combined = adler32_combine(simd_adler32::adler32(&a), simd_adler32::adler32(&b), b.len());
             assert_eq!(combined, whole, "split at {split}");
+        }
+    }
+
+    #[test]
+    fn parallel_jpeg_strips_decode_like_one_scan() {
+        // Odd sizes, both subsamplings and three strips, so strip boundaries fall on restart
+        // numbers that are not multiples of eight and the last MCU row is partial.
+        let img = DynamicImage::ImageRgb8(photo(1001, 517));
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        for (quality, subsampling) in [(80, JpegSubsampling::Auto), (95, JpegSubsampling::Auto)] {
+            let joined = pool.install(|| encode_jpeg(&img, quality, subsampling)).unwrap();
+            let single = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap()
+                .install(|| encode_jpeg(&img, quality, subsampling))
+                .unwrap();
+            assert_ne!(joined, single, "the parallel path ran");
+            let a = image::load_from_memory(&joined).unwrap().to_rgb8();
+            let b = image::load_from_memory(&single).unwrap().to_rgb8();
+            assert_eq!(a.dimensions(), (1001, 517));
+            assert!(a == b, "q{quality}: the joined strips decode to other pixels");
+            // A restart per MCU row costs a few bytes a row, not more.
+            let rows = if quality < 90 {
+                517usize.div_ceil(16)
+            } else {
+                517usize.div_ceil(8)
+            };
+            assert!(
+                joined.len() <= single.len() + rows * 4,
+                "{} vs {}",
+                joined.len(),
+                single.len()
+            );
+            // The markers are in order, RST0..RST7 repeating, one per MCU row boundary.
+            let (scan, _) = jpeg_layout(&joined).unwrap();
+            let markers: Vec<u8> = joined[scan..]
+                .windows(2)
+                .filter(|w| w[0] == 0xFF && (0xD0..=0xD7).contains(&w[1]))
+                .map(|w| w[1] - 0xD0)
+                .collect();
+            assert_eq!(markers.len(), rows - 1);
+            assert!(markers.iter().enumerate().all(|(i, &m)| usize::from(m) == i % 8));
         }
     }
 
