@@ -2,7 +2,7 @@
 //! fourk against libvips, ImageMagick, cwebp and Pillow on the same files.
 //!
 //! ```text
-//! cargo run --release -p fourk-imaging --example pipeline_cli -- upscale IN OUT W H [lanczos3|catmullrom|mitchell] [SHARPEN]
+//! cargo run --release -p fourk-imaging --example pipeline_cli -- upscale IN OUT W H [lanczos3|catmullrom|mitchell] [SHARPEN] [png-fast|png-best]
 //! pipeline_cli probe IN                 # header JSON on stdout
 //! pipeline_cli verify IN                # full-decode report JSON on stdout
 //! pipeline_cli encode IN OUT png|png-fast|jpeg|webp [Q]   # webp without Q is lossless
@@ -44,17 +44,25 @@ fn run(args: &[String]) -> Result<()> {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     match a.as_slice() {
         ["upscale", input, output, w, h, rest @ ..] => {
-            let filter = match rest.first().copied().unwrap_or("lanczos3") {
-                "lanczos3" => Filter::Lanczos3,
-                "catmullrom" => Filter::CatmullRom,
-                "mitchell" => Filter::Mitchell,
-                other => return Err(format!("unknown filter {other:?}").into()),
-            };
-            let sharpen = rest.get(1).map(|s| s.parse::<f32>()).transpose()?;
+            let (mut filter, mut sharpen, mut level) = (Filter::Lanczos3, None, PngLevel::Default);
+            for word in rest {
+                match *word {
+                    "lanczos3" => filter = Filter::Lanczos3,
+                    "catmullrom" => filter = Filter::CatmullRom,
+                    "mitchell" => filter = Filter::Mitchell,
+                    "png-fast" => level = PngLevel::Fast,
+                    "png-best" => level = PngLevel::Best,
+                    amount => {
+                        sharpen = Some(amount.parse::<f32>().map_err(|_| {
+                            format!("{amount:?} is neither a filter, a PNG level nor a sharpen amount")
+                        })?);
+                    }
+                }
+            }
             let img = load_file(Path::new(input), &load_limits())?;
             let out = upscale(&img, w.parse()?, h.parse()?, filter, sharpen)?;
             drop(img); // the source is not needed while the output encodes
-            write(&out, output, None, PngLevel::Default)
+            write(&out, output, None, level)
         }
         ["probe", input] => {
             println!("{}", serde_json::to_string(&probe_file(Path::new(input))?)?);
