@@ -40,7 +40,7 @@ pub use encode::{EncodeOptions, JpegSubsampling, encode_with_options};
 pub use encode::{PngLevel, encode, encode_with};
 pub use error::ImagingError;
 pub use probe::{Probe, probe_bytes, probe_file};
-pub use save::{SavedImage, decode_b64, rejected_path, save_atomic, save_verified};
+pub use save::{SavedImage, decode_b64, rejected_path, save_atomic, save_bytes_verified, save_verified};
 pub use verify::{
     Check, CheckName, Expect, MAX_ALLOC, MAX_DIMENSION, VerifyReport, verify_bytes, verify_file,
 };

@@ -14,6 +14,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::alphabet;
@@ -43,6 +44,12 @@ pub struct SavedImage {
     pub rejected: bool,
     /// The verification.
     pub report: VerifyReport,
+    /// How long the verification took (it ran alongside the write).
+    #[serde(skip)]
+    pub verify_time: Duration,
+    /// How long writing and syncing the temporary file took.
+    #[serde(skip)]
+    pub write_time: Duration,
 }
 
 /// Write `bytes` to `path` atomically, creating parent directories.
@@ -110,13 +117,28 @@ pub fn decode_b64(b64: &str) -> Result<Vec<u8>, ImagingError> {
 /// [`ImagingError::Io`] when writing fails. A bad image is not an error: check
 /// [`SavedImage::rejected`].
 pub fn save_verified(path: &Path, b64: &str, expect: &Expect) -> Result<SavedImage, ImagingError> {
-    let bytes = decode_b64(b64)?;
+    save_bytes_verified(path, decode_b64(b64)?, expect)
+}
+
+/// [`save_verified`] for bytes already in memory (an image fourk encoded itself): verified
+/// against `expect` while they are written, then renamed to `path` or, when they fail, to
+/// [`rejected_path`]`(path)`.
+///
+/// # Errors
+/// [`ImagingError::Io`] when writing fails. A bad image is not an error: check
+/// [`SavedImage::rejected`].
+pub fn save_bytes_verified(path: &Path, bytes: Vec<u8>, expect: &Expect) -> Result<SavedImage, ImagingError> {
     let tmp = temp_beside(path)?;
-    let (report, written) = thread::scope(|s| {
-        let writer = s.spawn(|| write_synced(tmp.as_file(), &bytes, path));
+    let ((report, verify_time), (written, write_time)) = thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let t = Instant::now();
+            (write_synced(tmp.as_file(), &bytes, path), t.elapsed())
+        });
+        let t = Instant::now();
         let report = verify_bytes(&bytes, expect);
+        let verified = (report, t.elapsed());
         let written = writer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (report, written)
+        (verified, written)
     });
     drop(bytes);
     written?;
@@ -131,6 +153,8 @@ pub fn save_verified(path: &Path, b64: &str, expect: &Expect) -> Result<SavedIma
         path: target,
         rejected,
         report,
+        verify_time,
+        write_time,
     })
 }
 

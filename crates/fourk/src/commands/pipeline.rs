@@ -8,13 +8,13 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use fourk_api::OutputFormat;
 use fourk_imaging::metadata::{self, MetadataReport, Provenance};
-use fourk_imaging::{Expect, ImagingError, PipelineError, PngLevel, VerifyReport};
+use fourk_imaging::{Expect, ImagingError, PipelineError, PngLevel};
 use image::{DynamicImage, RgbImage};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -368,7 +368,13 @@ pub struct Input {
 /// Milliseconds since `t`.
 #[must_use]
 pub fn ms(t: Instant) -> f64 {
-    (t.elapsed().as_secs_f64() * 1e5).round() / 100.0
+    ms_of(t.elapsed())
+}
+
+/// A duration in milliseconds, to two decimals.
+#[must_use]
+pub fn ms_of(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
 }
 
 /// The file's bytes, refusing anything over [`MAX_INPUT_BYTES`].
@@ -680,32 +686,28 @@ pub fn deliver(
         metadata::embed(&encoded, enc.format, job.provenance, &text)?
     };
     timings.insert("metadata", ms(t));
-    let t = Instant::now();
+    if cancelled() {
+        return Ok((summary_skeleton(out, img, enc), Exit::Interrupted));
+    }
     let expect = Expect {
         width: Some(img.width()),
         height: Some(img.height()),
         format: Some(enc.format),
         alpha: Some(transparent),
     };
-    let report: VerifyReport = fourk_imaging::verify_bytes(&bytes, &expect);
-    timings.insert("verify", ms(t));
-    let path = if report.ok {
-        out.to_path_buf()
-    } else {
+    // The verification (a full decode) runs while the bytes are written and synced.
+    let saved = fourk_imaging::save_bytes_verified(out, bytes, &expect)?;
+    timings.insert("verify", ms_of(saved.verify_time));
+    timings.insert("write", ms_of(saved.write_time));
+    timings.insert("total", ms(job.started));
+    let (path, report) = (saved.path, saved.report);
+    if saved.rejected {
         tracing::error!(
             "the output of {} failed verification (kept as {}); this is a bug in fourk",
             job.operation,
-            fourk_imaging::rejected_path(out).display()
+            path.display()
         );
-        fourk_imaging::rejected_path(out)
-    };
-    if cancelled() {
-        return Ok((summary_skeleton(&path, img, enc), Exit::Interrupted));
     }
-    let t = Instant::now();
-    fourk_imaging::save_atomic(&path, &bytes)?;
-    timings.insert("write", ms(t));
-    timings.insert("total", ms(job.started));
     let car = PipelineSidecar {
         sidecar_version: SIDECAR_VERSION,
         fourk_version: env!("CARGO_PKG_VERSION"),
