@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use crate::caps::{Capabilities, ModelCaps};
 use crate::check::{Rule, Violation};
 use crate::options::{self, ImageOptions, Prefix};
-use crate::request::Warning;
+use crate::request::{ImageRequest, Warning};
 use crate::size::Size;
-use crate::types::{Background, InputFidelity, OutputFormat, Quality};
+use crate::types::{Background, InputFidelity, Moderation, OutputFormat, Quality};
 
 /// Most input images one edit takes (GPT Image models).
 pub const MAX_EDIT_IMAGES: usize = 16;
@@ -140,6 +140,46 @@ impl EditRequest {
             partial_images: None,
             input_fidelity: None,
             safety_identifier: None,
+        }
+    }
+
+    /// An edit with a generation request's model, prompt and options. The generation's
+    /// `moderation` has no field in an edit and is left to the caller.
+    pub(crate) fn from_generation(r: ImageRequest) -> Self {
+        Self {
+            model: r.model,
+            prompt: r.prompt,
+            size: r.size,
+            quality: r.quality,
+            background: r.background,
+            output_format: r.output_format,
+            output_compression: r.output_compression,
+            n: r.n,
+            stream: r.stream,
+            partial_images: r.partial_images,
+            input_fidelity: None,
+            safety_identifier: r.safety_identifier,
+        }
+    }
+
+    /// The generation request with this edit's model, prompt and options, and `moderation`
+    /// (which only the JSON edit body carries): the image an edit produces is planned,
+    /// checked and billed like a generation of the same options.
+    #[must_use]
+    pub fn generation_request(&self, moderation: Option<Moderation>) -> ImageRequest {
+        ImageRequest {
+            model: self.model.clone(),
+            prompt: self.prompt.clone(),
+            size: self.size,
+            quality: self.quality,
+            background: self.background,
+            output_format: self.output_format,
+            output_compression: self.output_compression,
+            moderation,
+            n: self.n,
+            stream: self.stream,
+            partial_images: self.partial_images,
+            safety_identifier: self.safety_identifier.clone(),
         }
     }
 

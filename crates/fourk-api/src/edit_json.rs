@@ -30,7 +30,7 @@ use crate::caps::{Capabilities, ModelCaps};
 use crate::check::{Rule, Violation};
 use crate::edit::{EditRequest, InputImage, MAX_IMAGE_BYTES, MAX_MASK_BYTES, count_violation};
 use crate::options::{self, Prefix};
-use crate::request::{Warning, parse_enum, req_bool, req_size, req_small_int, req_str, type_error};
+use crate::request::{ImageRequest, Warning, parse_enum, read_body, type_error};
 use crate::types::{Moderation, OutputFormat};
 
 /// Longest `image_url` the API takes (`ImageRefParam.image_url` has `maxLength: 20971520` in
@@ -440,46 +440,13 @@ impl EditJsonBody {
     /// # Errors
     /// The first problem found, naming its field.
     pub fn from_json(body: &Value) -> Result<Self, Violation> {
-        let obj = body.as_object().ok_or_else(|| {
-            Violation::new(
-                Rule::InvalidType,
-                "body",
-                "The request body must be a JSON object.",
-            )
+        let (obj, common) = read_body(body, &["images", "mask", "input_fidelity"], |key| {
+            matches!(key, "image" | "image[]").then(|| {
+                format!(
+                    "Unknown parameter: '{key}'. A JSON edit lists its inputs as 'images': [{{\"image_url\": ...}} or {{\"file_id\": ...}}]; '{key}' is a field of the multipart form."
+                )
+            })
         })?;
-        for key in obj.keys() {
-            match key.as_str() {
-                "model" | "prompt" | "images" | "mask" | "size" | "quality" | "background"
-                | "output_format" | "output_compression" | "moderation" | "n" | "stream"
-                | "partial_images" | "input_fidelity" | "safety_identifier" | "user" => {}
-                "response_format" | "style" => {
-                    return Err(Violation::new(
-                        Rule::UnsupportedParameter,
-                        key.as_str(),
-                        format!(
-                            "Unknown parameter: '{key}'. GPT image models always return base64 (b64_json)."
-                        ),
-                    ));
-                }
-                "image" | "image[]" => {
-                    return Err(Violation::new(
-                        Rule::UnknownParameter,
-                        key.as_str(),
-                        format!(
-                            "Unknown parameter: '{key}'. A JSON edit lists its inputs as 'images': [{{\"image_url\": ...}} or {{\"file_id\": ...}}]; '{key}' is a field of the multipart form."
-                        ),
-                    ));
-                }
-                _ => {
-                    return Err(Violation::new(
-                        Rule::UnknownParameter,
-                        key.as_str(),
-                        format!("Unknown parameter: '{key}'."),
-                    ));
-                }
-            }
-        }
-        let prompt = req_str(obj, "prompt")?.ok_or_else(|| missing("prompt"))?;
         let images = match obj.get("images") {
             None | Some(Value::Null) => return Err(missing("images")),
             Some(Value::Array(items)) => items
@@ -489,27 +456,26 @@ impl EditJsonBody {
                 .collect::<Result<Vec<_>, _>>()?,
             Some(other) => return Err(type_error("images", "an array", other)),
         };
-        let model = req_str(obj, "model")?.unwrap_or_else(|| crate::DEFAULT_MODEL.to_owned());
-        let mut r = Self::new(model, prompt, images);
-        r.mask = match obj.get("mask") {
+        let mask = match obj.get("mask") {
             None | Some(Value::Null) => None,
             Some(v) => Some(ref_from_json(v, "mask", Rule::Mask)?),
         };
-        r.edit.size = req_size(obj)?;
-        r.edit.quality = parse_enum(obj, "quality", Rule::Quality)?;
-        r.edit.background = parse_enum(obj, "background", Rule::Background)?;
-        r.edit.output_format = parse_enum(obj, "output_format", Rule::OutputFormat)?;
-        r.moderation = parse_enum(obj, "moderation", Rule::Moderation)?;
-        r.edit.input_fidelity = parse_enum(obj, "input_fidelity", Rule::InputFidelity)?;
-        r.edit.output_compression = req_small_int(obj, "output_compression", Rule::OutputCompression)?;
-        r.edit.n = req_small_int(obj, "n", Rule::N)?;
-        r.edit.partial_images = req_small_int(obj, "partial_images", Rule::PartialImages)?;
-        r.edit.stream = req_bool(obj, "stream")?;
-        r.edit.safety_identifier = match req_str(obj, "safety_identifier")? {
-            Some(s) => Some(s),
-            None => req_str(obj, "user")?,
-        };
-        Ok(r)
+        let moderation = common.moderation;
+        let mut edit = EditRequest::from_generation(common);
+        edit.input_fidelity = parse_enum(obj, "input_fidelity", Rule::InputFidelity)?;
+        Ok(Self {
+            edit,
+            images,
+            mask,
+            moderation,
+        })
+    }
+
+    /// What the edit is planned, checked and billed as: a generation with the same options
+    /// and `moderation`.
+    #[must_use]
+    pub fn generation_request(&self) -> ImageRequest {
+        self.edit.generation_request(self.moderation)
     }
 }
 

@@ -123,60 +123,85 @@ impl ImageRequest {
     /// # Errors
     /// The first problem found, naming its field.
     pub fn from_json(body: &Value) -> Result<Self, Violation> {
-        let obj = body.as_object().ok_or_else(|| {
-            Violation::new(
-                Rule::InvalidType,
-                "body",
-                "The request body must be a JSON object.",
-            )
-        })?;
-        for key in obj.keys() {
-            match key.as_str() {
-                "model" | "prompt" | "size" | "quality" | "background" | "output_format"
-                | "output_compression" | "moderation" | "n" | "stream" | "partial_images"
-                | "safety_identifier" | "user" => {}
-                "response_format" | "style" => {
-                    return Err(Violation::new(
-                        Rule::UnsupportedParameter,
-                        key.as_str(),
-                        format!(
-                            "Unknown parameter: '{key}'. GPT image models always return base64 (b64_json)."
-                        ),
-                    ));
-                }
-                _ => {
-                    return Err(Violation::new(
-                        Rule::UnknownParameter,
-                        key.as_str(),
-                        format!("Unknown parameter: '{key}'."),
-                    ));
-                }
-            }
-        }
-        let prompt = req_str(obj, "prompt")?.ok_or_else(|| {
-            Violation::new(
-                Rule::MissingField,
-                "prompt",
-                "Missing required parameter: 'prompt'.",
-            )
-        })?;
-        let model = req_str(obj, "model")?.unwrap_or_else(|| crate::DEFAULT_MODEL.to_owned());
-        let mut r = Self::new(model, prompt);
-        r.size = req_size(obj)?;
-        r.quality = parse_enum(obj, "quality", Rule::Quality)?;
-        r.background = parse_enum(obj, "background", Rule::Background)?;
-        r.output_format = parse_enum(obj, "output_format", Rule::OutputFormat)?;
-        r.moderation = parse_enum(obj, "moderation", Rule::Moderation)?;
-        r.output_compression = req_small_int(obj, "output_compression", Rule::OutputCompression)?;
-        r.n = req_small_int(obj, "n", Rule::N)?;
-        r.partial_images = req_small_int(obj, "partial_images", Rule::PartialImages)?;
-        r.stream = req_bool(obj, "stream")?;
-        r.safety_identifier = match req_str(obj, "safety_identifier")? {
-            Some(s) => Some(s),
-            None => req_str(obj, "user")?,
-        };
-        Ok(r)
+        read_body(body, &[], |_| None).map(|(_, r)| r)
     }
+}
+
+/// The keys every Images API body may carry (generation and JSON edit alike).
+const COMMON_KEYS: &[&str] = &[
+    "model",
+    "prompt",
+    "size",
+    "quality",
+    "background",
+    "output_format",
+    "output_compression",
+    "moderation",
+    "n",
+    "stream",
+    "partial_images",
+    "safety_identifier",
+    "user",
+];
+
+/// Read the part of an Images API body that generations and JSON edits share, the way the
+/// API does: the body must be an object; every key must be a common one or one of `extra`
+/// (`response_format` and `style` get the API's note that GPT image models return base64,
+/// and `hint` may give a better message for another unknown key); then `prompt`, `model` and
+/// the options, type by type. Returns the object, for the caller's own fields, and the
+/// common fields as a generation request.
+pub(crate) fn read_body<'a>(
+    body: &'a Value,
+    extra: &[&str],
+    hint: impl Fn(&str) -> Option<String>,
+) -> Result<(&'a Map<String, Value>, ImageRequest), Violation> {
+    let obj = body.as_object().ok_or_else(|| {
+        Violation::new(
+            Rule::InvalidType,
+            "body",
+            "The request body must be a JSON object.",
+        )
+    })?;
+    for key in obj.keys().map(String::as_str) {
+        if COMMON_KEYS.contains(&key) || extra.contains(&key) {
+            continue;
+        }
+        return Err(match key {
+            "response_format" | "style" => Violation::new(
+                Rule::UnsupportedParameter,
+                key,
+                format!("Unknown parameter: '{key}'. GPT image models always return base64 (b64_json)."),
+            ),
+            _ => Violation::new(
+                Rule::UnknownParameter,
+                key,
+                hint(key).unwrap_or_else(|| format!("Unknown parameter: '{key}'.")),
+            ),
+        });
+    }
+    let prompt = req_str(obj, "prompt")?.ok_or_else(|| {
+        Violation::new(
+            Rule::MissingField,
+            "prompt",
+            "Missing required parameter: 'prompt'.",
+        )
+    })?;
+    let model = req_str(obj, "model")?.unwrap_or_else(|| crate::DEFAULT_MODEL.to_owned());
+    let mut r = ImageRequest::new(model, prompt);
+    r.size = req_size(obj)?;
+    r.quality = parse_enum(obj, "quality", Rule::Quality)?;
+    r.background = parse_enum(obj, "background", Rule::Background)?;
+    r.output_format = parse_enum(obj, "output_format", Rule::OutputFormat)?;
+    r.moderation = parse_enum(obj, "moderation", Rule::Moderation)?;
+    r.output_compression = req_small_int(obj, "output_compression", Rule::OutputCompression)?;
+    r.n = req_small_int(obj, "n", Rule::N)?;
+    r.partial_images = req_small_int(obj, "partial_images", Rule::PartialImages)?;
+    r.stream = req_bool(obj, "stream")?;
+    r.safety_identifier = match req_str(obj, "safety_identifier")? {
+        Some(s) => Some(s),
+        None => req_str(obj, "user")?,
+    };
+    Ok((obj, r))
 }
 
 pub(crate) fn json_kind(v: &Value) -> &'static str {

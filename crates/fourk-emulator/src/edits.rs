@@ -79,17 +79,15 @@ struct Form {
     input_fidelity: Option<String>,
 }
 
-/// The handler: auth first, then the body (a form or JSON, by `Content-Type`), with the
-/// rate-limit headers on every answer after auth.
+/// The handler (the router checked the key): the body, a form or JSON by `Content-Type`,
+/// with the rate-limit headers on every answer.
 pub(crate) async fn edits(
     State(state): State<Arc<EmulatorState>>,
     Extension(ctx): Extension<Arc<RequestContext>>,
     headers: HeaderMap,
     request: Request,
 ) -> Response {
-    state
-        .answer(&headers, edit(&state, &ctx, &headers, request))
-        .await
+    state.answer(edit(&state, &ctx, &headers, request)).await
 }
 
 /// The media type of the body, lower case, without parameters.
@@ -242,18 +240,7 @@ pub(crate) struct JsonEdit {
 /// Read a JSON edit body (types, unknown fields, the shape of each image reference).
 pub(crate) fn read_json(json: &Value) -> Result<JsonEdit, EmulatorError> {
     let body = EditJsonBody::from_json(json).map_err(invalid_body(json))?;
-    let edit = &body.edit;
-    let mut req = ImageRequest::new(edit.model.clone(), edit.prompt.clone());
-    req.size = edit.size;
-    req.quality = edit.quality;
-    req.background = edit.background;
-    req.output_format = edit.output_format;
-    req.output_compression = edit.output_compression;
-    req.moderation = body.moderation;
-    req.n = edit.n;
-    req.stream = edit.stream;
-    req.partial_images = edit.partial_images;
-    req.safety_identifier.clone_from(&edit.safety_identifier);
+    let req = body.generation_request();
     Ok(JsonEdit { body, req })
 }
 
