@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::http::{HeaderValue, Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -40,7 +40,7 @@ const FAULT_ROUTES: [&str; 3] = ["/v1/images/generations", "/v1/images/edits", "
 /// `GET /v1/models/{id}` (all need a key, as on the API) and `GET /health` (no key; for
 /// readiness checks). Anything else gets the API's 404 (or 405) envelope.
 pub fn app(state: Arc<EmulatorState>) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/v1/images/generations", post(generations))
         .route(
             "/v1/images/edits",
@@ -67,7 +67,9 @@ pub fn app(state: Arc<EmulatorState>) -> Router {
         .route("/v1/batches/{id}/cancel", post(crate::batch::cancel_batch))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{id}", get(get_model))
-        .route("/health", get(health))
+        // Only matched routes: an unknown path gets its 404 with or without a key.
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), require_key));
+    api.route("/health", get(health))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(Arc::clone(&state), common))
@@ -160,6 +162,15 @@ async fn common(State(state): State<Arc<EmulatorState>>, mut req: Request, next:
     response
 }
 
+/// Every API route wants `Authorization: Bearer <key>` first, as on the API: a 401 comes
+/// before the body is read and carries no rate-limit headers.
+async fn require_key(State(state): State<Arc<EmulatorState>>, req: Request, next: Next) -> Response {
+    match state.authorize(req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
 async fn health() -> Json<Value> {
     Json(json!({"status": "ok", "emulator": "fourk", "images": "procedural"}))
 }
@@ -168,10 +179,7 @@ fn model_object(id: &str) -> Value {
     json!({"id": id, "object": "model", "created": 0, "owned_by": "fourk-emulator"})
 }
 
-async fn list_models(State(state): State<Arc<EmulatorState>>, headers: HeaderMap) -> Response {
-    if let Err(e) = state.authorize(&headers) {
-        return e.into_response();
-    }
+async fn list_models(State(state): State<Arc<EmulatorState>>) -> Response {
     let data: Vec<Value> = state
         .config
         .capabilities
@@ -184,14 +192,7 @@ async fn list_models(State(state): State<Arc<EmulatorState>>, headers: HeaderMap
     Json(json!({"object": "list", "data": data})).into_response()
 }
 
-async fn get_model(
-    State(state): State<Arc<EmulatorState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(e) = state.authorize(&headers) {
-        return e.into_response();
-    }
+async fn get_model(State(state): State<Arc<EmulatorState>>, Path(id): Path<String>) -> Response {
     match state.config.capabilities.model(&id) {
         Ok(_) => Json(model_object(&id)).into_response(),
         Err(e) => EmulatorError::Invalid {

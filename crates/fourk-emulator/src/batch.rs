@@ -28,7 +28,6 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use fourk_api::batch::{
     Batch, BatchErrors, BatchInputLine, BatchLineError, BatchList, BatchOutputLine, BatchResponse,
@@ -105,12 +104,8 @@ fn no_such_batch(id: &str) -> ApiFailure {
 /// `POST /v1/batches`.
 pub(crate) async fn create_batch(
     State(state): State<Arc<EmulatorState>>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(e) = state.authorize(&headers) {
-        return e.into_response();
-    }
     match create(&state, body) {
         Ok(b) => Json(b).into_response(),
         Err(e) => e.into_response(),
@@ -271,12 +266,8 @@ fn create(state: &Arc<EmulatorState>, body: Result<Bytes, BytesRejection>) -> Re
 /// `GET /v1/batches/{id}`.
 pub(crate) async fn retrieve_batch(
     State(state): State<Arc<EmulatorState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = state.authorize(&headers) {
-        return e.into_response();
-    }
     match state.batch.get(&id) {
         Some(b) => Json(b).into_response(),
         None => no_such_batch(&id).into_response(),
@@ -286,12 +277,8 @@ pub(crate) async fn retrieve_batch(
 /// `POST /v1/batches/{id}/cancel`.
 pub(crate) async fn cancel_batch(
     State(state): State<Arc<EmulatorState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = state.authorize(&headers) {
-        return e.into_response();
-    }
     let mut map = state.batch.batches.lock().unwrap_or_else(PoisonError::into_inner);
     let Some(entry) = map.get_mut(&id) else {
         return no_such_batch(&id).into_response();
@@ -320,12 +307,8 @@ pub(crate) struct ListQuery {
 /// `GET /v1/batches?after=&limit=`: newest first, 1-100 a page (default 20).
 pub(crate) async fn list_batches(
     State(state): State<Arc<EmulatorState>>,
-    headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Err(e) = state.authorize(&headers) {
-        return e.into_response();
-    }
     let Ok(Query(q)) = query else {
         return ApiFailure::invalid(Some("invalid_value"), None, "Invalid query string.").into_response();
     };

@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use fourk_api::ErrorEnvelope;
 use fourk_api::batch::{FilePurpose, MAX_INPUT_BYTES, OpenAIFile, parse_input_line};
@@ -180,12 +180,8 @@ fn no_such_file(id: &str) -> ApiFailure {
 /// `POST /v1/files`.
 pub(crate) async fn create_file(
     State(state): State<Arc<EmulatorState>>,
-    headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
-    if let Err(e) = state.authorize(&headers) {
-        return e.into_response();
-    }
     match upload(&state, multipart).await {
         Ok(f) => Json(f).into_response(),
         Err(e) => e.into_response(),
@@ -390,12 +386,8 @@ fn first_shape_problem(path: &std::path::Path) -> io::Result<Option<fourk_api::b
 /// `GET /v1/files/{id}`.
 pub(crate) async fn retrieve_file(
     State(state): State<Arc<EmulatorState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = state.authorize(&headers) {
-        return e.into_response();
-    }
     match state.batch.files.get(&id) {
         Some(f) => Json(f.meta).into_response(),
         None => no_such_file(&id).into_response(),
@@ -403,14 +395,7 @@ pub(crate) async fn retrieve_file(
 }
 
 /// `DELETE /v1/files/{id}`.
-pub(crate) async fn delete_file(
-    State(state): State<Arc<EmulatorState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(e) = state.authorize(&headers) {
-        return e.into_response();
-    }
+pub(crate) async fn delete_file(State(state): State<Arc<EmulatorState>>, Path(id): Path<String>) -> Response {
     match state.batch.files.remove(&id) {
         Some(f) => {
             let _ = tokio::fs::remove_file(&f.path).await;
@@ -423,12 +408,8 @@ pub(crate) async fn delete_file(
 /// `GET /v1/files/{id}/content`: the bytes, streamed from disk.
 pub(crate) async fn file_content(
     State(state): State<Arc<EmulatorState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = state.authorize(&headers) {
-        return e.into_response();
-    }
     let Some(f) = state.batch.files.get(&id) else {
         return no_such_file(&id).into_response();
     };

@@ -7,7 +7,6 @@ use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use fourk_api::ImageRequest;
 use serde_json::Value;
@@ -18,15 +17,13 @@ use crate::plan::{Fidelity, Plan};
 use crate::policy::{self, Verdict};
 use crate::state::{EmulatorState, RequestContext};
 
-/// The handler: auth first (no rate-limit headers on a 401), then the rest, with the
-/// rate-limit headers on every answer after that.
+/// The handler (the router checked the key), with the rate-limit headers on every answer.
 pub(crate) async fn generations(
     State(state): State<Arc<EmulatorState>>,
     Extension(ctx): Extension<Arc<RequestContext>>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    state.answer(&headers, generate(&state, &ctx, body)).await
+    state.answer(generate(&state, &ctx, body)).await
 }
 
 async fn generate(

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use base64::Engine as _;
@@ -44,14 +43,13 @@ use crate::store::StoredResponse;
 /// as the current default (api-contract §8.1).
 pub(crate) const DEFAULT_TOOL_MODEL: &str = "gpt-image-2.6-sunburst";
 
-/// The handler: auth first, then the rest, with the rate-limit headers after auth.
+/// The handler (the router checked the key), with the rate-limit headers on every answer.
 pub(crate) async fn responses(
     State(state): State<Arc<EmulatorState>>,
     Extension(ctx): Extension<Arc<RequestContext>>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    state.answer(&headers, create(&state, &ctx, body)).await
+    state.answer(create(&state, &ctx, body)).await
 }
 
 // ---------------------------------------------------------------------------------------

@@ -284,17 +284,12 @@ impl EmulatorState {
         }
     }
 
-    /// How every endpoint wraps its own work: the key first (a 401 carries no rate-limit
-    /// headers, as with the API), then the work, then the rate-limit headers on whatever came
-    /// out, success or error.
+    /// How every image endpoint wraps its own work (the key was checked before, by the
+    /// router): the work, then the rate-limit headers on whatever came out, success or error.
     pub(crate) async fn answer(
         &self,
-        headers: &HeaderMap,
         work: impl Future<Output = Result<Response, EmulatorError>>,
     ) -> Response {
-        if let Err(e) = self.authorize(headers) {
-            return e.into_response();
-        }
         let mut response = work.await.unwrap_or_else(IntoResponse::into_response);
         self.limiter.snapshot().write(response.headers_mut());
         response

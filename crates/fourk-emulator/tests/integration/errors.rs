@@ -92,6 +92,43 @@ async fn missing_and_wrong_keys_are_401() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_route_wants_a_key_and_unknown_paths_do_not() {
+    let emu = start(EmulatorConfig::default()).await;
+    let base = emu.base_url();
+    let routes = [
+        ("POST", "/images/generations"),
+        ("POST", "/images/edits"),
+        ("POST", "/responses"),
+        ("POST", "/files"),
+        ("GET", "/files/file-x"),
+        ("DELETE", "/files/file-x"),
+        ("GET", "/files/file-x/content"),
+        ("POST", "/batches"),
+        ("GET", "/batches"),
+        ("GET", "/batches/batch_x"),
+        ("POST", "/batches/batch_x/cancel"),
+        ("GET", "/models"),
+        ("GET", "/models/gpt-image-2"),
+    ];
+    for (method, path) in routes {
+        let r = crate::common::client()
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("request");
+        let (status, limited) = (r.status(), r.headers().contains_key("x-ratelimit-limit-requests"));
+        let body: Value = r.json().await.expect("a JSON error");
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
+        assert_error_response(&body);
+        assert!(!limited, "{method} {path}: a 401 carries no rate-limit headers");
+    }
+    let r = get(&base, "/nothing/here", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    emu.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_errors_name_their_parameter() {
     let emu = start(EmulatorConfig::default()).await;
     let base = emu.base_url();
