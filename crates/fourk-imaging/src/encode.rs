@@ -232,27 +232,106 @@ fn encode_png(img: &DynamicImage, deflater: Deflater) -> Result<Vec<u8>, Imaging
         ));
     }
     let stride = w as usize * channels;
-    let idat = match deflater {
-        Deflater::Zlib(level) => deflate_filtered(buf, stride, channels, h as usize, level)?,
-        Deflater::Fast => vec![deflate_fast(buf, stride, channels, h as usize)?],
+    let total = (stride + 1) * h as usize;
+    let header = |capacity: usize| {
+        let mut png = Vec::with_capacity(capacity);
+        png.extend_from_slice(b"\x89PNG\r\n\x1a\n");
+        let mut ihdr = [0u8; 13];
+        ihdr[..4].copy_from_slice(&w.to_be_bytes());
+        ihdr[4..8].copy_from_slice(&h.to_be_bytes());
+        ihdr[8] = 8; // bit depth
+        ihdr[9] = color_type;
+        // compression 0 (deflate), filter method 0 (adaptive), interlace 0 (none)
+        write_chunk(&mut png, *b"IHDR", &ihdr);
+        IdatWriter::new(png)
     };
-
-    let mut out = Vec::with_capacity(idat.iter().map(Vec::len).sum::<usize>() + 1024);
-    out.extend_from_slice(b"\x89PNG\r\n\x1a\n");
-    let mut ihdr = [0u8; 13];
-    ihdr[..4].copy_from_slice(&w.to_be_bytes());
-    ihdr[4..8].copy_from_slice(&h.to_be_bytes());
-    ihdr[8] = 8; // bit depth
-    ihdr[9] = color_type;
-    // compression 0 (deflate), filter method 0 (adaptive), interlace 0 (none)
-    write_chunk(&mut out, *b"IHDR", &ihdr);
-    for part in idat {
-        for piece in part.chunks(IDAT_MAX) {
-            write_chunk(&mut out, *b"IDAT", piece);
+    // Capacity for the chunk headers and for the text and provenance chunks that
+    // `metadata::embed` inserts in place; capacity that is never written costs no memory.
+    let room = 64 * 1024;
+    let idat = match deflater {
+        Deflater::Zlib(level) => {
+            let parts = deflate_filtered(buf, stride, channels, h as usize, level)?;
+            let mut idat = header(parts.iter().map(Vec::len).sum::<usize>() + room);
+            // Each part is freed once copied, so the two copies never coexist in full.
+            for part in parts {
+                idat.append(&part);
+            }
+            idat
         }
-    }
+        Deflater::Fast => {
+            // Compressed straight into the PNG: no second copy of the stream. Photographs
+            // compress to about half; the bound is for data that does not compress.
+            let mut idat = header(total + total / 64 + room);
+            // fdeflate writes 8 bytes at a time; the chunk framing takes them 64 KiB at once.
+            let mut writer = std::io::BufWriter::with_capacity(64 * 1024, &mut idat);
+            deflate_fast(buf, stride, channels, h as usize, &mut writer)?;
+            writer.flush().map_err(|e| encode_error("png", e))?;
+            drop(writer);
+            idat
+        }
+    };
+    let mut out = idat.finish();
     write_chunk(&mut out, *b"IEND", &[]);
     Ok(out)
+}
+
+/// Frames a zlib stream as `IDAT` chunks of at most [`IDAT_MAX`] bytes, written straight
+/// into the PNG being built: each chunk's length and CRC are filled in when it is full.
+struct IdatWriter {
+    png: Vec<u8>,
+    /// Where the open chunk's length field is, when one is open.
+    open: Option<usize>,
+}
+
+impl IdatWriter {
+    fn new(png: Vec<u8>) -> Self {
+        Self { png, open: None }
+    }
+
+    fn append(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let start = *self.open.get_or_insert_with(|| {
+                let at = self.png.len();
+                self.png.extend_from_slice(&[0, 0, 0, 0]);
+                self.png.extend_from_slice(b"IDAT");
+                at
+            });
+            let used = self.png.len() - start - 8;
+            let take = data.len().min(IDAT_MAX - used);
+            self.png.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if used + take == IDAT_MAX {
+                self.close();
+            }
+        }
+    }
+
+    /// Fill in the open chunk's length and CRC (over its type and data).
+    fn close(&mut self) {
+        if let Some(start) = self.open.take() {
+            let len = self.png.len() - start - 8;
+            let len32 = u32::try_from(len).expect("IDAT chunks are at most 1 MiB");
+            self.png[start..start + 4].copy_from_slice(&len32.to_be_bytes());
+            let crc = crc32fast::hash(&self.png[start + 4..]);
+            self.png.extend_from_slice(&crc.to_be_bytes());
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.close();
+        self.png
+    }
+}
+
+impl std::io::Write for IdatWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.append(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn encode_png_fallback(img: &DynamicImage, level: u8) -> Result<Vec<u8>, ImagingError> {
@@ -342,10 +421,17 @@ fn deflate_filtered(
     Ok(out)
 }
 
-/// Filter every row and compress the result with fdeflate into one zlib stream. Above
+/// Filter every row and compress the result with fdeflate into one zlib stream, written to
+/// `out`. Above
 /// [`PNG_PARALLEL_MIN_BYTES`], a second thread filters batches of rows while this one
 /// compresses the batch before: on a 4K frame each stage takes about 50 ms on one core.
-fn deflate_fast(buf: &[u8], stride: usize, bpp: usize, height: usize) -> Result<Vec<u8>, ImagingError> {
+fn deflate_fast(
+    buf: &[u8],
+    stride: usize,
+    bpp: usize,
+    height: usize,
+    out: impl std::io::Write,
+) -> Result<(), ImagingError> {
     let ioerr = |e: std::io::Error| encode_error("png", e);
     let total = (stride + 1) * height;
     let row = |y: usize| &buf[y * stride..(y + 1) * stride];
@@ -358,8 +444,7 @@ fn deflate_fast(buf: &[u8], stride: usize, bpp: usize, height: usize) -> Result<
             scratch.filter_into(row(y), prior(y), bpp, out);
         }
     };
-    // Photographic content compresses to about half; the Vec grows if it does not.
-    let mut z = fdeflate::Compressor::new(Vec::with_capacity(total / 2 + 1024)).map_err(ioerr)?;
+    let mut z = fdeflate::Compressor::new(out).map_err(ioerr)?;
 
     if total < PNG_PARALLEL_MIN_BYTES || rayon::current_num_threads() < 2 {
         let mut scratch = FilterScratch::new(stride);
@@ -368,7 +453,7 @@ fn deflate_fast(buf: &[u8], stride: usize, bpp: usize, height: usize) -> Result<
             filter_batch(&mut scratch, start, &mut batch);
             z.write_data(&batch).map_err(ioerr)?;
         }
-        return z.finish().map_err(ioerr);
+        return z.finish().map(drop).map_err(ioerr);
     }
 
     // Three buffers circulate: one being filtered, one queued, one being compressed.
@@ -401,7 +486,7 @@ fn deflate_fast(buf: &[u8], stride: usize, bpp: usize, height: usize) -> Result<
         Ok::<(), std::io::Error>(())
     });
     written.map_err(ioerr)?;
-    z.finish().map_err(ioerr)
+    z.finish().map(drop).map_err(ioerr)
 }
 
 /// The two zlib header bytes (CMF, FLG) for a 32 KiB window at `level`.
@@ -1013,6 +1098,30 @@ mod tests {
         assert_eq!(one, two);
         let back = image::load_from_memory(&two).unwrap();
         assert_eq!(back.as_bytes(), img.as_bytes());
+    }
+
+    #[test]
+    fn idat_writer_frames_full_chunks_with_their_crcs() {
+        let data: Vec<u8> = (0..IDAT_MAX * 5 / 2).map(|i| (i * 7 % 251) as u8).collect();
+        let mut w = IdatWriter::new(b"head".to_vec());
+        for piece in data.chunks(12_345) {
+            w.append(piece);
+        }
+        let png = w.finish();
+        assert_eq!(&png[..4], b"head");
+        let (mut at, mut joined, mut lens) = (4, Vec::new(), Vec::new());
+        while at < png.len() {
+            let len = u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as usize;
+            assert_eq!(&png[at + 4..at + 8], b"IDAT");
+            let body = &png[at + 8..at + 8 + len];
+            let crc = u32::from_be_bytes(png[at + 8 + len..at + 12 + len].try_into().unwrap());
+            assert_eq!(crc, crc32fast::hash(&png[at + 4..at + 8 + len]));
+            joined.extend_from_slice(body);
+            lens.push(len);
+            at += 12 + len;
+        }
+        assert_eq!(lens, [IDAT_MAX, IDAT_MAX, IDAT_MAX / 2]);
+        assert_eq!(joined, data);
     }
 
     #[test]

@@ -296,7 +296,7 @@ pub fn check_text_key(key: &str) -> Result<(), String> {
 /// keyword rule or a value is longer than [`MAX_TEXT_VALUE`], or a block is too large for
 /// its container.
 pub fn embed(
-    out: &[u8],
+    out: Vec<u8>,
     format: OutputFormat,
     provenance: &[Provenance],
     text: &[(String, String)],
@@ -358,7 +358,7 @@ pub fn embed(
         }
     }
     if keep.is_empty() && text_chunks.is_empty() {
-        return Ok((out.to_vec(), report));
+        return Ok((out, report));
     }
     let bad = |message: String| ImagingError::Encode {
         format: format.as_str(),
@@ -372,7 +372,7 @@ pub fn embed(
             insert_png(out, &chunks).map_err(|e| bad(e.to_string()))?
         }
         OutputFormat::Jpeg => insert_jpeg(out, &keep).map_err(|e| bad(e.to_string()))?,
-        OutputFormat::Webp => insert_webp(out, &keep).map_err(|e| bad(e.to_string()))?,
+        OutputFormat::Webp => insert_webp(&out, &keep).map_err(|e| bad(e.to_string()))?,
     };
     Ok((bytes, report))
 }
@@ -429,15 +429,16 @@ fn png_chunks(bytes: &[u8]) -> Result<Vec<PngChunk<'_>>, ImagingError> {
     Ok(out)
 }
 
-fn insert_png(out: &[u8], chunks: &[([u8; 4], &[u8])]) -> Result<Vec<u8>, ImagingError> {
-    let at = png_chunks(out)?
+/// Insert `chunks` before the first `IDAT`, in place: the image data moves up by the size of
+/// the new chunks (no second copy of a 4K file; fourk's encoders leave room for this).
+fn insert_png(mut out: Vec<u8>, chunks: &[([u8; 4], &[u8])]) -> Result<Vec<u8>, ImagingError> {
+    let at = png_chunks(&out)?
         .iter()
         .find(|c| &c.tag == b"IDAT")
         .map(|c| c.start)
         .ok_or_else(|| decode_error("invalid PNG: no IDAT chunk"))?;
     let extra: usize = chunks.iter().map(|(_, d)| d.len() + 12).sum();
-    let mut v = Vec::with_capacity(out.len() + extra);
-    v.extend_from_slice(&out[..at]);
+    let mut v = Vec::with_capacity(extra);
     for (tag, data) in chunks {
         let len = u32::try_from(data.len()).map_err(|_| decode_error("chunk larger than 4 GiB"))?;
         v.extend_from_slice(&len.to_be_bytes());
@@ -448,8 +449,8 @@ fn insert_png(out: &[u8], chunks: &[([u8; 4], &[u8])]) -> Result<Vec<u8>, Imagin
         crc.update(data);
         v.extend_from_slice(&crc.finalize().to_be_bytes());
     }
-    v.extend_from_slice(&out[at..]);
-    Ok(v)
+    out.splice(at..at, v);
+    Ok(out)
 }
 
 fn text_chunk(key: &str, value: &str) -> ([u8; 4], Vec<u8>) {
@@ -539,8 +540,9 @@ fn jpeg_segments(bytes: &[u8]) -> Result<Vec<(u8, &[u8])>, ImagingError> {
     }
 }
 
-fn insert_jpeg(out: &[u8], blocks: &[&Provenance]) -> Result<Vec<u8>, ImagingError> {
-    jpeg_segments(out)?;
+/// Insert `blocks` as APPn segments after `SOI` and any `APP0`, in place.
+fn insert_jpeg(mut out: Vec<u8>, blocks: &[&Provenance]) -> Result<Vec<u8>, ImagingError> {
+    jpeg_segments(&out)?;
     // Keep JFIF's APP0 first, as its spec asks; EXIF readers accept APP1 right after it.
     let mut at = 2;
     while out.get(at..at + 2) == Some(&[0xFF, 0xE0][..]) {
@@ -550,8 +552,7 @@ fn insert_jpeg(out: &[u8], blocks: &[&Provenance]) -> Result<Vec<u8>, ImagingErr
             .ok_or_else(|| decode_error("invalid JPEG: truncated APP0"))?;
         at += 2 + len;
     }
-    let mut v = Vec::with_capacity(out.len() + blocks.iter().map(|p| p.payload.len() + 4).sum::<usize>());
-    v.extend_from_slice(&out[..at.min(out.len())]);
+    let mut v = Vec::with_capacity(blocks.iter().map(|p| p.payload.len() + 4).sum::<usize>());
     for p in blocks {
         let len = u16::try_from(p.payload.len() + 2)
             .map_err(|_| decode_error("a JPEG segment holds at most 65533 bytes"))?;
@@ -559,8 +560,9 @@ fn insert_jpeg(out: &[u8], blocks: &[&Provenance]) -> Result<Vec<u8>, ImagingErr
         v.extend_from_slice(&len.to_be_bytes());
         v.extend_from_slice(&p.payload);
     }
-    v.extend_from_slice(&out[at.min(out.len())..]);
-    Ok(v)
+    let at = at.min(out.len());
+    out.splice(at..at, v);
+    Ok(out)
 }
 
 // --- WebP -----------------------------------------------------------------------------------
@@ -706,7 +708,7 @@ mod tests {
             let plain = encode(&img, format, q).unwrap();
             assert!(extract(&plain).unwrap().is_empty(), "{format}");
             let src = blocks(format);
-            let (with, report) = embed(&plain, format, &src, &[]).unwrap();
+            let (with, report) = embed(plain.clone(), format, &src, &[]).unwrap();
             assert_eq!(report.carried.len(), 3, "{format}");
             assert!(report.dropped.is_empty());
             assert_eq!(extract(&with).unwrap(), src, "{format}");
@@ -723,7 +725,7 @@ mod tests {
                 "{format} {q:?}"
             );
             // Carrying again from the carried file gives the same blocks, once each.
-            let (again, _) = embed(&plain, format, &extract(&with).unwrap(), &[]).unwrap();
+            let (again, _) = embed(plain.clone(), format, &extract(&with).unwrap(), &[]).unwrap();
             assert_eq!(again, with);
         }
     }
@@ -731,7 +733,13 @@ mod tests {
     #[test]
     fn webp_extended_header_flags_say_what_is_inside() {
         let plain = encode(&rgb(), OutputFormat::Webp, Some(80)).unwrap();
-        let (with, _) = embed(&plain, OutputFormat::Webp, &blocks(OutputFormat::Webp), &[]).unwrap();
+        let (with, _) = embed(
+            plain.clone(),
+            OutputFormat::Webp,
+            &blocks(OutputFormat::Webp),
+            &[],
+        )
+        .unwrap();
         let chunks = riff_chunks(&with).unwrap();
         assert_eq!(&chunks[0].0, b"VP8X");
         let flags = chunks[0].1[0];
@@ -745,7 +753,13 @@ mod tests {
     fn another_format_drops_with_a_reason() {
         let jpeg = encode(&rgb(), OutputFormat::Jpeg, Some(80)).unwrap();
         let text = [("prompt".to_owned(), "a fox".to_owned())];
-        let (out, report) = embed(&jpeg, OutputFormat::Jpeg, &blocks(OutputFormat::Png), &text).unwrap();
+        let (out, report) = embed(
+            jpeg.clone(),
+            OutputFormat::Jpeg,
+            &blocks(OutputFormat::Png),
+            &text,
+        )
+        .unwrap();
         assert_eq!(out, jpeg);
         assert!(report.carried.is_empty());
         assert_eq!(report.dropped.len(), 4);
@@ -765,7 +779,7 @@ mod tests {
             ("model".to_owned(), "gpt-image-2".to_owned()),
             ("caption".to_owned(), "Füchse — 狐".to_owned()),
         ];
-        let (out, report) = embed(&png, OutputFormat::Png, &[], &text).unwrap();
+        let (out, report) = embed(png.clone(), OutputFormat::Png, &[], &text).unwrap();
         assert_eq!(report.text, ["prompt", "model", "caption"]);
         assert_eq!(png_text(&out).unwrap(), text);
         // The png crate, an independent reader, agrees.
@@ -781,18 +795,23 @@ mod tests {
     fn bad_keys_and_values_are_refused() {
         let png = encode(&rgb(), OutputFormat::Png, None).unwrap();
         for key in ["", " lead", "two  spaces", "tab\t", &"k".repeat(80)] {
-            let r = embed(&png, OutputFormat::Png, &[], &[(key.to_owned(), "v".to_owned())]);
+            let r = embed(
+                png.clone(),
+                OutputFormat::Png,
+                &[],
+                &[(key.to_owned(), "v".to_owned())],
+            );
             assert!(matches!(r, Err(ImagingError::Encode { .. })), "{key:?}");
         }
         let huge = "x".repeat(MAX_TEXT_VALUE + 1);
-        assert!(embed(&png, OutputFormat::Png, &[], &[("k".to_owned(), huge)]).is_err());
+        assert!(embed(png.clone(), OutputFormat::Png, &[], &[("k".to_owned(), huge)]).is_err());
     }
 
     #[test]
     fn truncated_and_hostile_containers_are_errors_not_panics() {
         for format in [OutputFormat::Png, OutputFormat::Jpeg, OutputFormat::Webp] {
             let plain = encode(&rgb(), format, Some(80)).unwrap();
-            let (with, _) = embed(&plain, format, &blocks(format), &[]).unwrap();
+            let (with, _) = embed(plain.clone(), format, &blocks(format), &[]).unwrap();
             for cut in 0..with.len().min(400) {
                 let _ = extract(&with[..cut]);
                 let _ = png_text(&with[..cut]);

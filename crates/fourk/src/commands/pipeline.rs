@@ -681,10 +681,7 @@ pub fn deliver(
         // Reported as dropped: the format has no place for it.
         text_for(&[], job.source.as_ref(), &encode.meta)
     };
-    let (bytes, meta_report) = {
-        let encoded = bytes;
-        metadata::embed(&encoded, enc.format, job.provenance, &text)?
-    };
+    let (bytes, meta_report) = metadata::embed(bytes, enc.format, job.provenance, &text)?;
     timings.insert("metadata", ms(t));
     if cancelled() {
         return Ok((summary_skeleton(out, img, enc), Exit::Interrupted));

@@ -655,7 +655,7 @@ fn provenance_is_carried_into_the_same_format_and_reported_when_dropped() {
         ),
     ];
     let (webp, _) =
-        fourk_imaging::metadata::embed(&webp, fourk_api::OutputFormat::Webp, &blocks, &[]).unwrap();
+        fourk_imaging::metadata::embed(webp, fourk_api::OutputFormat::Webp, &blocks, &[]).unwrap();
     std::fs::write(d.join("signed.webp"), &webp).unwrap();
     let v = json_stdout(&ok(
         d,
