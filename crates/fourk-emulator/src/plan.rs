@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use fourk_api::{Background, ImageRequest, ModelCaps, OutputFormat, Quality, Usage, cost};
+use fourk_api::{Background, ImageRequest, LatencyModel, ModelCaps, OutputFormat, Quality, Usage, cost};
 use image::DynamicImage;
 
 use crate::compose::{EditInputs, compose_edit};
@@ -65,6 +65,8 @@ pub(crate) struct Plan {
     /// `[fourk:stream-error]`: a stream fails after its partial images.
     pub(crate) stream_error: bool,
     pub(crate) n: u8,
+    /// Seconds the real API would take, before `latency_scale`.
+    latency_s: f64,
     /// Billed tokens for all `n` images.
     pub(crate) usage: Usage,
     text_tokens: u64,
@@ -116,6 +118,10 @@ impl Plan {
             key_background: policy::key_background(&req.prompt),
             stream_error: req.prompt.contains(policy::MAGIC_STREAM_ERROR),
             n,
+            latency_s: model.latency.as_ref().map_or_else(
+                || LatencyModel::default().seconds(width, height, quality),
+                |l| l.seconds(width, height, quality),
+            ),
             usage: Usage::new(
                 text_tokens,
                 image_input_tokens,
@@ -238,18 +244,11 @@ impl Plan {
             .collect()
     }
 
-    /// How long the real API would take, before `latency_scale`: about 80 s for 1024x1024
-    /// medium and 195 s for high (api-contract §13), growing slowly with pixels (2048x2048
-    /// high is reported at 200-250 s).
+    /// How long the real API would take, before `latency_scale`: the model's render-time
+    /// model (`[model.latency]` in the capability table, the numbers `fourk plan` uses), about
+    /// 80 s for 1024x1024 medium and 195 s for high on gpt-image-2.
     pub(crate) fn modelled_latency(&self) -> Duration {
-        let base = match self.quality {
-            Quality::Low => 20.0,
-            Quality::Medium | Quality::Auto => 80.0,
-            Quality::High => 195.0,
-            Quality::Xhigh | Quality::Max => 260.0,
-        };
-        let pixels = f64::from(self.width) * f64::from(self.height);
-        Duration::from_secs_f64(base * (pixels / 1_048_576.0).powf(0.15))
+        Duration::from_secs_f64(self.latency_s)
     }
 
     /// [`Self::modelled_latency`] times `scale`, at most a day: a larger wait only ever ends
