@@ -242,6 +242,15 @@ pub enum Route {
     Responses,
 }
 
+impl From<Route> for fourk_core::route::Route {
+    fn from(r: Route) -> Self {
+        match r {
+            Route::Images => Self::Images,
+            Route::Responses => Self::Responses,
+        }
+    }
+}
+
 /// The route and its options.
 #[derive(Debug, Args)]
 pub struct RouteArgs {
@@ -249,12 +258,24 @@ pub struct RouteArgs {
     #[arg(long, value_enum, default_value_t = Route::Images)]
     pub route: Route,
     /// With --route responses: the mainline model that calls the image tool.
-    #[arg(long, value_name = "MODEL", default_value = "gpt-5")]
+    #[arg(long, value_name = "MODEL", default_value = fourk_core::route::DEFAULT_RESPONSES_MODEL)]
     pub responses_model: String,
     /// With --route responses: continue from this response id (`response.response_id` in a
     /// sidecar), so the image can build on the earlier one.
     #[arg(long, value_name = "ID")]
     pub previous_response: Option<String>,
+}
+
+impl RouteArgs {
+    /// The core's route value.
+    #[must_use]
+    pub fn spec(&self) -> fourk_core::route::RouteSpec {
+        fourk_core::route::RouteSpec {
+            route: self.route.into(),
+            responses_model: self.responses_model.clone(),
+            previous_response: self.previous_response.clone(),
+        }
+    }
 }
 
 /// `fourk replay`.
@@ -290,6 +311,21 @@ pub struct EndpointArgs {
     /// may be billed again.
     #[arg(long)]
     pub retry_ambiguous: bool,
+}
+
+impl EndpointArgs {
+    /// The core's endpoint value.
+    #[must_use]
+    pub fn spec(&self) -> fourk_core::session::Endpoint {
+        fourk_core::session::Endpoint {
+            emulator: self.emulator,
+            base_url: self.base_url.clone(),
+            timeout: std::time::Duration::from_secs(self.timeout),
+            log_payload: self.log_payload.clone(),
+            retries: self.retries,
+            retry_ambiguous: self.retry_ambiguous,
+        }
+    }
 }
 
 /// `fourk verify`.

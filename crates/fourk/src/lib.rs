@@ -1,19 +1,14 @@
 //! fourk: verified high-resolution images with OpenAI's GPT Image models.
 //!
-//! This crate is the command line and the workflows behind it. `main.rs` only calls [`run`];
-//! every command is a function here, tested without spawning the binary where possible.
-//! Wire rules live in `fourk-api`, HTTP in `fourk-client`, pixels in `fourk-imaging`, and the
-//! offline emulator in `fourk-emulator`.
+//! This crate is the command line: clap structs, the typed values built from them, printing
+//! and exit codes. `main.rs` only calls [`run`]. The session, the send path, saving and
+//! sidecars, the ledger and batches live in `fourk-core`; wire rules in `fourk-api`, HTTP in
+//! `fourk-client`, pixels in `fourk-imaging`, and the offline emulator in `fourk-emulator`.
 
-pub mod batch;
-pub mod batch_api;
 pub mod cli;
 pub mod commands;
 pub mod exit;
-pub mod ledger;
-pub mod models;
 pub mod output;
-pub mod sidecar;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -23,10 +18,8 @@ use clap::Parser;
 pub use exit::Exit;
 
 /// A problem with the user's input, found before anything was sent. Exits with
-/// [`Exit::Usage`].
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+/// [`Exit::Usage`]. It is the core's type, so every door shows it the same way.
+pub use fourk_core::UsageError;
 
 /// Parse `args`, run the command, and return the process exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
@@ -43,6 +36,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
     };
     output::init_logging(cli.verbose, cli.quiet);
+    let ledger = fourk_core::ledger::resolve_path(cli.ledger.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -53,14 +47,65 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let result = runtime.block_on(async {
         tokio::select! {
             r = commands::dispatch(cli) => r,
-            _ = tokio::signal::ctrl_c() => Ok(Exit::Interrupted),
+            stop = stop_signal() => Ok(stop),
         }
     });
+    if let Ok(stop @ (Exit::Interrupted | Exit::Terminated)) = result {
+        note_stopped(&ledger, stop);
+    }
     match result {
         Ok(code) => code.into(),
         Err(err) => {
             report_error(&err);
             exit_for(&err).into()
+        }
+    }
+}
+
+/// Ctrl-C ([`Exit::Interrupted`]) or, on Unix, SIGTERM ([`Exit::Terminated`]).
+async fn stop_signal() -> Exit {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => Exit::Interrupted,
+                _ = term.recv() => Exit::Terminated,
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    Exit::Interrupted
+}
+
+/// After Ctrl-C or SIGTERM: requests this process had sent without an answer become
+/// possibly billed in the ledger (their estimate stays as the cost on record), and stderr
+/// says so with each request's ledger attempt and request id.
+fn note_stopped(ledger: &std::path::Path, stop: Exit) {
+    let why = if stop == Exit::Terminated {
+        "fourk was terminated (SIGTERM) while the request was in flight"
+    } else {
+        "fourk was interrupted (Ctrl-C) while the request was in flight"
+    };
+    if !ledger.exists() {
+        return;
+    }
+    let hit = match fourk_core::ledger::Ledger::open(ledger)
+        .and_then(|l| l.interrupt_process(std::process::id(), why))
+    {
+        Ok(hit) => hit,
+        Err(e) => {
+            tracing::warn!("the interruption was not recorded in the ledger: {e}");
+            return;
+        }
+    };
+    for (attempt, run, rid) in hit {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!(
+                "{why}: possibly billed (request {}, ledger run {run}, attempt {attempt}); its estimated cost is recorded (fourk cost, fourk history)",
+                rid.as_deref().unwrap_or("id not received")
+            );
         }
     }
 }

@@ -48,3 +48,37 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         .without_time()
         .try_init();
 }
+
+/// Print the image summaries of a sending command (paths, or `--json`) and pick the exit
+/// code: success when every image verified.
+#[must_use]
+pub fn report(images: &[fourk_core::save::ImageSummary], all_ok: bool, json: bool) -> crate::exit::Exit {
+    let p = Printer;
+    if json {
+        if images.len() == 1 {
+            p.json(&images[0]);
+        } else {
+            p.json(&images);
+        }
+    } else {
+        for img in images {
+            p.line(&img.path.display().to_string());
+        }
+        if let Some(first) = images.first() {
+            let cost = first.cost.map_or(String::new(), |c| {
+                format!(", ${:.3}{}", c.usd, if c.estimate { " (estimate)" } else { "" })
+            });
+            tracing::info!(
+                "{} image(s), {}{cost}; sidecar {}",
+                images.len(),
+                if all_ok { "verified" } else { "NOT verified" },
+                first.sidecar.display()
+            );
+        }
+    }
+    if all_ok {
+        crate::exit::Exit::Success
+    } else {
+        crate::exit::Exit::CheckFailed
+    }
+}

@@ -1,6 +1,6 @@
 //! `fourk batch JOBS`: many images from a JSONL or CSV file, with bounded adaptive
 //! concurrency, a spending ceiling, resume after any crash, progress on stderr and a final
-//! report. The work is in `crate::batch`; this module parses flags, draws progress and
+//! report. The work is in `fourk_core::batch`; this module parses flags, draws progress and
 //! prints the report.
 
 use std::io::IsTerminal as _;
@@ -16,13 +16,13 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
 use super::batch_remote;
-use super::session::{self, Session};
 use crate::UsageError;
-use crate::batch::{self, BatchReport, JobReport, Plan, Reporter};
 use crate::cli::EndpointArgs;
 use crate::exit::Exit;
-use crate::ledger::JobState;
 use crate::output::Printer;
+use fourk_core::batch::{self, BatchReport, JobReport, Plan, Reporter};
+use fourk_core::ledger::JobState;
+use fourk_core::session::{self, Session};
 
 /// How the batch is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -231,7 +231,7 @@ fn plan(args: &BatchArgs, jobs_path: &std::path::Path, caps: &Capabilities) -> a
         concurrency: usize::from(args.concurrency),
         max_cost: args.max_cost,
         retry_ambiguous: args.endpoint.retry_ambiguous,
-        policy: session::retry_policy(&args.endpoint),
+        policy: session::retry_policy(&args.endpoint.spec()),
         batch_key: format!("{:x}", h.finalize()),
         args: serde_json::json!({
             "jobs": abs(jobs_path),
@@ -379,7 +379,8 @@ fn summary(r: &BatchReport) {
     }
 }
 
-pub(super) async fn run(args: &BatchArgs, caps: &Capabilities) -> anyhow::Result<Exit> {
+pub(super) async fn run(args: &BatchArgs, fk: &fourk_core::Fourk) -> anyhow::Result<Exit> {
+    let caps = &fk.caps;
     if let Some(action) = &args.action {
         return match action {
             BatchAction::Status { id, json, endpoint } => {
@@ -390,7 +391,7 @@ pub(super) async fn run(args: &BatchArgs, caps: &Capabilities) -> anyhow::Result
                 out,
                 json,
                 endpoint,
-            } => batch_remote::collect(caps, id, out, endpoint, *json).await,
+            } => batch_remote::collect(caps, id, out, endpoint, *json, fk.ledger_path()).await,
         };
     }
     let jobs_path = args
@@ -404,6 +405,7 @@ pub(super) async fn run(args: &BatchArgs, caps: &Capabilities) -> anyhow::Result
             poll: std::time::Duration::from_secs_f64(args.poll),
             no_wait: args.no_wait,
             json: args.json,
+            ledger: fk.ledger_path(),
         };
         return batch_remote::submit_and_collect(caps, &plan, &opts).await;
     }
@@ -413,13 +415,12 @@ pub(super) async fn run(args: &BatchArgs, caps: &Capabilities) -> anyhow::Result
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating the output folder {}", args.out.display()))?;
     let _lock = lock_output(&args.out)?;
-    let session = Session::connect(&args.endpoint, caps).await?;
+    let session = Session::connect(&args.endpoint.spec(), caps).await?;
     // The batch loop makes every retry decision itself (with the same policy), so each
     // attempt is recorded in the ledger and a 429 slows every worker down.
     let client = session.client.clone().with_retry_policy(RetryPolicy::none());
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(bars_wanted(args)));
-    let ledger = crate::ledger::location();
-    let result = batch::runner::run(plan, caps.clone(), client, &ledger, progress).await;
+    let result = batch::runner::run(plan, caps.clone(), client, fk.ledger_path(), progress).await;
     session.close().await;
     let report = result?;
     summary(&report);

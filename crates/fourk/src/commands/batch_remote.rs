@@ -1,5 +1,5 @@
 //! `fourk batch JOBS --via batch-api`, `fourk batch status ID` and `fourk batch collect ID`:
-//! the CLI around the Batch API driver in `crate::batch_api`. This module turns the checked
+//! the CLI around the Batch API driver in `fourk_core::batch_api`. This module turns the checked
 //! jobs into batch requests, keeps the budget and the "never submit the same jobs twice"
 //! promise, draws the driver's events on stderr, records the saved images in the ledger and
 //! prints the report.
@@ -13,14 +13,14 @@ use fourk_api::{Capabilities, EditJsonBody};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::session::Session;
 use crate::UsageError;
-use crate::batch::runner::{self, Request};
-use crate::batch::{Job, Plan};
-use crate::batch_api::{self, BatchEvent, BatchJob, CollectReport, SubmitOptions};
 use crate::cli::EndpointArgs;
 use crate::exit::Exit;
 use crate::output::Printer;
+use fourk_core::batch::runner::{self, Request};
+use fourk_core::batch::{Job, Plan};
+use fourk_core::batch_api::{self, BatchEvent, BatchJob, CollectReport, SubmitOptions};
+use fourk_core::session::Session;
 
 /// How often the in-process emulator's batches are polled.
 const EMULATOR_POLL: Duration = Duration::from_millis(200);
@@ -36,6 +36,8 @@ pub struct RemoteOptions<'a> {
     pub no_wait: bool,
     /// Print JSON on stdout.
     pub json: bool,
+    /// The run ledger.
+    pub ledger: &'a Path,
 }
 
 /// The record of a submitted plan, so running the same command again follows the batch
@@ -186,7 +188,7 @@ pub async fn submit_and_collect(
     }
     std::fs::create_dir_all(&plan.out_dir)
         .with_context(|| format!("creating the output folder {}", plan.out_dir.display()))?;
-    let session = Session::connect(opts.endpoint, caps).await?;
+    let session = Session::connect(&opts.endpoint.spec(), caps).await?;
     let result = follow(&session, caps, plan, &jobs, estimate, opts).await;
     session.close().await;
     result
@@ -243,12 +245,18 @@ async fn follow(
     }
     batch_api::wait(client, &batch_id, poll_every(opts.endpoint, opts.poll), &mut draw).await?;
     let report = batch_api::collect(client, caps, &batch_id, &plan.out_dir, &mut draw).await?;
-    Ok(finish(&report, "batch-api", &plan.args, opts.json))
+    Ok(finish(&report, "batch-api", &plan.args, opts.json, opts.ledger))
 }
 
 /// Record the saved images, print the report, and say how it went.
-fn finish(report: &CollectReport, kind: &str, args: &serde_json::Value, json: bool) -> Exit {
-    let ledger = crate::ledger::Ledger::open_default().ok();
+fn finish(
+    report: &CollectReport,
+    kind: &str,
+    args: &serde_json::Value,
+    json: bool,
+    ledger_path: &Path,
+) -> Exit {
+    let ledger = fourk_core::ledger::Ledger::open(ledger_path).ok();
     // Collecting again rewrites the same files; record only images the ledger does not
     // hold yet, so `fourk cost` never counts a batch twice.
     let images: Vec<_> = report
@@ -259,7 +267,7 @@ fn finish(report: &CollectReport, kind: &str, args: &serde_json::Value, json: bo
         .collect();
     drop(ledger);
     if !images.is_empty() {
-        crate::ledger::record_delivery(kind, args, &images);
+        fourk_core::ledger::record_delivery(ledger_path, kind, args, &images);
     }
     tracing::info!(
         "batch {}: {} of {} job(s) saved and verified, {} failed; ${:.4} at Batch API prices{}",
@@ -298,7 +306,7 @@ fn finish(report: &CollectReport, kind: &str, args: &serde_json::Value, json: bo
     }
 }
 
-fn already_recorded(ledger: Option<&crate::ledger::Ledger>, path: &Path, sidecar: &Path) -> bool {
+fn already_recorded(ledger: Option<&fourk_core::ledger::Ledger>, path: &Path, sidecar: &Path) -> bool {
     let Some(ledger) = ledger else { return false };
     let sha = std::fs::read(sidecar)
         .ok()
@@ -345,7 +353,7 @@ pub async fn status(
     endpoint: &EndpointArgs,
     json: bool,
 ) -> anyhow::Result<Exit> {
-    let session = Session::connect(endpoint, caps).await?;
+    let session = Session::connect(&endpoint.spec(), caps).await?;
     let result = batch_api::status(&session.client, id).await;
     session.close().await;
     let batch = result?;
@@ -363,8 +371,9 @@ pub async fn collect(
     out: &Path,
     endpoint: &EndpointArgs,
     json: bool,
+    ledger: &Path,
 ) -> anyhow::Result<Exit> {
-    let session = Session::connect(endpoint, caps).await?;
+    let session = Session::connect(&endpoint.spec(), caps).await?;
     let result = batch_api::collect(&session.client, caps, id, out, &mut draw).await;
     session.close().await;
     let report = result?;
@@ -373,5 +382,5 @@ pub async fn collect(
         "out": std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf()),
         "via": "batch-api",
     });
-    Ok(finish(&report, "batch-collect", &args, json))
+    Ok(finish(&report, "batch-collect", &args, json, ledger))
 }

@@ -5,8 +5,8 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::exit::Exit;
-use crate::ledger::{CostBy, CostRow, Ledger};
 use crate::output::Printer;
+use fourk_core::ledger::{CostBy, CostRow, Ledger};
 
 /// `fourk cost`.
 #[derive(Debug, Args)]
@@ -16,10 +16,34 @@ pub struct CostArgs {
     pub since: Option<String>,
     /// Group by model, quality, size or day.
     #[arg(long, value_enum)]
-    pub by: Option<CostBy>,
+    pub by: Option<CostByArg>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--by`: how `fourk cost` groups (the core's [`CostBy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CostByArg {
+    /// The image model.
+    Model,
+    /// The quality asked for.
+    Quality,
+    /// The size asked for.
+    Size,
+    /// The UTC day.
+    Day,
+}
+
+impl From<CostByArg> for CostBy {
+    fn from(b: CostByArg) -> Self {
+        match b {
+            CostByArg::Model => Self::Model,
+            CostByArg::Quality => Self::Quality,
+            CostByArg::Size => Self::Size,
+            CostByArg::Day => Self::Day,
+        }
+    }
 }
 
 /// Accept `YYYY-MM-DD`, optionally followed by `THH`, `THH:MM` or `THH:MM:SS` (UTC); the
@@ -66,17 +90,20 @@ struct Report<'a> {
     estimated_usd: f64,
 }
 
-pub(super) fn run(args: &CostArgs) -> anyhow::Result<Exit> {
-    let ledger = Ledger::open_default()?;
-    let rows = ledger.cost(args.since.as_deref(), args.by)?;
-    let total: f64 = rows.iter().map(|r| r.usd).sum();
-    let measured: f64 = rows.iter().map(|r| r.measured_usd).sum();
-    let estimated: f64 = rows.iter().map(|r| r.estimated_usd).sum();
+pub(super) fn run(args: &CostArgs, fk: &fourk_core::Fourk) -> anyhow::Result<Exit> {
+    let ledger = Ledger::open(fk.ledger_path())?;
+    let by = args.by.map(CostBy::from);
+    let rows = ledger.cost(args.since.as_deref(), by)?;
+    // Folded from +0.0: an empty sum of f64 is -0.0, which JSON would print as `-0.0`.
+    let sum = |f: fn(&CostRow) -> f64| rows.iter().fold(0.0_f64, |a, r| a + f(r));
+    let total = sum(|r| r.usd);
+    let measured = sum(|r| r.measured_usd);
+    let estimated = sum(|r| r.estimated_usd);
     let p = Printer;
     if args.json {
         p.json(&Report {
             since: args.since.as_deref(),
-            by: args.by,
+            by,
             rows: &rows,
             total_usd: total,
             measured_usd: measured,

@@ -6,17 +6,17 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use fourk_api::plan::{check_target, draft_size};
-use fourk_api::{Capabilities, Cost, OutputFormat, Quality, Size};
+use fourk_api::{Cost, OutputFormat, Quality, Size};
 use serde::Serialize;
 use serde_json::json;
 
-use super::deliver::{ImageSummary, indexed_path};
 use super::workflow::{self, Record, Render};
 use crate::UsageError;
 use crate::cli::{EndpointArgs, Route};
 use crate::exit::Exit;
-use crate::ledger::ImageId;
 use crate::output::Printer;
+use fourk_core::ledger::ImageId;
+use fourk_core::save::{ImageSummary, indexed_path};
 
 /// `fourk draft`.
 #[derive(Debug, Args)]
@@ -121,7 +121,8 @@ fn default_base(format: Option<OutputFormat>) -> PathBuf {
 }
 
 #[allow(clippy::too_many_lines)]
-pub(super) async fn run(args: &DraftArgs, caps: &Capabilities) -> anyhow::Result<Exit> {
+pub(super) async fn run(args: &DraftArgs, fk: &fourk_core::Fourk) -> anyhow::Result<Exit> {
+    let caps = &fk.caps;
     let model = caps.model(&args.model).map_err(|e| UsageError(format!("{e}")))?;
     let target = check_target(model, args.size).map_err(|e| UsageError(format!("cannot draft: {e}")))?;
     let dims = draft_size(model, target.0, target.1);
@@ -143,6 +144,7 @@ pub(super) async fn run(args: &DraftArgs, caps: &Capabilities) -> anyhow::Result
         );
     }
     let record = Record::begin(
+        fk.ledger_path(),
         "draft",
         &json!({
             "prompt": args.prompt, "n": args.n, "model": model.id, "quality": args.quality,
@@ -171,15 +173,15 @@ pub(super) async fn run(args: &DraftArgs, caps: &Capabilities) -> anyhow::Result
                 responses: true,
                 reference: None,
             };
-            match workflow::render(&r, &args.endpoint, caps).await {
+            match workflow::render(&r, &args.endpoint, caps, &record).await {
                 Ok((imgs, v)) => {
                     ok &= v;
                     all.extend(imgs);
                 }
-                Err(e) if all.is_empty() => return finish_err(&record, "responses", e),
+                Err(e) if all.is_empty() => return finish_err(&record, e),
                 Err(e) => {
+                    // The send path has it on record already.
                     tracing::error!("draft {} of {} failed: {e:#}", i + 1, args.n);
-                    record.failure("responses", &e, None);
                     ok = false;
                 }
             }
@@ -198,11 +200,11 @@ pub(super) async fn run(args: &DraftArgs, caps: &Capabilities) -> anyhow::Result
             responses: false,
             reference: None,
         };
-        workflow::render(&r, &args.endpoint, caps).await
+        workflow::render(&r, &args.endpoint, caps, &record).await
     };
     let (images, all_ok) = match result {
         Ok(v) => v,
-        Err(e) => return finish_err(&record, "images.generate", e),
+        Err(e) => return finish_err(&record, e),
     };
     let wf = json!({
         "command": "draft",
@@ -211,7 +213,7 @@ pub(super) async fn run(args: &DraftArgs, caps: &Capabilities) -> anyhow::Result
         "draft_size": format!("{}x{}", dims.0, dims.1),
     });
     for img in &images {
-        if let Err(e) = crate::sidecar::annotate(&img.sidecar, "workflow", &wf) {
+        if let Err(e) = fourk_core::sidecar::annotate(&img.sidecar, "workflow", &wf) {
             tracing::warn!("{e:#}");
         }
     }
@@ -314,11 +316,9 @@ pub(super) async fn run(args: &DraftArgs, caps: &Capabilities) -> anyhow::Result
     Ok(if all_ok { Exit::Success } else { Exit::CheckFailed })
 }
 
-/// Record a failed render and return its error.
-fn finish_err(record: &Record, route: &str, e: anyhow::Error) -> anyhow::Result<Exit> {
-    if e.downcast_ref::<UsageError>().is_none() {
-        record.failure(route, &e, None);
-    }
+/// Close the run of a failed render (the send path has the request on record) and return
+/// its error.
+fn finish_err(record: &Record, e: anyhow::Error) -> anyhow::Result<Exit> {
     record.finish("failed");
     Err(e)
 }

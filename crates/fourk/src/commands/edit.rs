@@ -11,15 +11,16 @@ use fourk_api::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::deliver::{self, ImageSummary, Job};
 use super::generate::{default_out, output_format, rules_error};
-use super::route::{self, ToolOptions};
-use super::session::Session;
 use crate::UsageError;
 use crate::cli::{EditArgs, Route};
 use crate::exit::Exit;
 use crate::output::Printer;
-use crate::sidecar::{InputRecord, SentRequest};
+use fourk_core::route::{self, ToolOptions};
+use fourk_core::save::{ImageSummary, Job};
+use fourk_core::send::{self, Outgoing, Recorder};
+use fourk_core::session::Session;
+use fourk_core::sidecar::{InputRecord, SentRequest};
 
 /// An input file, read and probed.
 struct Loaded {
@@ -233,12 +234,28 @@ fn tool_options(req: &EditRequest) -> ToolOptions {
 }
 
 /// Edit, save, verify and record. Returns one summary per image and whether all verified.
+/// The request is on record through `rec` before it is sent.
 ///
 /// # Errors
 /// Usage errors before sending; client errors; IO errors while saving.
-pub async fn edit(args: &EditArgs, caps: &Capabilities) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+pub async fn edit(
+    args: &EditArgs,
+    caps: &Capabilities,
+    rec: &Recorder,
+) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
     let (loaded, mask) = load_inputs(args)?;
     let (req, job) = build_request(args, caps, loaded.len())?;
+    let dims: Vec<(u32, u32)> = loaded.iter().map(|l| (l.width, l.height)).collect();
+    let estimate = caps
+        .model(&req.model)
+        .ok()
+        .and_then(|m| send::predict(m, &req.prompt, req.size, req.quality, req.n.unwrap_or(1), &dims));
+    let key = send::usage_key(
+        &req.model,
+        req.quality.map(|q| q.as_str()),
+        req.size.map(|s| s.to_string()).as_deref(),
+        u32::from(req.n.unwrap_or(1)),
+    );
     let job = Job {
         inputs: records(&loaded, mask.as_ref()),
         ..job
@@ -247,46 +264,34 @@ pub async fn edit(args: &EditArgs, caps: &Capabilities) -> anyhow::Result<(Vec<I
     let mask = mask.map(|m| m.image);
     let base = job.base.clone();
     let keep = args.stream.keep_partials.then_some((base.as_path(), job.format));
-    let session = Session::connect(&args.endpoint, caps).await?;
-    let client = &session.client;
-    let result = async {
-        match args.route.route {
-            Route::Images if args.stream.stream => {
-                let job = Job {
-                    endpoint: client.config().endpoint("images/edits"),
-                    ..job
-                };
-                let events = client.edit_stream(&req, &images, mask.as_ref()).await?;
-                deliver::save_image_stream(&job, events, keep).await
-            }
-            Route::Images => {
-                let job = Job {
-                    endpoint: client.config().endpoint("images/edits"),
-                    ..job
-                };
-                let resp = client.edit(&req, &images, mask.as_ref()).await?;
-                deliver::save_images_response(&job, &resp)
-            }
-            Route::Responses => {
-                let rr = route::build(
-                    &args.route,
-                    caps,
-                    &req.model,
-                    &req.prompt,
-                    tool_options(&req),
-                    &images,
-                    mask.as_ref(),
-                )?;
-                deliver::via_responses(client, job, &rr, keep).await
-            }
-        }
-    }
-    .await;
+    let rr = match args.route.route {
+        Route::Images => None,
+        Route::Responses => Some(route::build(
+            &args.route.spec(),
+            caps,
+            &req.model,
+            &req.prompt,
+            tool_options(&req),
+            &images,
+            mask.as_ref(),
+        )?),
+    };
+    let out = rr.as_ref().map_or(
+        Outgoing::Edit {
+            request: &req,
+            images: &images,
+            mask: mask.as_ref(),
+        },
+        Outgoing::Responses,
+    );
+    let session = Session::connect(&args.endpoint.spec(), caps).await?;
+    let result = send::send(&session.client, rec, job, out, &key, estimate.as_ref(), keep).await;
     session.close().await;
     result
 }
 
-pub(super) async fn run(args: &EditArgs, caps: &Capabilities) -> anyhow::Result<Exit> {
+pub(super) async fn run(args: &EditArgs, fk: &fourk_core::Fourk) -> anyhow::Result<Exit> {
+    let caps = &fk.caps;
     if args.dry_run {
         let (loaded, mask) = load_inputs(args)?;
         let (req, _) = build_request(args, caps, loaded.len())?;
@@ -306,7 +311,7 @@ pub(super) async fn run(args: &EditArgs, caps: &Capabilities) -> anyhow::Result<
             Route::Responses => {
                 let images: Vec<InputImage> = loaded.into_iter().map(|l| l.image).collect();
                 let rr = route::build(
-                    &args.route,
+                    &args.route.spec(),
                     caps,
                     &req.model,
                     &req.prompt,
@@ -325,6 +330,9 @@ pub(super) async fn run(args: &EditArgs, caps: &Capabilities) -> anyhow::Result<
         "model": args.model,
         "route": format!("{:?}", args.route.route).to_lowercase(),
     });
-    let (images, all_ok) = crate::ledger::record_outcome("edit", &record, edit(args, caps).await)?;
-    Ok(deliver::report(&images, all_ok, args.json))
+    let rec = Recorder::new(fk.ledger_path(), "edit", record);
+    let result = edit(args, caps, &rec).await;
+    rec.finish(&result);
+    let (images, all_ok) = result?;
+    Ok(crate::output::report(&images, all_ok, args.json))
 }

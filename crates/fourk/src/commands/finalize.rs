@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use fourk_api::plan::{check_target, master_size};
-use fourk_api::{Capabilities, OutputFormat, Quality, Size};
+use fourk_api::{OutputFormat, Quality, Size};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -19,8 +19,8 @@ use super::workflow::{self, Record, Render, StepReport};
 use crate::UsageError;
 use crate::cli::EndpointArgs;
 use crate::exit::Exit;
-use crate::ledger::{ImageId, LinkKind};
 use crate::output::Printer;
+use fourk_core::ledger::{ImageId, LinkKind};
 
 /// `fourk final`.
 #[derive(Debug, Args)]
@@ -174,9 +174,11 @@ struct Report {
 }
 
 #[allow(clippy::too_many_lines)]
-pub(super) async fn run(args: &FinalArgs, caps: &Capabilities) -> anyhow::Result<Exit> {
+pub(super) async fn run(args: &FinalArgs, fk: &fourk_core::Fourk) -> anyhow::Result<Exit> {
+    let caps = &fk.caps;
     let mode = if args.upscale { "upscale" } else { "native" };
     let record = Record::begin(
+        fk.ledger_path(),
         "final",
         &json!({"draft": args.draft, "mode": mode, "quality": args.quality, "size": args.size}),
     );
@@ -264,20 +266,11 @@ pub(super) async fn run(args: &FinalArgs, caps: &Capabilities) -> anyhow::Result
         responses: draft.response_id.is_some(),
         reference: draft.response_id.is_none().then_some(draft.path.as_path()),
     };
-    let route = if draft.response_id.is_some() {
-        "responses"
-    } else {
-        "images.edit"
-    };
     let started = Instant::now();
-    let (images, ok) = match workflow::render(&r, &args.endpoint, caps).await {
+    let (images, ok) = match workflow::render(&r, &args.endpoint, caps, &record).await {
         Ok(v) => v,
-        Err(e) => {
-            if e.downcast_ref::<UsageError>().is_none() {
-                record.failure(route, &e, None);
-            }
-            return fail(e);
-        }
+        // The send path has a failed request on record already.
+        Err(e) => return fail(e),
     };
     let Some(first) = images.first() else {
         return fail(anyhow::anyhow!("no image came back"));
@@ -285,7 +278,7 @@ pub(super) async fn run(args: &FinalArgs, caps: &Capabilities) -> anyhow::Result
     let step = if upscaling { "master" } else { "native-from-draft" };
     let wf = json!({"command": "final", "mode": mode, "step": step, "from_draft": from,
         "target": format!("{}x{}", target.0, target.1)});
-    if let Err(e) = crate::sidecar::annotate(&first.sidecar, "workflow", &wf) {
+    if let Err(e) = fourk_core::sidecar::annotate(&first.sidecar, "workflow", &wf) {
         tracing::warn!("{e:#}");
     }
     let ids = record.images(&images);

@@ -3,21 +3,20 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use fourk_api::{
-    Background, Capabilities, Cost, ImageRequest, ModelCaps, OutputFormat, Size, Violation, Warning,
-};
+use fourk_api::{Background, Capabilities, ImageRequest, ModelCaps, OutputFormat, Size, Violation, Warning};
 
-use super::deliver::{self, ImageSummary, Job};
-use super::route::{self, ToolOptions};
-use super::session::Session;
 use crate::UsageError;
 use crate::cli::{GenerateArgs, Route};
 use crate::exit::Exit;
 use crate::output::Printer;
-use crate::sidecar::SentRequest;
+use fourk_core::route::{self, ToolOptions};
+use fourk_core::save::{ImageSummary, Job};
+use fourk_core::send::{self, Outgoing, Recorder};
+use fourk_core::session::Session;
+use fourk_core::sidecar::SentRequest;
 
-pub use super::deliver::indexed_path;
 pub use super::transparent::{TransparentArgs, TransparentVia};
+pub use fourk_core::save::indexed_path;
 
 /// What one request of a `--transparent` run changes in the user's request: the prompt (a
 /// key-colour suffix), the background, the format and the output path.
@@ -136,15 +135,20 @@ pub fn default_out(format: OutputFormat) -> PathBuf {
 }
 
 /// Generate, save, verify and record. Returns one summary per image and whether all verified.
-/// With `--transparent`, the transparency decision runs (see [`super::transparent`]).
+/// With `--transparent`, the transparency decision runs (see [`super::transparent`]). Every
+/// request is on record through `rec` before it is sent.
 ///
 /// # Errors
 /// Usage errors before sending; client errors; IO errors while saving.
-pub async fn generate(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+pub async fn generate(
+    args: &GenerateArgs,
+    caps: &Capabilities,
+    rec: &Recorder,
+) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
     if args.transparency.transparent {
-        return super::transparent::generate(args, caps).await;
+        return super::transparent::generate(args, caps, rec).await;
     }
-    generate_with(args, caps, &Overrides::default()).await
+    generate_with(args, caps, &Overrides::default(), rec).await
 }
 
 /// One generation request: the user's request with `over` applied.
@@ -152,31 +156,29 @@ pub(super) async fn generate_with(
     args: &GenerateArgs,
     caps: &Capabilities,
     over: &Overrides,
+    rec: &Recorder,
 ) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
     let (req, model, warnings) = build_request_with(args, caps, over)?;
     for w in &warnings {
         tracing::warn!("{}", w.message);
     }
     let format = req.effective_format();
-    if let (Some(p), Some((w, h))) = (model.price, req.size.and_then(Size::dims)) {
-        let q = req.quality.unwrap_or(fourk_api::Quality::Auto);
-        if let Some(u) = fourk_api::cost::predict_usage(model, &req.prompt, w, h, q, req.n.unwrap_or(1)) {
-            let c = Cost::from_usage(&u, &p, false);
-            tracing::info!(
-                "requesting {} x {w}x{h} {} from {} (estimated {} output tokens, ~${:.3}{})",
-                req.n.unwrap_or(1),
-                req.quality
-                    .map_or("auto quality".to_owned(), |q| format!("{q} quality")),
-                req.model,
-                u.output_tokens,
-                c.usd,
-                if req.quality.is_none() {
-                    ", counting auto as high"
-                } else {
-                    ""
-                }
-            );
-        }
+    let estimate = send::predict(model, &req.prompt, req.size, req.quality, req.n.unwrap_or(1), &[]);
+    if let (Some(e), Some((w, h))) = (&estimate, req.size.and_then(Size::dims)) {
+        tracing::info!(
+            "requesting {} x {w}x{h} {} from {} (estimated {} output tokens, ~${:.3}{})",
+            req.n.unwrap_or(1),
+            req.quality
+                .map_or("auto quality".to_owned(), |q| format!("{q} quality")),
+            req.model,
+            e.usage.output_tokens,
+            e.cost.usd,
+            if req.quality.is_none() {
+                ", counting auto as high"
+            } else {
+                ""
+            }
+        );
     }
     let job = Job {
         route: "images.generate",
@@ -198,46 +200,33 @@ pub(super) async fn generate_with(
     };
     let base = job.base.clone();
     let keep = args.stream.keep_partials.then_some((base.as_path(), format));
-    let session = Session::connect(&args.endpoint, caps).await?;
-    let client = &session.client;
-    let result = async {
-        match args.route.route {
-            Route::Images if args.stream.stream => {
-                let job = Job {
-                    endpoint: client.config().endpoint("images/generations"),
-                    ..job
-                };
-                let events = client.generate_stream(&req).await?;
-                deliver::save_image_stream(&job, events, keep).await
-            }
-            Route::Images => {
-                let job = Job {
-                    endpoint: client.config().endpoint("images/generations"),
-                    ..job
-                };
-                let resp = client.generate(&req).await?;
-                deliver::save_images_response(&job, &resp)
-            }
-            Route::Responses => {
-                let rr = route::build(
-                    &args.route,
-                    caps,
-                    &req.model,
-                    &req.prompt,
-                    tool_options(&req),
-                    &[],
-                    None,
-                )?;
-                deliver::via_responses(client, job, &rr, keep).await
-            }
-        }
-    }
-    .await;
+    let key = send::usage_key(
+        &req.model,
+        req.quality.map(|q| q.as_str()),
+        req.size.map(|s| s.to_string()).as_deref(),
+        u32::from(req.n.unwrap_or(1)),
+    );
+    let rr = match args.route.route {
+        Route::Images => None,
+        Route::Responses => Some(route::build(
+            &args.route.spec(),
+            caps,
+            &req.model,
+            &req.prompt,
+            tool_options(&req),
+            &[],
+            None,
+        )?),
+    };
+    let out = rr.as_ref().map_or(Outgoing::Generate(&req), Outgoing::Responses);
+    let session = Session::connect(&args.endpoint.spec(), caps).await?;
+    let result = send::send(&session.client, rec, job, out, &key, estimate.as_ref(), keep).await;
     session.close().await;
     result
 }
 
-pub(super) async fn run(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Result<Exit> {
+pub(super) async fn run(args: &GenerateArgs, fk: &fourk_core::Fourk) -> anyhow::Result<Exit> {
+    let caps = &fk.caps;
     if args.dry_run {
         // With --transparent, the first request the decision would send.
         let over = if args.transparency.transparent {
@@ -253,7 +242,7 @@ pub(super) async fn run(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Res
             Route::Images => serde_json::to_string(&req)?,
             Route::Responses => {
                 let rr = route::build(
-                    &args.route,
+                    &args.route.spec(),
                     caps,
                     &req.model,
                     &req.prompt,
@@ -276,6 +265,9 @@ pub(super) async fn run(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Res
         "route": format!("{:?}", args.route.route).to_lowercase(),
         "transparent": args.transparency.transparent,
     });
-    let (images, all_ok) = crate::ledger::record_outcome("generate", &record, generate(args, caps).await)?;
-    Ok(deliver::report(&images, all_ok, args.json))
+    let rec = Recorder::new(fk.ledger_path(), "generate", record);
+    let result = generate(args, caps, &rec).await;
+    rec.finish(&result);
+    let (images, all_ok) = result?;
+    Ok(crate::output::report(&images, all_ok, args.json))
 }

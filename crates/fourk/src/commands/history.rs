@@ -3,8 +3,8 @@
 use clap::Args;
 
 use crate::exit::Exit;
-use crate::ledger::Ledger;
 use crate::output::Printer;
+use fourk_core::ledger::Ledger;
 
 /// `fourk history`.
 #[derive(Debug, Args)]
@@ -24,8 +24,8 @@ fn money(usd: Option<f64>, estimate: bool) -> String {
     )
 }
 
-pub(super) fn run(args: &HistoryArgs) -> anyhow::Result<Exit> {
-    let ledger = Ledger::open_default()?;
+pub(super) fn run(args: &HistoryArgs, fk: &fourk_core::Fourk) -> anyhow::Result<Exit> {
+    let ledger = Ledger::open(fk.ledger_path())?;
     let rows = ledger.history(args.limit)?;
     let p = Printer;
     if args.json {

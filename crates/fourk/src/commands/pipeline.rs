@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::UsageError;
 use crate::exit::Exit;
 use crate::output::Printer;
-use crate::sidecar::{self, Checks, SIDECAR_VERSION};
+use fourk_core::sidecar::{self, Checks, SIDECAR_VERSION};
 
 /// The largest input file read. Four times a 16384x16384 RGBA frame would be absurd already;
 /// this stops a mistaken path to a disk image before it fills memory.

@@ -4,10 +4,10 @@
 use fourk_api::Capabilities;
 use serde::Serialize;
 
-use super::session::Session;
 use crate::cli::ReplayArgs;
 use crate::exit::Exit;
 use crate::output::Printer;
+use fourk_core::session::Session;
 
 /// What `fourk replay` prints.
 #[derive(Debug, Serialize)]
@@ -21,7 +21,7 @@ struct ReplayReport<'a> {
 }
 
 pub(super) async fn run(args: &ReplayArgs, caps: &Capabilities) -> anyhow::Result<Exit> {
-    let session = Session::connect(&args.endpoint, caps).await?;
+    let session = Session::connect(&args.endpoint.spec(), caps).await?;
     let result = fourk_client::replay(&args.path, &session.client).await;
     session.close().await;
     let resp = result?;

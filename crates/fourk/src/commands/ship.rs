@@ -13,17 +13,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use fourk_api::plan::{check_target, master_size};
-use fourk_api::{Capabilities, Cost, ModelCaps, OutputFormat, Quality, Size, Usage};
+use fourk_api::{ModelCaps, OutputFormat, Quality, Size};
 use serde::Serialize;
 use serde_json::json;
 
 use super::plan::{parse_seconds, parse_usd};
-use super::workflow::{self, Estimate, Record, Render, StepReport};
+use super::workflow::{self, Record, Render, StepReport};
 use crate::UsageError;
 use crate::cli::EndpointArgs;
 use crate::exit::Exit;
-use crate::ledger::{AttemptOutcome, LinkKind, UsageKey};
 use crate::output::Printer;
+use fourk_core::ledger::{AttemptOutcome, LinkKind};
+use fourk_core::send;
 
 /// `fourk deliver`.
 #[derive(Debug, Args)]
@@ -92,34 +93,23 @@ impl DeliverArgs {
     }
 }
 
-/// A predicted request.
-#[derive(Debug, Clone)]
-struct Predicted {
-    key: UsageKey,
-    usage: Usage,
-    cost: Cost,
-}
-
-fn predict(model: &ModelCaps, prompt: &str, (w, h): (u32, u32), q: Quality) -> Option<Predicted> {
-    let usage = fourk_api::cost::predict_usage(model, prompt, w, h, q, 1)?;
-    let cost = Cost::from_usage(&usage, &model.price?, false);
-    Some(Predicted {
-        key: UsageKey {
-            model: model.id.clone(),
-            quality: q.as_str().to_owned(),
-            size: format!("{w}x{h}"),
-            images: 1,
-        },
-        usage,
-        cost,
-    })
+/// A predicted request of one image at `(w, h)`.
+fn predict(model: &ModelCaps, prompt: &str, (w, h): (u32, u32), q: Quality) -> Option<send::Estimate> {
+    send::predict(
+        model,
+        prompt,
+        Some(Size::Exact { width: w, height: h }),
+        Some(q),
+        1,
+        &[],
+    )
 }
 
 #[derive(Debug, Serialize)]
 struct Report {
     shipped: Option<PathBuf>,
     shipped_by: Option<&'static str>,
-    id: Option<crate::ledger::ImageId>,
+    id: Option<fourk_core::ledger::ImageId>,
     target: String,
     master_size: String,
     verified: bool,
@@ -132,13 +122,14 @@ struct Report {
 /// Why the native attempt did not ship.
 enum NativeMiss {
     /// Saved, but did not verify (the file is under its `.rejected.` name).
-    Rejected(StepReport, Option<crate::ledger::ImageId>),
+    Rejected(StepReport, Option<fourk_core::ledger::ImageId>),
     /// Failed or timed out.
     Failed(StepReport),
 }
 
 #[allow(clippy::too_many_lines)]
-pub(super) async fn run(args: &DeliverArgs, caps: &Capabilities) -> anyhow::Result<Exit> {
+pub(super) async fn run(args: &DeliverArgs, fk: &fourk_core::Fourk) -> anyhow::Result<Exit> {
+    let caps = &fk.caps;
     let model = caps.model(&args.model).map_err(|e| UsageError(e.to_string()))?;
     let target = check_target(model, args.size).map_err(|e| UsageError(format!("cannot deliver: {e}")))?;
     let master = master_size(model, target.0, target.1);
@@ -184,6 +175,7 @@ pub(super) async fn run(args: &DeliverArgs, caps: &Capabilities) -> anyhow::Resu
         ))
     });
     let record = Record::begin(
+        fk.ledger_path(),
         "deliver",
         &json!({"prompt": args.prompt, "model": model.id, "size": format!("{}x{}", target.0, target.1),
             "quality": args.quality, "max_cost": args.max_cost, "timeout": args.timeout}),
@@ -204,24 +196,19 @@ pub(super) async fn run(args: &DeliverArgs, caps: &Capabilities) -> anyhow::Resu
         responses: false,
         reference: None,
     };
-    let attempt = workflow::render(&native, &endpoint, caps);
+    let attempt = workflow::render(&native, &endpoint, caps, &record);
     let result = match args.timeout {
         Some(s) => tokio::time::timeout(Duration::from_secs_f64(s), attempt)
             .await
             .ok(),
         None => Some(attempt.await),
     };
-    let estimate = native_p.as_ref().map(|p| Estimate {
-        key: &p.key,
-        usage: &p.usage,
-        cost: &p.cost,
-    });
     let miss = match result {
         Some(Ok((images, true))) if !images.is_empty() => {
             let img = &images[0];
             let wf = json!({"command": "deliver", "shipped_by": "native", "target": target_label,
                 "steps": [{"step": "native", "usd": img.cost.map(|c| c.usd)}]});
-            if let Err(e) = crate::sidecar::annotate(&img.sidecar, "workflow", &wf) {
+            if let Err(e) = fourk_core::sidecar::annotate(&img.sidecar, "workflow", &wf) {
                 tracing::warn!("{e:#}");
             }
             let ids = record.images(&images);
@@ -274,7 +261,7 @@ pub(super) async fn run(args: &DeliverArgs, caps: &Capabilities) -> anyhow::Resu
             if let Some(img) = images.first() {
                 let wf =
                     json!({"command": "deliver", "step": "native", "shipped": false, "error": step.error});
-                if let Err(e) = crate::sidecar::annotate(&img.sidecar, "workflow", &wf) {
+                if let Err(e) = fourk_core::sidecar::annotate(&img.sidecar, "workflow", &wf) {
                     tracing::warn!("{e:#}");
                 }
             }
@@ -290,8 +277,8 @@ pub(super) async fn run(args: &DeliverArgs, caps: &Capabilities) -> anyhow::Resu
                 master.0,
                 master.1
             );
+            // The send path has the request on record, with its estimate when possibly billed.
             let billed = AttemptOutcome::from_error(&e).possibly_billed;
-            record.failure("images.generate", &e, estimate);
             NativeMiss::Failed(StepReport {
                 step: "native",
                 path: None,
@@ -315,27 +302,9 @@ pub(super) async fn run(args: &DeliverArgs, caps: &Capabilities) -> anyhow::Resu
                 master.0,
                 master.1
             );
-            if let Some(l) = record.ledger()
-                && let Some(run) = record.run()
-            {
-                let outcome = AttemptOutcome {
-                    ok: false,
-                    possibly_billed: true,
-                    error: Some(msg.clone()),
-                    ..AttemptOutcome::default()
-                };
-                let r = l.start_attempt(run, None, "images.generate").and_then(|a| {
-                    l.finish_attempt_with_estimate(
-                        run,
-                        a,
-                        &outcome,
-                        estimate.map(|e| (e.key, e.usage, e.cost)),
-                    )
-                });
-                if let Err(e) = r {
-                    tracing::warn!("the timeout was not recorded in the ledger: {e}");
-                }
-            }
+            // The request is on record since it was sent, with its estimate: given up on,
+            // it stays possibly billed.
+            record.recorder().abandon(&msg);
             NativeMiss::Failed(StepReport {
                 step: "native",
                 path: None,
@@ -373,12 +342,9 @@ pub(super) async fn run(args: &DeliverArgs, caps: &Capabilities) -> anyhow::Resu
         responses: false,
         reference: None,
     };
-    let (images, master_ok) = match workflow::render(&r, &endpoint, caps).await {
+    let (images, master_ok) = match workflow::render(&r, &endpoint, caps, &record).await {
         Ok(v) => v,
         Err(e) => {
-            if e.downcast_ref::<UsageError>().is_none() {
-                record.failure("images.generate", &e, None);
-            }
             record.finish("failed");
             return Err(e.context("the fallback master failed too"));
         }
@@ -436,12 +402,12 @@ pub(super) async fn run(args: &DeliverArgs, caps: &Capabilities) -> anyhow::Resu
     if let Some(path) = &shipped {
         let wf = json!({"command": "deliver", "shipped_by": shipped_by, "target": target_label,
             "master": m.path.display().to_string(), "steps": steps, "usd": usd, "estimate": estimate});
-        if let Err(e) = crate::sidecar::annotate(&crate::sidecar::path_for(path), "workflow", &wf) {
+        if let Err(e) = fourk_core::sidecar::annotate(&fourk_core::sidecar::path_for(path), "workflow", &wf) {
             tracing::warn!("{e:#}");
         }
         if upscaling {
             let wf = json!({"command": "deliver", "step": "master", "shipped": false, "upscaled_to": path.display().to_string()});
-            if let Err(e) = crate::sidecar::annotate(&m.sidecar, "workflow", &wf) {
+            if let Err(e) = fourk_core::sidecar::annotate(&m.sidecar, "workflow", &wf) {
                 tracing::warn!("{e:#}");
             }
         }

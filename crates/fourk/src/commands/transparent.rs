@@ -21,11 +21,13 @@ use fourk_imaging::{CutoutReport, Expect, KeySpec};
 use image::DynamicImage;
 use serde::Serialize;
 
-use super::deliver::ImageSummary;
 use super::generate::{Overrides, default_out, generate_with, output_format};
 use crate::UsageError;
 use crate::cli::{GenerateArgs, Route};
-use crate::sidecar::{self, Checks};
+use fourk_core::ledger::LinkKind;
+use fourk_core::save::ImageSummary;
+use fourk_core::send::Recorder;
+use fourk_core::sidecar::{self, Checks};
 
 /// Below this share of fully transparent pixels the key did not come out.
 const MIN_TRANSPARENT_SHARE: f64 = 0.01;
@@ -344,7 +346,11 @@ fn failed_checks(summary: &ImageSummary) -> String {
 ///
 /// # Errors
 /// Usage errors before sending, client errors that a chroma key cannot avoid, IO errors.
-pub async fn generate(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+pub async fn generate(
+    args: &GenerateArgs,
+    caps: &Capabilities,
+    rec: &Recorder,
+) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
     let (format, out) = target(args)?;
     let support = support(args, caps)?;
     let via = args.transparency.transparent_via;
@@ -369,7 +375,7 @@ pub async fn generate(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Resul
     };
     let mut total = None;
     if go_native {
-        match generate_with(args, caps, &native(format, &out)).await {
+        match generate_with(args, caps, &native(format, &out), rec).await {
             Ok((images, ok)) => {
                 let first = images.first().context("the native request returned no image")?;
                 total = add_cost(total, first);
@@ -432,7 +438,7 @@ pub async fn generate(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Resul
     let (over, key, name, key_reason) = keyed(args, &out);
     let suffix = key_suffix(key, name);
     tracing::info!("generating on a flat {name} ({}) key: {key_reason}", hex(key));
-    let (images, ok) = generate_with(args, caps, &over).await?;
+    let (images, ok) = generate_with(args, caps, &over, rec).await?;
     let keyed_img = images
         .first()
         .context("the key-colour request returned no image")?;
@@ -460,7 +466,7 @@ pub async fn generate(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Resul
         annotate(keyed_img, &record)?;
         return Ok((images, false));
     }
-    let summary = cut_out(keyed_img, key, format, args.compression, &out, &mut step)?;
+    let mut summary = cut_out(keyed_img, key, format, args.compression, &out, &mut step)?;
     if step.verified {
         record.method = "chroma_key";
     }
@@ -468,6 +474,7 @@ pub async fn generate(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Resul
     record.total_cost_usd = total;
     let ok = summary.verified;
     finish_sidecar(keyed_img, &summary, &record)?;
+    rec.derived(keyed_img, &mut summary, LinkKind::ImageToCutout);
     Ok((vec![summary], ok))
 }
 
@@ -572,6 +579,8 @@ fn cut_out(
         usage: keyed.usage,
         cost: keyed.cost,
         source: keyed.source,
+        ledger_id: None,
+        attempt_id: None,
     })
 }
 

@@ -17,10 +17,11 @@ use fourk_imaging::{Cell, Expect, Filter, Line, SheetOptions};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::deliver::ImageSummary;
 use crate::cli::{EditArgs, EndpointArgs, GenerateArgs};
-use crate::ledger::{ImageId, Ledger, RunId};
-use crate::sidecar::{self, Checks};
+use fourk_core::ledger::{ImageId, Ledger, RunId};
+use fourk_core::save::ImageSummary;
+use fourk_core::send::Recorder;
+use fourk_core::sidecar::{self, Checks};
 
 #[derive(Debug, Parser)]
 #[command(no_binary_name = true)]
@@ -125,6 +126,7 @@ pub async fn render(
     r: &Render<'_>,
     endpoint: &EndpointArgs,
     caps: &Capabilities,
+    record: &Record,
 ) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
     let mut argv = render_argv(r, endpoint);
     argv.push("--".into());
@@ -133,12 +135,12 @@ pub async fn render(
         argv.push(r.prompt.into());
         let wrap =
             EditWrap::try_parse_from(argv).map_err(|e| anyhow::anyhow!("internal: edit arguments: {e}"))?;
-        super::edit::edit(&wrap.args, caps).await
+        super::edit::edit(&wrap.args, caps, &record.rec).await
     } else {
         argv.push(r.prompt.into());
         let wrap = GenerateWrap::try_parse_from(argv)
             .map_err(|e| anyhow::anyhow!("internal: generate arguments: {e}"))?;
-        super::generate::generate(&wrap.args, caps).await
+        super::generate::generate(&wrap.args, caps, &record.rec).await
     }
 }
 
@@ -287,6 +289,8 @@ fn upscale_blocking(
         usage: None,
         cost: None,
         source: "local",
+        ledger_id: None,
+        attempt_id: None,
     })
 }
 
@@ -365,32 +369,43 @@ fn sheet_blocking(images: &[(Vec<String>, PathBuf)], out: &Path) -> anyhow::Resu
 
 /// The ledger for a workflow command: a run of `kind`, kept open while steps are recorded.
 /// A ledger that cannot be opened is a warning; the images on disk are what matters.
+/// Its renders go through the core's send path with a recorder on the same run, so every
+/// request is on record before it is sent.
 #[derive(Debug)]
 pub struct Record {
     ledger: Option<Ledger>,
     run: Option<RunId>,
+    rec: Recorder,
 }
 
 impl Record {
-    /// Open the default ledger and begin a run.
+    /// Open the ledger at `path` and begin a run.
     #[must_use]
-    pub fn begin(kind: &str, args: &Value) -> Self {
-        match Ledger::open_default().and_then(|l| {
+    pub fn begin(path: &Path, kind: &str, args: &Value) -> Self {
+        match Ledger::open(path).and_then(|l| {
             let run = l.begin_run(kind, args)?;
             Ok((l, run))
         }) {
             Ok((l, run)) => Self {
                 ledger: Some(l),
                 run: Some(run),
+                rec: Recorder::for_run(path, run),
             },
             Err(e) => {
                 tracing::warn!("the ledger is not available, so this run is not recorded: {e}");
                 Self {
                     ledger: None,
                     run: None,
+                    rec: Recorder::disabled(),
                 }
             }
         }
+    }
+
+    /// The recorder of this run's requests.
+    #[must_use]
+    pub fn recorder(&self) -> &Recorder {
+        &self.rec
     }
 
     /// The run id, when the ledger opened.
@@ -406,7 +421,13 @@ impl Record {
     }
 
     /// Record saved images; their ids in order (empty when the ledger is unavailable).
+    /// Images the send path already recorded keep their ids.
     pub fn images(&self, images: &[ImageSummary]) -> Vec<ImageId> {
+        if !images.is_empty()
+            && let Some(ids) = images.iter().map(|i| i.ledger_id).collect::<Option<Vec<_>>>()
+        {
+            return ids;
+        }
         let (Some(l), Some(run)) = (&self.ledger, self.run) else {
             return Vec::new();
         };
@@ -416,19 +437,8 @@ impl Record {
         })
     }
 
-    /// Record a failed request (possibly billed, with an estimate when given).
-    pub fn failure(&self, route: &str, err: &anyhow::Error, estimate: Option<Estimate<'_>>) {
-        let (Some(l), Some(run)) = (&self.ledger, self.run) else {
-            return;
-        };
-        let est = estimate.map(|e| (e.key, e.usage, e.cost));
-        if let Err(e) = l.record_failure(run, None, route, err, est) {
-            tracing::warn!("the failure was not recorded in the ledger: {e}");
-        }
-    }
-
     /// Link two recorded images.
-    pub fn link(&self, from: Option<ImageId>, to: Option<ImageId>, kind: crate::ledger::LinkKind) {
+    pub fn link(&self, from: Option<ImageId>, to: Option<ImageId>, kind: fourk_core::ledger::LinkKind) {
         if let (Some(l), Some(a), Some(b)) = (&self.ledger, from, to)
             && let Err(e) = l.link(a, b, kind)
         {
@@ -444,17 +454,6 @@ impl Record {
             tracing::warn!("the ledger run was not closed: {e}");
         }
     }
-}
-
-/// A predicted usage for a request that may have been billed.
-#[derive(Debug, Clone, Copy)]
-pub struct Estimate<'a> {
-    /// What it is about.
-    pub key: &'a crate::ledger::UsageKey,
-    /// Predicted tokens.
-    pub usage: &'a fourk_api::Usage,
-    /// Predicted dollars.
-    pub cost: &'a fourk_api::Cost,
 }
 
 /// One step of a workflow as reported on stdout and in sidecars.

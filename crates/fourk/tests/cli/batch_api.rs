@@ -1,4 +1,4 @@
-//! The Batch API driver (`fourk::batch_api`) end to end against an in-process emulator on
+//! The Batch API driver (`fourk_core::batch_api`) end to end against an in-process emulator on
 //! 127.0.0.1:0: submit, poll, collect, verify, sidecars at Batch API prices, a failed line
 //! reported without stopping the rest, a later session collecting by batch id alone, and edit
 //! batches (inline reference images and masks, input records, no base64 in any record; a
@@ -7,13 +7,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use fourk::batch_api::{self, BatchEvent, BatchJob, SubmitOptions};
 use fourk_api::batch::{BatchStatus, batch_prices};
 use fourk_api::{
     Capabilities, Cost, EditJsonBody, EditRequest, ImageRequest, InputImage, OutputFormat, Quality, Size,
     Usage,
 };
 use fourk_client::{Client, Config};
+use fourk_core::batch_api::{self, BatchEvent, BatchJob, SubmitOptions};
 use fourk_emulator::{EmulatorConfig, MAGIC_MODERATION, RunningEmulator, spawn};
 use serde_json::Value;
 

@@ -6,6 +6,7 @@ mod common;
 mod batch;
 mod batch_api;
 mod generate;
+mod money;
 mod pipeline;
 mod routes;
 mod workflow;

@@ -114,7 +114,7 @@ pub struct HistoryRow {
 }
 
 /// How `fourk cost` groups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CostBy {
     /// The image model.

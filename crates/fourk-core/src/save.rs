@@ -14,8 +14,6 @@ use fourk_imaging::Expect;
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::exit::Exit;
-use crate::output::Printer;
 use crate::sidecar::{self, Checks, InputRecord, ResponseMeta, ResponsesMeta, SentRequest, Sidecar};
 
 /// What `--json` prints for one image.
@@ -39,6 +37,12 @@ pub struct ImageSummary {
     pub cost: Option<Cost>,
     /// Where the image came from: `openai` or `emulator`.
     pub source: &'static str,
+    /// Its row in the run ledger, once recorded.
+    #[serde(skip)]
+    pub ledger_id: Option<crate::ledger::ImageId>,
+    /// The ledger's attempt (the request) it came from, once recorded.
+    #[serde(skip)]
+    pub attempt_id: Option<crate::ledger::AttemptId>,
 }
 
 /// What was asked, independent of the route.
@@ -195,7 +199,7 @@ pub async fn via_responses(
     let job = Job {
         route: "responses",
         endpoint: client.config().endpoint("responses"),
-        request: SentRequest::Responses(Box::new(crate::commands::route::summarised(rr))),
+        request: SentRequest::Responses(Box::new(crate::route::summarised(rr))),
         ..job
     };
     let previous = rr.previous_response_id.as_deref();
@@ -547,36 +551,9 @@ pub fn save_all(job: &Job, got: &Delivery, images: &[&str]) -> anyhow::Result<(V
             } else {
                 "openai"
             },
+            ledger_id: None,
+            attempt_id: None,
         });
     }
     Ok((out, all_ok))
-}
-
-/// Print the summaries (paths, or `--json`) and pick the exit code.
-#[must_use]
-pub fn report(images: &[ImageSummary], all_ok: bool, json: bool) -> Exit {
-    let p = Printer;
-    if json {
-        if images.len() == 1 {
-            p.json(&images[0]);
-        } else {
-            p.json(&images);
-        }
-    } else {
-        for img in images {
-            p.line(&img.path.display().to_string());
-        }
-        if let Some(first) = images.first() {
-            let cost = first.cost.map_or(String::new(), |c| {
-                format!(", ${:.3}{}", c.usd, if c.estimate { " (estimate)" } else { "" })
-            });
-            tracing::info!(
-                "{} image(s), {}{cost}; sidecar {}",
-                images.len(),
-                if all_ok { "verified" } else { "NOT verified" },
-                first.sidecar.display()
-            );
-        }
-    }
-    if all_ok { Exit::Success } else { Exit::CheckFailed }
 }

@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 
 use super::jobs::Job;
 use super::pace::Governor;
-use crate::commands::deliver::{self, ImageSummary};
 use crate::ledger::{AttemptOutcome, JobId, JobState, Ledger, NewJob, RunId, UsageKey};
+use crate::save::{self as deliver, ImageSummary};
 use crate::sidecar::{InputRecord, SentRequest};
 
 /// Rate-limit answers retried per job on top of the policy's retries: the governor has
@@ -231,19 +231,7 @@ pub fn estimate(caps: &Capabilities, job: &Job, input_dims: &[(u32, u32)]) -> Op
     let (w, h) = s.size.dims().unwrap_or((3840, 2160));
     let q = s.quality.unwrap_or(Quality::Auto);
     let mut usage = fourk_api::cost::predict_usage(model, &s.prompt, w, h, q, s.n)?;
-    let image_in: u64 = input_dims
-        .iter()
-        .map(|&(w, h)| {
-            let long = w.max(h).max(1);
-            let scale = (2048.0 / f64::from(long)).min(1.0);
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let (w, h) = (
-                ((f64::from(w) * scale).round() as u32).max(1),
-                ((f64::from(h) * scale).round() as u32).max(1),
-            );
-            fourk_api::cost::gpt_image_2_output_tokens(w, h, Quality::High)
-        })
-        .sum();
+    let image_in = crate::send::reference_image_tokens(input_dims);
     if image_in > 0 {
         usage = Usage::new(usage.input_tokens, image_in, usage.output_tokens);
     }
@@ -529,6 +517,8 @@ fn complete_on_disk(out_dir: &Path, job: &Job) -> Option<Vec<ImageSummary>> {
                 },
                 path,
                 sidecar,
+                ledger_id: None,
+                attempt_id: None,
             })
         })
         .collect()

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::schema::NOW;
 use super::{AttemptId, ImageId, JobId, Ledger, LedgerError, LinkKind, RunId};
-use crate::commands::deliver::ImageSummary;
+use crate::save::ImageSummary;
 
 /// How one HTTP request ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -237,34 +237,46 @@ pub(super) fn summaries_tx(
             attempts.insert(f.request_id.clone(), a);
             a
         };
-        tx.execute(
-            "INSERT INTO images (run_id, job_id, attempt_id, path, sidecar, sha256, width, height,
-                     format, verified, checks, model, quality, size, prompt, route, request_id, response_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-            params![
-                run,
-                job,
-                attempt_id,
-                absolute(&img.path),
-                absolute(&img.sidecar),
-                f.sha256,
-                img.width,
-                img.height,
-                img.format,
-                img.verified,
-                f.checks.to_string(),
-                f.model,
-                f.quality,
-                f.size,
-                f.prompt,
-                f.route,
-                f.request_id,
-                f.response_id,
-            ],
-        )?;
-        ids.push(tx.last_insert_rowid());
+        ids.push(image_row_tx(tx, run, job, attempt_id, img, f)?);
     }
     Ok(ids)
+}
+
+/// One image row.
+fn image_row_tx(
+    tx: &Connection,
+    run: RunId,
+    job: Option<JobId>,
+    attempt_id: AttemptId,
+    img: &ImageSummary,
+    f: &ImageFields,
+) -> rusqlite::Result<ImageId> {
+    tx.execute(
+        "INSERT INTO images (run_id, job_id, attempt_id, path, sidecar, sha256, width, height,
+                 format, verified, checks, model, quality, size, prompt, route, request_id, response_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+        params![
+            run,
+            job,
+            attempt_id,
+            absolute(&img.path),
+            absolute(&img.sidecar),
+            f.sha256,
+            img.width,
+            img.height,
+            img.format,
+            img.verified,
+            f.checks.to_string(),
+            f.model,
+            f.quality,
+            f.size,
+            f.prompt,
+            f.route,
+            f.request_id,
+            f.response_id,
+        ],
+    )?;
+    Ok(tx.last_insert_rowid())
 }
 
 fn file_sha256(path: &Path) -> String {
@@ -405,6 +417,205 @@ impl Ledger {
     ) -> Result<Vec<ImageId>, LedgerError> {
         let fields: Vec<ImageFields> = images.iter().map(fields_of).collect();
         self.write(|tx| summaries_tx(tx, run, job, attempt, images, &fields))
+    }
+
+    /// Record that a request is about to leave, with what it is predicted to cost: a run
+    /// (begun here when `run` is `None`), an attempt in state `sent` and, when an estimate is
+    /// given, an estimated usage row, all in one transaction. A kill at any later moment
+    /// leaves the request on record as possibly billed at its estimate; the answer replaces
+    /// the estimate with the measured usage ([`Ledger::attempt_answered`]).
+    ///
+    /// # Errors
+    /// SQL errors.
+    pub fn attempt_sending(
+        &self,
+        run: Option<RunId>,
+        begin: Option<(&str, &Value)>,
+        job: Option<JobId>,
+        route: &str,
+        estimate: Option<(&UsageKey, &Usage, &Cost)>,
+    ) -> Result<(RunId, AttemptId), LedgerError> {
+        self.write(|tx| {
+            let run = match (run, begin) {
+                (Some(r), _) => r,
+                (None, Some((kind, args))) => {
+                    tx.execute(
+                        "INSERT INTO runs (kind, args, fourk_version, pid) VALUES (?1, ?2, ?3, ?4)",
+                        params![kind, args.to_string(), env!("CARGO_PKG_VERSION"), std::process::id()],
+                    )?;
+                    tx.last_insert_rowid()
+                }
+                (None, None) => return Err(rusqlite::Error::InvalidParameterName("run".into())),
+            };
+            tx.execute(
+                "INSERT INTO attempts (run_id, job_id, route, state, possibly_billed) VALUES (?1, ?2, ?3, 'sent', 1)",
+                params![run, job, route],
+            )?;
+            let attempt = tx.last_insert_rowid();
+            if let Some((key, usage, cost)) = estimate {
+                usd_row(tx, run, Some(attempt), key, usage, cost, false)?;
+            }
+            Ok((run, attempt))
+        })
+    }
+
+    /// An answer to an open attempt arrived: the attempt is `ok` at the HTTP level, and its
+    /// usage, when the answer reported one, replaces the estimate. What happens to the image
+    /// afterwards (decode, verify, save) cannot make the request unbilled.
+    ///
+    /// # Errors
+    /// SQL errors.
+    pub fn attempt_answered(
+        &self,
+        run: RunId,
+        attempt: AttemptId,
+        request_id: Option<&str>,
+        measured: Option<(&UsageKey, &Usage, &Cost)>,
+    ) -> Result<(), LedgerError> {
+        self.write(|tx| {
+            finish_attempt_tx(
+                tx,
+                attempt,
+                &AttemptOutcome {
+                    ok: true,
+                    http_status: Some(200),
+                    request_id: request_id.map(str::to_owned),
+                    ..AttemptOutcome::default()
+                },
+            )?;
+            if let Some((key, usage, cost)) = measured {
+                tx.execute("DELETE FROM usage WHERE attempt_id = ?1", [attempt])?;
+                usd_row(tx, run, Some(attempt), key, usage, cost, true)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// An open attempt failed. When it cannot have been billed (it never left, or the API
+    /// answered with an error), its estimate is removed; otherwise the estimate stays as the
+    /// cost on record.
+    ///
+    /// # Errors
+    /// SQL errors.
+    pub fn attempt_failed(&self, attempt: AttemptId, outcome: &AttemptOutcome) -> Result<(), LedgerError> {
+        self.write(|tx| {
+            finish_attempt_tx(tx, attempt, outcome)?;
+            if !outcome.possibly_billed {
+                tx.execute("DELETE FROM usage WHERE attempt_id = ?1", [attempt])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// After an answer: the image could not be saved or verified. The attempt keeps its
+    /// state and measured usage; the error is added to it.
+    ///
+    /// # Errors
+    /// SQL errors.
+    pub fn attempt_note(&self, attempt: AttemptId, error: &str) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "UPDATE attempts SET error = ?2 WHERE id = ?1",
+                params![attempt, error],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Open attempts of `run` (sent, no outcome yet) become `interrupted` and possibly
+    /// billed, keeping their estimates. Returns their ids.
+    ///
+    /// # Errors
+    /// SQL errors.
+    pub fn interrupt_run_attempts(&self, run: RunId, why: &str) -> Result<Vec<AttemptId>, LedgerError> {
+        self.write(|tx| {
+            let ids: Vec<AttemptId> = tx
+                .prepare("SELECT id FROM attempts WHERE run_id = ?1 AND state = 'sent' ORDER BY id")?
+                .query_map([run], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for a in &ids {
+                tx.execute(
+                    &format!(
+                        "UPDATE attempts SET state = 'interrupted', possibly_billed = 1, finished_at = {NOW},
+                             error = ?2 WHERE id = ?1"
+                    ),
+                    params![a, why],
+                )?;
+            }
+            Ok(ids)
+        })
+    }
+
+    /// The process `pid` is stopping (Ctrl-C, SIGTERM) with requests in flight: each of its
+    /// running runs' open attempts outside batch jobs (a batch resumes its own) becomes
+    /// `interrupted` and possibly billed, keeping its estimate, and those runs are closed as
+    /// `interrupted`. Returns `(attempt, run, request id)` for each.
+    ///
+    /// # Errors
+    /// SQL errors.
+    pub fn interrupt_process(
+        &self,
+        pid: u32,
+        why: &str,
+    ) -> Result<Vec<(AttemptId, RunId, Option<String>)>, LedgerError> {
+        self.write(|tx| {
+            let runs: Vec<RunId> = tx
+                .prepare("SELECT id FROM runs WHERE pid = ?1 AND status = 'running' ORDER BY id")?
+                .query_map([pid], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut hit = Vec::new();
+            for run in runs {
+                let open: Vec<(AttemptId, Option<String>)> = tx
+                    .prepare(
+                        "SELECT id, request_id FROM attempts
+                         WHERE run_id = ?1 AND state = 'sent' AND job_id IS NULL ORDER BY id",
+                    )?
+                    .query_map([run], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for (a, rid) in open {
+                    tx.execute(
+                        &format!(
+                            "UPDATE attempts SET state = 'interrupted', possibly_billed = 1,
+                                 finished_at = {NOW}, error = ?2 WHERE id = ?1"
+                        ),
+                        params![a, why],
+                    )?;
+                    hit.push((a, run, rid));
+                }
+                if !tx
+                    .prepare("SELECT 1 FROM jobs WHERE last_run = ?1 LIMIT 1")?
+                    .exists([run])?
+                {
+                    tx.execute(
+                        &format!("UPDATE runs SET status = 'interrupted', finished_at = {NOW} WHERE id = ?1"),
+                        [run],
+                    )?;
+                }
+            }
+            Ok(hit)
+        })
+    }
+
+    /// Image rows for images saved from an attempt already on record (its usage included):
+    /// one transaction; the ids in order.
+    ///
+    /// # Errors
+    /// SQL errors.
+    pub fn record_attempt_images(
+        &self,
+        run: RunId,
+        job: Option<JobId>,
+        attempt: AttemptId,
+        images: &[ImageSummary],
+    ) -> Result<Vec<ImageId>, LedgerError> {
+        let fields: Vec<ImageFields> = images.iter().map(fields_of).collect();
+        self.write(|tx| {
+            images
+                .iter()
+                .zip(&fields)
+                .map(|(img, f)| image_row_tx(tx, run, job, attempt, img, f))
+                .collect()
+        })
     }
 
     /// Link two images (idempotent).

@@ -7,7 +7,41 @@ use fourk_api::{
 };
 
 use crate::UsageError;
-use crate::cli::RouteArgs;
+
+/// Which API produces the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Route {
+    /// The Image API: /v1/images/generations or /v1/images/edits.
+    #[default]
+    Images,
+    /// The Responses API with the image_generation tool forced (one image per request).
+    Responses,
+}
+
+/// The route and what the Responses route needs besides the image options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// The API to call.
+    pub route: Route,
+    /// With [`Route::Responses`]: the mainline model that calls the image tool.
+    pub responses_model: String,
+    /// With [`Route::Responses`]: continue from this response id.
+    pub previous_response: Option<String>,
+}
+
+/// The mainline model of the Responses route when none is named.
+pub const DEFAULT_RESPONSES_MODEL: &str = "gpt-5";
+
+impl Default for RouteSpec {
+    fn default() -> Self {
+        Self {
+            route: Route::Images,
+            responses_model: DEFAULT_RESPONSES_MODEL.to_owned(),
+            previous_response: None,
+        }
+    }
+}
 
 /// The tool options shared by generations and edits.
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +72,7 @@ pub struct ToolOptions {
 /// # Errors
 /// [`UsageError`] when `-n` asks for more than one image or a rule is broken.
 pub fn build(
-    route: &RouteArgs,
+    route: &RouteSpec,
     caps: &Capabilities,
     model: &str,
     prompt: &str,

@@ -1,11 +1,61 @@
-//! The client every sending command uses: endpoint, retry policy and payload log from the
-//! shared flags, and the in-process emulator when `--emulator` asks for it.
+//! The client every sending operation uses: endpoint, retry policy and payload log from an
+//! [`Endpoint`], and the in-process emulator when the endpoint asks for it.
 
 use anyhow::Context;
 use fourk_api::Capabilities;
 use fourk_client::{Client, Config, PayloadLog, RetryPolicy};
 
-use crate::cli::EndpointArgs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where requests go and how they are retried and logged: the typed form of the CLI's
+/// endpoint flags (`--emulator`, `--base-url`, `--timeout`, `--retries`, `--retry-ambiguous`,
+/// `--log-payload`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Start the offline emulator in-process and send requests there (no key needed).
+    pub emulator: bool,
+    /// API base URL (default: `$OPENAI_BASE_URL`, else `https://api.openai.com/v1`).
+    pub base_url: Option<String>,
+    /// Total time to wait for one request.
+    pub timeout: Duration,
+    /// Write every request and response (key redacted, images summarised) to this folder.
+    pub log_payload: Option<PathBuf>,
+    /// Retries of failures that cannot have produced an image.
+    pub retries: u32,
+    /// Also retry failures after the request was sent (each may be billed again).
+    pub retry_ambiguous: bool,
+}
+
+/// The default total time for one request: 4K high images can take minutes.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The default number of retries of failures that cannot have produced an image.
+pub const DEFAULT_RETRIES: u32 = 2;
+
+impl Default for Endpoint {
+    fn default() -> Self {
+        Self {
+            emulator: false,
+            base_url: None,
+            timeout: DEFAULT_TIMEOUT,
+            log_payload: None,
+            retries: DEFAULT_RETRIES,
+            retry_ambiguous: false,
+        }
+    }
+}
+
+impl Endpoint {
+    /// The in-process emulator with the default timeout and retries.
+    #[must_use]
+    pub fn emulator() -> Self {
+        Self {
+            emulator: true,
+            ..Self::default()
+        }
+    }
+}
 
 /// The key the in-process emulator is called with when the user has none; it is not a secret.
 const EMULATOR_KEY: &str = "sk-fourk-emulator";
@@ -17,9 +67,9 @@ fn inspect(bytes: &[u8]) -> Option<(u32, u32)> {
         .map(|p| (p.width, p.height))
 }
 
-/// The retry policy the flags ask for.
+/// The retry policy the endpoint asks for.
 #[must_use]
-pub fn retry_policy(endpoint: &EndpointArgs) -> RetryPolicy {
+pub fn retry_policy(endpoint: &Endpoint) -> RetryPolicy {
     RetryPolicy::default()
         .with_max_retries(endpoint.retries)
         .with_retry_ambiguous(endpoint.retry_ambiguous)
@@ -39,8 +89,8 @@ impl Session {
     ///
     /// # Errors
     /// When the emulator cannot start or the configuration cannot make a client.
-    pub async fn connect(endpoint: &EndpointArgs, caps: &Capabilities) -> anyhow::Result<Self> {
-        let mut config = Config::from_env().with_timeout(std::time::Duration::from_secs(endpoint.timeout));
+    pub async fn connect(endpoint: &Endpoint, caps: &Capabilities) -> anyhow::Result<Self> {
+        let mut config = Config::from_env().with_timeout(endpoint.timeout);
         let mut emulator = None;
         if endpoint.emulator {
             let running = fourk_emulator::spawn(

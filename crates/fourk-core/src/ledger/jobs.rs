@@ -7,7 +7,7 @@ use rusqlite::{OptionalExtension, params};
 use super::record::{self, AttemptOutcome};
 use super::schema::NOW;
 use super::{AttemptId, ImageId, JobId, Ledger, LedgerError, RunId};
-use crate::commands::deliver::ImageSummary;
+use crate::save::ImageSummary;
 
 /// Where a job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

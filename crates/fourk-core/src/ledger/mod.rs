@@ -18,7 +18,6 @@ mod record;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -43,24 +42,11 @@ pub const DEFAULT_PATH: &str = ".fourk/ledger.db";
 /// The variable that moves the ledger (the `--ledger` flag wins over it).
 pub const ENV: &str = "FOURK_LEDGER";
 
-static LOCATION: OnceLock<Option<PathBuf>> = OnceLock::new();
-
-/// Remember `--ledger` for [`location`]; the first call wins (dispatch makes it once).
-pub fn set_location(flag: Option<PathBuf>) {
-    let _ = LOCATION.set(flag);
-}
-
-/// Where the ledger is: `--ledger`, else `$FOURK_LEDGER`, else `.fourk/ledger.db`.
-///
-/// clap already folds `FOURK_LEDGER` into the flag; the variable is read here too so that
-/// library callers that never parsed a command line agree with the CLI.
+/// Where the ledger is: `flag` (the CLI's `--ledger`, or a library caller's choice), else
+/// `$FOURK_LEDGER`, else `.fourk/ledger.db` in the working folder.
 #[must_use]
-pub fn location() -> PathBuf {
-    LOCATION
-        .get()
-        .cloned()
-        .flatten()
-        .or_else(|| std::env::var_os(ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
+pub fn resolve_path(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os(ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
 }
 
@@ -147,14 +133,6 @@ impl Ledger {
                 found,
             }),
         }
-    }
-
-    /// Open the ledger at [`location`].
-    ///
-    /// # Errors
-    /// As [`Ledger::open`].
-    pub fn open_default() -> Result<Self, LedgerError> {
-        Self::open(&location())
     }
 
     /// The file.

@@ -40,7 +40,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::UsageError;
-use crate::commands::deliver::{self, Delivery, ImageSummary};
+use crate::save::{self as deliver, Delivery, ImageSummary};
 use crate::sidecar::{self, InputRecord, ResponseMeta, SentRequest};
 
 /// Layout version of the manifest. 2: a job's `request` may be an edit (its JSON body with

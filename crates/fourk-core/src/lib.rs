@@ -1,0 +1,69 @@
+//! fourk's typed core: everything that is neither argument parsing nor printing.
+//!
+//! The CLI (`fourk`), and the doors that follow it, build typed values here and call these
+//! functions; none of them re-implements a check, a record or a message. This crate never
+//! prints: the CLI's `output` module writes data to stdout, and everything here reports
+//! through `tracing`, return values and reporter traits.
+//!
+//! - [`Fourk`]: what every operation needs (the capability table and the ledger's path),
+//!   passed in as a value, never a process-wide static.
+//! - [`session`]: the client (or the in-process emulator) for an [`session::Endpoint`].
+//! - [`route`]: the Responses API request of the image options.
+//! - [`send`]: the one send path; every request on record before it leaves.
+//! - [`save`]: an answer's images saved atomically, verified, and described in sidecars.
+//! - [`sidecar`]: the JSON record next to every image.
+//! - [`ledger`]: the SQLite run ledger.
+//! - [`batch`] and [`batch_api`]: the local batch runner and the Batch API driver.
+//! - [`models`]: the capability table in use (built in, plus a user file).
+
+pub mod batch;
+pub mod batch_api;
+pub mod ledger;
+pub mod models;
+pub mod route;
+pub mod save;
+pub mod send;
+pub mod session;
+pub mod sidecar;
+
+use std::path::{Path, PathBuf};
+
+use fourk_api::Capabilities;
+
+/// A problem with the user's input, found before anything was sent. Every door shows it as
+/// a usage error (the CLI exits 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// What every operation of the core needs: the capability table in use and where the run
+/// ledger lives. Built once by a door and passed by reference.
+#[derive(Debug, Clone)]
+pub struct Fourk {
+    /// The models, sizes, options and prices requests are checked and priced with.
+    pub caps: Capabilities,
+    /// The run ledger's file (see [`ledger::resolve_path`]).
+    pub ledger: PathBuf,
+}
+
+impl Fourk {
+    /// A core value with `caps` and the ledger at `ledger`.
+    #[must_use]
+    pub fn new(caps: Capabilities, ledger: PathBuf) -> Self {
+        Self { caps, ledger }
+    }
+
+    /// The ledger's file.
+    #[must_use]
+    pub fn ledger_path(&self) -> &Path {
+        &self.ledger
+    }
+
+    /// Open the ledger.
+    ///
+    /// # Errors
+    /// As [`ledger::Ledger::open`].
+    pub fn open_ledger(&self) -> Result<ledger::Ledger, ledger::LedgerError> {
+        ledger::Ledger::open(&self.ledger)
+    }
+}

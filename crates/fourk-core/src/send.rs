@@ -1,0 +1,516 @@
+//! The one send path: every image request of generate, edit, `--transparent` and the
+//! workflows leaves through [`send`], and every one is on record in the ledger before it
+//! leaves.
+//!
+//! The order is what makes the money on record complete by construction:
+//! 1. [`Recorder::sending`] writes the attempt (state `sent`, possibly billed) and its
+//!    estimated usage in one transaction, before a byte is sent. A kill at any later moment
+//!    leaves a row that `fourk cost` counts as ESTIMATED and `fourk history` lists as
+//!    possibly billed.
+//! 2. The answer arrives: [`Recorder::answered`] closes the attempt and replaces the estimate
+//!    with the measured `usage`. Whatever happens to the image next (a corrupt body, a
+//!    failed verify, a full disk) cannot make the request unbilled, and the measured cost stays.
+//! 3. No answer: [`Recorder::failed`] keeps the estimate when the request may have been billed
+//!    (timeout, reset, truncated stream) and removes it when it provably was not (connection
+//!    refused, an API error status).
+//! 4. Interrupted (Ctrl-C, SIGTERM): [`Recorder::interrupt`] marks every open attempt possibly
+//!    billed, keeping its estimate.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use fourk_api::{
+    Cost, EditRequest, ImageRequest, InputImage, ModelCaps, OutputFormat, Quality, ResponsesRequest, Size,
+    Usage,
+};
+use fourk_client::Client;
+use serde_json::Value;
+
+use crate::ledger::{AttemptId, AttemptOutcome, ImageId, Ledger, RunId, UsageKey};
+use crate::save::{self, Delivery, ImageSummary, Job};
+use crate::sidecar::SentRequest;
+
+/// A request's predicted usage and dollars, written with the attempt before it is sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimate {
+    /// What it is about (model, quality, size, images).
+    pub key: UsageKey,
+    /// Predicted tokens.
+    pub usage: Usage,
+    /// Predicted dollars.
+    pub cost: Cost,
+}
+
+/// One request as it leaves.
+#[derive(Debug, Clone, Copy)]
+pub enum Outgoing<'a> {
+    /// `POST /images/generations`.
+    Generate(&'a ImageRequest),
+    /// `POST /images/edits` (multipart).
+    Edit {
+        /// The fields.
+        request: &'a EditRequest,
+        /// The input images.
+        images: &'a [InputImage],
+        /// The mask.
+        mask: Option<&'a InputImage>,
+    },
+    /// `POST /responses` with the `image_generation` tool.
+    Responses(&'a ResponsesRequest),
+}
+
+impl Outgoing<'_> {
+    /// The route label recorded in sidecars and the ledger.
+    #[must_use]
+    pub const fn route(&self) -> &'static str {
+        match self {
+            Self::Generate(_) => "images.generate",
+            Self::Edit { .. } => "images.edit",
+            Self::Responses(_) => "responses",
+        }
+    }
+
+    /// The endpoint path under the base URL.
+    #[must_use]
+    pub const fn path(&self) -> &'static str {
+        match self {
+            Self::Generate(_) => "images/generations",
+            Self::Edit { .. } => "images/edits",
+            Self::Responses(_) => "responses",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    run: Option<RunId>,
+    /// Attempts sent whose answer has not been read yet.
+    open: Vec<AttemptId>,
+    /// Attempts whose answer was read (their usage is measured).
+    answered: Vec<AttemptId>,
+}
+
+/// The ledger record of one command's requests: a run, begun at the first send (so a
+/// request refused by a local check leaves no row), or an existing run of a workflow.
+/// A ledger that cannot be written is a warning: the work goes on.
+#[derive(Debug)]
+pub struct Recorder {
+    ledger: Option<PathBuf>,
+    kind: String,
+    args: Value,
+    state: Mutex<State>,
+}
+
+impl Recorder {
+    /// A recorder that begins a run of `kind` with `args` at the first send.
+    #[must_use]
+    pub fn new(ledger: &Path, kind: &str, args: Value) -> Self {
+        Self {
+            ledger: Some(ledger.to_path_buf()),
+            kind: kind.to_owned(),
+            args,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// A recorder that adds to the existing `run` (a workflow's).
+    #[must_use]
+    pub fn for_run(ledger: &Path, run: RunId) -> Self {
+        Self {
+            ledger: Some(ledger.to_path_buf()),
+            kind: String::new(),
+            args: Value::Null,
+            state: Mutex::new(State {
+                run: Some(run),
+                ..State::default()
+            }),
+        }
+    }
+
+    /// A recorder that records nothing (the ledger is unavailable; a warning was given).
+    #[must_use]
+    pub fn disabled() -> Self {
+        Self {
+            ledger: None,
+            kind: String::new(),
+            args: Value::Null,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The run, once one exists.
+    #[must_use]
+    pub fn run(&self) -> Option<RunId> {
+        self.lock().run
+    }
+
+    fn open(&self) -> Option<Ledger> {
+        let path = self.ledger.as_ref()?;
+        match Ledger::open(path) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!("the ledger cannot be written, so this request is not on record: {e}");
+                None
+            }
+        }
+    }
+
+    /// Before a request leaves: the attempt and its estimate on record.
+    pub fn sending(&self, route: &str, estimate: Option<&Estimate>) -> Option<AttemptId> {
+        let ledger = self.open()?;
+        let mut st = self.lock();
+        let begin = (st.run.is_none()).then_some((self.kind.as_str(), &self.args));
+        let est = estimate.map(|e| (&e.key, &e.usage, &e.cost));
+        match ledger.attempt_sending(st.run, begin, None, route, est) {
+            Ok((run, attempt)) => {
+                st.run = Some(run);
+                st.open.push(attempt);
+                Some(attempt)
+            }
+            Err(e) => {
+                tracing::warn!("the request could not be put on record before sending: {e}");
+                None
+            }
+        }
+    }
+
+    /// The answer arrived: measured usage replaces the estimate.
+    pub fn answered(
+        &self,
+        attempt: Option<AttemptId>,
+        request_id: Option<&str>,
+        measured: Option<&Estimate>,
+    ) {
+        let Some(attempt) = attempt else { return };
+        let Some(ledger) = self.open() else { return };
+        let mut st = self.lock();
+        st.open.retain(|a| *a != attempt);
+        st.answered.push(attempt);
+        let Some(run) = st.run else { return };
+        let m = measured.map(|e| (&e.key, &e.usage, &e.cost));
+        if let Err(e) = ledger.attempt_answered(run, attempt, request_id, m) {
+            tracing::warn!("the answer was not recorded in the ledger: {e}");
+        }
+    }
+
+    /// The request (or what followed its answer) failed with `err`.
+    pub fn failed(&self, attempt: Option<AttemptId>, err: &anyhow::Error) {
+        let Some(attempt) = attempt else { return };
+        let Some(ledger) = self.open() else { return };
+        let mut st = self.lock();
+        let answered = st.answered.contains(&attempt);
+        st.open.retain(|a| *a != attempt);
+        drop(st);
+        let result = if answered {
+            ledger.attempt_note(attempt, &format!("the answer arrived, then: {err:#}"))
+        } else {
+            let mut outcome = AttemptOutcome::from_error(err);
+            // A 200 whose body holds no usable image (a failed Responses call, an unreadable
+            // body) was answered, so it may well be billed.
+            if err.chain().any(|c| {
+                matches!(
+                    c.downcast_ref(),
+                    Some(fourk_client::ClientError::InvalidResponse { .. })
+                )
+            }) {
+                outcome.possibly_billed = true;
+            }
+            ledger.attempt_failed(attempt, &outcome)
+        };
+        if let Err(e) = result {
+            tracing::warn!("the failure was not recorded in the ledger: {e}");
+        }
+    }
+
+    /// Image rows for the images saved from `attempt`; their ids (empty without a ledger).
+    pub fn saved(&self, attempt: Option<AttemptId>, images: &[ImageSummary]) -> Vec<ImageId> {
+        let Some(attempt) = attempt else {
+            return Vec::new();
+        };
+        let Some(run) = self.run() else {
+            return Vec::new();
+        };
+        let Some(ledger) = self.open() else {
+            return Vec::new();
+        };
+        ledger
+            .record_attempt_images(run, None, attempt, images)
+            .unwrap_or_else(|e| {
+                tracing::warn!("the images are saved, but the ledger was not updated: {e}");
+                Vec::new()
+            })
+    }
+
+    /// Record `img`, made locally from the recorded image `from` (a cutout of a key-colour
+    /// render, an upscale of a master), as an image of the same request with a `kind` link;
+    /// sets its ledger ids. Its cost is `from`'s request's, already on record.
+    pub fn derived(&self, from: &ImageSummary, img: &mut ImageSummary, kind: crate::ledger::LinkKind) {
+        let (Some(attempt), Some(from_id)) = (from.attempt_id, from.ledger_id) else {
+            return;
+        };
+        let Some(ledger) = self.open() else { return };
+        let Some(run) = self.run() else { return };
+        let result = ledger
+            .record_attempt_images(run, None, attempt, std::slice::from_ref(img))
+            .and_then(|ids| {
+                let id = ids.first().copied();
+                if let Some(id) = id {
+                    ledger.link(from_id, id, kind)?;
+                }
+                Ok(id)
+            });
+        match result {
+            Ok(id) => {
+                img.ledger_id = id;
+                img.attempt_id = Some(attempt);
+            }
+            Err(e) => tracing::warn!("the image is saved, but the ledger was not updated: {e}"),
+        }
+    }
+
+    /// Requests given up on while in flight (a workflow's own time limit): every attempt still
+    /// open becomes `interrupted` and possibly billed, keeping its estimate. The run stays open.
+    pub fn abandon(&self, why: &str) -> Vec<AttemptId> {
+        let Some(run) = self.run() else {
+            return Vec::new();
+        };
+        let Some(ledger) = self.open() else {
+            return Vec::new();
+        };
+        let ids = ledger.interrupt_run_attempts(run, why).unwrap_or_else(|e| {
+            tracing::warn!("the abandoned request was not recorded in the ledger: {e}");
+            Vec::new()
+        });
+        self.lock().open.clear();
+        ids
+    }
+
+    /// The work was interrupted (Ctrl-C, SIGTERM): every attempt still open becomes possibly
+    /// billed (its estimate stays), and the run is closed as `interrupted`. Returns the
+    /// attempts that were in flight.
+    pub fn interrupt(&self, why: &str) -> Vec<AttemptId> {
+        let Some(run) = self.run() else {
+            return Vec::new();
+        };
+        let Some(ledger) = self.open() else {
+            return Vec::new();
+        };
+        let ids = ledger.interrupt_run_attempts(run, why).unwrap_or_else(|e| {
+            tracing::warn!("the interruption was not recorded in the ledger: {e}");
+            Vec::new()
+        });
+        if let Err(e) = ledger.finish_run(run, "interrupted") {
+            tracing::warn!("the ledger run was not closed: {e}");
+        }
+        self.lock().open.clear();
+        ids
+    }
+
+    /// Close the run (when one was begun): `failed` when `result` is an error, else `ok`
+    /// when every image verified and `check_failed` when one did not.
+    pub fn finish<T>(&self, result: &anyhow::Result<(T, bool)>) {
+        self.finish_as(match result {
+            Err(_) => "failed",
+            Ok((_, true)) => "ok",
+            Ok((_, false)) => "check_failed",
+        });
+    }
+
+    /// Close the run (when one was begun) with `status`.
+    pub fn finish_as(&self, status: &str) {
+        let Some(run) = self.run() else { return };
+        let Some(ledger) = self.open() else { return };
+        if let Err(e) = ledger.finish_run(run, status) {
+            tracing::warn!("the ledger run was not closed: {e}");
+        }
+    }
+}
+
+/// Input tokens of reference images, counted at high fidelity (an upper bound): each image
+/// scaled to fit 2048 on its long edge, then the output-token rule at high quality.
+#[must_use]
+pub fn reference_image_tokens(input_dims: &[(u32, u32)]) -> u64 {
+    input_dims
+        .iter()
+        .map(|&(w, h)| {
+            let long = w.max(h).max(1);
+            let scale = (2048.0 / f64::from(long)).min(1.0);
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let (w, h) = (
+                ((f64::from(w) * scale).round() as u32).max(1),
+                ((f64::from(h) * scale).round() as u32).max(1),
+            );
+            fourk_api::cost::gpt_image_2_output_tokens(w, h, Quality::High)
+        })
+        .sum()
+}
+
+/// The size an `auto`-sized request is predicted at: the largest standard size.
+pub const AUTO_SIZE_ESTIMATE: (u32, u32) = (1536, 1024);
+
+/// Predict a request's usage and dollars from the token formula and the model's prices:
+/// `auto` quality counts as high, `auto` size as [`AUTO_SIZE_ESTIMATE`], reference images at
+/// high fidelity. `None` when the model has no prices or no token rule.
+#[must_use]
+pub fn predict(
+    model: &ModelCaps,
+    prompt: &str,
+    size: Option<Size>,
+    quality: Option<Quality>,
+    n: u8,
+    input_dims: &[(u32, u32)],
+) -> Option<Estimate> {
+    let prices = model.price?;
+    let (w, h) = size.and_then(Size::dims).unwrap_or(AUTO_SIZE_ESTIMATE);
+    let mut usage = fourk_api::cost::predict_usage(model, prompt, w, h, quality.unwrap_or(Quality::Auto), n)?;
+    let image_in = reference_image_tokens(input_dims);
+    if image_in > 0 {
+        usage = Usage::new(usage.input_tokens, image_in, usage.output_tokens);
+    }
+    Some(Estimate {
+        key: usage_key(
+            &model.id,
+            quality.map(Quality::as_str),
+            size.map(|s| s.to_string()).as_deref(),
+            u32::from(n.max(1)),
+        ),
+        cost: Cost::from_usage(&usage, &prices, false),
+        usage,
+    })
+}
+
+/// The usage key of a request's sidecar fields.
+#[must_use]
+pub fn usage_key(model: &str, quality: Option<&str>, size: Option<&str>, images: u32) -> UsageKey {
+    UsageKey {
+        model: model.to_owned(),
+        quality: quality.unwrap_or("auto").to_owned(),
+        size: size.unwrap_or("auto").to_owned(),
+        images,
+    }
+}
+
+/// Send one request, read its answer (whole or streamed), save and verify every image,
+/// write the sidecars and record it all. `job` describes the request; its route, endpoint
+/// and sent body are filled in here from `out`. Partial images of a stream are saved beside
+/// the output when `keep` names it.
+///
+/// # Errors
+/// Client errors (with "possibly billed" where it applies), a failed Responses call, and IO
+/// errors while saving. Each is on record before it is returned.
+pub async fn send(
+    client: &Client,
+    rec: &Recorder,
+    job: Job,
+    out: Outgoing<'_>,
+    key: &UsageKey,
+    estimate: Option<&Estimate>,
+    keep: Option<(&Path, OutputFormat)>,
+) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+    let mut job = Job {
+        route: out.route(),
+        endpoint: client.config().endpoint(out.path()),
+        ..job
+    };
+    if let Outgoing::Responses(rr) = out {
+        job.request = SentRequest::Responses(Box::new(crate::route::summarised(rr)));
+    }
+    let attempt = rec.sending(job.route, estimate);
+    let result = receive_and_save(client, rec, attempt, &job, out, key, keep).await;
+    if let Err(e) = &result {
+        rec.failed(attempt, e);
+    }
+    result
+}
+
+async fn receive_and_save(
+    client: &Client,
+    rec: &Recorder,
+    attempt: Option<AttemptId>,
+    job: &Job,
+    out: Outgoing<'_>,
+    key: &UsageKey,
+    keep: Option<(&Path, OutputFormat)>,
+) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+    let finish = |got: &Delivery, images: &[&str]| {
+        // `auto` as sent is recorded as what the answer says it was.
+        let mut key = key.clone();
+        if key.quality == "auto"
+            && let Some(q) = &got.meta.quality
+        {
+            key.quality.clone_from(q);
+        }
+        if key.size == "auto"
+            && let Some(s) = &got.meta.size
+        {
+            key.size.clone_from(s);
+        }
+        let measured = got.usage.zip(job.price).map(|(u, p)| Estimate {
+            key,
+            usage: u,
+            cost: Cost::from_usage(&u, &p, true),
+        });
+        rec.answered(attempt, got.meta.request_id.as_deref(), measured.as_ref());
+        let (mut saved, all_ok) = save::save_all(job, got, images)?;
+        let ids = rec.saved(attempt, &saved);
+        for (img, id) in saved.iter_mut().zip(ids) {
+            img.ledger_id = Some(id);
+            img.attempt_id = attempt;
+        }
+        Ok((saved, all_ok))
+    };
+    match out {
+        Outgoing::Generate(req) if job.stream => {
+            let events = client.generate_stream(req).await?;
+            let (got, images) = save::from_image_stream(events, keep).await?;
+            finish(&got, &as_strs(&images))
+        }
+        Outgoing::Generate(req) => {
+            let resp = client.generate(req).await?;
+            let (got, images) = save::from_images(&resp)?;
+            finish(&got, &cow_strs(&images))
+        }
+        Outgoing::Edit {
+            request,
+            images,
+            mask,
+        } if job.stream => {
+            let events = client.edit_stream(request, images, mask).await?;
+            let (got, images) = save::from_image_stream(events, keep).await?;
+            finish(&got, &as_strs(&images))
+        }
+        Outgoing::Edit {
+            request,
+            images,
+            mask,
+        } => {
+            let resp = client.edit(request, images, mask).await?;
+            let (got, images) = save::from_images(&resp)?;
+            finish(&got, &cow_strs(&images))
+        }
+        Outgoing::Responses(rr) => {
+            let previous = rr.previous_response_id.as_deref();
+            let (got, b64) = if job.stream {
+                let events = client.responses_stream(rr).await?;
+                save::from_responses_stream(events, keep, previous, &rr.model).await?
+            } else {
+                let resp = client.responses(rr).await?;
+                save::from_responses(&resp, previous, &rr.model)?
+            };
+            finish(&got, &[b64.as_str()])
+        }
+    }
+}
+
+fn as_strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn cow_strs<'a>(v: &'a [Cow<'_, str>]) -> Vec<&'a str> {
+    v.iter().map(AsRef::as_ref).collect()
+}
