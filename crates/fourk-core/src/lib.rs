@@ -7,6 +7,9 @@
 //!
 //! - [`Fourk`]: what every operation needs (the capability table and the ledger's path),
 //!   passed in as a value, never a process-wide static.
+//! - [`spec`]: what a door asks for ([`spec::GenerateSpec`], [`spec::EditSpec`]).
+//! - [`generate`], [`edit`], [`transparent`]: the operations, typed specs in, summaries out.
+//! - [`workflow`]: what draft, final and deliver share (renders, upscale, sheet, the run record).
 //! - [`session`]: the client (or the in-process emulator) for an [`session::Endpoint`].
 //! - [`route`]: the Responses API request of the image options.
 //! - [`send`]: the one send path; every request on record before it leaves.
@@ -18,6 +21,8 @@
 
 pub mod batch;
 pub mod batch_api;
+pub mod edit;
+pub mod generate;
 pub mod ledger;
 pub mod models;
 pub mod route;
@@ -25,6 +30,9 @@ pub mod save;
 pub mod send;
 pub mod session;
 pub mod sidecar;
+pub mod spec;
+pub mod transparent;
+pub mod workflow;
 
 use std::path::{Path, PathBuf};
 

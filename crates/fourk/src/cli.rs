@@ -142,13 +142,75 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
-    pub transparency: crate::commands::generate::TransparentArgs,
+    pub transparency: TransparentArgs,
     #[command(flatten)]
     pub stream: StreamArgs,
     #[command(flatten)]
     pub route: RouteArgs,
     #[command(flatten)]
     pub endpoint: EndpointArgs,
+}
+
+impl GenerateArgs {
+    /// The core's generation spec.
+    #[must_use]
+    pub fn spec(&self) -> fourk_core::spec::GenerateSpec {
+        fourk_core::spec::GenerateSpec {
+            prompt: self.prompt.clone(),
+            model: self.model.clone(),
+            size: self.size,
+            quality: self.quality,
+            format: self.format,
+            compression: self.compression,
+            background: self.background,
+            moderation: self.moderation,
+            n: self.n,
+            safety_identifier: self.safety_identifier.clone(),
+            out: self.out.clone(),
+            transparency: fourk_core::spec::Transparency {
+                transparent: self.transparency.transparent,
+                transparent_via: self.transparency.transparent_via.into(),
+            },
+            stream: self.stream.spec(),
+            route: self.route.spec(),
+            endpoint: self.endpoint.spec(),
+        }
+    }
+}
+
+/// How `--transparent` may get its transparency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransparentVia {
+    /// Native where the model allows it, a chroma key when it does not or the check fails.
+    Auto,
+    /// Native only: fail when the model does not support it or the file has no transparency.
+    Native,
+    /// A chroma key only: generate on a flat key colour and cut it out locally.
+    Key,
+}
+
+impl From<TransparentVia> for fourk_core::spec::TransparentVia {
+    fn from(v: TransparentVia) -> Self {
+        match v {
+            TransparentVia::Auto => Self::Auto,
+            TransparentVia::Native => Self::Native,
+            TransparentVia::Key => Self::Key,
+        }
+    }
+}
+
+/// `--transparent` and how.
+#[derive(Debug, Clone, Args)]
+pub struct TransparentArgs {
+    /// Deliver a transparent PNG (or WebP): natively where the model allows it, verified to
+    /// have transparent pixels; otherwise, or when that fails, generated on a flat key colour
+    /// and cut out locally. The decision is recorded in the sidecar (`transparency`).
+    #[arg(long, conflicts_with = "background")]
+    pub transparent: bool,
+    /// With --transparent: auto (native, chroma key as the fallback), native (no fallback)
+    /// or key (chroma key only).
+    #[arg(long, value_enum, default_value_t = TransparentVia::Auto, requires = "transparent", value_name = "HOW")]
+    pub transparent_via: TransparentVia,
 }
 
 /// `fourk edit`.
@@ -217,6 +279,27 @@ impl EditArgs {
     pub fn prompt(&self) -> &str {
         self.inputs.last().map_or("", String::as_str)
     }
+
+    /// The core's edit spec.
+    #[must_use]
+    pub fn spec(&self) -> fourk_core::spec::EditSpec {
+        fourk_core::spec::EditSpec {
+            images: self.images().iter().map(PathBuf::from).collect(),
+            mask: self.mask.clone(),
+            prompt: self.prompt().to_owned(),
+            model: self.model.clone(),
+            size: self.size,
+            quality: self.quality,
+            format: self.format,
+            compression: self.compression,
+            background: self.background,
+            n: self.n,
+            out: self.out.clone(),
+            stream: self.stream.spec(),
+            route: self.route.spec(),
+            endpoint: self.endpoint.spec(),
+        }
+    }
 }
 
 /// Streaming: partial images while the final one renders.
@@ -231,6 +314,18 @@ pub struct StreamArgs {
     /// Save each partial image as `<out stem>.partial-K.<ext>` (K from 0).
     #[arg(long, requires = "stream")]
     pub keep_partials: bool,
+}
+
+impl StreamArgs {
+    /// The core's streaming spec.
+    #[must_use]
+    pub fn spec(&self) -> fourk_core::spec::StreamSpec {
+        fourk_core::spec::StreamSpec {
+            stream: self.stream,
+            partials: self.partials,
+            keep_partials: self.keep_partials,
+        }
+    }
 }
 
 /// Which API produces the image.

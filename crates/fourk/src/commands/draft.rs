@@ -10,13 +10,13 @@ use fourk_api::{Cost, OutputFormat, Quality, Size};
 use serde::Serialize;
 use serde_json::json;
 
-use super::workflow::{self, Record, Render};
 use crate::UsageError;
 use crate::cli::{EndpointArgs, Route};
 use crate::exit::Exit;
 use crate::output::Printer;
 use fourk_core::ledger::ImageId;
 use fourk_core::save::{ImageSummary, indexed_path};
+use fourk_core::workflow::{self, Record, Render};
 
 /// `fourk draft`.
 #[derive(Debug, Args)]
@@ -173,7 +173,7 @@ pub(super) async fn run(args: &DraftArgs, fk: &fourk_core::Fourk) -> anyhow::Res
                 responses: true,
                 reference: None,
             };
-            match workflow::render(&r, &args.endpoint, caps, &record).await {
+            match workflow::render(&r, &args.endpoint.spec(), caps, &record).await {
                 Ok((imgs, v)) => {
                     ok &= v;
                     all.extend(imgs);
@@ -200,7 +200,7 @@ pub(super) async fn run(args: &DraftArgs, fk: &fourk_core::Fourk) -> anyhow::Res
             responses: false,
             reference: None,
         };
-        workflow::render(&r, &args.endpoint, caps, &record).await
+        workflow::render(&r, &args.endpoint.spec(), caps, &record).await
     };
     let (images, all_ok) = match result {
         Ok(v) => v,

@@ -1,207 +1,17 @@
-//! `fourk edit`: read and check the input images and mask locally, send them as multipart
-//! (or to the Responses API), then save, verify and record like `generate`.
+//! `fourk edit`: the flags become an [`fourk_core::spec::EditSpec`]; the core checks the
+//! inputs, sends, saves, verifies and records; this module prints (the multipart layout for
+//! `--dry-run`, paths or JSON).
 
-use std::path::Path;
-
-use anyhow::Context;
-use fourk_api::{
-    Background, Capabilities, EditRequest, InputImage, MAX_EDIT_IMAGES, MAX_IMAGE_BYTES, MAX_MASK_BYTES,
-    OutputFormat, Size,
-};
+use fourk_api::InputImage;
+use fourk_core::edit::{build_request, edit, load_inputs, records, tool_options};
+use fourk_core::route::{self, Route};
+use fourk_core::send::Recorder;
+use fourk_core::sidecar::InputRecord;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use super::generate::{default_out, output_format, rules_error};
-use crate::UsageError;
-use crate::cli::{EditArgs, Route};
+use crate::cli::EditArgs;
 use crate::exit::Exit;
 use crate::output::Printer;
-use fourk_core::route::{self, ToolOptions};
-use fourk_core::save::{ImageSummary, Job};
-use fourk_core::send::{self, Outgoing, Recorder};
-use fourk_core::session::Session;
-use fourk_core::sidecar::{InputRecord, SentRequest};
-
-/// An input file, read and probed.
-struct Loaded {
-    image: InputImage,
-    width: u32,
-    height: u32,
-    has_alpha: bool,
-}
-
-/// Whether a mask marks anything to edit: at least one fully transparent pixel (alpha 0).
-/// Decoded under the pipeline's limits, as the file is untrusted.
-fn mask_has_clear_pixel(mask: &Loaded) -> anyhow::Result<bool> {
-    let img = fourk_imaging::load_bytes(&mask.image.data, &fourk_imaging::load_limits()).map_err(|e| {
-        UsageError(format!(
-            "mask_decode: the mask {} does not decode ({e}); nothing was sent",
-            mask.image.filename
-        ))
-    })?;
-    Ok(match img {
-        image::DynamicImage::ImageRgba8(b) => b.pixels().any(|p| p[3] == 0),
-        image::DynamicImage::ImageLumaA8(b) => b.pixels().any(|p| p[1] == 0),
-        other if other.color().has_alpha() => other.to_rgba16().pixels().any(|p| p[3] == 0),
-        _ => false,
-    })
-}
-
-/// Read one input, refusing files over `limit` before reading them.
-fn load(path: &Path, limit: usize, what: &str) -> anyhow::Result<Loaded> {
-    let len = std::fs::metadata(path)
-        .with_context(|| format!("reading {what} {}", path.display()))?
-        .len();
-    if usize::try_from(len).map_or(true, |l| l >= limit) {
-        return Err(UsageError(format!(
-            "{what} {} is {len} bytes; it must be smaller than {} MB; nothing was sent",
-            path.display(),
-            limit / (1024 * 1024)
-        ))
-        .into());
-    }
-    let data = std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))?;
-    let probe = fourk_imaging::probe_bytes(&data).map_err(|e| {
-        UsageError(format!(
-            "{what} {} is not a PNG, JPEG or WebP image ({e}); nothing was sent",
-            path.display()
-        ))
-    })?;
-    let filename = path
-        .file_name()
-        .map_or_else(|| "image".to_owned(), |f| f.to_string_lossy().into_owned());
-    Ok(Loaded {
-        image: InputImage::new(filename, probe.format, data),
-        width: probe.width,
-        height: probe.height,
-        has_alpha: probe.has_alpha,
-    })
-}
-
-/// Read the images and the mask and check every local rule; each failure names its rule.
-///
-/// # Errors
-/// [`UsageError`] for a broken rule (nothing is sent), IO errors for unreadable files.
-fn load_inputs(args: &EditArgs) -> anyhow::Result<(Vec<Loaded>, Option<Loaded>)> {
-    let paths = args.images();
-    if paths.len() > MAX_EDIT_IMAGES {
-        return Err(UsageError(format!(
-            "image: an edit takes 1 to {MAX_EDIT_IMAGES} input images; got {}; nothing was sent\n\nhint: the last argument is the prompt",
-            paths.len()
-        ))
-        .into());
-    }
-    let images = paths
-        .iter()
-        .map(|p| load(Path::new(p), MAX_IMAGE_BYTES, "image"))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let mask = args
-        .mask
-        .as_deref()
-        .map(|p| load(p, MAX_MASK_BYTES, "mask"))
-        .transpose()?;
-    let inputs: Vec<InputImage> = images.iter().map(|l| l.image.clone()).collect();
-    let mut errs: Vec<String> = EditRequest::check_inputs(&inputs, mask.as_ref().map(|m| &m.image))
-        .into_iter()
-        .map(|v| format!("{}: {}", v.rule.id(), v.message))
-        .collect();
-    if let (Some(m), Some(first)) = (&mask, images.first()) {
-        if m.image.format == OutputFormat::Png && !m.has_alpha {
-            errs.push(format!(
-                "mask_alpha: the mask {} has no alpha channel; its transparent pixels mark the area to edit\n    fix: save the mask as an RGBA PNG and make the area to edit fully transparent (alpha 0)",
-                m.image.filename
-            ));
-        } else if m.image.format == OutputFormat::Png && !mask_has_clear_pixel(m)? {
-            errs.push(format!(
-                "mask_transparent: the mask {} has an alpha channel but no fully transparent pixel (alpha 0), so it marks nothing to edit\n    fix: make the area to edit fully transparent (alpha 0), or drop --mask to edit the whole image",
-                m.image.filename
-            ));
-        }
-        if (m.width, m.height) != (first.width, first.height) {
-            errs.push(format!(
-                "mask_dimensions: the mask {} is {}x{}, the first image {} is {}x{}; they must match\n    fix: resize the mask to {}x{}",
-                m.image.filename, m.width, m.height, first.image.filename, first.width, first.height, first.width, first.height
-            ));
-        }
-    }
-    if errs.is_empty() {
-        Ok((images, mask))
-    } else {
-        Err(UsageError(format!(
-            "the inputs break {} rule(s); nothing was sent:\n  {}",
-            errs.len(),
-            errs.join("\n  ")
-        ))
-        .into())
-    }
-}
-
-/// Build and check the edit request.
-///
-/// # Errors
-/// [`UsageError`] naming every broken rule.
-pub fn build_request(
-    args: &EditArgs,
-    caps: &Capabilities,
-    image_count: usize,
-) -> anyhow::Result<(EditRequest, Job)> {
-    let format = output_format(args.format, args.out.as_deref())?;
-    let mut req = EditRequest::new(&args.model, args.prompt());
-    req.size = (args.size != Size::Auto).then_some(args.size);
-    req.quality = args.quality;
-    req.output_format = format;
-    req.output_compression = args.compression;
-    req.background = args.background;
-    req.n = args.n;
-    if args.stream.stream {
-        req.stream = Some(true);
-        req.partial_images = args.stream.partials;
-    }
-    let (model, warnings) = req
-        .validate(caps, image_count)
-        .map_err(|v| rules_error(&args.model, &v, caps, args.size))?;
-    for w in &warnings {
-        tracing::warn!("{}", w.message);
-    }
-    let format = req.effective_format();
-    let job = Job {
-        route: "images.edit",
-        stream: args.stream.stream,
-        endpoint: String::new(),
-        model: req.model.clone(),
-        price: model.price,
-        request: SentRequest::Edit(req.clone()),
-        inputs: Vec::new(),
-        warnings,
-        dims: req.size.and_then(Size::dims),
-        format,
-        transparent: req.background == Some(Background::Transparent),
-        base: args.out.clone().unwrap_or_else(|| default_out(format)),
-    };
-    Ok((req, job))
-}
-
-fn record(part: &'static str, l: &Loaded) -> InputRecord {
-    InputRecord {
-        part,
-        filename: l.image.filename.clone(),
-        content_type: l.image.mime(),
-        bytes: l.image.data.len(),
-        sha256: format!("{:x}", Sha256::digest(&l.image.data)),
-        width: l.width,
-        height: l.height,
-    }
-}
-
-/// The file parts as sent: `image` for one input, `image[]` for several, then `mask`.
-fn records(images: &[Loaded], mask: Option<&Loaded>) -> Vec<InputRecord> {
-    let part = if images.len() == 1 { "image" } else { "image[]" };
-    images
-        .iter()
-        .map(|l| record(part, l))
-        .chain(mask.map(|m| record("mask", m)))
-        .collect()
-}
 
 /// What `--dry-run` prints: the multipart layout, never the bytes.
 #[derive(Debug, Serialize)]
@@ -219,84 +29,14 @@ struct Field {
     value: String,
 }
 
-fn tool_options(req: &EditRequest) -> ToolOptions {
-    ToolOptions {
-        size: req.size,
-        quality: req.quality,
-        output_format: req.output_format,
-        output_compression: req.output_compression,
-        background: req.background,
-        moderation: None,
-        partial_images: req.partial_images,
-        n: req.n,
-        stream: req.stream == Some(true),
-    }
-}
-
-/// Edit, save, verify and record. Returns one summary per image and whether all verified.
-/// The request is on record through `rec` before it is sent.
-///
-/// # Errors
-/// Usage errors before sending; client errors; IO errors while saving.
-pub async fn edit(
-    args: &EditArgs,
-    caps: &Capabilities,
-    rec: &Recorder,
-) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
-    let (loaded, mask) = load_inputs(args)?;
-    let (req, job) = build_request(args, caps, loaded.len())?;
-    let dims: Vec<(u32, u32)> = loaded.iter().map(|l| (l.width, l.height)).collect();
-    let estimate = caps
-        .model(&req.model)
-        .ok()
-        .and_then(|m| send::predict(m, &req.prompt, req.size, req.quality, req.n.unwrap_or(1), &dims));
-    let key = send::usage_key(
-        &req.model,
-        req.quality.map(|q| q.as_str()),
-        req.size.map(|s| s.to_string()).as_deref(),
-        u32::from(req.n.unwrap_or(1)),
-    );
-    let job = Job {
-        inputs: records(&loaded, mask.as_ref()),
-        ..job
-    };
-    let images: Vec<InputImage> = loaded.into_iter().map(|l| l.image).collect();
-    let mask = mask.map(|m| m.image);
-    let base = job.base.clone();
-    let keep = args.stream.keep_partials.then_some((base.as_path(), job.format));
-    let rr = match args.route.route {
-        Route::Images => None,
-        Route::Responses => Some(route::build(
-            &args.route.spec(),
-            caps,
-            &req.model,
-            &req.prompt,
-            tool_options(&req),
-            &images,
-            mask.as_ref(),
-        )?),
-    };
-    let out = rr.as_ref().map_or(
-        Outgoing::Edit {
-            request: &req,
-            images: &images,
-            mask: mask.as_ref(),
-        },
-        Outgoing::Responses,
-    );
-    let session = Session::connect(&args.endpoint.spec(), caps).await?;
-    let result = send::send(&session.client, rec, job, out, &key, estimate.as_ref(), keep).await;
-    session.close().await;
-    result
-}
-
 pub(super) async fn run(args: &EditArgs, fk: &fourk_core::Fourk) -> anyhow::Result<Exit> {
     let caps = &fk.caps;
+    let spec = args.spec();
     if args.dry_run {
-        let (loaded, mask) = load_inputs(args)?;
-        let (req, _) = build_request(args, caps, loaded.len())?;
+        let (loaded, mask) = load_inputs(&spec)?;
+        let (req, _) = build_request(&spec, caps, loaded.len())?;
         let files = records(&loaded, mask.as_ref());
-        match args.route.route {
+        match spec.route.route {
             Route::Images => Printer.json(&Layout {
                 method: "POST",
                 endpoint: "images/edits",
@@ -311,7 +51,7 @@ pub(super) async fn run(args: &EditArgs, fk: &fourk_core::Fourk) -> anyhow::Resu
             Route::Responses => {
                 let images: Vec<InputImage> = loaded.into_iter().map(|l| l.image).collect();
                 let rr = route::build(
-                    &args.route.spec(),
+                    &spec.route,
                     caps,
                     &req.model,
                     &req.prompt,
@@ -328,10 +68,10 @@ pub(super) async fn run(args: &EditArgs, fk: &fourk_core::Fourk) -> anyhow::Resu
         "inputs": args.inputs,
         "mask": args.mask,
         "model": args.model,
-        "route": format!("{:?}", args.route.route).to_lowercase(),
+        "route": format!("{:?}", spec.route.route).to_lowercase(),
     });
     let rec = Recorder::new(fk.ledger_path(), "edit", record);
-    let result = edit(args, caps, &rec).await;
+    let result = edit(&spec, caps, &rec).await;
     rec.finish(&result);
     let (images, all_ok) = result?;
     Ok(crate::output::report(&images, all_ok, args.json))

@@ -15,12 +15,12 @@ use fourk_api::{OutputFormat, Quality, Size};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::workflow::{self, Record, Render, StepReport};
 use crate::UsageError;
 use crate::cli::EndpointArgs;
 use crate::exit::Exit;
 use crate::output::Printer;
 use fourk_core::ledger::{ImageId, LinkKind};
+use fourk_core::workflow::{self, Record, Render, StepReport};
 
 /// `fourk final`.
 #[derive(Debug, Args)]
@@ -267,7 +267,7 @@ pub(super) async fn run(args: &FinalArgs, fk: &fourk_core::Fourk) -> anyhow::Res
         reference: draft.response_id.is_none().then_some(draft.path.as_path()),
     };
     let started = Instant::now();
-    let (images, ok) = match workflow::render(&r, &args.endpoint, caps, &record).await {
+    let (images, ok) = match workflow::render(&r, &args.endpoint.spec(), caps, &record).await {
         Ok(v) => v,
         // The send path has a failed request on record already.
         Err(e) => return fail(e),

@@ -11,7 +11,6 @@ pub mod history;
 mod models;
 mod replay;
 mod size;
-pub mod transparent;
 mod verify;
 // The local pixel pipeline; `pipeline` is what its commands share.
 pub mod compare;
@@ -26,7 +25,6 @@ pub mod draft;
 pub mod finalize;
 pub mod plan;
 pub mod ship;
-pub mod workflow;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;

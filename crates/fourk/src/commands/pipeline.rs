@@ -182,7 +182,7 @@ impl EncodeArgs {
             ))
             .into());
         }
-        let format = super::generate::output_format(self.format, Some(out))?.unwrap_or(default);
+        let format = fourk_core::generate::output_format(self.format, Some(out))?.unwrap_or(default);
         let usage = |m: String| -> anyhow::Result<Encoding> { Err(UsageError(m).into()) };
         match format {
             OutputFormat::Png => {

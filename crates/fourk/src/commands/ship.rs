@@ -18,13 +18,13 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::plan::{parse_seconds, parse_usd};
-use super::workflow::{self, Record, Render, StepReport};
 use crate::UsageError;
-use crate::cli::EndpointArgs;
 use crate::exit::Exit;
 use crate::output::Printer;
 use fourk_core::ledger::{AttemptOutcome, LinkKind};
 use fourk_core::send;
+use fourk_core::session::Endpoint;
+use fourk_core::workflow::{self, Record, Render, StepReport};
 
 /// `fourk deliver`.
 #[derive(Debug, Args)]
@@ -81,11 +81,11 @@ pub struct DeliverArgs {
 }
 
 impl DeliverArgs {
-    fn endpoint(&self) -> EndpointArgs {
-        EndpointArgs {
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
             emulator: self.emulator,
             base_url: self.base_url.clone(),
-            timeout: self.request_timeout,
+            timeout: Duration::from_secs(self.request_timeout),
             log_payload: self.log_payload.clone(),
             retries: self.retries,
             retry_ambiguous: self.retry_ambiguous,

@@ -1,4 +1,4 @@
-//! `fourk generate --transparent`: a transparent PNG or WebP by the best route available.
+//! A transparent PNG or WebP by the best route available (`fourk generate --transparent`).
 //!
 //! The decision tree, recorded in the sidecar's `transparency` object:
 //!
@@ -21,44 +21,20 @@ use fourk_imaging::{CutoutReport, Expect, KeySpec};
 use image::DynamicImage;
 use serde::Serialize;
 
-use super::generate::{Overrides, default_out, generate_with, output_format};
 use crate::UsageError;
-use crate::cli::{GenerateArgs, Route};
-use fourk_core::ledger::LinkKind;
-use fourk_core::save::ImageSummary;
-use fourk_core::send::Recorder;
-use fourk_core::sidecar::{self, Checks};
+use crate::generate::{Overrides, default_out, generate_with, output_format};
+use crate::ledger::LinkKind;
+use crate::route::Route;
+use crate::save::ImageSummary;
+use crate::send::Recorder;
+use crate::sidecar::{self, Checks};
+use crate::spec::GenerateSpec;
+pub use crate::spec::TransparentVia;
 
 /// Below this share of fully transparent pixels the key did not come out.
 const MIN_TRANSPARENT_SHARE: f64 = 0.01;
 /// Above this share nothing of the subject is left.
 const MAX_TRANSPARENT_SHARE: f64 = 0.99;
-
-/// How `--transparent` may get its transparency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TransparentVia {
-    /// Native where the model allows it, a chroma key when it does not or the check fails.
-    Auto,
-    /// Native only: fail when the model does not support it or the file has no transparency.
-    Native,
-    /// A chroma key only: generate on a flat key colour and cut it out locally.
-    Key,
-}
-
-/// `--transparent` and how.
-#[derive(Debug, Clone, clap::Args)]
-pub struct TransparentArgs {
-    /// Deliver a transparent PNG (or WebP): natively where the model allows it, verified to
-    /// have transparent pixels; otherwise, or when that fails, generated on a flat key colour
-    /// and cut out locally. The decision is recorded in the sidecar (`transparency`).
-    #[arg(long, conflicts_with = "background")]
-    pub transparent: bool,
-    /// With --transparent: auto (native, chroma key as the fallback), native (no fallback)
-    /// or key (chroma key only).
-    #[arg(long, value_enum, default_value_t = TransparentVia::Auto, requires = "transparent", value_name = "HOW")]
-    pub transparent_via: TransparentVia,
-}
 
 /// What the decision tree did, for the sidecar.
 #[derive(Debug, Clone, Serialize)]
@@ -220,27 +196,27 @@ fn file_name(p: &Path) -> Option<String> {
 }
 
 /// The checked format and path of the delivered file.
-fn target(args: &GenerateArgs) -> anyhow::Result<(OutputFormat, PathBuf)> {
-    if args.n.is_some_and(|n| n > 1) {
+fn target(spec: &GenerateSpec) -> anyhow::Result<(OutputFormat, PathBuf)> {
+    if spec.n.is_some_and(|n| n > 1) {
         return Err(UsageError(
             "transparent_n: --transparent makes one image per run (a fallback regenerates it); nothing was sent\n\nhint: drop -n, and run the command once per image".into(),
         )
         .into());
     }
-    let format = output_format(args.format, args.out.as_deref())?.unwrap_or(OutputFormat::Png);
+    let format = output_format(spec.format, spec.out.as_deref())?.unwrap_or(OutputFormat::Png);
     if format == OutputFormat::Jpeg {
         return Err(UsageError(
             "transparent_format: --transparent needs png or webp output; JPEG has no alpha channel; nothing was sent\n\nhint: use --format png (or webp), or an --out name ending in .png".into(),
         )
         .into());
     }
-    let out = args.out.clone().unwrap_or_else(|| default_out(format));
+    let out = spec.out.clone().unwrap_or_else(|| default_out(format));
     Ok((format, out))
 }
 
-fn support(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Result<TransparentSupport> {
+fn support(spec: &GenerateSpec, caps: &Capabilities) -> anyhow::Result<TransparentSupport> {
     Ok(caps
-        .model(&args.model)
+        .model(&spec.model)
         .map_err(|e| UsageError(format!("{e}; nothing was sent")))?
         .transparent)
 }
@@ -256,10 +232,10 @@ fn native(format: OutputFormat, out: &Path) -> Overrides {
 }
 
 /// The overrides of a key-colour request, with the key, its name and why.
-fn keyed(args: &GenerateArgs, out: &Path) -> (Overrides, [u8; 3], &'static str, String) {
-    let (key, name, why) = choose_key(&args.prompt);
+fn keyed(spec: &GenerateSpec, out: &Path) -> (Overrides, [u8; 3], &'static str, String) {
+    let (key, name, why) = choose_key(&spec.prompt);
     let over = Overrides {
-        prompt: Some(format!("{}{}", args.prompt, key_suffix(key, name))),
+        prompt: Some(format!("{}{}", spec.prompt, key_suffix(key, name))),
         background: Some(Background::Opaque),
         format: Some(OutputFormat::Png),
         out: Some(key_path(out)),
@@ -271,16 +247,16 @@ fn keyed(args: &GenerateArgs, out: &Path) -> (Overrides, [u8; 3], &'static str, 
 ///
 /// # Errors
 /// As [`generate`] before anything is sent.
-pub(super) fn first_request(args: &GenerateArgs, caps: &Capabilities) -> anyhow::Result<Overrides> {
-    let (format, out) = target(args)?;
-    let support = support(args, caps)?;
-    let via = args.transparency.transparent_via;
-    check_native_allowed(&args.model, support, via)?;
-    let (go_native, _) = decide(&args.model, support, via, args.route.route);
+pub fn first_request(spec: &GenerateSpec, caps: &Capabilities) -> anyhow::Result<Overrides> {
+    let (format, out) = target(spec)?;
+    let support = support(spec, caps)?;
+    let via = spec.transparency.transparent_via;
+    check_native_allowed(&spec.model, support, via)?;
+    let (go_native, _) = decide(&spec.model, support, via, spec.route.route);
     Ok(if go_native {
         native(format, &out)
     } else {
-        keyed(args, &out).0
+        keyed(spec, &out).0
     })
 }
 
@@ -347,20 +323,20 @@ fn failed_checks(summary: &ImageSummary) -> String {
 /// # Errors
 /// Usage errors before sending, client errors that a chroma key cannot avoid, IO errors.
 pub async fn generate(
-    args: &GenerateArgs,
+    spec: &GenerateSpec,
     caps: &Capabilities,
     rec: &Recorder,
 ) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
-    let (format, out) = target(args)?;
-    let support = support(args, caps)?;
-    let via = args.transparency.transparent_via;
-    check_native_allowed(&args.model, support, via)?;
-    let (go_native, why) = decide(&args.model, support, via, args.route.route);
+    let (format, out) = target(spec)?;
+    let support = support(spec, caps)?;
+    let via = spec.transparency.transparent_via;
+    check_native_allowed(&spec.model, support, via)?;
+    let (go_native, why) = decide(&spec.model, support, via, spec.route.route);
     tracing::info!("--transparent: {why}");
     let mut record = Transparency {
         method: "none",
         allowed: via,
-        route: match args.route.route {
+        route: match spec.route.route {
             Route::Images => "images.generate",
             Route::Responses => "responses",
         },
@@ -375,7 +351,7 @@ pub async fn generate(
     };
     let mut total = None;
     if go_native {
-        match generate_with(args, caps, &native(format, &out), rec).await {
+        match generate_with(spec, caps, &native(format, &out), rec).await {
             Ok((images, ok)) => {
                 let first = images.first().context("the native request returned no image")?;
                 total = add_cost(total, first);
@@ -435,10 +411,10 @@ pub async fn generate(
             Err(e) => return Err(e),
         }
     }
-    let (over, key, name, key_reason) = keyed(args, &out);
+    let (over, key, name, key_reason) = keyed(spec, &out);
     let suffix = key_suffix(key, name);
     tracing::info!("generating on a flat {name} ({}) key: {key_reason}", hex(key));
-    let (images, ok) = generate_with(args, caps, &over, rec).await?;
+    let (images, ok) = generate_with(spec, caps, &over, rec).await?;
     let keyed_img = images
         .first()
         .context("the key-colour request returned no image")?;
@@ -466,7 +442,7 @@ pub async fn generate(
         annotate(keyed_img, &record)?;
         return Ok((images, false));
     }
-    let mut summary = cut_out(keyed_img, key, format, args.compression, &out, &mut step)?;
+    let mut summary = cut_out(keyed_img, key, format, spec.compression, &out, &mut step)?;
     if step.verified {
         record.method = "chroma_key";
     }

@@ -1,41 +1,26 @@
-//! What `fourk draft`, `fourk final` and `fourk deliver` share: one render through the
-//! existing generate and edit paths (so saving, verification and sidecars are the same as
+//! What the workflows (draft, final, deliver) share: one render through the core's generate
+//! and edit (so saving, verification, sidecars and the ledger record are the same as
 //! everywhere), the local upscale of a master with its own sidecar, the contact sheet of
 //! drafts, and the `workflow` section these commands add to every sidecar they touch.
 //!
-//! Renders go through `generate::generate` and `edit::edit` with their argument structs
-//! built by clap from an argument list, so new flags with defaults on those commands never
-//! break this module.
+//! A render is a typed [`GenerateSpec`] or [`EditSpec`] built here, with every option the
+//! render does not set left at its default: no argument list is built or parsed.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::Parser;
-use fourk_api::{Capabilities, OutputFormat, Quality};
+use fourk_api::{Capabilities, OutputFormat, Quality, Size};
 use fourk_imaging::{Cell, Expect, Filter, Line, SheetOptions};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::cli::{EditArgs, EndpointArgs, GenerateArgs};
-use fourk_core::ledger::{ImageId, Ledger, RunId};
-use fourk_core::save::ImageSummary;
-use fourk_core::send::Recorder;
-use fourk_core::sidecar::{self, Checks};
-
-#[derive(Debug, Parser)]
-#[command(no_binary_name = true)]
-struct GenerateWrap {
-    #[command(flatten)]
-    args: GenerateArgs,
-}
-
-#[derive(Debug, Parser)]
-#[command(no_binary_name = true)]
-struct EditWrap {
-    #[command(flatten)]
-    args: EditArgs,
-}
+use crate::ledger::{ImageId, Ledger, RunId};
+use crate::route::{Route, RouteSpec};
+use crate::save::ImageSummary;
+use crate::send::Recorder;
+use crate::session::Endpoint;
+use crate::sidecar::{self, Checks};
+use crate::spec::{EditSpec, GenerateSpec};
 
 /// One render: what to ask for and where to put it.
 #[derive(Debug, Clone)]
@@ -62,85 +47,52 @@ pub struct Render<'a> {
     pub reference: Option<&'a Path>,
 }
 
-/// The endpoint flags as arguments, to hand the user's choice on to generate and edit.
-#[must_use]
-pub fn endpoint_argv(e: &EndpointArgs) -> Vec<OsString> {
-    let mut v: Vec<OsString> = Vec::new();
-    if e.emulator {
-        v.push("--emulator".into());
+/// The route of a render: the Responses API for a draft made there or a continuation.
+fn route_of(r: &Render<'_>) -> RouteSpec {
+    RouteSpec {
+        route: if r.responses || r.previous_response.is_some() {
+            Route::Responses
+        } else {
+            Route::Images
+        },
+        previous_response: r.previous_response.map(str::to_owned),
+        ..RouteSpec::default()
     }
-    if let Some(u) = &e.base_url {
-        v.push("--base-url".into());
-        v.push(u.into());
-    }
-    v.push("--timeout".into());
-    v.push(e.timeout.to_string().into());
-    if let Some(d) = &e.log_payload {
-        v.push("--log-payload".into());
-        v.push(d.into());
-    }
-    v.push("--retries".into());
-    v.push(e.retries.to_string().into());
-    if e.retry_ambiguous {
-        v.push("--retry-ambiguous".into());
-    }
-    v
 }
 
-fn render_argv(r: &Render<'_>, endpoint: &EndpointArgs) -> Vec<OsString> {
-    let mut v: Vec<OsString> = vec![
-        "--model".into(),
-        r.model.into(),
-        "--size".into(),
-        format!("{}x{}", r.size.0, r.size.1).into(),
-        "--quality".into(),
-        r.quality.as_str().into(),
-        "--out".into(),
-        r.out.into(),
-    ];
-    if r.n > 1 {
-        v.push("-n".into());
-        v.push(r.n.to_string().into());
-    }
-    if let Some(f) = r.format {
-        v.push("--format".into());
-        v.push(f.as_str().into());
-    }
-    if r.responses || r.previous_response.is_some() {
-        v.push("--route".into());
-        v.push("responses".into());
-    }
-    if let Some(id) = r.previous_response {
-        v.push("--previous-response".into());
-        v.push(id.into());
-    }
-    v.extend(endpoint_argv(endpoint));
-    v
-}
-
-/// Render, save, verify and write sidecars through the generate or edit path.
+/// Render, save, verify and write sidecars through the core's generate or edit, every
+/// request on record in `record`'s run.
 ///
 /// # Errors
 /// What generate and edit fail with: usage errors before sending, client errors, IO errors.
 pub async fn render(
     r: &Render<'_>,
-    endpoint: &EndpointArgs,
+    endpoint: &Endpoint,
     caps: &Capabilities,
     record: &Record,
 ) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
-    let mut argv = render_argv(r, endpoint);
-    argv.push("--".into());
+    let size = Size::Exact {
+        width: r.size.0,
+        height: r.size.1,
+    };
+    let n = (r.n > 1).then(|| u8::try_from(r.n).unwrap_or(u8::MAX));
     if let Some(reference) = r.reference {
-        argv.push(reference.into());
-        argv.push(r.prompt.into());
-        let wrap =
-            EditWrap::try_parse_from(argv).map_err(|e| anyhow::anyhow!("internal: edit arguments: {e}"))?;
-        super::edit::edit(&wrap.args, caps, &record.rec).await
+        let mut spec = EditSpec::new(vec![reference.to_path_buf()], r.prompt, r.model, endpoint.clone());
+        spec.size = size;
+        spec.quality = Some(r.quality);
+        spec.format = r.format;
+        spec.n = n;
+        spec.out = Some(r.out.to_path_buf());
+        spec.route = route_of(r);
+        crate::edit::edit(&spec, caps, &record.rec).await
     } else {
-        argv.push(r.prompt.into());
-        let wrap = GenerateWrap::try_parse_from(argv)
-            .map_err(|e| anyhow::anyhow!("internal: generate arguments: {e}"))?;
-        super::generate::generate(&wrap.args, caps, &record.rec).await
+        let mut spec = GenerateSpec::new(r.prompt, r.model, size, endpoint.clone());
+        spec.quality = Some(r.quality);
+        spec.format = r.format;
+        spec.n = n;
+        spec.out = Some(r.out.to_path_buf());
+        spec.route = route_of(r);
+        crate::generate::generate(&spec, caps, &record.rec).await
     }
 }
 
@@ -438,7 +390,7 @@ impl Record {
     }
 
     /// Link two recorded images.
-    pub fn link(&self, from: Option<ImageId>, to: Option<ImageId>, kind: fourk_core::ledger::LinkKind) {
+    pub fn link(&self, from: Option<ImageId>, to: Option<ImageId>, kind: crate::ledger::LinkKind) {
         if let (Some(l), Some(a), Some(b)) = (&self.ledger, from, to)
             && let Err(e) = l.link(a, b, kind)
         {

@@ -1,0 +1,274 @@
+//! An edit: read and check the input images and mask locally, send them as multipart (or to
+//! the Responses API) through the one send path, then save, verify and record like a
+//! generation.
+
+use std::path::Path;
+
+use anyhow::Context;
+use fourk_api::{
+    Background, Capabilities, EditRequest, InputImage, MAX_EDIT_IMAGES, MAX_IMAGE_BYTES, MAX_MASK_BYTES,
+    OutputFormat, Size,
+};
+use sha2::{Digest, Sha256};
+
+use crate::UsageError;
+use crate::generate::{default_out, output_format, rules_error};
+use crate::route::{self, Route, ToolOptions};
+use crate::save::{ImageSummary, Job};
+use crate::send::{self, Outgoing, Recorder};
+use crate::session::Session;
+use crate::sidecar::{InputRecord, SentRequest};
+use crate::spec::EditSpec;
+
+/// An input file, read and probed.
+#[derive(Debug)]
+pub struct Loaded {
+    pub image: InputImage,
+    pub width: u32,
+    pub height: u32,
+    pub has_alpha: bool,
+}
+
+/// Whether a mask marks anything to edit: at least one fully transparent pixel (alpha 0).
+/// Decoded under the pipeline's limits, as the file is untrusted.
+fn mask_has_clear_pixel(mask: &Loaded) -> anyhow::Result<bool> {
+    let img = fourk_imaging::load_bytes(&mask.image.data, &fourk_imaging::load_limits()).map_err(|e| {
+        UsageError(format!(
+            "mask_decode: the mask {} does not decode ({e}); nothing was sent",
+            mask.image.filename
+        ))
+    })?;
+    Ok(match img {
+        image::DynamicImage::ImageRgba8(b) => b.pixels().any(|p| p[3] == 0),
+        image::DynamicImage::ImageLumaA8(b) => b.pixels().any(|p| p[1] == 0),
+        other if other.color().has_alpha() => other.to_rgba16().pixels().any(|p| p[3] == 0),
+        _ => false,
+    })
+}
+
+/// Read one input, refusing files over `limit` before reading them.
+fn load(path: &Path, limit: usize, what: &str) -> anyhow::Result<Loaded> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("reading {what} {}", path.display()))?
+        .len();
+    if usize::try_from(len).map_or(true, |l| l >= limit) {
+        return Err(UsageError(format!(
+            "{what} {} is {len} bytes; it must be smaller than {} MB; nothing was sent",
+            path.display(),
+            limit / (1024 * 1024)
+        ))
+        .into());
+    }
+    let data = std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))?;
+    let probe = fourk_imaging::probe_bytes(&data).map_err(|e| {
+        UsageError(format!(
+            "{what} {} is not a PNG, JPEG or WebP image ({e}); nothing was sent",
+            path.display()
+        ))
+    })?;
+    let filename = path
+        .file_name()
+        .map_or_else(|| "image".to_owned(), |f| f.to_string_lossy().into_owned());
+    Ok(Loaded {
+        image: InputImage::new(filename, probe.format, data),
+        width: probe.width,
+        height: probe.height,
+        has_alpha: probe.has_alpha,
+    })
+}
+
+/// Read the images and the mask and check every local rule; each failure names its rule.
+///
+/// # Errors
+/// [`UsageError`] for a broken rule (nothing is sent), IO errors for unreadable files.
+pub fn load_inputs(spec: &EditSpec) -> anyhow::Result<(Vec<Loaded>, Option<Loaded>)> {
+    let paths = &spec.images;
+    if paths.len() > MAX_EDIT_IMAGES {
+        return Err(UsageError(format!(
+            "image: an edit takes 1 to {MAX_EDIT_IMAGES} input images; got {}; nothing was sent\n\nhint: the last argument is the prompt",
+            paths.len()
+        ))
+        .into());
+    }
+    let images = paths
+        .iter()
+        .map(|p| load(Path::new(p), MAX_IMAGE_BYTES, "image"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mask = spec
+        .mask
+        .as_deref()
+        .map(|p| load(p, MAX_MASK_BYTES, "mask"))
+        .transpose()?;
+    let inputs: Vec<InputImage> = images.iter().map(|l| l.image.clone()).collect();
+    let mut errs: Vec<String> = EditRequest::check_inputs(&inputs, mask.as_ref().map(|m| &m.image))
+        .into_iter()
+        .map(|v| format!("{}: {}", v.rule.id(), v.message))
+        .collect();
+    if let (Some(m), Some(first)) = (&mask, images.first()) {
+        if m.image.format == OutputFormat::Png && !m.has_alpha {
+            errs.push(format!(
+                "mask_alpha: the mask {} has no alpha channel; its transparent pixels mark the area to edit\n    fix: save the mask as an RGBA PNG and make the area to edit fully transparent (alpha 0)",
+                m.image.filename
+            ));
+        } else if m.image.format == OutputFormat::Png && !mask_has_clear_pixel(m)? {
+            errs.push(format!(
+                "mask_transparent: the mask {} has an alpha channel but no fully transparent pixel (alpha 0), so it marks nothing to edit\n    fix: make the area to edit fully transparent (alpha 0), or drop --mask to edit the whole image",
+                m.image.filename
+            ));
+        }
+        if (m.width, m.height) != (first.width, first.height) {
+            errs.push(format!(
+                "mask_dimensions: the mask {} is {}x{}, the first image {} is {}x{}; they must match\n    fix: resize the mask to {}x{}",
+                m.image.filename, m.width, m.height, first.image.filename, first.width, first.height, first.width, first.height
+            ));
+        }
+    }
+    if errs.is_empty() {
+        Ok((images, mask))
+    } else {
+        Err(UsageError(format!(
+            "the inputs break {} rule(s); nothing was sent:\n  {}",
+            errs.len(),
+            errs.join("\n  ")
+        ))
+        .into())
+    }
+}
+
+/// Build and check the edit request.
+///
+/// # Errors
+/// [`UsageError`] naming every broken rule.
+pub fn build_request(
+    spec: &EditSpec,
+    caps: &Capabilities,
+    image_count: usize,
+) -> anyhow::Result<(EditRequest, Job)> {
+    let format = output_format(spec.format, spec.out.as_deref())?;
+    let mut req = EditRequest::new(&spec.model, &spec.prompt);
+    req.size = (spec.size != Size::Auto).then_some(spec.size);
+    req.quality = spec.quality;
+    req.output_format = format;
+    req.output_compression = spec.compression;
+    req.background = spec.background;
+    req.n = spec.n;
+    if spec.stream.stream {
+        req.stream = Some(true);
+        req.partial_images = spec.stream.partials;
+    }
+    let (model, warnings) = req
+        .validate(caps, image_count)
+        .map_err(|v| rules_error(&spec.model, &v, caps, spec.size))?;
+    for w in &warnings {
+        tracing::warn!("{}", w.message);
+    }
+    let format = req.effective_format();
+    let job = Job {
+        route: "images.edit",
+        stream: spec.stream.stream,
+        endpoint: String::new(),
+        model: req.model.clone(),
+        price: model.price,
+        request: SentRequest::Edit(req.clone()),
+        inputs: Vec::new(),
+        warnings,
+        dims: req.size.and_then(Size::dims),
+        format,
+        transparent: req.background == Some(Background::Transparent),
+        base: spec.out.clone().unwrap_or_else(|| default_out(format)),
+    };
+    Ok((req, job))
+}
+
+fn record(part: &'static str, l: &Loaded) -> InputRecord {
+    InputRecord {
+        part,
+        filename: l.image.filename.clone(),
+        content_type: l.image.mime(),
+        bytes: l.image.data.len(),
+        sha256: format!("{:x}", Sha256::digest(&l.image.data)),
+        width: l.width,
+        height: l.height,
+    }
+}
+
+/// The file parts as sent: `image` for one input, `image[]` for several, then `mask`.
+pub fn records(images: &[Loaded], mask: Option<&Loaded>) -> Vec<InputRecord> {
+    let part = if images.len() == 1 { "image" } else { "image[]" };
+    images
+        .iter()
+        .map(|l| record(part, l))
+        .chain(mask.map(|m| record("mask", m)))
+        .collect()
+}
+
+pub fn tool_options(req: &EditRequest) -> ToolOptions {
+    ToolOptions {
+        size: req.size,
+        quality: req.quality,
+        output_format: req.output_format,
+        output_compression: req.output_compression,
+        background: req.background,
+        moderation: None,
+        partial_images: req.partial_images,
+        n: req.n,
+        stream: req.stream == Some(true),
+    }
+}
+
+/// Edit, save, verify and record. Returns one summary per image and whether all verified.
+/// The request is on record through `rec` before it is sent.
+///
+/// # Errors
+/// Usage errors before sending; client errors; IO errors while saving.
+pub async fn edit(
+    spec: &EditSpec,
+    caps: &Capabilities,
+    rec: &Recorder,
+) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+    let (loaded, mask) = load_inputs(spec)?;
+    let (req, job) = build_request(spec, caps, loaded.len())?;
+    let dims: Vec<(u32, u32)> = loaded.iter().map(|l| (l.width, l.height)).collect();
+    let estimate = caps
+        .model(&req.model)
+        .ok()
+        .and_then(|m| send::predict(m, &req.prompt, req.size, req.quality, req.n.unwrap_or(1), &dims));
+    let key = send::usage_key(
+        &req.model,
+        req.quality.map(|q| q.as_str()),
+        req.size.map(|s| s.to_string()).as_deref(),
+        u32::from(req.n.unwrap_or(1)),
+    );
+    let job = Job {
+        inputs: records(&loaded, mask.as_ref()),
+        ..job
+    };
+    let images: Vec<InputImage> = loaded.into_iter().map(|l| l.image).collect();
+    let mask = mask.map(|m| m.image);
+    let base = job.base.clone();
+    let keep = spec.stream.keep_partials.then_some((base.as_path(), job.format));
+    let rr = match spec.route.route {
+        Route::Images => None,
+        Route::Responses => Some(route::build(
+            &spec.route,
+            caps,
+            &req.model,
+            &req.prompt,
+            tool_options(&req),
+            &images,
+            mask.as_ref(),
+        )?),
+    };
+    let out = rr.as_ref().map_or(
+        Outgoing::Edit {
+            request: &req,
+            images: &images,
+            mask: mask.as_ref(),
+        },
+        Outgoing::Responses,
+    );
+    let session = Session::connect(&spec.endpoint, caps).await?;
+    let result = send::send(&session.client, rec, job, out, &key, estimate.as_ref(), keep).await;
+    session.close().await;
+    result
+}

@@ -1,0 +1,224 @@
+//! A generation: check the spec against the model's rules, send it through the one send
+//! path, save atomically, verify, write the sidecar, record.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use fourk_api::{Background, Capabilities, ImageRequest, ModelCaps, OutputFormat, Size, Violation, Warning};
+
+use crate::UsageError;
+use crate::route::{self, Route, ToolOptions};
+use crate::save::{ImageSummary, Job};
+use crate::send::{self, Outgoing, Recorder};
+use crate::session::Session;
+use crate::sidecar::SentRequest;
+use crate::spec::GenerateSpec;
+
+pub use crate::save::indexed_path;
+
+/// What one request of a `--transparent` run changes in the user's request: the prompt (a
+/// key-colour suffix), the background, the format and the output path.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub prompt: Option<String>,
+    pub background: Option<Background>,
+    pub format: Option<OutputFormat>,
+    pub out: Option<PathBuf>,
+}
+
+/// Build the request from the arguments and check it against the model's rules.
+///
+/// # Errors
+/// [`UsageError`] naming every broken rule, with size suggestions.
+pub fn build_request<'c>(
+    spec: &GenerateSpec,
+    caps: &'c Capabilities,
+) -> anyhow::Result<(ImageRequest, &'c ModelCaps, Vec<Warning>)> {
+    build_request_with(spec, caps, &Overrides::default())
+}
+
+pub fn build_request_with<'c>(
+    spec: &GenerateSpec,
+    caps: &'c Capabilities,
+    over: &Overrides,
+) -> anyhow::Result<(ImageRequest, &'c ModelCaps, Vec<Warning>)> {
+    let out = over.out.as_deref().or(spec.out.as_deref());
+    let format = output_format(over.format.or(spec.format), out)?;
+    let mut req = ImageRequest::new(&spec.model, over.prompt.as_deref().unwrap_or(&spec.prompt));
+    req.size = Some(spec.size);
+    req.quality = spec.quality;
+    req.output_format = format;
+    req.output_compression = spec.compression;
+    req.background = over.background.or(spec.background);
+    req.moderation = spec.moderation;
+    req.n = spec.n;
+    req.safety_identifier.clone_from(&spec.safety_identifier);
+    if spec.stream.stream {
+        req.stream = Some(true);
+        req.partial_images = spec.stream.partials;
+    }
+    match req.validate(caps) {
+        Ok((model, warnings)) => Ok((req, model, warnings)),
+        Err(violations) => Err(rules_error(&spec.model, &violations, caps, spec.size)),
+    }
+}
+
+/// The output format from `--format` and `--out`'s extension, which must agree.
+///
+/// # Errors
+/// [`UsageError`] when they disagree.
+pub fn output_format(flag: Option<OutputFormat>, out: Option<&Path>) -> anyhow::Result<Option<OutputFormat>> {
+    let from_out = out
+        .and_then(|p| p.extension())
+        .and_then(|e| e.to_str())
+        .and_then(OutputFormat::from_extension);
+    if let (Some(flag), Some(ext)) = (flag, from_out)
+        && flag != ext
+    {
+        return Err(UsageError(format!(
+            "--format {flag} does not match the extension of --out ({})\n\nhint: name the file .{} or drop --format",
+            out.map(Path::display).map(|d| d.to_string()).unwrap_or_default(),
+            flag.extension()
+        ))
+        .into());
+    }
+    Ok(flag.or(from_out))
+}
+
+/// A [`UsageError`] listing every broken rule, with size suggestions when the size is wrong.
+pub fn rules_error(model: &str, violations: &[Violation], caps: &Capabilities, size: Size) -> anyhow::Error {
+    let mut msg = format!(
+        "the request breaks {} rule(s) of {model}; nothing was sent:",
+        violations.len(),
+    );
+    for v in violations {
+        msg.push_str(&format!("\n  {}: {}", v.rule.id(), v.message));
+    }
+    if violations.iter().any(|v| v.param == "size")
+        && let (Ok(m), Some((w, h))) = (caps.model(model), size.dims())
+    {
+        let s = m.suggest(w, h);
+        if !s.is_empty() {
+            msg.push_str(&format!(
+                "\n\nhint: nearest valid sizes: {} (use --size)",
+                s.join(", ")
+            ));
+        }
+    }
+    UsageError(msg).into()
+}
+
+/// The Image API request as the tool options of the Responses API.
+pub fn tool_options(req: &ImageRequest) -> ToolOptions {
+    ToolOptions {
+        size: req.size,
+        quality: req.quality,
+        output_format: req.output_format,
+        output_compression: req.output_compression,
+        background: req.background,
+        moderation: req.moderation,
+        partial_images: req.partial_images,
+        n: req.n,
+        stream: req.stream == Some(true),
+    }
+}
+
+/// `fourk-<unix seconds>.<ext>` in the current folder.
+#[must_use]
+pub fn default_out(format: OutputFormat) -> PathBuf {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    PathBuf::from(format!("fourk-{secs}.{}", format.extension()))
+}
+
+/// Generate, save, verify and record. Returns one summary per image and whether all verified.
+/// With `--transparent`, the transparency decision runs (see [`super::transparent`]). Every
+/// request is on record through `rec` before it is sent.
+///
+/// # Errors
+/// Usage errors before sending; client errors; IO errors while saving.
+pub async fn generate(
+    spec: &GenerateSpec,
+    caps: &Capabilities,
+    rec: &Recorder,
+) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+    if spec.transparency.transparent {
+        return crate::transparent::generate(spec, caps, rec).await;
+    }
+    generate_with(spec, caps, &Overrides::default(), rec).await
+}
+
+/// One generation request: the user's request with `over` applied.
+pub async fn generate_with(
+    spec: &GenerateSpec,
+    caps: &Capabilities,
+    over: &Overrides,
+    rec: &Recorder,
+) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+    let (req, model, warnings) = build_request_with(spec, caps, over)?;
+    for w in &warnings {
+        tracing::warn!("{}", w.message);
+    }
+    let format = req.effective_format();
+    let estimate = send::predict(model, &req.prompt, req.size, req.quality, req.n.unwrap_or(1), &[]);
+    if let (Some(e), Some((w, h))) = (&estimate, req.size.and_then(Size::dims)) {
+        tracing::info!(
+            "requesting {} x {w}x{h} {} from {} (estimated {} output tokens, ~${:.3}{})",
+            req.n.unwrap_or(1),
+            req.quality
+                .map_or("auto quality".to_owned(), |q| format!("{q} quality")),
+            req.model,
+            e.usage.output_tokens,
+            e.cost.usd,
+            if req.quality.is_none() {
+                ", counting auto as high"
+            } else {
+                ""
+            }
+        );
+    }
+    let job = Job {
+        route: "images.generate",
+        stream: spec.stream.stream,
+        endpoint: String::new(),
+        model: req.model.clone(),
+        price: model.price,
+        request: SentRequest::Generate(req.clone()),
+        inputs: Vec::new(),
+        warnings,
+        dims: req.size.and_then(Size::dims),
+        format,
+        transparent: req.background == Some(Background::Transparent),
+        base: over
+            .out
+            .clone()
+            .or_else(|| spec.out.clone())
+            .unwrap_or_else(|| default_out(format)),
+    };
+    let base = job.base.clone();
+    let keep = spec.stream.keep_partials.then_some((base.as_path(), format));
+    let key = send::usage_key(
+        &req.model,
+        req.quality.map(|q| q.as_str()),
+        req.size.map(|s| s.to_string()).as_deref(),
+        u32::from(req.n.unwrap_or(1)),
+    );
+    let rr = match spec.route.route {
+        Route::Images => None,
+        Route::Responses => Some(route::build(
+            &spec.route,
+            caps,
+            &req.model,
+            &req.prompt,
+            tool_options(&req),
+            &[],
+            None,
+        )?),
+    };
+    let out = rr.as_ref().map_or(Outgoing::Generate(&req), Outgoing::Responses);
+    let session = Session::connect(&spec.endpoint, caps).await?;
+    let result = send::send(&session.client, rec, job, out, &key, estimate.as_ref(), keep).await;
+    session.close().await;
+    result
+}
