@@ -1,62 +1,16 @@
 //! `fourk compare`: two renders side by side at 100%, with detail numbers, so the
 //! native-versus-upscale decision has a number behind it.
 
-use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Instant;
 
-use clap::Args;
 use fourk_api::OutputFormat;
 use fourk_imaging::sheet::colors;
 use fourk_imaging::{Comparison, Line};
 use serde_json::json;
 
-use super::pipeline::{self, EncodeArgs, Job};
+use super::pipeline::{self, Job};
+use crate::cli::pipeline::CompareArgs;
 use crate::exit::Exit;
-
-/// `x,y,w,h` in pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CropArg(pub (u32, u32, u32, u32));
-
-impl FromStr for CropArg {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || {
-            format!("invalid crop '{s}': expected x,y,width,height in pixels, for example 1400,800,1024,1024")
-        };
-        let v: Vec<u32> = s
-            .split(',')
-            .map(|p| p.trim().parse::<u32>().map_err(|_| bad()))
-            .collect::<Result<_, _>>()?;
-        match v[..] {
-            [x, y, w, h] if w >= 3 && h >= 3 => Ok(Self((x, y, w, h))),
-            _ => Err(bad()),
-        }
-    }
-}
-
-/// `fourk compare`.
-#[derive(Debug, Args)]
-#[command(after_help = "Example: fourk compare native-4k.png master-2k.png --out cmp.png --json")]
-pub struct CompareArgs {
-    /// The reference picture (for example the native 4K render).
-    pub a: PathBuf,
-    /// The picture compared with it (for example the 2K master, or its upscale).
-    pub b: PathBuf,
-    /// Where to write the side-by-side picture.
-    #[arg(long, short)]
-    pub out: PathBuf,
-    /// The region to compare, x,y,width,height at the larger picture's size (default: a
-    /// 1024x1024 square from the centre).
-    #[arg(long, value_name = "x,y,w,h")]
-    pub crop: Option<CropArg>,
-    #[command(flatten)]
-    pub encode: EncodeArgs,
-    /// Print a JSON summary with the numbers (detail energy of each, ratio, PSNR, SSIM).
-    #[arg(long)]
-    pub json: bool,
-}
 
 fn side_label(
     tag: &str,
@@ -147,7 +101,7 @@ pub(super) fn run(args: &CompareArgs) -> anyhow::Result<Exit> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::cli::pipeline::CropArg;
 
     #[test]
     fn crops_parse_or_say_the_form() {

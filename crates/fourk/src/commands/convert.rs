@@ -1,32 +1,13 @@
 //! `fourk convert`: re-encode as PNG, JPEG or WebP (lossy or lossless), with quality meaning
 //! the API's output_compression, metadata carried where the format allows, verified.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
-use clap::Args;
 use serde_json::json;
 
-use super::pipeline::{self, EncodeArgs, Job};
+use super::pipeline::{self, Job};
+use crate::cli::pipeline::ConvertArgs;
 use crate::exit::Exit;
-
-/// `fourk convert`.
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  fourk convert hero.png --format webp --quality 80 --out hero.webp\n  fourk convert hero.png --out hero-small.png --png-level best"
-)]
-pub struct ConvertArgs {
-    /// The picture (PNG, JPEG or WebP).
-    pub input: PathBuf,
-    /// Where to write (the format follows the extension unless --format says otherwise).
-    #[arg(long, short)]
-    pub out: PathBuf,
-    #[command(flatten)]
-    pub encode: EncodeArgs,
-    /// Print a JSON summary.
-    #[arg(long)]
-    pub json: bool,
-}
 
 pub(super) fn run(args: &ConvertArgs) -> anyhow::Result<Exit> {
     let started = Instant::now();

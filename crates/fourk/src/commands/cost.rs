@@ -1,39 +1,12 @@
 //! `fourk cost`: dollars and tokens from the usage recorded in the run ledger, measured and
 //! estimated kept apart.
 
-use clap::Args;
 use serde::Serialize;
 
+use crate::cli::ledger::{CostArgs, CostByArg};
 use crate::exit::Exit;
 use crate::output::Printer;
 use fourk_core::ledger::{CostBy, CostRow, Ledger};
-
-/// `fourk cost`.
-#[derive(Debug, Args)]
-pub struct CostArgs {
-    /// Only usage recorded on or after this UTC date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM).
-    #[arg(long, value_name = "DATE", value_parser = parse_since)]
-    pub since: Option<String>,
-    /// Group by model, quality, size or day.
-    #[arg(long, value_enum)]
-    pub by: Option<CostByArg>,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `--by`: how `fourk cost` groups (the core's [`CostBy`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CostByArg {
-    /// The image model.
-    Model,
-    /// The quality asked for.
-    Quality,
-    /// The size asked for.
-    Size,
-    /// The UTC day.
-    Day,
-}
 
 impl From<CostByArg> for CostBy {
     fn from(b: CostByArg) -> Self {
@@ -44,40 +17,6 @@ impl From<CostByArg> for CostBy {
             CostByArg::Day => Self::Day,
         }
     }
-}
-
-/// Accept `YYYY-MM-DD`, optionally followed by `THH`, `THH:MM` or `THH:MM:SS` (UTC); the
-/// ledger stores times as ISO text, so a valid prefix compares correctly.
-fn parse_since(s: &str) -> Result<String, String> {
-    let bad = || {
-        format!("'{s}' is not a date; write YYYY-MM-DD (UTC), for example 2026-01-31, optionally with THH:MM")
-    };
-    let shape = |t: &str, pat: &str| {
-        t.len() == pat.len()
-            && t.bytes()
-                .zip(pat.bytes())
-                .all(|(c, p)| if p == b'9' { c.is_ascii_digit() } else { c == p })
-    };
-    let t = s.trim().replace(' ', "T");
-    let ok = [
-        "9999-99-99",
-        "9999-99-99T99",
-        "9999-99-99T99:99",
-        "9999-99-99T99:99:99",
-    ]
-    .iter()
-    .any(|p| shape(&t, p));
-    if !ok {
-        return Err(bad());
-    }
-    let num = |r: std::ops::Range<usize>| t.get(r).and_then(|v| v.parse::<u32>().ok()).unwrap_or(99);
-    if !(1..=12).contains(&num(5..7)) || !(1..=31).contains(&num(8..10)) {
-        return Err(bad());
-    }
-    if t.len() > 10 && num(11..13) > 23 {
-        return Err(bad());
-    }
-    Ok(t)
 }
 
 #[derive(Debug, Serialize)]
@@ -138,7 +77,7 @@ pub(super) fn run(args: &CostArgs, fk: &fourk_core::Fourk) -> anyhow::Result<Exi
 
 #[cfg(test)]
 mod tests {
-    use super::parse_since;
+    use crate::cli::ledger::parse_since;
 
     #[test]
     fn since_accepts_dates_and_rejects_the_rest() {

@@ -1,75 +1,23 @@
 //! `fourk cutout`: remove a flat key-colour backdrop (soft matte, despill, QA report), or run a
 //! user-supplied ONNX matting model with `--model`.
 
-use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Instant;
 
-use clap::Args;
 use fourk_api::OutputFormat;
-use fourk_imaging::{DEFAULT_FEATHER, DEFAULT_TOLERANCE, KeySpec};
+use fourk_imaging::KeySpec;
 use fourk_matte::{MAX_MODEL_BYTES, MatteError, MatteModel};
 use image::DynamicImage;
 use serde_json::json;
 
-use super::pipeline::{self, EncodeArgs, Job};
+use super::pipeline::{self, Job};
 use crate::UsageError;
+use crate::cli::pipeline::CutoutArgs;
 use crate::exit::Exit;
 
 /// Below this share of transparent pixels the key was probably wrong.
 const LOW_TRANSPARENT_SHARE: f64 = 0.01;
 /// Above this halo score the edges visibly keep the key colour.
 const HIGH_HALO: f64 = 0.15;
-
-/// `auto` or `#RRGGBB`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyArg(pub KeySpec);
-
-impl FromStr for KeyArg {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.trim().eq_ignore_ascii_case("auto") {
-            return Ok(Self(KeySpec::Auto));
-        }
-        pipeline::parse_color(s)
-            .map(|c| Self(KeySpec::Color(c)))
-            .map_err(|_| format!("invalid key '{s}': expected auto or #RRGGBB, for example #00b140"))
-    }
-}
-
-/// `fourk cutout`.
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  fourk cutout mascot-on-green.png --out mascot.png --json\n  fourk cutout portrait.jpg --model modnet.onnx --out portrait.png"
-)]
-pub struct CutoutArgs {
-    /// The picture (PNG, JPEG or WebP), generated on a flat key colour for the chroma key.
-    pub input: PathBuf,
-    /// Where to write: PNG or WebP (JPEG has no alpha).
-    #[arg(long, short)]
-    pub out: PathBuf,
-    /// The backdrop colour: auto (median of the outer 2% ring) or #RRGGBB.
-    #[arg(long, default_value = "auto", value_name = "auto|#RRGGBB")]
-    pub key: KeyArg,
-    /// Colour distance (0-256, YCbCr units) up to which pixels become fully transparent.
-    #[arg(long, default_value_t = DEFAULT_TOLERANCE, value_name = "N")]
-    pub tolerance: f32,
-    /// Width (0-256) of the soft ramp from transparent to opaque beyond the tolerance.
-    #[arg(long, default_value_t = DEFAULT_FEATHER, value_name = "N")]
-    pub feather: f32,
-    /// Use this ONNX matting/segmentation model instead of the chroma key: NCHW or NHWC RGB
-    /// input in 0..1, one-channel output taken as alpha (sigmoid applied when its values fall
-    /// outside 0..1). Runs on the CPU; nothing is downloaded.
-    #[arg(long, value_name = "FILE.onnx", conflicts_with_all = ["key", "tolerance", "feather"])]
-    pub model: Option<PathBuf>,
-    #[command(flatten)]
-    pub encode: EncodeArgs,
-    /// Print a JSON summary with the QA report (transparent share, halo score, touches
-    /// border).
-    #[arg(long)]
-    pub json: bool,
-}
 
 fn model_error(e: MatteError, model: &std::path::Path) -> anyhow::Error {
     let hint = "\n\nhint: --model needs an ONNX matting or segmentation model with one image input, [1, 3, H, W] or [1, H, W, 3] float RGB in 0..1, and a one-channel output";

@@ -4,62 +4,19 @@
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use clap::Args;
 use fourk_api::plan::{check_target, draft_size};
-use fourk_api::{Cost, OutputFormat, Quality, Size};
+use fourk_api::{Cost, OutputFormat, Quality};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::UsageError;
-use crate::cli::{EndpointArgs, Route};
+use crate::cli::Route;
+use crate::cli::workflow::DraftArgs;
 use crate::exit::Exit;
 use crate::output::Printer;
 use fourk_core::ledger::ImageId;
 use fourk_core::save::{ImageSummary, indexed_path};
 use fourk_core::workflow::{self, Record, Render};
-
-/// `fourk draft`.
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Example: fourk draft \"a lighthouse at dusk\" -n 6 --size 4k\n         \
-                  then: fourk final ID --native   (ID from the first column)"
-)]
-pub struct DraftArgs {
-    /// What to draw.
-    pub prompt: String,
-    /// Drafts to make (1-10; one request on the Images API, one request each on the
-    /// Responses API).
-    #[arg(short, long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10))]
-    pub n: u32,
-    /// The final's size; drafts keep its aspect ratio at about one megapixel (4k drafts at
-    /// 1536x864).
-    #[arg(long, short, default_value = "4k")]
-    pub size: Size,
-    /// Draft quality.
-    #[arg(long, default_value = "low")]
-    pub quality: Quality,
-    /// The image model.
-    #[arg(long, short, default_value = fourk_api::DEFAULT_MODEL)]
-    pub model: String,
-    /// Output format (default: from --out's extension, else png).
-    #[arg(long)]
-    pub format: Option<OutputFormat>,
-    /// Base path of the drafts (`-1`, `-2`... are added). Default: fourk-draft-<time>.png.
-    #[arg(long, short)]
-    pub out: Option<PathBuf>,
-    /// Skip the contact sheet.
-    #[arg(long)]
-    pub no_sheet: bool,
-    /// The API to call; Responses API drafts are continued by `fourk final` with
-    /// `previous_response_id`.
-    #[arg(long, value_enum, default_value_t = Route::Images)]
-    pub route: Route,
-    /// Print a JSON summary (ids, paths, sheet, cost).
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub endpoint: EndpointArgs,
-}
 
 /// One draft as printed.
 #[derive(Debug, Serialize)]

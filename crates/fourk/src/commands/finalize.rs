@@ -9,50 +9,17 @@
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use clap::Args;
 use fourk_api::plan::{check_target, master_size};
-use fourk_api::{OutputFormat, Quality, Size};
+use fourk_api::{OutputFormat, Size};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::UsageError;
-use crate::cli::EndpointArgs;
+use crate::cli::workflow::FinalArgs;
 use crate::exit::Exit;
 use crate::output::Printer;
 use fourk_core::ledger::{ImageId, LinkKind};
 use fourk_core::workflow::{self, Record, Render, StepReport};
-
-/// `fourk final`.
-#[derive(Debug, Args)]
-#[command(after_help = "Example: fourk final 12 --upscale --quality high")]
-pub struct FinalArgs {
-    /// The approved draft: its ledger id (first column of `fourk draft`, or `fourk history`),
-    /// or its file.
-    pub draft: String,
-    /// Re-render natively at the target size from the draft (the default).
-    #[arg(long, conflicts_with = "upscale")]
-    pub native: bool,
-    /// Render a 2K master from the draft at final quality and upscale it locally.
-    #[arg(long)]
-    pub upscale: bool,
-    /// Final quality.
-    #[arg(long, default_value = "high")]
-    pub quality: Quality,
-    /// The final's size (default: the target the draft was made for).
-    #[arg(long, short)]
-    pub size: Option<Size>,
-    /// The prompt (default: the draft's).
-    #[arg(long)]
-    pub prompt: Option<String>,
-    /// Where to save the final. Default: fourk-final-<time>.<draft's format>.
-    #[arg(long, short)]
-    pub out: Option<PathBuf>,
-    /// Print a JSON summary (draft, mode, steps with costs, shipped file).
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub endpoint: EndpointArgs,
-}
 
 /// What is known about a draft.
 #[derive(Debug, Clone)]

@@ -1,112 +1,16 @@
 //! `fourk fit`: make a picture exactly the target size without distorting it, by cover
 //! (scale and crop), contain (scale and pad) or crop (no scaling).
 
-use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Instant;
 
-use clap::{Args, ValueEnum};
-use fourk_api::Size;
+use clap::ValueEnum;
 use fourk_imaging::{FitMode, Gravity, Pad};
 use serde_json::json;
 
-use super::pipeline::{self, EncodeArgs, Job};
+use super::pipeline::{self, Job};
 use crate::UsageError;
+use crate::cli::pipeline::{FitArgs, ModeArg};
 use crate::exit::Exit;
-
-/// How the frame is filled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum ModeArg {
-    /// Scale to cover the frame, crop the overflow at the gravity.
-    #[default]
-    Cover,
-    /// Scale to fit inside the frame, pad the rest with --pad.
-    Contain,
-    /// No scaling: cut a frame-sized window at the gravity (padding where the picture is
-    /// smaller).
-    Crop,
-}
-
-/// `center`, `top`, `bottom`, `left`, `right`, or a focal point `x,y` as fractions.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct GravityArg(pub Gravity, pub &'static str);
-
-impl FromStr for GravityArg {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim().to_ascii_lowercase();
-        Ok(match t.as_str() {
-            "center" | "centre" => Self(Gravity::Center, "center"),
-            "top" => Self(Gravity::Top, "top"),
-            "bottom" => Self(Gravity::Bottom, "bottom"),
-            "left" => Self(Gravity::Left, "left"),
-            "right" => Self(Gravity::Right, "right"),
-            _ => {
-                let bad = || {
-                    format!(
-                        "invalid gravity '{s}': expected center, top, bottom, left, right, or a focal point x,y as fractions from 0 to 1 (for example 0.5,0.3)"
-                    )
-                };
-                let (x, y) = t.split_once(',').ok_or_else(bad)?;
-                let (x, y) = (
-                    x.trim().parse::<f32>().map_err(|_| bad())?,
-                    y.trim().parse::<f32>().map_err(|_| bad())?,
-                );
-                if !(0.0..=1.0).contains(&x) || !(0.0..=1.0).contains(&y) {
-                    return Err(bad());
-                }
-                Self(Gravity::Point(x, y), "point")
-            }
-        })
-    }
-}
-
-/// `transparent` or `#RRGGBB`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PadArg(pub Pad);
-
-impl FromStr for PadArg {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.trim().eq_ignore_ascii_case("transparent") {
-            return Ok(Self(Pad::Transparent));
-        }
-        pipeline::parse_color(s)
-            .map(|c| Self(Pad::Color(c)))
-            .map_err(|_| format!("invalid pad '{s}': expected transparent or #RRGGBB"))
-    }
-}
-
-/// `fourk fit`.
-#[derive(Debug, Args)]
-#[command(after_help = "Example: fourk fit square.png --to 4k --mode cover --gravity top --out banner.png")]
-pub struct FitArgs {
-    /// The picture (PNG, JPEG or WebP).
-    pub input: PathBuf,
-    /// The exact output size: WIDTHxHEIGHT or a preset (4k=3840x2160, 2k=2560x1440, ...).
-    #[arg(long, value_name = "SIZE")]
-    pub to: Size,
-    /// cover (crop to fill), contain (pad to fit) or crop (no scaling).
-    #[arg(long, value_enum, default_value_t)]
-    pub mode: ModeArg,
-    /// What to keep when cropping, where to sit when padding: center, top, bottom, left,
-    /// right, or a focal point x,y as fractions of the picture (0.5,0.3).
-    #[arg(long, default_value = "center", value_name = "GRAVITY")]
-    pub gravity: GravityArg,
-    /// Padding for contain and crop: transparent or #RRGGBB.
-    #[arg(long, default_value = "transparent", value_name = "transparent|#RRGGBB")]
-    pub pad: PadArg,
-    /// Where to write (the format follows the extension unless --format says otherwise).
-    #[arg(long, short)]
-    pub out: PathBuf,
-    #[command(flatten)]
-    pub encode: EncodeArgs,
-    /// Print a JSON summary.
-    #[arg(long)]
-    pub json: bool,
-}
 
 pub(super) fn run(args: &FitArgs) -> anyhow::Result<Exit> {
     let started = Instant::now();
@@ -160,7 +64,8 @@ pub(super) fn run(args: &FitArgs) -> anyhow::Result<Exit> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::cli::pipeline::{GravityArg, PadArg};
+    use fourk_imaging::{Gravity, Pad};
 
     #[test]
     fn gravity_parses_names_and_points() {

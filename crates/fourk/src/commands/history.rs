@@ -1,21 +1,9 @@
 //! `fourk history`: what was made, newest first, from the run ledger.
 
-use clap::Args;
-
+use crate::cli::ledger::HistoryArgs;
 use crate::exit::Exit;
 use crate::output::Printer;
 use fourk_core::ledger::Ledger;
-
-/// `fourk history`.
-#[derive(Debug, Args)]
-pub struct HistoryArgs {
-    /// Entries to show, newest first.
-    #[arg(long, short = 'n', default_value_t = 20, value_name = "N")]
-    pub limit: u32,
-    /// Print a JSON array instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
 
 fn money(usd: Option<f64>, estimate: bool) -> String {
     usd.map_or_else(

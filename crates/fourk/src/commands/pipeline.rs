@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::ValueEnum;
 use fourk_api::OutputFormat;
 use fourk_imaging::metadata::{self, MetadataReport, Provenance};
 use fourk_imaging::{Expect, ImagingError, PipelineError, PngLevel};
@@ -22,6 +22,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::UsageError;
+use crate::cli::pipeline::{EncodeArgs, PngLevelArg};
 use crate::exit::Exit;
 use crate::output::Printer;
 use fourk_core::sidecar::{self, Checks, SIDECAR_VERSION};
@@ -71,17 +72,6 @@ pub async fn blocking(f: impl FnOnce() -> anyhow::Result<Exit> + Send + 'static)
     result
 }
 
-/// PNG effort, as a flag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PngLevelArg {
-    /// Fastest, larger files.
-    Fast,
-    /// Balanced (about zlib level 6).
-    Default,
-    /// Smallest, slowest.
-    Best,
-}
-
 impl From<PngLevelArg> for PngLevel {
     fn from(l: PngLevelArg) -> Self {
         match l {
@@ -90,56 +80,6 @@ impl From<PngLevelArg> for PngLevel {
             PngLevelArg::Best => Self::Best,
         }
     }
-}
-
-/// Output flags shared by every pipeline command that writes a picture.
-#[derive(Debug, Clone, Args)]
-pub struct EncodeArgs {
-    /// Output format (default: from --out's extension, else the input's format).
-    #[arg(long)]
-    pub format: Option<OutputFormat>,
-    /// 0-100, with the meaning of the API's output_compression: JPEG quality, or lossy WebP
-    /// quality (100 = best). JPEG defaults to 100; WebP without it is lossless.
-    #[arg(long, value_name = "0-100", value_parser = clap::value_parser!(u8).range(0..=100))]
-    pub quality: Option<u8>,
-    /// PNG effort: fast, default or best (PNG only; it is always lossless).
-    #[arg(long, value_enum, value_name = "LEVEL")]
-    pub png_level: Option<PngLevelArg>,
-    /// Lossless WebP (the WebP default when --quality is not given). PNG is always lossless;
-    /// JPEG never is.
-    #[arg(long)]
-    pub lossless: bool,
-    /// Composite transparent pixels onto this colour (#RRGGBB): needed to write a picture
-    /// with transparency as JPEG.
-    #[arg(long, value_name = "#RRGGBB", value_parser = parse_color)]
-    pub flatten: Option<[u8; 3]>,
-    /// Text to store in the PNG as a tEXt/iTXt chunk (repeatable); prompt, model and settings
-    /// are added from the input's sidecar on their own.
-    #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_meta)]
-    pub meta: Vec<(String, String)>,
-}
-
-/// `#RRGGBB` or `RRGGBB`.
-///
-/// # Errors
-/// A message naming the expected form.
-pub fn parse_color(s: &str) -> Result<[u8; 3], String> {
-    let hex = s.trim().trim_start_matches('#');
-    if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!(
-            "invalid colour '{s}': expected #RRGGBB, for example #00b140"
-        ));
-    }
-    let c = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0);
-    Ok([c(0), c(2), c(4)])
-}
-
-fn parse_meta(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("invalid --meta '{s}': expected KEY=VALUE, for example title=Lighthouse"))?;
-    metadata::check_text_key(k)?;
-    Ok((k.to_owned(), v.to_owned()))
 }
 
 /// How the output is encoded, checked once against the format.

@@ -2,77 +2,13 @@
 //! time for every route, offline. The arithmetic is `fourk_api::plan`; this module parses the
 //! flags and prints.
 
-use clap::Args;
+use fourk_api::Capabilities;
 use fourk_api::plan::{Plan, PlanInput, human_seconds, plan};
-use fourk_api::{Capabilities, Quality, Size};
 
 use crate::UsageError;
+use crate::cli::workflow::PlanArgs;
 use crate::exit::Exit;
 use crate::output::Printer;
-
-/// Dollars on the command line: a finite amount of zero or more.
-///
-/// # Errors
-/// A message naming the rule.
-pub fn parse_usd(s: &str) -> Result<f64, String> {
-    let t = s.trim().trim_start_matches('$');
-    let v: f64 = t
-        .parse()
-        .map_err(|_| format!("'{s}' is not an amount of dollars; write it like 0.50"))?;
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!("'{s}' must be a finite amount of 0 or more dollars"));
-    }
-    Ok(v)
-}
-
-/// Seconds on the command line: finite and above zero.
-///
-/// # Errors
-/// A message naming the rule.
-pub fn parse_seconds(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
-    if !v.is_finite() || v <= 0.0 {
-        return Err(format!("'{s}' must be a finite number of seconds above 0"));
-    }
-    Ok(v)
-}
-
-/// `fourk plan`.
-#[derive(Debug, Args)]
-#[command(after_help = "Example: fourk plan --size 4k --quality high --variants 6 --budget 1.50")]
-pub struct PlanArgs {
-    /// The deliverable's size: WIDTHxHEIGHT or a preset (4k=3840x2160, 2k=2560x1440, ...).
-    #[arg(long, short)]
-    pub size: Size,
-    /// The deliverable's quality.
-    #[arg(long, default_value = "high")]
-    pub quality: Quality,
-    /// The image model.
-    #[arg(long, short, default_value = fourk_api::DEFAULT_MODEL)]
-    pub model: String,
-    /// Variants to choose among (or prompt tests); 1 means one hero image.
-    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub variants: u32,
-    /// The image carries dense text or UI: approve a smaller master before the final.
-    #[arg(long)]
-    pub text_heavy: bool,
-    /// The deliverable needs a transparent background.
-    #[arg(long)]
-    pub transparent: bool,
-    /// Rule out routes predicted to cost more than this many dollars.
-    #[arg(long, value_name = "USD", value_parser = parse_usd)]
-    pub budget: Option<f64>,
-    /// Rule out routes predicted to take longer than this (median rendering time, approval
-    /// not included).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-    pub max_time: Option<f64>,
-    /// Print the whole plan as one JSON object.
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// The plan the arguments ask for.
 ///

@@ -4,43 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::Args;
 use fourk_api::OutputFormat;
-use fourk_imaging::sheet::{DEFAULT_CELL, colors};
+use fourk_imaging::sheet::colors;
 use fourk_imaging::{Cell, Expect, Line, SheetOptions};
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 
-use super::pipeline::{self, EncodeArgs, InputRecord, Job, SourceInfo};
+use super::pipeline::{self, InputRecord, Job, SourceInfo};
+use crate::cli::pipeline::SheetArgs;
 use crate::exit::Exit;
-
-/// `fourk sheet`.
-#[derive(Debug, Args)]
-#[command(after_help = "Example: fourk sheet drafts/*.png --labels --out drafts-sheet.png")]
-pub struct SheetArgs {
-    /// The pictures (PNG, JPEG or WebP), in sheet order.
-    #[arg(required = true, value_name = "IMAGES")]
-    pub images: Vec<PathBuf>,
-    /// Where to write the sheet.
-    #[arg(long, short)]
-    pub out: PathBuf,
-    /// Pictures per row (default: about the square root of the count).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub columns: Option<u32>,
-    /// Label each picture: file name, size and format, verdict (verified / intact / failed)
-    /// and, when its sidecar has one, the cost and model.
-    #[arg(long)]
-    pub labels: bool,
-    /// Edge of the square box each picture is fitted into, in pixels.
-    #[arg(long, default_value_t = DEFAULT_CELL, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(64..=4096))]
-    pub cell: u32,
-    #[command(flatten)]
-    pub encode: EncodeArgs,
-    /// Print a JSON summary with one entry per picture.
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// One picture on the sheet, as recorded in the sidecar.
 #[derive(Debug, Clone, Serialize)]

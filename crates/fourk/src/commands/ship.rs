@@ -11,74 +11,19 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use clap::Args;
 use fourk_api::plan::{check_target, master_size};
 use fourk_api::{ModelCaps, OutputFormat, Quality, Size};
 use serde::Serialize;
 use serde_json::json;
 
-use super::plan::{parse_seconds, parse_usd};
 use crate::UsageError;
+use crate::cli::workflow::DeliverArgs;
 use crate::exit::Exit;
 use crate::output::Printer;
 use fourk_core::ledger::{AttemptOutcome, LinkKind};
 use fourk_core::send;
 use fourk_core::session::Endpoint;
 use fourk_core::workflow::{self, Record, Render, StepReport};
-
-/// `fourk deliver`.
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Example: fourk deliver \"a lighthouse at dusk\" --size 4k --max-cost 1.00 --timeout 420"
-)]
-pub struct DeliverArgs {
-    /// What to draw.
-    pub prompt: String,
-    /// The deliverable's size.
-    #[arg(long, short, default_value = "4k")]
-    pub size: Size,
-    /// Quality of the native attempt and of the fallback master.
-    #[arg(long, default_value = "high")]
-    pub quality: Quality,
-    /// The image model.
-    #[arg(long, short, default_value = fourk_api::DEFAULT_MODEL)]
-    pub model: String,
-    /// Refuse, before sending anything, when the predicted worst case (native attempt plus
-    /// fallback master) costs more than this many dollars.
-    #[arg(long, value_name = "USD", value_parser = parse_usd)]
-    pub max_cost: Option<f64>,
-    /// Give the native attempt this many seconds, then fall back (it may still be billed).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-    pub timeout: Option<f64>,
-    /// Output format (default: from --out's extension, else png).
-    #[arg(long)]
-    pub format: Option<OutputFormat>,
-    /// Where to save the deliverable. Default: fourk-<time>.png.
-    #[arg(long, short)]
-    pub out: Option<PathBuf>,
-    /// Print a JSON summary: the shipped file, which path produced it, each step's cost.
-    #[arg(long)]
-    pub json: bool,
-    /// Start the offline emulator in-process and send the requests there (no key needed).
-    #[arg(long, conflicts_with = "base_url")]
-    pub emulator: bool,
-    /// API base URL (default: $OPENAI_BASE_URL, else https://api.openai.com/v1).
-    #[arg(long, value_name = "URL")]
-    pub base_url: Option<String>,
-    /// Total time to wait for any one request, in seconds (the native attempt also stops at
-    /// --timeout).
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
-    pub request_timeout: u64,
-    /// Write every request and response (key redacted) to DIR.
-    #[arg(long, value_name = "DIR")]
-    pub log_payload: Option<PathBuf>,
-    /// Retries of failures that cannot have produced an image (connect errors, 429, 5xx).
-    #[arg(long, default_value_t = 2, value_name = "N")]
-    pub retries: u32,
-    /// Also retry failures after the request was sent (each may be billed again).
-    #[arg(long)]
-    pub retry_ambiguous: bool,
-}
 
 impl DeliverArgs {
     fn endpoint(&self) -> Endpoint {

@@ -1,33 +1,19 @@
 //! `fourk upscale`: resample to an exact size (Lanczos3 by default, alpha premultiplied,
 //! optional unsharp mask), verified, with metadata carried and a sidecar.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
-use clap::{Args, ValueEnum};
-use fourk_api::Size;
 use fourk_imaging::{Filter, Upscaler, blank_like};
 use image::DynamicImage;
 use serde_json::json;
 
-use super::pipeline::{self, EncodeArgs, Job};
+use super::pipeline::{self, Job};
 use crate::UsageError;
+use crate::cli::pipeline::{FilterArg, UpscaleArgs};
 use crate::exit::Exit;
 
 /// How far the aspect ratio may change before an upscale counts as a stretch.
 pub const STRETCH_TOLERANCE: f64 = 0.01;
-
-/// The resampling filter, as a flag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum FilterArg {
-    /// Sharpest; faint ringing on hard edges (the default, as in libvips and Pillow).
-    #[default]
-    Lanczos3,
-    /// A little softer, less ringing.
-    CatmullRom,
-    /// Softest, no visible ringing; suits flat illustrations.
-    Mitchell,
-}
 
 impl FilterArg {
     /// The library's filter.
@@ -47,35 +33,6 @@ impl FilterArg {
             Self::Mitchell => "mitchell",
         }
     }
-}
-
-/// `fourk upscale`.
-#[derive(Debug, Args)]
-#[command(after_help = "Example: fourk upscale master-2k.png --to 4k --out hero-4k.png")]
-pub struct UpscaleArgs {
-    /// The picture (PNG, JPEG or WebP).
-    pub input: PathBuf,
-    /// The exact output size: WIDTHxHEIGHT or a preset (4k=3840x2160, 2k=2560x1440, ...).
-    #[arg(long, value_name = "SIZE")]
-    pub to: Size,
-    /// Where to write (the format follows the extension unless --format says otherwise).
-    #[arg(long, short)]
-    pub out: PathBuf,
-    /// Resampling filter.
-    #[arg(long, value_enum, default_value_t)]
-    pub filter: FilterArg,
-    /// Unsharp-mask strength after resampling, 0-4 (0.5 is moderate).
-    #[arg(long, value_name = "AMOUNT")]
-    pub sharpen: Option<f32>,
-    /// Allow a change of aspect ratio (the picture is stretched). Without it, a target of
-    /// another shape is refused: use `fourk fit` to crop or pad instead.
-    #[arg(long)]
-    pub stretch: bool,
-    #[command(flatten)]
-    pub encode: EncodeArgs,
-    /// Print a JSON summary (path, size, format, verified, sidecar, metadata, timings).
-    #[arg(long)]
-    pub json: bool,
 }
 
 pub(super) fn run(args: &UpscaleArgs) -> anyhow::Result<Exit> {

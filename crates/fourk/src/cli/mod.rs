@@ -4,6 +4,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod ledger;
+pub mod pipeline;
+pub mod workflow;
+
 use clap::{Args, Parser, Subcommand};
 use fourk_api::{Background, Moderation, OutputFormat, Quality, Size};
 
@@ -55,34 +59,34 @@ pub enum Command {
     /// List the models fourk knows and what they accept.
     Models(ModelsArgs),
     /// Resample a picture to an exact size (4k, 2k, WxH): Lanczos3, alpha-correct, verified.
-    Upscale(Box<crate::commands::upscale::UpscaleArgs>),
+    Upscale(Box<pipeline::UpscaleArgs>),
     /// Make a picture exactly a size without distortion: cover (crop), contain (pad) or crop.
-    Fit(Box<crate::commands::fit::FitArgs>),
+    Fit(Box<pipeline::FitArgs>),
     /// Re-encode as PNG, JPEG or WebP; provenance metadata carried where the format allows.
-    Convert(Box<crate::commands::convert::ConvertArgs>),
+    Convert(Box<pipeline::ConvertArgs>),
     /// Remove a flat key-colour backdrop (or run an ONNX matting model), with a QA report.
-    Cutout(Box<crate::commands::cutout::CutoutArgs>),
+    Cutout(Box<pipeline::CutoutArgs>),
     /// A labelled contact sheet of drafts or variants.
-    Sheet(Box<crate::commands::sheet::SheetArgs>),
+    Sheet(Box<pipeline::SheetArgs>),
     /// Two pictures side by side at 100%, with detail numbers (native vs upscale).
-    Compare(Box<crate::commands::compare::CompareArgs>),
+    Compare(Box<pipeline::CompareArgs>),
     /// What was made, newest first, from the run ledger.
-    History(crate::commands::history::HistoryArgs),
+    History(ledger::HistoryArgs),
     /// What it cost: recorded usage summed (estimates marked), optionally grouped.
-    Cost(crate::commands::cost::CostArgs),
+    Cost(ledger::CostArgs),
     /// Many images from a JSONL or CSV file: bounded adaptive concurrency, a cost ceiling,
     /// resume after any crash, and a final report.
-    Batch(Box<crate::commands::batch::BatchArgs>),
+    Batch(Box<ledger::BatchArgs>),
     /// Compare the routes to a deliverable (native, drafts first, 2K master + upscale,
     /// transparency) with predicted tokens, dollars and time, offline; recommend one.
-    Plan(Box<crate::commands::plan::PlanArgs>),
+    Plan(Box<workflow::PlanArgs>),
     /// Cheap drafts with the target's aspect ratio, a contact sheet, ids in the ledger.
-    Draft(Box<crate::commands::draft::DraftArgs>),
+    Draft(Box<workflow::DraftArgs>),
     /// Turn an approved draft into the final: native re-render from it, or 2K master + upscale.
-    Final(Box<crate::commands::finalize::FinalArgs>),
+    Final(Box<workflow::FinalArgs>),
     /// One command to a verified deliverable: native attempt, and on failure, mismatch or
     /// timeout a 2K master + local upscale; records which path shipped and each step's cost.
-    Deliver(Box<crate::commands::ship::DeliverArgs>),
+    Deliver(Box<workflow::DeliverArgs>),
 }
 
 /// `fourk size`.
