@@ -144,13 +144,13 @@ pub fn build_request(
     caps: &Capabilities,
     image_count: usize,
 ) -> anyhow::Result<(EditRequest, Job)> {
-    let format = output_format(spec.format, spec.out.as_deref())?;
+    let format = output_format(spec.image.format, spec.out.as_deref())?;
     let mut req = EditRequest::new(&spec.model, &spec.prompt);
     req.size = (spec.size != Size::Auto).then_some(spec.size);
-    req.quality = spec.quality;
+    req.quality = spec.image.quality;
     req.output_format = format;
-    req.output_compression = spec.compression;
-    req.background = spec.background;
+    req.output_compression = spec.image.compression;
+    req.background = spec.image.background;
     req.n = spec.n;
     if spec.stream.stream {
         req.stream = Some(true);
@@ -216,6 +216,32 @@ pub fn tool_options(req: &EditRequest) -> ToolOptions {
     }
 }
 
+/// The Responses API request for `req` (input images as `data:` URLs, the mask as the
+/// tool's `input_image_mask`) when the spec takes that route; `None` on the Image API.
+///
+/// # Errors
+/// [`UsageError`] when the Responses request breaks a rule.
+pub fn responses_request(
+    spec: &EditSpec,
+    caps: &Capabilities,
+    req: &EditRequest,
+    images: &[InputImage],
+    mask: Option<&InputImage>,
+) -> anyhow::Result<Option<fourk_api::ResponsesRequest>> {
+    Ok(match spec.route.route {
+        Route::Images => None,
+        Route::Responses => Some(route::build(
+            &spec.route,
+            caps,
+            &req.model,
+            &req.prompt,
+            tool_options(req),
+            images,
+            mask,
+        )?),
+    })
+}
+
 /// Edit, save, verify and record. Returns one summary per image and whether all verified.
 /// The request is on record through `rec` before it is sent.
 ///
@@ -247,18 +273,7 @@ pub async fn edit(
     let mask = mask.map(|m| m.image);
     let base = job.base.clone();
     let keep = spec.stream.keep_partials.then_some((base.as_path(), job.format));
-    let rr = match spec.route.route {
-        Route::Images => None,
-        Route::Responses => Some(route::build(
-            &spec.route,
-            caps,
-            &req.model,
-            &req.prompt,
-            tool_options(&req),
-            &images,
-            mask.as_ref(),
-        )?),
-    };
+    let rr = responses_request(spec, caps, &req, &images, mask.as_ref())?;
     let out = rr.as_ref().map_or(
         Outgoing::Edit {
             request: &req,

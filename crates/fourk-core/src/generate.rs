@@ -43,13 +43,13 @@ pub fn build_request_with<'c>(
     over: &Overrides,
 ) -> anyhow::Result<(ImageRequest, &'c ModelCaps, Vec<Warning>)> {
     let out = over.out.as_deref().or(spec.out.as_deref());
-    let format = output_format(over.format.or(spec.format), out)?;
+    let format = output_format(over.format.or(spec.image.format), out)?;
     let mut req = ImageRequest::new(&spec.model, over.prompt.as_deref().unwrap_or(&spec.prompt));
     req.size = Some(spec.size);
-    req.quality = spec.quality;
+    req.quality = spec.image.quality;
     req.output_format = format;
-    req.output_compression = spec.compression;
-    req.background = over.background.or(spec.background);
+    req.output_compression = spec.image.compression;
+    req.background = over.background.or(spec.image.background);
     req.moderation = spec.moderation;
     req.n = spec.n;
     req.safety_identifier.clone_from(&spec.safety_identifier);
@@ -149,6 +149,30 @@ pub async fn generate(
     generate_with(spec, caps, &Overrides::default(), rec).await
 }
 
+/// The Responses API request for `req` when the spec takes that route (`None` on the Image
+/// API), checked against the rules.
+///
+/// # Errors
+/// [`UsageError`] when the Responses request breaks a rule.
+pub fn responses_request(
+    spec: &GenerateSpec,
+    caps: &Capabilities,
+    req: &ImageRequest,
+) -> anyhow::Result<Option<fourk_api::ResponsesRequest>> {
+    Ok(match spec.route.route {
+        Route::Images => None,
+        Route::Responses => Some(route::build(
+            &spec.route,
+            caps,
+            &req.model,
+            &req.prompt,
+            tool_options(req),
+            &[],
+            None,
+        )?),
+    })
+}
+
 /// One generation request: the user's request with `over` applied.
 pub async fn generate_with(
     spec: &GenerateSpec,
@@ -204,18 +228,7 @@ pub async fn generate_with(
         req.size.map(|s| s.to_string()).as_deref(),
         u32::from(req.n.unwrap_or(1)),
     );
-    let rr = match spec.route.route {
-        Route::Images => None,
-        Route::Responses => Some(route::build(
-            &spec.route,
-            caps,
-            &req.model,
-            &req.prompt,
-            tool_options(&req),
-            &[],
-            None,
-        )?),
-    };
+    let rr = responses_request(spec, caps, &req)?;
     let out = rr.as_ref().map_or(Outgoing::Generate(&req), Outgoing::Responses);
     let session = Session::connect(&spec.endpoint, caps).await?;
     let result = send::send(&session.client, rec, job, out, &key, estimate.as_ref(), keep).await;

@@ -43,6 +43,19 @@ pub struct Transparency {
     pub transparent_via: TransparentVia,
 }
 
+/// The image options a generation and an edit share.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImageOptions {
+    /// Quality tier (`None`: not sent, the API's `auto` applies).
+    pub quality: Option<Quality>,
+    /// Output format (`None`: from `out`'s extension, else png).
+    pub format: Option<OutputFormat>,
+    /// `output_compression` for jpeg and webp.
+    pub compression: Option<u8>,
+    /// Background.
+    pub background: Option<Background>,
+}
+
 /// One generation: the prompt, the image options, where to save, and how to reach the API.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerateSpec {
@@ -52,14 +65,8 @@ pub struct GenerateSpec {
     pub model: String,
     /// Output size.
     pub size: Size,
-    /// Quality tier (`None`: not sent, the API's `auto` applies).
-    pub quality: Option<Quality>,
-    /// Output format (`None`: from `out`'s extension, else png).
-    pub format: Option<OutputFormat>,
-    /// `output_compression` for jpeg and webp.
-    pub compression: Option<u8>,
-    /// Background.
-    pub background: Option<Background>,
+    /// Quality, format, compression and background.
+    pub image: ImageOptions,
     /// Moderation strictness.
     pub moderation: Option<Moderation>,
     /// Number of images; each is billed.
@@ -87,10 +94,7 @@ impl GenerateSpec {
             prompt: prompt.to_owned(),
             model: model.to_owned(),
             size,
-            quality: None,
-            format: None,
-            compression: None,
-            background: None,
+            image: ImageOptions::default(),
             moderation: None,
             n: None,
             safety_identifier: None,
@@ -116,14 +120,8 @@ pub struct EditSpec {
     pub model: String,
     /// Output size (`Size::Auto` is not sent).
     pub size: Size,
-    /// Quality tier.
-    pub quality: Option<Quality>,
-    /// Output format (`None`: from `out`'s extension, else png).
-    pub format: Option<OutputFormat>,
-    /// `output_compression` for jpeg and webp.
-    pub compression: Option<u8>,
-    /// Background.
-    pub background: Option<Background>,
+    /// Quality, format, compression and background.
+    pub image: ImageOptions,
     /// Number of images; each is billed.
     pub n: Option<u8>,
     /// Where to save; `None`: a default name in the working folder.
@@ -147,10 +145,7 @@ impl EditSpec {
             prompt: prompt.to_owned(),
             model: model.to_owned(),
             size: Size::Auto,
-            quality: None,
-            format: None,
-            compression: None,
-            background: None,
+            image: ImageOptions::default(),
             n: None,
             out: None,
             stream: StreamSpec::default(),

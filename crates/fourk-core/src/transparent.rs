@@ -203,7 +203,7 @@ fn target(spec: &GenerateSpec) -> anyhow::Result<(OutputFormat, PathBuf)> {
         )
         .into());
     }
-    let format = output_format(spec.format, spec.out.as_deref())?.unwrap_or(OutputFormat::Png);
+    let format = output_format(spec.image.format, spec.out.as_deref())?.unwrap_or(OutputFormat::Png);
     if format == OutputFormat::Jpeg {
         return Err(UsageError(
             "transparent_format: --transparent needs png or webp output; JPEG has no alpha channel; nothing was sent\n\nhint: use --format png (or webp), or an --out name ending in .png".into(),
@@ -442,7 +442,7 @@ pub async fn generate(
         annotate(keyed_img, &record)?;
         return Ok((images, false));
     }
-    let mut summary = cut_out(keyed_img, key, format, spec.compression, &out, &mut step)?;
+    let mut summary = cut_out(keyed_img, key, format, spec.image.compression, &out, &mut step)?;
     if step.verified {
         record.method = "chroma_key";
     }

@@ -79,16 +79,16 @@ pub async fn render(
     if let Some(reference) = r.reference {
         let mut spec = EditSpec::new(vec![reference.to_path_buf()], r.prompt, r.model, endpoint.clone());
         spec.size = size;
-        spec.quality = Some(r.quality);
-        spec.format = r.format;
+        spec.image.quality = Some(r.quality);
+        spec.image.format = r.format;
         spec.n = n;
         spec.out = Some(r.out.to_path_buf());
         spec.route = route_of(r);
         crate::edit::edit(&spec, caps, &record.rec).await
     } else {
         let mut spec = GenerateSpec::new(r.prompt, r.model, size, endpoint.clone());
-        spec.quality = Some(r.quality);
-        spec.format = r.format;
+        spec.image.quality = Some(r.quality);
+        spec.image.format = r.format;
         spec.n = n;
         spec.out = Some(r.out.to_path_buf());
         spec.route = route_of(r);

@@ -103,17 +103,9 @@ pub struct SizeArgs {
     pub json: bool,
 }
 
-/// `fourk generate`.
-#[derive(Debug, Args)]
-pub struct GenerateArgs {
-    /// What to draw. Resolution comes from --size, not from words like "4K".
-    pub prompt: String,
-    /// The image model.
-    #[arg(long, short, default_value = fourk_api::DEFAULT_MODEL)]
-    pub model: String,
-    /// Output size.
-    #[arg(long, short, default_value = "4k", help = SIZE_HELP)]
-    pub size: Size,
+/// The image options generate and edit share.
+#[derive(Debug, Clone, Args)]
+pub struct ImageOptionArgs {
     /// Quality tier (not sent when omitted: the API's `auto` applies).
     #[arg(long)]
     pub quality: Option<Quality>,
@@ -126,6 +118,34 @@ pub struct GenerateArgs {
     /// Background: transparent (png/webp), opaque or auto.
     #[arg(long)]
     pub background: Option<Background>,
+}
+
+impl ImageOptionArgs {
+    /// The core's image options.
+    #[must_use]
+    pub fn spec(&self) -> fourk_core::spec::ImageOptions {
+        fourk_core::spec::ImageOptions {
+            quality: self.quality,
+            format: self.format,
+            compression: self.compression,
+            background: self.background,
+        }
+    }
+}
+
+/// `fourk generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// What to draw. Resolution comes from --size, not from words like "4K".
+    pub prompt: String,
+    /// The image model.
+    #[arg(long, short, default_value = fourk_api::DEFAULT_MODEL)]
+    pub model: String,
+    /// Output size.
+    #[arg(long, short, default_value = "4k", help = SIZE_HELP)]
+    pub size: Size,
+    #[command(flatten)]
+    pub image: ImageOptionArgs,
     /// Moderation strictness: low or auto.
     #[arg(long)]
     pub moderation: Option<Moderation>,
@@ -163,10 +183,7 @@ impl GenerateArgs {
             prompt: self.prompt.clone(),
             model: self.model.clone(),
             size: self.size,
-            quality: self.quality,
-            format: self.format,
-            compression: self.compression,
-            background: self.background,
+            image: self.image.spec(),
             moderation: self.moderation,
             n: self.n,
             safety_identifier: self.safety_identifier.clone(),
@@ -237,18 +254,8 @@ pub struct EditArgs {
     /// Output size.
     #[arg(long, short, default_value = "auto", help = SIZE_HELP)]
     pub size: Size,
-    /// Quality tier (not sent when omitted: the API's `auto` applies).
-    #[arg(long)]
-    pub quality: Option<Quality>,
-    /// Output format (default: from --out's extension, else png).
-    #[arg(long)]
-    pub format: Option<OutputFormat>,
-    /// output_compression 0-100 for jpeg and webp (100 = best quality).
-    #[arg(long, value_name = "0-100")]
-    pub compression: Option<u8>,
-    /// Background: transparent (png/webp), opaque or auto.
-    #[arg(long)]
-    pub background: Option<Background>,
+    #[command(flatten)]
+    pub image: ImageOptionArgs,
     /// Number of images (1-10); each is billed.
     #[arg(short, long)]
     pub n: Option<u8>,
@@ -293,10 +300,7 @@ impl EditArgs {
             prompt: self.prompt().to_owned(),
             model: self.model.clone(),
             size: self.size,
-            quality: self.quality,
-            format: self.format,
-            compression: self.compression,
-            background: self.background,
+            image: self.image.spec(),
             n: self.n,
             out: self.out.clone(),
             stream: self.stream.spec(),
@@ -390,15 +394,29 @@ pub struct ReplayArgs {
 /// Where requests go.
 #[derive(Debug, Args)]
 pub struct EndpointArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Total time to wait for one request, in seconds.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
+/// Which endpoint: the in-process emulator or a base URL (shared by every sending command).
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
     /// Start the offline emulator in-process and send the request there (no key needed).
     #[arg(long, conflicts_with = "base_url")]
     pub emulator: bool,
     /// API base URL (default: $OPENAI_BASE_URL, else https://api.openai.com/v1).
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
-    /// Total time to wait for one request, in seconds.
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
-    pub timeout: u64,
+}
+
+/// The payload log and the retry policy (shared by every sending command).
+#[derive(Debug, Clone, Args)]
+pub struct DeliveryArgs {
     /// Write every request and response (key redacted, images as separate files) to DIR;
     /// `fourk replay DIR` sends the newest one again.
     #[arg(long, value_name = "DIR")]
@@ -412,18 +430,31 @@ pub struct EndpointArgs {
     pub retry_ambiguous: bool,
 }
 
+impl ConnectArgs {
+    /// The core's endpoint value with `timeout` and `delivery`.
+    #[must_use]
+    pub fn endpoint(
+        &self,
+        timeout: std::time::Duration,
+        delivery: &DeliveryArgs,
+    ) -> fourk_core::session::Endpoint {
+        fourk_core::session::Endpoint {
+            emulator: self.emulator,
+            base_url: self.base_url.clone(),
+            timeout,
+            log_payload: delivery.log_payload.clone(),
+            retries: delivery.retries,
+            retry_ambiguous: delivery.retry_ambiguous,
+        }
+    }
+}
+
 impl EndpointArgs {
     /// The core's endpoint value.
     #[must_use]
     pub fn spec(&self) -> fourk_core::session::Endpoint {
-        fourk_core::session::Endpoint {
-            emulator: self.emulator,
-            base_url: self.base_url.clone(),
-            timeout: std::time::Duration::from_secs(self.timeout),
-            log_payload: self.log_payload.clone(),
-            retries: self.retries,
-            retry_ambiguous: self.retry_ambiguous,
-        }
+        self.connect
+            .endpoint(std::time::Duration::from_secs(self.timeout), &self.delivery)
     }
 }
 

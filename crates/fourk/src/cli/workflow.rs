@@ -180,23 +180,12 @@ pub struct DeliverArgs {
     /// Print a JSON summary: the shipped file, which path produced it, each step's cost.
     #[arg(long)]
     pub json: bool,
-    /// Start the offline emulator in-process and send the requests there (no key needed).
-    #[arg(long, conflicts_with = "base_url")]
-    pub emulator: bool,
-    /// API base URL (default: $OPENAI_BASE_URL, else https://api.openai.com/v1).
-    #[arg(long, value_name = "URL")]
-    pub base_url: Option<String>,
+    #[command(flatten)]
+    pub connect: super::ConnectArgs,
     /// Total time to wait for any one request, in seconds (the native attempt also stops at
     /// --timeout).
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub request_timeout: u64,
-    /// Write every request and response (key redacted) to DIR.
-    #[arg(long, value_name = "DIR")]
-    pub log_payload: Option<PathBuf>,
-    /// Retries of failures that cannot have produced an image (connect errors, 429, 5xx).
-    #[arg(long, default_value_t = 2, value_name = "N")]
-    pub retries: u32,
-    /// Also retry failures after the request was sent (each may be billed again).
-    #[arg(long)]
-    pub retry_ambiguous: bool,
+    #[command(flatten)]
+    pub delivery: super::DeliveryArgs,
 }

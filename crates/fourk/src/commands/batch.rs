@@ -108,7 +108,7 @@ fn plan(args: &BatchArgs, jobs_path: &std::path::Path, caps: &Capabilities) -> a
         out_dir: args.out.clone(),
         concurrency: usize::from(args.concurrency),
         max_cost: args.max_cost,
-        retry_ambiguous: args.endpoint.retry_ambiguous,
+        retry_ambiguous: args.endpoint.delivery.retry_ambiguous,
         policy: session::retry_policy(&args.endpoint.spec()),
         batch_key: format!("{:x}", h.finalize()),
         args: serde_json::json!({
@@ -116,7 +116,7 @@ fn plan(args: &BatchArgs, jobs_path: &std::path::Path, caps: &Capabilities) -> a
             "out": abs(&args.out),
             "concurrency": args.concurrency,
             "max_cost": args.max_cost,
-            "retry_ambiguous": args.endpoint.retry_ambiguous,
+            "retry_ambiguous": args.endpoint.delivery.retry_ambiguous,
             "via": match args.via {
                 Via::Local => "local",
                 Via::BatchApi => "batch-api",

@@ -165,7 +165,11 @@ fn draw(event: &BatchEvent) {
 }
 
 fn poll_every(endpoint: &EndpointArgs, poll: Duration) -> Duration {
-    if endpoint.emulator { EMULATOR_POLL } else { poll }
+    if endpoint.connect.emulator {
+        EMULATOR_POLL
+    } else {
+        poll
+    }
 }
 
 /// `fourk batch JOBS --via batch-api`.

@@ -1,8 +1,7 @@
 //! `fourk generate`: the flags become a [`GenerateSpec`]; the core checks, sends, saves,
 //! verifies and records; this module prints (the body for `--dry-run`, paths or JSON).
 
-use fourk_core::generate::{Overrides, build_request_with, generate, tool_options};
-use fourk_core::route::{self, Route};
+use fourk_core::generate::{Overrides, build_request_with, generate, responses_request};
 use fourk_core::send::Recorder;
 
 use crate::cli::GenerateArgs;
@@ -23,20 +22,9 @@ pub(super) async fn run(args: &GenerateArgs, fk: &fourk_core::Fourk) -> anyhow::
         for w in &warnings {
             tracing::warn!("{}", w.message);
         }
-        let body = match spec.route.route {
-            Route::Images => serde_json::to_string(&req)?,
-            Route::Responses => {
-                let rr = route::build(
-                    &spec.route,
-                    caps,
-                    &req.model,
-                    &req.prompt,
-                    tool_options(&req),
-                    &[],
-                    None,
-                )?;
-                serde_json::to_string(&rr)?
-            }
+        let body = match responses_request(&spec, caps, &req)? {
+            None => serde_json::to_string(&req)?,
+            Some(rr) => serde_json::to_string(&rr)?,
         };
         Printer.line(&body);
         return Ok(Exit::Success);
@@ -45,7 +33,7 @@ pub(super) async fn run(args: &GenerateArgs, fk: &fourk_core::Fourk) -> anyhow::
         "prompt": spec.prompt,
         "model": spec.model,
         "size": spec.size.to_string(),
-        "quality": spec.quality.map(|q| format!("{q:?}").to_lowercase()),
+        "quality": spec.image.quality.map(|q| format!("{q:?}").to_lowercase()),
         "n": spec.n,
         "route": format!("{:?}", spec.route.route).to_lowercase(),
         "transparent": spec.transparency.transparent,

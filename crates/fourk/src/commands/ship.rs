@@ -27,14 +27,8 @@ use fourk_core::workflow::{self, Record, Render, StepReport};
 
 impl DeliverArgs {
     fn endpoint(&self) -> Endpoint {
-        Endpoint {
-            emulator: self.emulator,
-            base_url: self.base_url.clone(),
-            timeout: Duration::from_secs(self.request_timeout),
-            log_payload: self.log_payload.clone(),
-            retries: self.retries,
-            retry_ambiguous: self.retry_ambiguous,
-        }
+        self.connect
+            .endpoint(Duration::from_secs(self.request_timeout), &self.delivery)
     }
 }
 
