@@ -19,9 +19,8 @@
 //! not apply (the Batch API has its own queue). With a request log, each request is one line
 //! with method `BATCH` and the batch endpoint as its route.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
@@ -47,6 +46,7 @@ use crate::generate::{plan_generation, read_request};
 use crate::images::{render_json, unix_now};
 use crate::reqlog::Entry as LogEntry;
 use crate::state::{EmulatorState, RequestContext};
+use crate::stores::BatchEntry;
 
 /// The completion window, in seconds.
 const WINDOW_SECS: i64 = 24 * 3600;
@@ -56,46 +56,6 @@ const MAX_REPORTED_PROBLEMS: usize = 100;
 /// this lets the simulated latency of several requests overlap, while bounding the memory
 /// of finished answers waiting to be written (a 4K answer is ~15 MB of base64).
 const LINES_IN_FLIGHT: usize = 8;
-
-/// The files and batches of one emulator.
-#[derive(Debug, Default)]
-pub(crate) struct BatchApi {
-    pub(crate) files: FileStore,
-    batches: Mutex<BTreeMap<String, BatchEntry>>,
-    /// Creation order, for listing newest first.
-    order: Mutex<Vec<String>>,
-}
-
-#[derive(Debug)]
-struct BatchEntry {
-    batch: Batch,
-    cancel: Arc<AtomicBool>,
-}
-
-impl BatchApi {
-    fn get(&self, id: &str) -> Option<Batch> {
-        self.batches
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-            .map(|e| e.batch.clone())
-    }
-
-    fn update(&self, id: &str, f: impl FnOnce(&mut Batch)) -> Option<Batch> {
-        let mut map = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
-        let e = map.get_mut(id)?;
-        f(&mut e.batch);
-        Some(e.batch.clone())
-    }
-
-    fn cancelled(&self, id: &str) -> bool {
-        self.batches
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-            .is_some_and(|e| e.cancel.load(Ordering::Relaxed))
-    }
-}
 
 fn no_such_batch(id: &str) -> ApiFailure {
     ApiFailure::not_found("batch_id", format!("No batch found with id '{id}'."))

@@ -3,10 +3,8 @@
 //! emulator (a batch's output file holds every image as base64: gigabytes for 4K batches),
 //! and content is streamed back in chunks.
 
-use std::collections::HashMap;
 use std::io::{self, BufRead as _};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
@@ -23,6 +21,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use crate::error::EmulatorError;
 use crate::images::unix_now;
 use crate::state::EmulatorState;
+pub(crate) use crate::stores::FileStore;
 
 /// Largest upload of any purpose (the API's limit).
 pub(crate) const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
@@ -90,64 +89,6 @@ impl From<EmulatorError> for ApiFailure {
 impl IntoResponse for ApiFailure {
     fn into_response(self) -> Response {
         (self.status, Json(self.envelope)).into_response()
-    }
-}
-
-/// A stored file: its object and where its bytes are.
-#[derive(Debug, Clone)]
-pub(crate) struct StoredFile {
-    pub(crate) meta: OpenAIFile,
-    pub(crate) path: PathBuf,
-}
-
-/// The files, their folder created on first use and removed with the emulator.
-#[derive(Debug, Default)]
-pub(crate) struct FileStore {
-    dir: Mutex<Option<tempfile::TempDir>>,
-    files: Mutex<HashMap<String, StoredFile>>,
-}
-
-impl FileStore {
-    /// A path in the store's folder for a new file.
-    pub(crate) fn new_path(&self, id: &str) -> io::Result<PathBuf> {
-        let mut dir = self.dir.lock().unwrap_or_else(PoisonError::into_inner);
-        if dir.is_none() {
-            *dir = Some(
-                tempfile::Builder::new()
-                    .prefix("fourk-emulator-files-")
-                    .tempdir()?,
-            );
-        }
-        let base = dir.as_ref().map(|d| d.path().to_path_buf()).unwrap_or_default();
-        Ok(base.join(id))
-    }
-
-    /// Register a file whose bytes are at `path`.
-    pub(crate) fn insert(&self, meta: OpenAIFile, path: PathBuf) -> OpenAIFile {
-        let stored = StoredFile {
-            meta: meta.clone(),
-            path,
-        };
-        self.files
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(meta.id.clone(), stored);
-        meta
-    }
-
-    pub(crate) fn get(&self, id: &str) -> Option<StoredFile> {
-        self.files
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-            .cloned()
-    }
-
-    fn remove(&self, id: &str) -> Option<StoredFile> {
-        self.files
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(id)
     }
 }
 

@@ -84,6 +84,7 @@
 mod app;
 mod batch;
 mod compose;
+mod config;
 mod edits;
 mod error;
 mod faults;
@@ -100,12 +101,14 @@ mod server;
 mod sse;
 mod state;
 mod store;
+mod stores;
 
 pub use app::{EMULATOR_HEADER, EMULATOR_HEADER_VALUE, app};
+pub use config::{DEFAULT_REQUEST_TIMEOUT, DEFAULT_STALL, EmulatorConfig, LatencyScale};
 pub use error::{EmulatorError, MaskProblem, mask_key};
 pub use faults::{FaultKind, FaultSpec, FaultSpecError};
 pub use policy::MAGIC_WRONG_SIZE_EXPERIMENTAL;
 pub use policy::{MAGIC_MODERATION, MAGIC_NO_ALPHA, MAGIC_ORG_UNVERIFIED, MAGIC_STREAM_ERROR};
 pub use ratelimit::{Limit, PerMinute, RateLimits};
 pub use server::{DEFAULT_ADDR, RunningEmulator, serve, spawn};
-pub use state::{DEFAULT_REQUEST_TIMEOUT, DEFAULT_STALL, EmulatorConfig, EmulatorState, LatencyScale};
+pub use state::EmulatorState;

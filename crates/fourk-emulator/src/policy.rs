@@ -2,7 +2,7 @@
 //! blocks (400 `moderation_blocked`), triggered by magic strings in the prompt or by
 //! configuration.
 
-use crate::state::EmulatorConfig;
+use crate::config::EmulatorConfig;
 
 /// A prompt containing this gets the 403 "Your organization must be verified to use the
 /// model ..." answer.
