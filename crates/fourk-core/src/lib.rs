@@ -9,6 +9,7 @@
 //!   passed in as a value, never a process-wide static.
 //! - [`spec`]: what a door asks for ([`spec::GenerateSpec`], [`spec::EditSpec`]).
 //! - [`generate`], [`edit`], [`transparent`]: the operations, typed specs in, summaries out.
+//! - [`deliver`]: one command to a verified deliverable, with the fallback built in.
 //! - [`workflow`]: what draft, final and deliver share (renders, upscale, sheet, the run record).
 //! - [`session`]: the client (or the in-process emulator) for an [`session::Endpoint`].
 //! - [`route`]: the Responses API request of the image options.
@@ -21,6 +22,7 @@
 
 pub mod batch;
 pub mod batch_api;
+pub mod deliver;
 pub mod edit;
 pub mod generate;
 pub mod ledger;

@@ -1,0 +1,122 @@
+//! The workflows at library level, no binary and no clap: build a spec, call the core, assert
+//! on the report, the files and the ledger. Against the in-process emulator.
+
+use std::path::Path;
+
+use fourk_api::{Capabilities, Quality, Size};
+use fourk_core::Fourk;
+use fourk_core::deliver::{DeliverSpec, deliver};
+use fourk_core::session::Endpoint;
+
+fn core(dir: &Path) -> Fourk {
+    Fourk::new(Capabilities::builtin(), dir.join("ledger.db"))
+}
+
+fn spec(prompt: &str, size: Size, out: &Path) -> DeliverSpec {
+    DeliverSpec {
+        prompt: prompt.to_owned(),
+        model: "gpt-image-2".to_owned(),
+        size,
+        quality: Quality::Low,
+        max_cost: None,
+        timeout: None,
+        format: None,
+        out: Some(out.to_path_buf()),
+        endpoint: Endpoint::emulator(),
+    }
+}
+
+fn count(ledger: &Path, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(ledger).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn deliver_ships_native_when_it_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let fk = core(dir.path());
+    let out = dir.path().join("lake.png");
+    let size = Size::Exact {
+        width: 2560,
+        height: 1440,
+    };
+    let r = deliver(&spec("a mountain lake", size, &out), &fk).await.unwrap();
+    assert!(r.verified);
+    assert_eq!(r.shipped_by, Some("native"));
+    assert_eq!(r.shipped.as_deref(), Some(out.as_path()));
+    assert_eq!(r.steps.len(), 1);
+    assert!(r.usd > 0.0 && !r.estimate);
+    assert!(out.exists());
+    let ledger = fk.ledger_path();
+    assert_eq!(
+        count(ledger, "SELECT COUNT(*) FROM attempts WHERE state = 'ok'"),
+        1
+    );
+    assert_eq!(count(ledger, "SELECT COUNT(*) FROM usage WHERE measured = 1"), 1);
+    assert_eq!(r.id, Some(count(ledger, "SELECT MAX(id) FROM images")));
+}
+
+#[tokio::test]
+async fn deliver_falls_back_to_a_master_and_an_upscale_on_a_wrong_size_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let fk = core(dir.path());
+    let out = dir.path().join("lake.png");
+    let size = Size::Exact {
+        width: 3840,
+        height: 2160,
+    };
+    let r = deliver(
+        &spec("a mountain lake [fourk:wrong-size-experimental]", size, &out),
+        &fk,
+    )
+    .await
+    .unwrap();
+    assert!(r.verified, "{r:?}");
+    assert_eq!(r.shipped_by, Some("master+upscale"));
+    assert_eq!(r.master_size, "2560x1440");
+    let steps: Vec<&str> = r.steps.iter().map(|s| s.step).collect();
+    assert_eq!(steps, ["native", "master", "upscale"]);
+    assert!(!r.steps[0].verified);
+    assert!(out.exists());
+    assert!(
+        fourk_imaging::verify_file(&out, &fourk_imaging::Expect::default())
+            .unwrap()
+            .ok
+    );
+    let ledger = fk.ledger_path();
+    // Both renders were paid for and are measured; the upscale is local.
+    assert_eq!(count(ledger, "SELECT COUNT(*) FROM usage WHERE measured = 1"), 2);
+    assert_eq!(
+        count(ledger, "SELECT COUNT(*) FROM links WHERE kind = 'fallback'"),
+        1
+    );
+    assert_eq!(
+        count(
+            ledger,
+            "SELECT COUNT(*) FROM links WHERE kind = 'master->upscale'"
+        ),
+        1
+    );
+}
+
+#[tokio::test]
+async fn deliver_refuses_over_its_ceiling_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let fk = core(dir.path());
+    let out = dir.path().join("lake.png");
+    let mut s = spec(
+        "a mountain lake",
+        Size::Exact {
+            width: 3840,
+            height: 2160,
+        },
+        &out,
+    );
+    s.quality = Quality::High;
+    s.max_cost = Some(0.01);
+    let err = deliver(&s, &fk).await.unwrap_err();
+    assert!(err.downcast_ref::<fourk_core::UsageError>().is_some(), "{err:#}");
+    assert!(format!("{err:#}").contains("nothing was sent"));
+    assert!(!out.exists());
+    assert!(!fk.ledger_path().exists(), "no run, no request on record");
+}
