@@ -9,6 +9,8 @@
 //!   passed in as a value, never a process-wide static.
 //! - [`spec`]: what a door asks for ([`spec::GenerateSpec`], [`spec::EditSpec`]).
 //! - [`generate`], [`edit`], [`transparent`]: the operations, typed specs in, summaries out.
+//! - [`draft`]: cheap drafts with the target's ratio, a contact sheet, ids in the ledger.
+//! - [`finalize`]: an approved draft to the final, native or master + upscale.
 //! - [`deliver`]: one command to a verified deliverable, with the fallback built in.
 //! - [`workflow`]: what draft, final and deliver share (renders, upscale, sheet, the run record).
 //! - [`session`]: the client (or the in-process emulator) for an [`session::Endpoint`].
@@ -23,7 +25,9 @@
 pub mod batch;
 pub mod batch_api;
 pub mod deliver;
+pub mod draft;
 pub mod edit;
+pub mod finalize;
 pub mod generate;
 pub mod ledger;
 pub mod models;

@@ -120,3 +120,83 @@ async fn deliver_refuses_over_its_ceiling_before_anything_is_sent() {
     assert!(!out.exists());
     assert!(!fk.ledger_path().exists(), "no run, no request on record");
 }
+
+fn draft_spec(dir: &Path, n: u32) -> fourk_core::draft::DraftSpec {
+    fourk_core::draft::DraftSpec {
+        prompt: "a harbour at dusk".to_owned(),
+        n,
+        size: Size::Exact {
+            width: 3840,
+            height: 2160,
+        },
+        quality: Quality::Low,
+        model: "gpt-image-2".to_owned(),
+        format: None,
+        out: Some(dir.join("drafts").join("harbour.png")),
+        no_sheet: false,
+        route: fourk_core::route::Route::Images,
+        endpoint: Endpoint::emulator(),
+    }
+}
+
+#[tokio::test]
+async fn drafts_then_a_final_by_upscale_and_one_native_are_linked_in_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let fk = core(dir.path());
+    let d = fourk_core::draft::draft(&draft_spec(dir.path(), 2), &fk)
+        .await
+        .unwrap();
+    assert!(d.all_verified);
+    assert_eq!(d.drafts.len(), 2);
+    assert_eq!(d.draft_size, "1536x864");
+    assert!(d.sheet.as_ref().is_some_and(|s| s.exists()));
+    let first = d.drafts[0].id.unwrap();
+
+    let final_spec = |draft: String, upscale: bool, out: &str| fourk_core::finalize::FinalSpec {
+        draft,
+        upscale,
+        quality: Quality::Low,
+        size: None,
+        prompt: None,
+        out: Some(dir.path().join(out)),
+        endpoint: Endpoint::emulator(),
+    };
+    // By ledger id, with the target the draft was made for: a 2560x1440 master, upscaled.
+    let up = fourk_core::finalize::finalize(&final_spec(first.to_string(), true, "final.png"), &fk)
+        .await
+        .unwrap();
+    assert!(up.verified, "{up:?}");
+    assert_eq!(up.mode, "upscale");
+    assert_eq!(up.target, "3840x2160");
+    let steps: Vec<&str> = up.steps.iter().map(|s| s.step).collect();
+    assert_eq!(steps, ["master", "upscale"]);
+    let report =
+        fourk_imaging::verify_file(&dir.path().join("final.png"), &fourk_imaging::Expect::default()).unwrap();
+    assert_eq!(report.probe.map(|p| (p.width, p.height)), Some((3840, 2160)));
+
+    // By path, native at 2K.
+    let second = d.drafts[1].path.display().to_string();
+    let mut native = final_spec(second, false, "native.png");
+    native.size = Some(Size::Exact {
+        width: 2560,
+        height: 1440,
+    });
+    let n = fourk_core::finalize::finalize(&native, &fk).await.unwrap();
+    assert!(n.verified);
+    assert_eq!(n.mode, "native");
+
+    let ledger = fk.ledger_path();
+    assert_eq!(
+        count(ledger, "SELECT COUNT(*) FROM links WHERE kind = 'draft->final'"),
+        2
+    );
+    assert_eq!(
+        count(
+            ledger,
+            "SELECT COUNT(*) FROM links WHERE kind = 'master->upscale'"
+        ),
+        1
+    );
+    // One request for both drafts, the master, the native final.
+    assert_eq!(count(ledger, "SELECT COUNT(*) FROM usage WHERE measured = 1"), 3);
+}

@@ -1,0 +1,314 @@
+//! N cheap drafts with the target's aspect ratio (`fourk draft`), saved, verified, recorded
+//! in the ledger (their ids are what a final takes) and laid out on a contact sheet.
+//! [`draft`] takes a [`DraftSpec`] and returns a [`DraftReport`]; it never prints.
+
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use fourk_api::plan::{check_target, draft_size};
+use fourk_api::{Cost, OutputFormat, Quality};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::UsageError;
+use crate::ledger::ImageId;
+use crate::route::Route;
+use crate::save::{ImageSummary, indexed_path};
+use crate::session::Endpoint;
+use crate::workflow::{self, Record, Render};
+
+/// Drafts of one prompt for a target size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DraftSpec {
+    /// What to draw.
+    pub prompt: String,
+    /// How many drafts (1-10); each is billed.
+    pub n: u32,
+    /// The final's target size; the drafts take its aspect ratio at about one megapixel.
+    pub size: fourk_api::Size,
+    /// Draft quality.
+    pub quality: Quality,
+    /// The image model.
+    pub model: String,
+    /// Output format (`None`: from `out`'s extension, else png).
+    pub format: Option<OutputFormat>,
+    /// The drafts' base path (numbered); `None`: a default name in the working folder.
+    pub out: Option<PathBuf>,
+    /// Skip the contact sheet.
+    pub no_sheet: bool,
+    /// The Image API (one request for all) or the Responses API (one request each).
+    pub route: Route,
+    /// Where requests go.
+    pub endpoint: Endpoint,
+}
+
+/// One draft.
+#[derive(Debug, Clone, Serialize)]
+pub struct DraftOut {
+    /// Its ledger id (what a final takes).
+    pub id: Option<ImageId>,
+    /// The file.
+    pub path: PathBuf,
+    /// Width in pixels.
+    pub width: Option<u32>,
+    /// Height in pixels.
+    pub height: Option<u32>,
+    /// Verified against the request.
+    pub verified: bool,
+    /// The Responses API response id, for a continuation.
+    pub response_id: Option<String>,
+}
+
+/// What a draft run made (the CLI's `--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DraftReport {
+    /// The final's target, `WIDTHxHEIGHT`.
+    pub target: String,
+    /// The drafts' size.
+    pub draft_size: String,
+    /// Their quality.
+    pub quality: Quality,
+    /// The model.
+    pub model: String,
+    /// Each draft.
+    pub drafts: Vec<DraftOut>,
+    /// The contact sheet.
+    pub sheet: Option<PathBuf>,
+    /// Dollars in all.
+    pub usd: f64,
+    /// Some of `usd` is estimated.
+    pub estimate: bool,
+    /// The command that turns the first draft into the final.
+    pub next: String,
+    /// Every draft verified.
+    #[serde(skip)]
+    pub all_verified: bool,
+}
+
+/// Dollars of a set of summaries: one request's cost is repeated on each of its images, so
+/// each distinct request id counts once.
+#[must_use]
+pub fn total_cost(images: &[ImageSummary]) -> (f64, bool) {
+    let mut seen = std::collections::HashSet::new();
+    let mut usd = 0.0;
+    let mut estimate = false;
+    for img in images {
+        let rid = workflow::read_sidecar(&img.path)
+            .and_then(|c| {
+                c.pointer("/response/request_id")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| img.path.display().to_string());
+        if let Some(c) = img.cost
+            && seen.insert(rid)
+        {
+            usd += c.usd;
+            estimate |= c.estimate;
+        }
+    }
+    (usd, estimate)
+}
+
+fn default_base(format: Option<OutputFormat>) -> PathBuf {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    PathBuf::from(format!(
+        "fourk-draft-{secs}.{}",
+        format.unwrap_or(OutputFormat::Png).extension()
+    ))
+}
+
+/// Render the drafts, annotate their sidecars, record them and lay out the contact sheet.
+///
+/// # Errors
+/// [`UsageError`] before anything is sent; the first render's failure (a later Responses
+/// draft that fails is logged and leaves the others).
+#[allow(clippy::too_many_lines)]
+pub async fn draft(spec: &DraftSpec, fk: &crate::Fourk) -> anyhow::Result<DraftReport> {
+    let caps = &fk.caps;
+    let model = caps.model(&spec.model).map_err(|e| UsageError(format!("{e}")))?;
+    let target = check_target(model, spec.size).map_err(|e| UsageError(format!("cannot draft: {e}")))?;
+    let dims = draft_size(model, target.0, target.1);
+    let base = spec.out.clone().unwrap_or_else(|| default_base(spec.format));
+    if let (Some(p), Some(u)) = (
+        model.price,
+        fourk_api::cost::predict_usage(model, &spec.prompt, dims.0, dims.1, spec.quality, 1),
+    ) {
+        let each = Cost::from_usage(&u, &p, false).usd;
+        tracing::info!(
+            "{} draft(s) at {}x{} {} for a {}x{} final (estimated ${:.3} in all)",
+            spec.n,
+            dims.0,
+            dims.1,
+            spec.quality,
+            target.0,
+            target.1,
+            each * f64::from(spec.n)
+        );
+    }
+    let record = Record::begin(
+        fk.ledger_path(),
+        "draft",
+        &json!({
+            "prompt": spec.prompt, "n": spec.n, "model": model.id, "quality": spec.quality,
+            "target": format!("{}x{}", target.0, target.1), "draft_size": format!("{}x{}", dims.0, dims.1),
+            "route": format!("{:?}", spec.route).to_lowercase(),
+        }),
+    );
+    let started = Instant::now();
+    let responses = spec.route == Route::Responses;
+    let result: anyhow::Result<(Vec<ImageSummary>, bool)> = if responses {
+        // One image per Responses API request.
+        let mut all = Vec::new();
+        let mut ok = true;
+        let format = spec.format.unwrap_or(OutputFormat::Png);
+        for i in 0..spec.n as usize {
+            let out = indexed_path(&base, i, spec.n as usize, format);
+            let r = Render {
+                model: &spec.model,
+                prompt: &spec.prompt,
+                size: dims,
+                quality: spec.quality,
+                n: 1,
+                format: spec.format,
+                out: &out,
+                previous_response: None,
+                responses: true,
+                reference: None,
+            };
+            match workflow::render(&r, &spec.endpoint, caps, &record).await {
+                Ok((imgs, v)) => {
+                    ok &= v;
+                    all.extend(imgs);
+                }
+                Err(e) if all.is_empty() => return finish_err(&record, e),
+                Err(e) => {
+                    // The send path has it on record already.
+                    tracing::error!("draft {} of {} failed: {e:#}", i + 1, spec.n);
+                    ok = false;
+                }
+            }
+        }
+        Ok((all, ok))
+    } else {
+        let r = Render {
+            model: &spec.model,
+            prompt: &spec.prompt,
+            size: dims,
+            quality: spec.quality,
+            n: spec.n,
+            format: spec.format,
+            out: &base,
+            previous_response: None,
+            responses: false,
+            reference: None,
+        };
+        workflow::render(&r, &spec.endpoint, caps, &record).await
+    };
+    let (images, all_ok) = match result {
+        Ok(v) => v,
+        Err(e) => return finish_err(&record, e),
+    };
+    let wf = json!({
+        "command": "draft",
+        "step": "draft",
+        "target": format!("{}x{}", target.0, target.1),
+        "draft_size": format!("{}x{}", dims.0, dims.1),
+    });
+    for img in &images {
+        if let Err(e) = crate::sidecar::annotate(&img.sidecar, "workflow", &wf) {
+            tracing::warn!("{e:#}");
+        }
+    }
+    let ids = record.images(&images);
+    let (usd, estimate) = total_cost(&images);
+    let drafts: Vec<DraftOut> = images
+        .iter()
+        .enumerate()
+        .map(|(i, img)| DraftOut {
+            id: ids.get(i).copied(),
+            path: img.path.clone(),
+            width: img.width,
+            height: img.height,
+            verified: img.verified,
+            response_id: workflow::read_sidecar(&img.path).and_then(|c| {
+                c.pointer("/responses/response_id")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            }),
+        })
+        .collect();
+    let sheet = if spec.no_sheet || images.is_empty() {
+        None
+    } else {
+        let cells = drafts
+            .iter()
+            .map(|d| {
+                let name = d
+                    .path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (
+                    vec![
+                        d.id.map_or_else(|| name.clone(), |id| format!("#{id}  {name}")),
+                        format!(
+                            "{}x{} {}",
+                            d.width.unwrap_or(0),
+                            d.height.unwrap_or(0),
+                            if d.verified { "verified" } else { "NOT verified" }
+                        ),
+                    ],
+                    d.path.clone(),
+                )
+            })
+            .collect();
+        let stem = base
+            .file_stem()
+            .map_or_else(|| "drafts".into(), |s| s.to_string_lossy().into_owned());
+        let out = base.with_file_name(format!("{stem}-sheet.png"));
+        match workflow::sheet(cells, out).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!("the drafts are saved, but the contact sheet failed: {e:#}");
+                None
+            }
+        }
+    };
+    record.finish(if all_ok { "ok" } else { "check_failed" });
+    tracing::info!(
+        "{} draft(s) in {:.1} s, ${usd:.3}{}; approve one, then `fourk final ID --native` or `--upscale`",
+        images.len(),
+        started.elapsed().as_secs_f64(),
+        if estimate { " (estimate)" } else { "" }
+    );
+    Ok(DraftReport {
+        target: format!("{}x{}", target.0, target.1),
+        draft_size: format!("{}x{}", dims.0, dims.1),
+        quality: spec.quality,
+        model: model.id.clone(),
+        next: format!(
+            "fourk final {} --native --size {}x{}",
+            drafts
+                .first()
+                .and_then(|d| d.id)
+                .map_or_else(|| "ID".into(), |id| id.to_string()),
+            target.0,
+            target.1
+        ),
+        drafts,
+        sheet,
+        usd,
+        estimate,
+        all_verified: all_ok,
+    })
+}
+
+/// Close the run of a failed render (the send path has the request on record) and return
+/// its error.
+fn finish_err(record: &Record, e: anyhow::Error) -> anyhow::Result<DraftReport> {
+    record.finish("failed");
+    Err(e)
+}

@@ -1,0 +1,349 @@
+//! Turn an approved draft into the deliverable (`fourk final`), so composition carries over.
+//! [`finalize`] takes a [`FinalSpec`] and returns a [`FinalReport`]; it never prints.
+//!
+//! `--native` re-renders at the target size as an edit with the draft as the reference image
+//! (or, for a Responses API draft, as a continuation with `previous_response_id`).
+//! `--upscale` renders a master at the largest non-experimental size of the target's ratio
+//! (2560x1440 for 4K) the same way, then upscales it locally to the exact target. Every file
+//! is verified and the chain (draft -> final, master -> upscale) is recorded in the ledger.
+
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use fourk_api::plan::{check_target, master_size};
+use fourk_api::{OutputFormat, Size};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::UsageError;
+use crate::ledger::{ImageId, LinkKind};
+use crate::session::Endpoint;
+use crate::workflow::{self, Record, Render, StepReport};
+
+/// A final from an approved draft.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinalSpec {
+    /// The draft: a ledger id or its file.
+    pub draft: String,
+    /// Render a master at the largest non-experimental size and upscale it locally (else a
+    /// native render at the target).
+    pub upscale: bool,
+    /// The final's quality.
+    pub quality: fourk_api::Quality,
+    /// The target (`None`: the one the draft was made for).
+    pub size: Option<Size>,
+    /// A prompt (`None`: the draft's).
+    pub prompt: Option<String>,
+    /// Where to save; `None`: a default name in the working folder.
+    pub out: Option<PathBuf>,
+    /// Where requests go.
+    pub endpoint: Endpoint,
+}
+
+/// What is known about a draft.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// Ledger id, when recorded.
+    pub id: Option<ImageId>,
+    /// The file.
+    pub path: PathBuf,
+    /// Its prompt.
+    pub prompt: Option<String>,
+    /// Its model.
+    pub model: Option<String>,
+    /// Responses API response id, for `previous_response_id`.
+    pub response_id: Option<String>,
+    /// The target it was drafted for.
+    pub target: Option<Size>,
+    /// Whether it verified.
+    pub verified: bool,
+}
+
+/// The user's text of a Responses API request as the sidecar records it: the `input_text`
+/// parts of its `input` messages (or a plain string `input`).
+fn responses_prompt(car: &Value) -> Option<String> {
+    let input = car.pointer("/request/input")?;
+    if let Some(s) = input.as_str() {
+        return Some(s.to_owned());
+    }
+    let text: Vec<&str> = input
+        .as_array()?
+        .iter()
+        .filter_map(|item| item.get("content").and_then(Value::as_array))
+        .flatten()
+        .filter(|part| part.get("type").and_then(Value::as_str) == Some("input_text"))
+        .filter_map(|part| part.get("text").and_then(Value::as_str))
+        .collect();
+    (!text.is_empty()).then(|| text.join("\n"))
+}
+
+fn str_at(v: &Value, ptr: &str) -> Option<String> {
+    v.pointer(ptr).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// Find a draft by ledger id or path; the sidecar fills in what the ledger lacks.
+///
+/// # Errors
+/// [`UsageError`] when the id is unknown or the file is missing.
+pub fn find_draft(record: &Record, which: &str) -> anyhow::Result<Draft> {
+    let rec = if let Ok(id) = which.trim().trim_start_matches('#').parse::<ImageId>() {
+        let Some(ledger) = record.ledger() else {
+            return Err(UsageError(format!(
+                "draft {id} is a ledger id, but the ledger cannot be opened\n\nhint: pass the draft's file instead, or --ledger PATH"
+            ))
+            .into());
+        };
+        Some(ledger.find_image(id)?.ok_or_else(|| {
+            UsageError(format!(
+                "no image {id} in the ledger {}\n\nhint: `fourk history` lists the ids; or pass the draft's file",
+                ledger.path().display()
+            ))
+        })?)
+    } else {
+        record
+            .ledger()
+            .and_then(|l| l.find_image_by_path(Path::new(which)).ok().flatten())
+    };
+    let path = rec
+        .as_ref()
+        .map_or_else(|| PathBuf::from(which), |r| r.path.clone());
+    if !path.is_file() {
+        return Err(UsageError(format!(
+            "the draft {} is not there any more\n\nhint: pass the id of another draft, or its file",
+            path.display()
+        ))
+        .into());
+    }
+    let car = workflow::read_sidecar(&path).unwrap_or(Value::Null);
+    let prompt = rec
+        .as_ref()
+        .and_then(|r| r.prompt.clone())
+        .or_else(|| str_at(&car, "/request/prompt"))
+        .or_else(|| responses_prompt(&car));
+    let verified = rec.as_ref().map_or_else(
+        || {
+            car.pointer("/checks/verified")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        },
+        |r| r.verified,
+    );
+    Ok(Draft {
+        id: rec.as_ref().map(|r| r.id),
+        prompt,
+        model: rec
+            .as_ref()
+            .and_then(|r| r.model.clone())
+            .or_else(|| str_at(&car, "/model")),
+        response_id: rec
+            .as_ref()
+            .and_then(|r| r.response_id.clone())
+            .or_else(|| str_at(&car, "/responses/response_id")),
+        target: str_at(&car, "/workflow/target").and_then(|s| s.parse().ok()),
+        verified,
+        path,
+    })
+}
+
+/// What a final did (the CLI's `--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct FinalReport {
+    /// The draft's ledger id.
+    pub draft: Option<ImageId>,
+    /// The draft's file.
+    pub draft_path: PathBuf,
+    /// `native` or `upscale`.
+    pub mode: &'static str,
+    /// `WIDTHxHEIGHT`.
+    pub target: String,
+    /// The final file, when it verified.
+    pub shipped: Option<PathBuf>,
+    /// Its ledger id.
+    pub id: Option<ImageId>,
+    /// The final verified.
+    pub verified: bool,
+    /// Each step.
+    pub steps: Vec<StepReport>,
+    /// Dollars in all.
+    pub usd: f64,
+    /// Some of `usd` is estimated.
+    pub estimate: bool,
+    /// The last file written (the final, or the master or its rejected name when a step
+    /// failed).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// Render the final from the draft (native, or master + local upscale), verify, annotate
+/// and record every step with the draft -> final and master -> upscale links.
+///
+/// # Errors
+/// [`UsageError`] before anything is sent (unknown or unverified draft, no size or prompt);
+/// the render's failure.
+#[allow(clippy::too_many_lines)]
+pub async fn finalize(spec: &FinalSpec, fk: &crate::Fourk) -> anyhow::Result<FinalReport> {
+    let caps = &fk.caps;
+    let mode = if spec.upscale { "upscale" } else { "native" };
+    let record = Record::begin(
+        fk.ledger_path(),
+        "final",
+        &json!({"draft": spec.draft, "mode": mode, "quality": spec.quality, "size": spec.size}),
+    );
+    let draft = match find_draft(&record, &spec.draft) {
+        Ok(d) => d,
+        Err(e) => {
+            record.finish("failed");
+            return Err(e);
+        }
+    };
+    let fail = |e: anyhow::Error| -> anyhow::Result<FinalReport> {
+        record.finish("failed");
+        Err(e)
+    };
+    if !draft.verified {
+        return fail(
+            UsageError(format!(
+                "the draft {} did not verify, so it is no reference for a final\n\nhint: pick another draft (`fourk history`), or run `fourk verify {}`",
+                draft.path.display(),
+                draft.path.display()
+            ))
+            .into(),
+        );
+    }
+    let model_id = draft
+        .model
+        .clone()
+        .unwrap_or_else(|| fourk_api::DEFAULT_MODEL.to_owned());
+    let model = match caps.model(&model_id) {
+        Ok(m) => m,
+        Err(e) => return fail(UsageError(e.to_string()).into()),
+    };
+    let Some(size) = spec.size.or(draft.target) else {
+        return fail(
+            UsageError(format!(
+                "the draft {} does not say which size it was drafted for\n\nhint: pass --size 4k (or WIDTHxHEIGHT)",
+                draft.path.display()
+            ))
+            .into(),
+        );
+    };
+    let target = match check_target(model, size) {
+        Ok(t) => t,
+        Err(e) => return fail(UsageError(format!("cannot make the final: {e}")).into()),
+    };
+    let Some(prompt) = spec.prompt.clone().or_else(|| draft.prompt.clone()) else {
+        return fail(UsageError("the draft's prompt is not recorded\n\nhint: pass --prompt".into()).into());
+    };
+    let format = fourk_imaging::probe_file(&draft.path).map_or(OutputFormat::Png, |p| p.format);
+    let out = spec.out.clone().unwrap_or_else(|| {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        PathBuf::from(format!("fourk-final-{secs}.{}", format.extension()))
+    });
+    let from =
+        json!({"id": draft.id, "path": draft.path.display().to_string(), "response_id": draft.response_id});
+    let render_dims = if spec.upscale {
+        master_size(model, target.0, target.1)
+    } else {
+        target
+    };
+    let upscaling = spec.upscale && render_dims != target;
+    if spec.upscale && !upscaling {
+        tracing::info!(
+            "{}x{} is not above the experimental limit, so the master is the final: no upscale",
+            target.0,
+            target.1
+        );
+    }
+    let render_out = if upscaling {
+        workflow::with_suffix(&out, "master")
+    } else {
+        out.clone()
+    };
+    let r = Render {
+        model: &model.id,
+        prompt: &prompt,
+        size: render_dims,
+        quality: spec.quality,
+        n: 1,
+        format: spec.out.is_none().then_some(format),
+        out: &render_out,
+        previous_response: draft.response_id.as_deref(),
+        responses: draft.response_id.is_some(),
+        reference: draft.response_id.is_none().then_some(draft.path.as_path()),
+    };
+    let started = Instant::now();
+    let (images, ok) = match workflow::render(&r, &spec.endpoint, caps, &record).await {
+        Ok(v) => v,
+        // The send path has a failed request on record already.
+        Err(e) => return fail(e),
+    };
+    let Some(first) = images.first() else {
+        return fail(anyhow::anyhow!("no image came back"));
+    };
+    let step = if upscaling { "master" } else { "native-from-draft" };
+    let wf = json!({"command": "final", "mode": mode, "step": step, "from_draft": from,
+        "target": format!("{}x{}", target.0, target.1)});
+    if let Err(e) = crate::sidecar::annotate(&first.sidecar, "workflow", &wf) {
+        tracing::warn!("{e:#}");
+    }
+    let ids = record.images(&images);
+    let rendered_id = ids.first().copied();
+    record.link(draft.id, rendered_id, LinkKind::DraftToFinal);
+    let mut steps = vec![StepReport::saved(
+        step,
+        first,
+        rendered_id,
+        started.elapsed().as_secs_f64(),
+    )];
+    let mut shipped = (first.path.clone(), rendered_id, ok);
+    if upscaling && ok {
+        let t = Instant::now();
+        let wf = json!({"command": "final", "mode": mode, "step": "upscale", "from_draft": from,
+            "master": first.path.display().to_string(), "target": format!("{}x{}", target.0, target.1)});
+        let up =
+            match workflow::upscale(&first.path, target, &out, &model.id, &prompt, spec.quality, wf).await {
+                Ok(u) => u,
+                Err(e) => return fail(e),
+            };
+        let up_ids = record.images(std::slice::from_ref(&up));
+        record.link(rendered_id, up_ids.first().copied(), LinkKind::MasterToUpscale);
+        steps.push(StepReport::saved(
+            "upscale",
+            &up,
+            up_ids.first().copied(),
+            t.elapsed().as_secs_f64(),
+        ));
+        shipped = (up.path.clone(), up_ids.first().copied(), up.verified);
+    } else if upscaling {
+        tracing::error!(
+            "the master {} did not verify; nothing was upscaled",
+            first.path.display()
+        );
+    }
+    let verified = shipped.2;
+    record.finish(if verified { "ok" } else { "check_failed" });
+    let usd = steps.iter().map(|s| s.usd).sum();
+    let report = FinalReport {
+        draft: draft.id,
+        draft_path: draft.path.clone(),
+        mode,
+        target: format!("{}x{}", target.0, target.1),
+        shipped: verified.then(|| shipped.0.clone()),
+        id: shipped.1,
+        verified,
+        estimate: steps.iter().any(|s| s.estimate),
+        steps,
+        usd,
+        path: shipped.0.clone(),
+    };
+    tracing::info!(
+        "final {} ({mode}), ${:.3}{}: {}",
+        if verified { "verified" } else { "NOT verified" },
+        report.usd,
+        if report.estimate { " (estimate)" } else { "" },
+        shipped.0.display()
+    );
+    Ok(report)
+}
