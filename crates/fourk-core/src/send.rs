@@ -18,18 +18,66 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use fourk_api::{
     Cost, EditRequest, ImageRequest, InputImage, ModelCaps, OutputFormat, Quality, ResponsesRequest, Size,
     Usage,
 };
 use fourk_client::Client;
+use serde::Serialize;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use crate::ledger::{AttemptId, AttemptOutcome, ImageId, Ledger, RunId, UsageKey};
 use crate::save::{self, Delivery, ImageSummary, Job};
 use crate::sidecar::SentRequest;
+
+/// What the core reports while a request is under way. The CLI logs it, the MCP server turns
+/// it into progress notifications, the studio into server-sent events.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Progress {
+    /// A request is about to leave; it is on record as `attempt`.
+    Sending {
+        /// `images.generate`, `images.edit` or `responses`.
+        route: &'static str,
+        /// Its ledger attempt, when the ledger is writable.
+        attempt: Option<AttemptId>,
+    },
+    /// Its answer arrived.
+    Answered {
+        /// `x-request-id`.
+        request_id: Option<String>,
+    },
+    /// An image was saved and checked.
+    Saved {
+        /// The file (a `.rejected.` name when it did not verify).
+        path: PathBuf,
+        /// Whether it verified.
+        verified: bool,
+    },
+}
+
+/// Receives [`Progress`] events; implementations must be cheap (they run on the request's
+/// task).
+pub trait Observer: Send + Sync + std::fmt::Debug {
+    /// One event.
+    fn progress(&self, event: &Progress);
+}
+
+/// The work was cancelled through its [`CancellationToken`].
+#[derive(Debug, thiserror::Error)]
+#[error("{}", if *.possibly_billed {
+    "cancelled after the request was sent: possibly billed; its estimated cost is recorded (fourk cost, fourk history)"
+} else {
+    "cancelled before anything was sent"
+})]
+pub struct Cancelled {
+    /// The request had left: it may be billed, and stays on record as such.
+    pub possibly_billed: bool,
+}
 
 /// A request's predicted usage and dollars, written with the attempt before it is sent.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +148,8 @@ pub struct Recorder {
     kind: String,
     args: Value,
     state: Mutex<State>,
+    observer: Option<Arc<dyn Observer>>,
+    cancel: CancellationToken,
 }
 
 impl Recorder {
@@ -111,6 +161,35 @@ impl Recorder {
             kind: kind.to_owned(),
             args,
             state: Mutex::new(State::default()),
+            observer: None,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Report progress to `observer`.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Stop when `cancel` is cancelled: before the send nothing happens; after it the request
+    /// stays on record as possibly billed and the work returns [`Cancelled`].
+    #[must_use]
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// The token that cancels this run's work.
+    #[must_use]
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    fn emit(&self, event: &Progress) {
+        if let Some(o) = &self.observer {
+            o.progress(event);
         }
     }
 
@@ -125,6 +204,8 @@ impl Recorder {
                 run: Some(run),
                 ..State::default()
             }),
+            observer: None,
+            cancel: CancellationToken::new(),
         }
     }
 
@@ -136,6 +217,8 @@ impl Recorder {
             kind: String::new(),
             args: Value::Null,
             state: Mutex::new(State::default()),
+            observer: None,
+            cancel: CancellationToken::new(),
         }
     }
 
@@ -420,10 +503,34 @@ pub async fn send(
     if let Outgoing::Responses(rr) = out {
         job.request = SentRequest::Responses(Box::new(crate::route::summarised(rr)));
     }
+    if rec.cancel.is_cancelled() {
+        return Err(Cancelled {
+            possibly_billed: false,
+        }
+        .into());
+    }
     let attempt = rec.sending(job.route, estimate);
-    let result = receive_and_save(client, rec, attempt, &job, out, key, keep).await;
-    if let Err(e) = &result {
-        rec.failed(attempt, e);
+    rec.emit(&Progress::Sending {
+        route: job.route,
+        attempt,
+    });
+    let result = tokio::select! {
+        r = receive_and_save(client, rec, attempt, &job, out, key, keep) => r,
+        () = rec.cancel.cancelled() => {
+            rec.abandon("cancelled after the request was sent");
+            return Err(Cancelled { possibly_billed: true }.into());
+        }
+    };
+    match &result {
+        Ok((images, _)) => {
+            for img in images {
+                rec.emit(&Progress::Saved {
+                    path: img.path.clone(),
+                    verified: img.verified,
+                });
+            }
+        }
+        Err(e) => rec.failed(attempt, e),
     }
     result
 }
@@ -456,6 +563,9 @@ async fn receive_and_save(
             cost: Cost::from_usage(&u, &p, true),
         });
         rec.answered(attempt, got.meta.request_id.as_deref(), measured.as_ref());
+        rec.emit(&Progress::Answered {
+            request_id: got.meta.request_id.clone(),
+        });
         let (mut saved, all_ok) = save::save_all(job, got, images)?;
         let ids = rec.saved(attempt, &saved);
         for (img, id) in saved.iter_mut().zip(ids) {

@@ -343,3 +343,118 @@ async fn a_request_cancelled_after_the_send_stays_possibly_billed() {
     assert!(!out.exists(), "no file under the final name");
     emu.shutdown().await.unwrap();
 }
+
+#[derive(Debug, Default)]
+struct Events(std::sync::Mutex<Vec<send::Progress>>);
+
+impl send::Observer for Events {
+    fn progress(&self, event: &send::Progress) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+#[tokio::test]
+async fn progress_events_follow_the_request_and_a_cancel_token_stops_it() {
+    let s = setup();
+    let emu = emulator("", Duration::from_secs(1)).await;
+    let c = client(&emu.base_url(), Duration::from_secs(60));
+    let req = request("a fox");
+    let key = send::usage_key("gpt-image-2", Some("low"), Some("1024x1024"), 1);
+
+    // Events: sending (with its ledger attempt), answered, saved.
+    let events = std::sync::Arc::new(Events::default());
+    let rec = Recorder::new(&s.ledger, "generate", json!({})).with_observer(events.clone());
+    let out = s.dir.path().join("ok.png");
+    send::send(
+        &c,
+        &rec,
+        job(&s, &req, &out),
+        Outgoing::Generate(&req),
+        &key,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    let got = events.0.lock().unwrap().clone();
+    assert!(
+        matches!(
+            got[0],
+            send::Progress::Sending {
+                route: "images.generate",
+                attempt: Some(_)
+            }
+        ),
+        "{got:?}"
+    );
+    assert!(
+        matches!(got[1], send::Progress::Answered { request_id: Some(_) }),
+        "{got:?}"
+    );
+    assert!(
+        matches!(&got[2], send::Progress::Saved { path, verified: true } if path == &out),
+        "{got:?}"
+    );
+
+    // Cancelled before the send: nothing leaves, nothing is recorded.
+    let token = tokio_util::sync::CancellationToken::new();
+    token.cancel();
+    let fresh = s.dir.path().join("fresh.db");
+    let rec = Recorder::new(&fresh, "generate", json!({})).with_cancel(token);
+    let err = send::send(
+        &c,
+        &rec,
+        job(&s, &req, &s.dir.path().join("no.png")),
+        Outgoing::Generate(&req),
+        &key,
+        None,
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.downcast_ref::<send::Cancelled>()
+            .is_some_and(|c| !c.possibly_billed),
+        "{err:#}"
+    );
+    assert!(!fresh.exists());
+    emu.shutdown().await.unwrap();
+
+    // Cancelled while the answer is awaited: on record as possibly billed at its estimate.
+    let emu = emulator("stall:1", Duration::from_secs(30)).await;
+    let c = client(&emu.base_url(), Duration::from_secs(60));
+    let token = tokio_util::sync::CancellationToken::new();
+    let ledger = s.dir.path().join("cancel.db");
+    let rec = Recorder::new(&ledger, "generate", json!({})).with_cancel(token.clone());
+    let model = s.caps.model("gpt-image-2").unwrap();
+    let estimate = send::predict(model, &req.prompt, req.size, req.quality, 1, &[]);
+    let out = s.dir.path().join("cancelled.png");
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        token.cancel();
+    });
+    let err = send::send(
+        &c,
+        &rec,
+        job(&s, &req, &out),
+        Outgoing::Generate(&req),
+        &key,
+        estimate.as_ref(),
+        None,
+    )
+    .await
+    .unwrap_err();
+    canceller.await.unwrap();
+    assert!(
+        err.downcast_ref::<send::Cancelled>()
+            .is_some_and(|c| c.possibly_billed),
+        "{err:#}"
+    );
+    let a = attempts(&ledger);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].state, "interrupted");
+    assert!(a[0].possibly_billed);
+    assert!(spend(&ledger).1 > 0.0);
+    assert!(!out.exists());
+    emu.shutdown().await.unwrap();
+}

@@ -152,6 +152,9 @@ pub fn exit_for(err: &anyhow::Error) -> Exit {
         if cause.downcast_ref::<UsageError>().is_some() {
             return Exit::Usage;
         }
+        if cause.downcast_ref::<fourk_core::send::Cancelled>().is_some() {
+            return Exit::Interrupted;
+        }
         if let Some(c) = cause.downcast_ref::<ClientError>() {
             return match c {
                 ClientError::MissingKey | ClientError::Config(_) | ClientError::Replay { .. } => Exit::Usage,

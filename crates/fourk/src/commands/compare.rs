@@ -11,6 +11,7 @@ use serde_json::json;
 use super::pipeline::{self, Job};
 use crate::cli::pipeline::CompareArgs;
 use crate::exit::Exit;
+use tokio_util::sync::CancellationToken;
 
 fn side_label(
     tag: &str,
@@ -42,7 +43,7 @@ fn side_label(
     ]
 }
 
-pub(super) fn run(args: &CompareArgs) -> anyhow::Result<Exit> {
+pub(super) fn run(args: &CompareArgs, cancel: CancellationToken) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let enc = args.encode.resolve(&args.out, OutputFormat::Png)?;
     let out = pipeline::with_extension(&args.out, enc.format);
@@ -87,6 +88,7 @@ pub(super) fn run(args: &CompareArgs) -> anyhow::Result<Exit> {
         report: Some(report),
         timings: [("decode", a.decode_ms.max(b.decode_ms)), ("process", process)].into(),
         started,
+        cancel,
     };
     let (_, exit) = pipeline::deliver(
         &out,

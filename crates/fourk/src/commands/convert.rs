@@ -8,8 +8,9 @@ use serde_json::json;
 use super::pipeline::{self, Job};
 use crate::cli::pipeline::ConvertArgs;
 use crate::exit::Exit;
+use tokio_util::sync::CancellationToken;
 
-pub(super) fn run(args: &ConvertArgs) -> anyhow::Result<Exit> {
+pub(super) fn run(args: &ConvertArgs, cancel: CancellationToken) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let input = pipeline::read_input(&args.input)?;
     let enc = args.encode.resolve(&args.out, input.record.format)?;
@@ -28,6 +29,7 @@ pub(super) fn run(args: &ConvertArgs) -> anyhow::Result<Exit> {
         report: None,
         timings: [("decode", input.decode_ms)].into(),
         started,
+        cancel,
     };
     let (_, exit) = pipeline::deliver(&out, &input.image, &args.encode, enc, job, args.json)?;
     Ok(exit)

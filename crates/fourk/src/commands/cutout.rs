@@ -13,6 +13,7 @@ use super::pipeline::{self, Job};
 use crate::UsageError;
 use crate::cli::pipeline::CutoutArgs;
 use crate::exit::Exit;
+use tokio_util::sync::CancellationToken;
 
 /// Below this share of transparent pixels the key was probably wrong.
 const LOW_TRANSPARENT_SHARE: f64 = 0.01;
@@ -53,7 +54,7 @@ fn run_model(
     Ok((DynamicImage::ImageRgba8(out), value))
 }
 
-pub(super) fn run(args: &CutoutArgs) -> anyhow::Result<Exit> {
+pub(super) fn run(args: &CutoutArgs, cancel: CancellationToken) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let input = pipeline::read_input(&args.input)?;
     let enc = args.encode.resolve(&args.out, OutputFormat::Png)?;
@@ -124,6 +125,7 @@ pub(super) fn run(args: &CutoutArgs) -> anyhow::Result<Exit> {
         report: Some(report),
         timings: [("decode", input.decode_ms), ("process", process)].into(),
         started,
+        cancel,
     };
     let (_, exit) = pipeline::deliver(&out, &img, &args.encode, enc, job, args.json)?;
     Ok(exit)

@@ -11,8 +11,9 @@ use super::pipeline::{self, Job};
 use crate::UsageError;
 use crate::cli::pipeline::{FitArgs, ModeArg};
 use crate::exit::Exit;
+use tokio_util::sync::CancellationToken;
 
-pub(super) fn run(args: &FitArgs) -> anyhow::Result<Exit> {
+pub(super) fn run(args: &FitArgs, cancel: CancellationToken) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let Some((w, h)) = args.to.dims() else {
         return Err(UsageError(
@@ -57,6 +58,7 @@ pub(super) fn run(args: &FitArgs) -> anyhow::Result<Exit> {
         report: None,
         timings: [("decode", input.decode_ms), ("process", process)].into(),
         started,
+        cancel,
     };
     let (_, exit) = pipeline::deliver(&out, &img, &args.encode, enc, job, args.json)?;
     Ok(exit)

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -20,6 +19,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
 use crate::UsageError;
 use crate::cli::pipeline::{EncodeArgs, PngLevelArg};
@@ -33,42 +33,31 @@ pub const MAX_INPUT_BYTES: u64 = 1 << 30;
 /// The largest sidecar read next to an input; real ones are a few kilobytes.
 const MAX_SIDECAR_BYTES: u64 = 8 << 20;
 
-/// Set when the user pressed Ctrl-C (or the command's future was dropped): the blocking work
-/// checks it before anything is written, so an interrupted command leaves no output behind.
-static CANCELLED: AtomicBool = AtomicBool::new(false);
-
-/// Whether the command was interrupted.
-#[must_use]
-pub fn cancelled() -> bool {
-    CANCELLED.load(Ordering::Relaxed)
-}
-
-struct CancelOnDrop;
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        CANCELLED.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Run a pipeline command on the blocking pool, so the async side keeps listening for Ctrl-C.
-/// On Ctrl-C (or when this future is dropped for it) the command stops at its next check,
-/// before writing.
+/// Run a pipeline command on the blocking pool with a cancellation token, so the async side
+/// keeps listening for Ctrl-C. On Ctrl-C (or when this future is dropped for it) the token is
+/// cancelled and the command stops at its next check, before writing.
 ///
 /// # Errors
 /// The command's error, or a panic in it.
-pub async fn blocking(f: impl FnOnce() -> anyhow::Result<Exit> + Send + 'static) -> anyhow::Result<Exit> {
-    let guard = CancelOnDrop;
-    let mut task = tokio::task::spawn_blocking(f);
+pub async fn blocking(
+    f: impl FnOnce(CancellationToken) -> anyhow::Result<Exit> + Send + 'static,
+) -> anyhow::Result<Exit> {
+    let cancel = CancellationToken::new();
+    // Dropped (the whole command was stopped) or not, the work must not write after this.
+    let guard = cancel.clone().drop_guard();
+    let mut task = tokio::task::spawn_blocking({
+        let cancel = cancel.clone();
+        move || f(cancel)
+    });
     let result = tokio::select! {
         r = &mut task => r.map_err(|e| anyhow::anyhow!("the command failed: {e}"))?,
         _ = tokio::signal::ctrl_c() => {
-            CANCELLED.store(true, Ordering::Relaxed);
+            cancel.cancel();
             let _ = task.await;
             Ok(Exit::Interrupted)
         }
     };
-    std::mem::forget(guard);
+    guard.disarm();
     result
 }
 
@@ -531,6 +520,8 @@ pub struct Job<'a> {
     pub timings: Timings,
     /// When the command started, for the total.
     pub started: Instant,
+    /// Cancelled when the user stops the command: checked before anything is written.
+    pub cancel: CancellationToken,
 }
 
 /// The text written into a PNG: what the input already had, then prompt, model and settings
@@ -623,7 +614,7 @@ pub fn deliver(
     };
     let (bytes, meta_report) = metadata::embed(bytes, enc.format, job.provenance, &text)?;
     timings.insert("metadata", ms(t));
-    if cancelled() {
+    if job.cancel.is_cancelled() {
         return Ok((summary_skeleton(out, img, enc), Exit::Interrupted));
     }
     let expect = Expect {

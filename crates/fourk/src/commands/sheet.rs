@@ -14,6 +14,7 @@ use serde_json::json;
 use super::pipeline::{self, InputRecord, Job, SourceInfo};
 use crate::cli::pipeline::SheetArgs;
 use crate::exit::Exit;
+use tokio_util::sync::CancellationToken;
 
 /// One picture on the sheet, as recorded in the sidecar.
 #[derive(Debug, Clone, Serialize)]
@@ -161,7 +162,7 @@ fn entry_for(path: &Path, cell: u32) -> (Cell, Entry, Option<InputRecord>) {
     (Cell { image, lines }, entry, record)
 }
 
-pub(super) fn run(args: &SheetArgs) -> anyhow::Result<Exit> {
+pub(super) fn run(args: &SheetArgs, cancel: CancellationToken) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let enc = args.encode.resolve(&args.out, OutputFormat::Png)?;
     let out = pipeline::with_extension(&args.out, enc.format);
@@ -196,6 +197,7 @@ pub(super) fn run(args: &SheetArgs) -> anyhow::Result<Exit> {
         report: Some(json!({ "entries": entries })),
         timings: [("decode", decode), ("process", process)].into(),
         started,
+        cancel,
     };
     let (_, exit) = pipeline::deliver(
         &out,

@@ -11,6 +11,7 @@ use super::pipeline::{self, Job};
 use crate::UsageError;
 use crate::cli::pipeline::{FilterArg, UpscaleArgs};
 use crate::exit::Exit;
+use tokio_util::sync::CancellationToken;
 
 /// How far the aspect ratio may change before an upscale counts as a stretch.
 pub const STRETCH_TOLERANCE: f64 = 0.01;
@@ -35,7 +36,7 @@ impl FilterArg {
     }
 }
 
-pub(super) fn run(args: &UpscaleArgs) -> anyhow::Result<Exit> {
+pub(super) fn run(args: &UpscaleArgs, cancel: CancellationToken) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let Some((w, h)) = args.to.dims() else {
         return Err(UsageError(
@@ -86,6 +87,7 @@ pub(super) fn run(args: &UpscaleArgs) -> anyhow::Result<Exit> {
         report: None,
         timings,
         started,
+        cancel,
     };
     let (_, exit) = pipeline::deliver(&out, &dst, &args.encode, enc, job, args.json)?;
     Ok(exit)
