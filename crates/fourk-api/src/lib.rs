@@ -48,8 +48,8 @@ pub use error::{ApiError, ErrorClass, ErrorEnvelope};
 pub use latency::LatencyModel;
 pub use request::{ImageRequest, Warning};
 pub use response::{
-    ImageData, ImageDataRef, ImagesResponse, ImagesResponseRef, InputTokensDetails, OutputTokensDetails,
-    Usage,
+    ImageData, ImageDataRef, ImageSettings, ImagesResponse, ImagesResponseRef, InputTokensDetails,
+    OutputTokensDetails, Usage,
 };
 pub use responses::events::{
     ErrorEvent, ImageGenCallEvent, ImageGenPartialImage, OutputItemEvent, ResponseEvent, ResponseStreamEvent,

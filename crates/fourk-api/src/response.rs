@@ -84,6 +84,24 @@ pub struct ImageData {
     pub revised_prompt: Option<String>,
 }
 
+/// The image settings an answer echoes (the Image API's whole answer and its stream events,
+/// the Responses API's image call and its partial images): one type, flattened into each.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSettings {
+    /// Background (`transparent` or `opaque`; a stream event may say `auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<String>,
+    /// Output format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_format: Option<String>,
+    /// Quality (never `auto` on a whole answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<String>,
+    /// Size, `WxH` (a stream event may say `auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+}
+
 /// The body of a successful `POST /v1/images/generations` or `/edits`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImagesResponse {
@@ -92,18 +110,9 @@ pub struct ImagesResponse {
     /// The images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Vec<ImageData>>,
-    /// Resolved background (`transparent` or `opaque`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub background: Option<String>,
-    /// Resolved format.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output_format: Option<String>,
-    /// Resolved quality (never `auto`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quality: Option<String>,
-    /// Resolved size, `WxH`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<String>,
+    /// What the answer says was used: background, format, quality, size.
+    #[serde(flatten)]
+    pub settings: ImageSettings,
     /// Tokens billed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
@@ -118,18 +127,9 @@ pub struct ImagesResponseRef<'a> {
     /// The images.
     #[serde(default, borrow)]
     pub data: Vec<ImageDataRef<'a>>,
-    /// Resolved background.
-    #[serde(default, borrow)]
-    pub background: Option<Cow<'a, str>>,
-    /// Resolved format.
-    #[serde(default, borrow)]
-    pub output_format: Option<Cow<'a, str>>,
-    /// Resolved quality.
-    #[serde(default, borrow)]
-    pub quality: Option<Cow<'a, str>>,
-    /// Resolved size.
-    #[serde(default, borrow)]
-    pub size: Option<Cow<'a, str>>,
+    /// What the answer says was used: background, format, quality, size.
+    #[serde(flatten)]
+    pub settings: ImageSettings,
     /// Tokens billed.
     #[serde(default)]
     pub usage: Option<Usage>,
@@ -196,7 +196,7 @@ mod tests {
             r#"{"created":1,"data":[{"b64_json":"AA=="}],"size":"1536x864","quality":"xhigh","svg_usage":{},"usage":{"input_tokens":5,"output_tokens":7,"total_tokens":12}}"#,
         )
         .unwrap();
-        assert_eq!(r.size.as_deref(), Some("1536x864"));
+        assert_eq!(r.settings.size.as_deref(), Some("1536x864"));
         assert_eq!(r.usage.unwrap().total_tokens, 12);
     }
 

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::response::Usage;
+use crate::response::{ImageSettings, Usage};
 
 /// One event of an Image API stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,21 +78,12 @@ pub struct PartialImage {
     /// 0-based index of this partial image.
     #[serde(default)]
     pub partial_image_index: u32,
-    /// Background setting (`transparent`, `opaque`, `auto`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub background: Option<String>,
     /// Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<i64>,
-    /// Output format.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output_format: Option<String>,
-    /// Quality setting.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quality: Option<String>,
-    /// Size setting (may be `auto`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<String>,
+    /// What the answer says was used: background, format, quality, size.
+    #[serde(flatten)]
+    pub settings: ImageSettings,
 }
 
 /// `image_generation.completed` / `image_edit.completed`.
@@ -100,21 +91,12 @@ pub struct PartialImage {
 pub struct CompletedImage {
     /// The final image, base64.
     pub b64_json: String,
-    /// Background setting.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub background: Option<String>,
     /// Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<i64>,
-    /// Output format.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output_format: Option<String>,
-    /// Quality setting.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quality: Option<String>,
-    /// Size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<String>,
+    /// What the answer says was used: background, format, quality, size.
+    #[serde(flatten)]
+    pub settings: ImageSettings,
     /// Tokens billed for this image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
@@ -132,7 +114,7 @@ mod tests {
         .unwrap();
         let part = p.partial().unwrap();
         assert_eq!(
-            (part.partial_image_index, part.quality.as_deref()),
+            (part.partial_image_index, part.settings.quality.as_deref()),
             (1, Some("xhigh"))
         );
 
@@ -152,11 +134,11 @@ mod tests {
     fn serializes_with_the_type_tag_and_without_none_fields() {
         let e = ImageStreamEvent::GenerationCompleted(CompletedImage {
             b64_json: "QQ==".into(),
-            background: None,
             created_at: Some(1),
-            output_format: Some("png".into()),
-            quality: None,
-            size: None,
+            settings: ImageSettings {
+                output_format: Some("png".into()),
+                ..ImageSettings::default()
+            },
             usage: None,
         });
         assert_eq!(

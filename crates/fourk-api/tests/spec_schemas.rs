@@ -8,9 +8,9 @@ use std::sync::LazyLock;
 
 use fourk_api::{
     Background, CompletedImage, ContentPart, EditJsonBody, EditRequest, ImageDetail, ImageGenPartialImage,
-    ImageGenTool, ImageMask, ImageRef, ImageStreamEvent, InputFidelity, InputImage, InputItem, Moderation,
-    OutputFormat, PartialImage, Quality, ResponseStreamEvent, ResponsesRequest, Size, ToolAction, ToolChoice,
-    ToolChoiceMode, Usage,
+    ImageGenTool, ImageMask, ImageRef, ImageSettings, ImageStreamEvent, InputFidelity, InputImage, InputItem,
+    Moderation, OutputFormat, PartialImage, Quality, ResponseStreamEvent, ResponsesRequest, Size, ToolAction,
+    ToolChoice, ToolChoiceMode, Usage,
 };
 use jsonschema::{Draft, Validator};
 use serde_json::{Value, json};
@@ -198,6 +198,15 @@ fn responses_requests_match_create_response() {
     assert!(!v.is_valid(&bad), "the validator checks tool_choice");
 }
 
+fn settings() -> ImageSettings {
+    ImageSettings {
+        background: Some("opaque".into()),
+        output_format: Some("png".into()),
+        quality: Some("high".into()),
+        size: Some("1024x1024".into()),
+    }
+}
+
 fn usage() -> Usage {
     Usage::new(50, 0, 7024)
 }
@@ -207,19 +216,13 @@ fn image_stream_events_match_the_spec_event_schemas() {
     let partial = PartialImage {
         b64_json: "QUJD".into(),
         partial_image_index: 0,
-        background: Some("opaque".into()),
         created_at: Some(1_777_000_000),
-        output_format: Some("png".into()),
-        quality: Some("high".into()),
-        size: Some("1024x1024".into()),
+        settings: settings(),
     };
     let completed = CompletedImage {
         b64_json: "QUJD".into(),
-        background: Some("opaque".into()),
         created_at: Some(1_777_000_000),
-        output_format: Some("png".into()),
-        quality: Some("high".into()),
-        size: Some("1024x1024".into()),
+        settings: settings(),
         usage: Some(usage()),
     };
     let cases = [
@@ -249,10 +252,11 @@ fn image_stream_events_match_the_spec_event_schemas() {
         sequence_number: Some(4),
         partial_image_b64: "QUJD".into(),
         partial_image_index: 1,
-        background: None,
-        output_format: Some("png".into()),
-        quality: None,
-        size: Some("3840x2160".into()),
+        settings: ImageSettings {
+            output_format: Some("png".into()),
+            size: Some("3840x2160".into()),
+            ..ImageSettings::default()
+        },
     });
     assert_valid(
         &validator("ResponseImageGenCallPartialImageEvent"),

@@ -215,7 +215,7 @@ async fn talks_to_the_emulator_and_sends_the_key_as_bearer() {
     assert!(resp.emulator.is_some());
     assert!(resp.rate_limits.limit_requests.is_some());
     let images = resp.images().unwrap();
-    assert_eq!(images.size.as_deref(), Some("1024x1024"));
+    assert_eq!(images.settings.size.as_deref(), Some("1024x1024"));
     assert_eq!(images.usage.unwrap().output_tokens, 196);
 
     let bad = Client::new(

@@ -548,12 +548,12 @@ async fn receive_and_save(
         // `auto` as sent is recorded as what the answer says it was.
         let mut key = key.clone();
         if key.quality == "auto"
-            && let Some(q) = &got.meta.quality
+            && let Some(q) = &got.meta.settings.quality
         {
             key.quality.clone_from(q);
         }
         if key.size == "auto"
-            && let Some(s) = &got.meta.size
+            && let Some(s) = &got.meta.settings.size
         {
             key.size.clone_from(s);
         }

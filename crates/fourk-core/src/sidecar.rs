@@ -22,14 +22,10 @@ pub struct ResponseMeta {
     pub processing_ms: Option<u64>,
     /// Wall time from send to last byte, in milliseconds.
     pub elapsed_ms: u128,
-    /// Resolved settings echoed by the API.
-    pub background: Option<String>,
-    /// Resolved format.
-    pub output_format: Option<String>,
-    /// Resolved quality.
-    pub quality: Option<String>,
-    /// Resolved size.
-    pub size: Option<String>,
+    /// Resolved settings echoed by the API (background, format, quality, size; a setting
+    /// the answer does not echo is left out).
+    #[serde(flatten)]
+    pub settings: fourk_api::ImageSettings,
     /// Rate-limit headers.
     pub rate_limits: RateLimits,
     /// Set when the image came from fourk's offline emulator (procedurally rendered).

@@ -106,10 +106,7 @@ pub(crate) async fn render_json(state: &EmulatorState, plan: Plan) -> Result<Ima
                 })
                 .collect(),
         ),
-        background: Some(plan.background().to_owned()),
-        output_format: Some(plan.format.as_str().to_owned()),
-        quality: Some(plan.quality.as_str().to_owned()),
-        size: Some(plan.size()),
+        settings: plan.settings(),
         usage: Some(plan.usage),
     })
 }

@@ -79,6 +79,16 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
+    /// The settings an answer echoes: what was resolved for this request.
+    pub(crate) fn settings(&self) -> fourk_api::ImageSettings {
+        fourk_api::ImageSettings {
+            background: Some(self.background().to_owned()),
+            output_format: Some(self.format.as_str().to_owned()),
+            quality: Some(self.quality.as_str().to_owned()),
+            size: Some(self.size()),
+        }
+    }
+
     /// Resolve a validated request. `edit` carries the decoded inputs of an edit.
     pub(crate) fn resolve(
         req: &ImageRequest,

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::object::{OutputItem, ResponseObject};
+use crate::response::ImageSettings;
 
 /// One event of a streamed response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,18 +138,9 @@ pub struct ImageGenPartialImage {
     /// 0-based index of this partial image.
     #[serde(default)]
     pub partial_image_index: u32,
-    /// Background used.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub background: Option<String>,
-    /// Format used.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output_format: Option<String>,
-    /// Quality used.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quality: Option<String>,
-    /// Size used.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<String>,
+    /// What the answer says was used: background, format, quality, size.
+    #[serde(flatten)]
+    pub settings: ImageSettings,
 }
 
 /// `error`.

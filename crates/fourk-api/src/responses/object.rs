@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::response::Usage;
+use crate::response::{ImageSettings, Usage};
 
 /// A response (`"object": "response"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,18 +156,9 @@ pub struct ImageGenCall {
     /// `generate`, `edit`, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
-    /// Resolved background.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub background: Option<String>,
-    /// Resolved format.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output_format: Option<String>,
-    /// Resolved quality.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quality: Option<String>,
-    /// Resolved size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<String>,
+    /// What the answer says was used: background, format, quality, size.
+    #[serde(flatten)]
+    pub settings: ImageSettings,
     /// Why the call failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<CallError>,
@@ -234,7 +225,7 @@ mod tests {
         let calls: Vec<_> = r.image_calls().collect();
         assert_eq!(calls.len(), 1);
         assert_eq!(calls[0].result.as_deref(), Some("QUJD"));
-        assert_eq!(calls[0].size.as_deref(), Some("3840x2160"));
+        assert_eq!(calls[0].settings.size.as_deref(), Some("3840x2160"));
         assert_eq!(r.tool_usage.unwrap().image_gen.unwrap().output_tokens, 13342);
         assert_eq!(
             r.usage.unwrap().output_tokens_details.unwrap().reasoning_tokens,
