@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::UsageError;
 use crate::generate::{default_out, output_format, rules_error};
-use crate::route::{self, Route, ToolOptions};
+use crate::route::{self, ToolOptions};
 use crate::save::{ImageSummary, Job};
 use crate::send::{self, Outgoing, Recorder};
 use crate::session::Session;
@@ -228,18 +228,15 @@ pub fn responses_request(
     images: &[InputImage],
     mask: Option<&InputImage>,
 ) -> anyhow::Result<Option<fourk_api::ResponsesRequest>> {
-    Ok(match spec.route.route {
-        Route::Images => None,
-        Route::Responses => Some(route::build(
-            &spec.route,
-            caps,
-            &req.model,
-            &req.prompt,
-            tool_options(req),
-            images,
-            mask,
-        )?),
-    })
+    route::for_route(
+        &spec.route,
+        caps,
+        &req.model,
+        &req.prompt,
+        tool_options(req),
+        images,
+        mask,
+    )
 }
 
 /// Edit, save, verify and record. Returns one summary per image and whether all verified.

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use fourk_api::{Background, Capabilities, ImageRequest, ModelCaps, OutputFormat, Size, Violation, Warning};
 
 use crate::UsageError;
-use crate::route::{self, Route, ToolOptions};
+use crate::route::{self, ToolOptions};
 use crate::save::{ImageSummary, Job};
 use crate::send::{self, Outgoing, Recorder};
 use crate::session::Session;
@@ -159,18 +159,15 @@ pub fn responses_request(
     caps: &Capabilities,
     req: &ImageRequest,
 ) -> anyhow::Result<Option<fourk_api::ResponsesRequest>> {
-    Ok(match spec.route.route {
-        Route::Images => None,
-        Route::Responses => Some(route::build(
-            &spec.route,
-            caps,
-            &req.model,
-            &req.prompt,
-            tool_options(req),
-            &[],
-            None,
-        )?),
-    })
+    route::for_route(
+        &spec.route,
+        caps,
+        &req.model,
+        &req.prompt,
+        tool_options(req),
+        &[],
+        None,
+    )
 }
 
 /// One generation request: the user's request with `over` applied.

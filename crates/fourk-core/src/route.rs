@@ -127,6 +127,25 @@ fn rules_error(model: &str, violations: &[Violation]) -> anyhow::Error {
     UsageError(msg).into()
 }
 
+/// [`build`] when `route` takes the Responses API; `None` on the Image API.
+///
+/// # Errors
+/// As [`build`].
+pub fn for_route(
+    route: &RouteSpec,
+    caps: &Capabilities,
+    model: &str,
+    prompt: &str,
+    opts: ToolOptions,
+    images: &[InputImage],
+    mask: Option<&InputImage>,
+) -> anyhow::Result<Option<ResponsesRequest>> {
+    match route.route {
+        Route::Images => Ok(None),
+        Route::Responses => build(route, caps, model, prompt, opts, images, mask).map(Some),
+    }
+}
+
 /// The request with every inline image replaced by a short description, for sidecars and
 /// `--dry-run`: the bytes are in the files, not in the record.
 #[must_use]

@@ -258,16 +258,8 @@ pub async fn from_responses_stream(
     let head = events.head().clone();
     let mut done_call: Option<ImageGenCall> = None;
     let mut last: Option<ResponseObject> = None;
-    while let Some(event) = events.next().await {
-        let event = match event {
-            Ok(e) => e,
-            // One malformed event does not cost the image that follows.
-            Err(e @ ClientError::InvalidResponse { .. }) => {
-                tracing::warn!("skipping an unreadable event: {e}");
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
+    while let Some(event) = next_event(&mut events).await {
+        let event = event?;
         match event {
             ResponseStreamEvent::ImageGenPartialImage(p) => {
                 partial(keep, p.partial_image_index, &p.partial_image_b64)?;
@@ -376,6 +368,21 @@ fn from_response_object(
     Ok((delivery, b64))
 }
 
+/// The next readable event of a stream: one malformed event does not cost the image that
+/// follows, so it is logged and skipped; any other error ends the stream.
+async fn next_event<T: fourk_client::StreamEvent>(
+    events: &mut EventStream<T>,
+) -> Option<Result<T, ClientError>> {
+    loop {
+        match events.next().await? {
+            Err(e @ ClientError::InvalidResponse { .. }) => {
+                tracing::warn!("skipping an unreadable event: {e}");
+            }
+            other => return Some(other),
+        }
+    }
+}
+
 /// Log a partial image as progress, and save it when `keep` names the output base.
 ///
 /// # Errors
@@ -407,16 +414,8 @@ pub async fn from_image_stream(
     let mut images = Vec::new();
     let mut usage = None;
     let mut last = None;
-    while let Some(event) = events.next().await {
-        let event = match event {
-            Ok(e) => e,
-            // One malformed event does not cost the image that follows.
-            Err(e @ ClientError::InvalidResponse { .. }) => {
-                tracing::warn!("skipping an unreadable event: {e}");
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
+    while let Some(event) = next_event(&mut events).await {
+        let event = event?;
         if let Some(p) = event.partial() {
             partial(keep, p.partial_image_index, &p.b64_json)?;
         } else if let Some(c) = event.completed() {

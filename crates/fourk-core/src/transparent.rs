@@ -87,6 +87,24 @@ pub struct Step {
     pub qa: Vec<QaCheck>,
 }
 
+impl Step {
+    /// A native step: the file it made (if any), whether it verified, and what happened.
+    fn native(image: Option<String>, verified: bool, outcome: String) -> Self {
+        Self {
+            method: "native",
+            image,
+            verified,
+            outcome,
+            key: None,
+            key_reason: None,
+            prompt_suffix: None,
+            key_image: None,
+            cutout: None,
+            qa: Vec::new(),
+        }
+    }
+}
+
 /// One QA rule on a cutout.
 #[derive(Debug, Clone, Serialize)]
 pub struct QaCheck {
@@ -360,18 +378,9 @@ pub async fn generate(
                 } else {
                     failed_checks(first)
                 };
-                record.steps.push(Step {
-                    method: "native",
-                    image: file_name(&first.path),
-                    verified: ok,
-                    outcome,
-                    key: None,
-                    key_reason: None,
-                    prompt_suffix: None,
-                    key_image: None,
-                    cutout: None,
-                    qa: Vec::new(),
-                });
+                record
+                    .steps
+                    .push(Step::native(file_name(&first.path), ok, outcome));
                 if ok || via == TransparentVia::Native {
                     if ok {
                         record.method = "native";
@@ -395,18 +404,9 @@ pub async fn generate(
                 tracing::warn!(
                     "the API refused background=transparent ({e:#}); generating on a key colour instead"
                 );
-                record.steps.push(Step {
-                    method: "native",
-                    image: None,
-                    verified: false,
-                    outcome: format!("refused: {e:#}"),
-                    key: None,
-                    key_reason: None,
-                    prompt_suffix: None,
-                    key_image: None,
-                    cutout: None,
-                    qa: Vec::new(),
-                });
+                record
+                    .steps
+                    .push(Step::native(None, false, format!("refused: {e:#}")));
             }
             Err(e) => return Err(e),
         }
