@@ -32,6 +32,7 @@ pub mod plan;
 mod request;
 mod response;
 pub mod responses;
+pub mod routes;
 mod size;
 mod stream;
 mod types;
@@ -62,6 +63,7 @@ pub use responses::request::{
     ContentPart, HostedTool, ImageGenTool, ImageMask, InputImagePart, InputItem, InputMessage,
     ResponsesRequest, Tool, ToolChoice, ToolChoiceMode,
 };
+pub use routes::{ImageEndpoint, RouteLabel};
 pub use size::{PRESETS, Size, SizeParseError};
 pub use stream::{CompletedImage, ImageStreamEvent, PartialImage};
 pub use types::{

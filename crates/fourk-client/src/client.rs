@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fourk_api::{
-    EditRequest, ErrorClass, ErrorEnvelope, ImageRequest, ImageStreamEvent, ImagesResponseRef, InputImage,
-    ResponseObject, ResponseStreamEvent, ResponsesRequest,
+    EditRequest, ErrorClass, ErrorEnvelope, ImageEndpoint, ImageRequest, ImageStreamEvent, ImagesResponseRef,
+    InputImage, ResponseObject, ResponseStreamEvent, ResponsesRequest,
 };
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
 use secrecy::ExposeSecret;
@@ -305,7 +305,7 @@ impl Client {
     /// Every failure as a typed [`ClientError`].
     pub async fn generate(&self, request: &ImageRequest) -> Result<ApiResponse, ClientError> {
         let body = serde_json::to_vec(request).map_err(|e| ClientError::Config(e.to_string()))?;
-        self.post_json("images/generations", body).await
+        self.post_json(ImageEndpoint::Generations.path(), body).await
     }
 
     /// POST a JSON body to an endpoint below the base URL, retried by the client's policy.
@@ -328,7 +328,7 @@ impl Client {
         images: &[InputImage],
         mask: Option<&InputImage>,
     ) -> Result<ApiResponse, ClientError> {
-        self.send_full("images/edits", Payload::edit(request, images, mask))
+        self.send_full(ImageEndpoint::Edits.path(), Payload::edit(request, images, mask))
             .await
     }
 
@@ -354,7 +354,7 @@ impl Client {
         };
         let body = serde_json::to_vec(request).map_err(|e| ClientError::Config(e.to_string()))?;
         self.send_stream(
-            "images/generations",
+            ImageEndpoint::Generations.path(),
             Payload::Json(body.into()),
             u32::from(request.n.unwrap_or(1)),
         )
@@ -376,7 +376,7 @@ impl Client {
             ..request.clone()
         };
         self.send_stream(
-            "images/edits",
+            ImageEndpoint::Edits.path(),
             Payload::edit(&streaming, images, mask),
             u32::from(request.n.unwrap_or(1)),
         )
@@ -390,7 +390,8 @@ impl Client {
     /// Every failure as a typed [`ClientError`].
     pub async fn responses(&self, request: &ResponsesRequest) -> Result<ApiResponse, ClientError> {
         let body = serde_json::to_vec(request).map_err(|e| ClientError::Config(e.to_string()))?;
-        self.send_full("responses", Payload::Json(body.into())).await
+        self.send_full(ImageEndpoint::Responses.path(), Payload::Json(body.into()))
+            .await
     }
 
     /// `POST /responses` with `stream: true` (set here if the request lacks it).
@@ -409,7 +410,8 @@ impl Client {
             serde_json::to_vec(&v)
         }
         .map_err(|e| ClientError::Config(e.to_string()))?;
-        self.send_stream("responses", Payload::Json(body.into()), 1).await
+        self.send_stream(ImageEndpoint::Responses.path(), Payload::Json(body.into()), 1)
+            .await
     }
 
     pub(crate) async fn send_full(&self, path: &str, payload: Payload) -> Result<ApiResponse, ClientError> {

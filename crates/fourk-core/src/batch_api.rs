@@ -1227,7 +1227,7 @@ fn one_result(
     let price = model.and_then(|m| m.price).map(|p| batch_prices(&p));
     let warnings = request.validate(caps).map(|(_, w)| w).unwrap_or_default();
     let djob = deliver::Job {
-        route: "batch",
+        route: fourk_api::RouteLabel::Batch,
         stream: false,
         endpoint: client.config().endpoint(&format!("batches/{batch_id}")),
         model: request.model().to_owned(),

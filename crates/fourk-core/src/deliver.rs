@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::UsageError;
+use crate::ledger::RunStatus;
 use crate::ledger::{AttemptOutcome, LinkKind};
 use crate::send;
 use crate::session::Endpoint;
@@ -180,7 +181,7 @@ pub async fn deliver(spec: &DeliverSpec, fk: &crate::Fourk) -> anyhow::Result<De
             }
             let ids = record.images(&images);
             let step = StepReport::saved("native", img, ids.first().copied(), t.elapsed().as_secs_f64());
-            record.finish("ok");
+            record.finish(RunStatus::Ok);
             return Ok(DeliverReport {
                 shipped: Some(img.path.clone()),
                 shipped_by: Some("native"),
@@ -232,7 +233,7 @@ pub async fn deliver(spec: &DeliverSpec, fk: &crate::Fourk) -> anyhow::Result<De
             NativeMiss::Rejected(step, ids.first().copied())
         }
         Some(Err(e)) if e.downcast_ref::<UsageError>().is_some() => {
-            record.finish("failed");
+            record.finish(RunStatus::Failed);
             return Err(e);
         }
         Some(Err(e)) => {
@@ -309,12 +310,12 @@ pub async fn deliver(spec: &DeliverSpec, fk: &crate::Fourk) -> anyhow::Result<De
     let (images, master_ok) = match workflow::render(&r, &endpoint, caps, &record).await {
         Ok(v) => v,
         Err(e) => {
-            record.finish("failed");
+            record.finish(RunStatus::Failed);
             return Err(e.context("the fallback master failed too"));
         }
     };
     let Some(m) = images.first() else {
-        record.finish("failed");
+        record.finish(RunStatus::Failed);
         return Err(anyhow::anyhow!("the fallback master came back without an image"));
     };
     let master_ids = record.images(&images);
@@ -342,7 +343,7 @@ pub async fn deliver(spec: &DeliverSpec, fk: &crate::Fourk) -> anyhow::Result<De
         {
             Ok(u) => u,
             Err(e) => {
-                record.finish("failed");
+                record.finish(RunStatus::Failed);
                 return Err(e);
             }
         };
@@ -376,7 +377,7 @@ pub async fn deliver(spec: &DeliverSpec, fk: &crate::Fourk) -> anyhow::Result<De
             }
         }
     }
-    record.finish(if verified { "ok" } else { "check_failed" });
+    record.finish(RunStatus::verified(verified));
     Ok(DeliverReport {
         shipped,
         shipped_by: verified.then_some(shipped_by),

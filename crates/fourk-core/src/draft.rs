@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::UsageError;
 use crate::ledger::ImageId;
+use crate::ledger::RunStatus;
 use crate::route::Route;
 use crate::save::{ImageSummary, indexed_path};
 use crate::session::Endpoint;
@@ -277,7 +278,7 @@ pub async fn draft(spec: &DraftSpec, fk: &crate::Fourk) -> anyhow::Result<DraftR
             }
         }
     };
-    record.finish(if all_ok { "ok" } else { "check_failed" });
+    record.finish(RunStatus::verified(all_ok));
     tracing::info!(
         "{} draft(s) in {:.1} s, ${usd:.3}{}; approve one, then `fourk final ID --native` or `--upscale`",
         images.len(),
@@ -309,6 +310,6 @@ pub async fn draft(spec: &DraftSpec, fk: &crate::Fourk) -> anyhow::Result<DraftR
 /// Close the run of a failed render (the send path has the request on record) and return
 /// its error.
 fn finish_err(record: &Record, e: anyhow::Error) -> anyhow::Result<DraftReport> {
-    record.finish("failed");
+    record.finish(RunStatus::Failed);
     Err(e)
 }

@@ -164,7 +164,7 @@ pub fn build_request(
     }
     let format = req.effective_format();
     let job = Job {
-        route: "images.edit",
+        route: fourk_api::RouteLabel::ImagesEdit,
         stream: spec.stream.stream,
         endpoint: String::new(),
         model: req.model.clone(),

@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::UsageError;
+use crate::ledger::RunStatus;
 use crate::ledger::{ImageId, LinkKind};
 use crate::session::Endpoint;
 use crate::workflow::{self, Record, Render, StepReport};
@@ -192,12 +193,12 @@ pub async fn finalize(spec: &FinalSpec, fk: &crate::Fourk) -> anyhow::Result<Fin
     let draft = match find_draft(&record, &spec.draft) {
         Ok(d) => d,
         Err(e) => {
-            record.finish("failed");
+            record.finish(RunStatus::Failed);
             return Err(e);
         }
     };
     let fail = |e: anyhow::Error| -> anyhow::Result<FinalReport> {
-        record.finish("failed");
+        record.finish(RunStatus::Failed);
         Err(e)
     };
     if !draft.verified {
@@ -323,7 +324,7 @@ pub async fn finalize(spec: &FinalSpec, fk: &crate::Fourk) -> anyhow::Result<Fin
         );
     }
     let verified = shipped.2;
-    record.finish(if verified { "ok" } else { "check_failed" });
+    record.finish(RunStatus::verified(verified));
     let usd = steps.iter().map(|s| s.usd).sum();
     let report = FinalReport {
         draft: draft.id,

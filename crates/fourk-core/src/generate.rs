@@ -200,7 +200,7 @@ pub async fn generate_with(
         );
     }
     let job = Job {
-        route: "images.generate",
+        route: fourk_api::RouteLabel::ImagesGenerate,
         stream: spec.stream.stream,
         endpoint: String::new(),
         model: req.model.clone(),

@@ -48,8 +48,8 @@ pub struct ImageSummary {
 /// What was asked, independent of the route.
 #[derive(Debug)]
 pub struct Job {
-    /// `images.generate`, `images.edit` or `responses`.
-    pub route: &'static str,
+    /// What made it: `images.generate`, `images.edit`, `responses`, ...
+    pub route: fourk_api::RouteLabel,
     /// Whether the answer is streamed.
     pub stream: bool,
     /// The endpoint URL.
@@ -194,7 +194,7 @@ pub async fn via_responses(
     keep: Option<(&Path, OutputFormat)>,
 ) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
     let job = Job {
-        route: "responses",
+        route: fourk_api::RouteLabel::Responses,
         endpoint: client.config().endpoint("responses"),
         request: SentRequest::Responses(Box::new(crate::route::summarised(rr))),
         ..job
@@ -512,7 +512,7 @@ pub fn save_all(job: &Job, got: &Delivery, images: &[&str]) -> anyhow::Result<(V
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             index: i,
-            route: job.route,
+            route: job.route.clone(),
             stream: job.stream,
             attempts: got.attempts,
             endpoint: job.endpoint.clone(),

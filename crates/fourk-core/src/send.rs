@@ -21,14 +21,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use fourk_api::{
-    Cost, EditRequest, ImageRequest, InputImage, ModelCaps, OutputFormat, Quality, ResponsesRequest, Size,
-    Usage,
+    Cost, EditRequest, ImageEndpoint, ImageRequest, InputImage, ModelCaps, OutputFormat, Quality,
+    ResponsesRequest, RouteLabel, Size, Usage,
 };
 use fourk_client::Client;
 use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::ledger::RunStatus;
 use crate::ledger::{AttemptId, AttemptOutcome, ImageId, Ledger, RunId, UsageKey};
 use crate::save::{self, Delivery, ImageSummary, Job};
 use crate::sidecar::SentRequest;
@@ -42,7 +43,7 @@ pub enum Progress {
     /// A request is about to leave; it is on record as `attempt`.
     Sending {
         /// `images.generate`, `images.edit` or `responses`.
-        route: &'static str,
+        route: RouteLabel,
         /// Its ledger attempt, when the ledger is writable.
         attempt: Option<AttemptId>,
     },
@@ -109,23 +110,13 @@ pub enum Outgoing<'a> {
 }
 
 impl Outgoing<'_> {
-    /// The route label recorded in sidecars and the ledger.
+    /// The endpoint it goes to (and so the route label it is recorded under).
     #[must_use]
-    pub const fn route(&self) -> &'static str {
+    pub const fn endpoint(&self) -> ImageEndpoint {
         match self {
-            Self::Generate(_) => "images.generate",
-            Self::Edit { .. } => "images.edit",
-            Self::Responses(_) => "responses",
-        }
-    }
-
-    /// The endpoint path under the base URL.
-    #[must_use]
-    pub const fn path(&self) -> &'static str {
-        match self {
-            Self::Generate(_) => "images/generations",
-            Self::Edit { .. } => "images/edits",
-            Self::Responses(_) => "responses",
+            Self::Generate(_) => ImageEndpoint::Generations,
+            Self::Edit { .. } => ImageEndpoint::Edits,
+            Self::Responses(_) => ImageEndpoint::Responses,
         }
     }
 }
@@ -387,7 +378,7 @@ impl Recorder {
             tracing::warn!("the interruption was not recorded in the ledger: {e}");
             Vec::new()
         });
-        if let Err(e) = ledger.finish_run(run, "interrupted") {
+        if let Err(e) = ledger.finish_run(run, RunStatus::Interrupted) {
             tracing::warn!("the ledger run was not closed: {e}");
         }
         self.lock().open.clear();
@@ -398,14 +389,14 @@ impl Recorder {
     /// when every image verified and `check_failed` when one did not.
     pub fn finish<T>(&self, result: &anyhow::Result<(T, bool)>) {
         self.finish_as(match result {
-            Err(_) => "failed",
-            Ok((_, true)) => "ok",
-            Ok((_, false)) => "check_failed",
+            Err(_) => RunStatus::Failed,
+            Ok((_, true)) => RunStatus::Ok,
+            Ok((_, false)) => RunStatus::CheckFailed,
         });
     }
 
     /// Close the run (when one was begun) with `status`.
-    pub fn finish_as(&self, status: &str) {
+    pub fn finish_as(&self, status: RunStatus) {
         let Some(run) = self.run() else { return };
         let Some(ledger) = self.open() else { return };
         if let Err(e) = ledger.finish_run(run, status) {
@@ -496,8 +487,8 @@ pub async fn send(
     keep: Option<(&Path, OutputFormat)>,
 ) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
     let mut job = Job {
-        route: out.route(),
-        endpoint: client.config().endpoint(out.path()),
+        route: out.endpoint().label(),
+        endpoint: client.config().endpoint(out.endpoint().path()),
         ..job
     };
     if let Outgoing::Responses(rr) = out {
@@ -509,9 +500,9 @@ pub async fn send(
         }
         .into());
     }
-    let attempt = rec.sending(job.route, estimate);
+    let attempt = rec.sending(job.route.as_str(), estimate);
     rec.emit(&Progress::Sending {
-        route: job.route,
+        route: job.route.clone(),
         attempt,
     });
     let result = tokio::select! {

@@ -141,7 +141,7 @@ pub struct Sidecar {
     /// Which index of a multi-image response this is (0-based).
     pub index: usize,
     /// `images.generate`, `images.edit` or `responses`.
-    pub route: &'static str,
+    pub route: fourk_api::RouteLabel,
     /// Whether the answer was streamed.
     pub stream: bool,
     /// Attempts made, retries included (1 when the first attempt succeeded).

@@ -14,6 +14,7 @@ use fourk_imaging::{Cell, Expect, Filter, Line, SheetOptions};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::ledger::RunStatus;
 use crate::ledger::{ImageId, Ledger, RunId};
 use crate::route::{Route, RouteSpec};
 use crate::save::ImageSummary;
@@ -122,7 +123,7 @@ struct UpscaleSidecar<'a> {
     sidecar_version: u32,
     fourk_version: &'static str,
     image: String,
-    route: &'static str,
+    route: fourk_api::RouteLabel,
     model: &'a str,
     /// The deliverable's settings, so history and cost read this like any other image.
     request: Value,
@@ -212,7 +213,7 @@ fn upscale_blocking(
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        route: "local.upscale",
+        route: fourk_api::RouteLabel::LocalUpscale,
         model,
         request: json!({"prompt": prompt, "size": format!("{w}x{h}"), "quality": quality.as_str()}),
         source: json!({
@@ -399,7 +400,7 @@ impl Record {
     }
 
     /// Close the run with a status.
-    pub fn finish(&self, status: &str) {
+    pub fn finish(&self, status: RunStatus) {
         if let (Some(l), Some(run)) = (&self.ledger, self.run)
             && let Err(e) = l.finish_run(run, status)
         {

@@ -73,7 +73,7 @@ fn request(prompt: &str) -> ImageRequest {
 fn job(s: &Setup, req: &ImageRequest, out: &Path) -> Job {
     let model = s.caps.model(&req.model).unwrap();
     Job {
-        route: "images.generate",
+        route: fourk_api::RouteLabel::ImagesGenerate,
         stream: false,
         endpoint: String::new(),
         model: req.model.clone(),
@@ -381,7 +381,7 @@ async fn progress_events_follow_the_request_and_a_cancel_token_stops_it() {
         matches!(
             got[0],
             send::Progress::Sending {
-                route: "images.generate",
+                route: fourk_api::RouteLabel::ImagesGenerate,
                 attempt: Some(_)
             }
         ),

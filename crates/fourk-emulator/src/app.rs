@@ -11,7 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use fourk_api::ModelStatus;
+use fourk_api::{ImageEndpoint, ModelStatus};
 use serde_json::{Value, json};
 
 use crate::edits::{MAX_BODY_BYTES, edits};
@@ -31,7 +31,11 @@ pub const EMULATOR_HEADER_VALUE: &str = "procedural; images are rendered locally
 const RESPONSES_BODY_BYTES: usize = 256 * 1024 * 1024;
 
 /// The routes faults are injected into: the ones that make images.
-const FAULT_ROUTES: [&str; 3] = ["/v1/images/generations", "/v1/images/edits", "/v1/responses"];
+const FAULT_ROUTES: [&str; 3] = [
+    ImageEndpoint::Generations.v1(),
+    ImageEndpoint::Edits.v1(),
+    ImageEndpoint::Responses.v1(),
+];
 
 /// The emulator as an axum [`Router`], ready for [`axum::serve()`] or for calling in tests.
 ///
@@ -41,13 +45,13 @@ const FAULT_ROUTES: [&str; 3] = ["/v1/images/generations", "/v1/images/edits", "
 /// readiness checks). Anything else gets the API's 404 (or 405) envelope.
 pub fn app(state: Arc<EmulatorState>) -> Router {
     let api = Router::new()
-        .route("/v1/images/generations", post(generations))
+        .route(ImageEndpoint::Generations.v1(), post(generations))
         .route(
-            "/v1/images/edits",
+            ImageEndpoint::Edits.v1(),
             post(edits).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .route(
-            "/v1/responses",
+            ImageEndpoint::Responses.v1(),
             post(responses).layer(DefaultBodyLimit::max(RESPONSES_BODY_BYTES)),
         )
         .route(

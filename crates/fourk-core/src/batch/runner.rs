@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::jobs::Job;
 use super::pace::Governor;
+use crate::ledger::RunStatus;
 use crate::ledger::{AttemptOutcome, JobId, JobState, Ledger, NewJob, RunId, UsageKey};
 use crate::save::{self as deliver, ImageSummary};
 use crate::sidecar::{InputRecord, SentRequest};
@@ -452,8 +453,14 @@ pub async fn run(
         elapsed_s: started.elapsed().as_secs_f64(),
         jobs,
     };
-    ctx.ledger()
-        .finish_run(run, if report.all_succeeded() { "ok" } else { "partial" })?;
+    ctx.ledger().finish_run(
+        run,
+        if report.all_succeeded() {
+            RunStatus::Ok
+        } else {
+            RunStatus::Partial
+        },
+    )?;
     Ok(report)
 }
 
@@ -734,10 +741,11 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
         return Ok(base_report(job, JobState::Failed, Some(e)));
     }
     let key = usage_key(job);
-    let (route, endpoint) = match &request {
-        Request::Generate(_) => ("images.generate", "images/generations"),
-        Request::Edit { .. } => ("images.edit", "images/edits"),
+    let target = match &request {
+        Request::Generate(_) => fourk_api::ImageEndpoint::Generations,
+        Request::Edit { .. } => fourk_api::ImageEndpoint::Edits,
     };
+    let (route, endpoint) = (target.label(), target.path());
     let price = ctx.caps.model(&job.spec.model).ok().and_then(|m| m.price);
     let mut report = base_report(job, JobState::Pending, None);
     report.requested = true;
@@ -753,7 +761,7 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
             r.usd = report.usd;
             return Ok(r);
         }
-        let attempt = ctx.ledger().start_job_attempt(run, id, route)?;
+        let attempt = ctx.ledger().start_job_attempt(run, id, route.as_str())?;
         ctx.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let result = match &request {
             Request::Generate(req) => ctx.client.generate(req).await,
@@ -768,7 +776,7 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
                     .on_success(&resp.rate_limits, est.as_ref().map_or(0, |e| e.tokens));
                 report.request_id.clone_from(&resp.request_id);
                 let djob = deliver::Job {
-                    route,
+                    route: route.clone(),
                     stream: false,
                     endpoint: ctx.client.config().endpoint(endpoint),
                     model: job.spec.model.clone(),

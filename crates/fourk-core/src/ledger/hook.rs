@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{ImageId, Ledger, RunId};
+use super::{ImageId, Ledger, RunId, RunStatus};
 use crate::save::ImageSummary;
 
 /// Record a command that produced `images` (the summaries `deliver::save_all` and friends
@@ -24,7 +24,7 @@ pub fn record_delivery(
         let run = ledger.begin_run(kind, args)?;
         let ids = ledger.record_summaries(run, None, images)?;
         let all_ok = images.iter().all(|i| i.verified);
-        ledger.finish_run(run, if all_ok { "ok" } else { "check_failed" })?;
+        ledger.finish_run(run, RunStatus::verified(all_ok))?;
         Ok((run, ids))
     };
     match go() {
@@ -56,7 +56,7 @@ pub fn record_failed_command(ledger: &Path, kind: &str, args: &Value, err: &anyh
         let ledger = Ledger::open(ledger)?;
         let run = ledger.begin_run(kind, args)?;
         ledger.record_failure(run, None, kind, err, None)?;
-        ledger.finish_run(run, "failed")
+        ledger.finish_run(run, RunStatus::Failed)
     };
     if let Err(e) = go() {
         tracing::warn!("the failure was not recorded in the ledger: {e}");

@@ -149,6 +149,45 @@ impl Ledger {
     }
 }
 
+/// How a run ended (`runs.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunStatus {
+    /// Still going, or stopped by a kill before it could say.
+    Running,
+    /// Everything it made verified.
+    Ok,
+    /// It made images, and one did not verify.
+    CheckFailed,
+    /// It failed.
+    Failed,
+    /// A batch with jobs that failed, were skipped or are held.
+    Partial,
+    /// Stopped by Ctrl-C, SIGTERM or a cancelled token.
+    Interrupted,
+}
+
+impl RunStatus {
+    /// The text stored in `runs.status`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Ok => "ok",
+            Self::CheckFailed => "check_failed",
+            Self::Failed => "failed",
+            Self::Partial => "partial",
+            Self::Interrupted => "interrupted",
+        }
+    }
+
+    /// `Ok` when every image verified, else `CheckFailed`.
+    #[must_use]
+    pub const fn verified(all_ok: bool) -> Self {
+        if all_ok { Self::Ok } else { Self::CheckFailed }
+    }
+}
+
 /// How two images are related.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::schema::NOW;
-use super::{AttemptId, ImageId, JobId, Ledger, LedgerError, LinkKind, RunId};
+use super::{AttemptId, ImageId, JobId, Ledger, LedgerError, LinkKind, RunId, RunStatus};
 use crate::save::ImageSummary;
 
 /// How one HTTP request ended.
@@ -304,15 +304,15 @@ impl Ledger {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Close a run with a status word (`ok`, `failed`, `partial`, `interrupted`).
+    /// Close a run with its status.
     ///
     /// # Errors
     /// SQL errors.
-    pub fn finish_run(&self, run: RunId, status: &str) -> Result<(), LedgerError> {
+    pub fn finish_run(&self, run: RunId, status: RunStatus) -> Result<(), LedgerError> {
         self.conn
             .execute(
                 &format!("UPDATE runs SET status = ?2, finished_at = {NOW} WHERE id = ?1"),
-                params![run, status],
+                params![run, status.as_str()],
             )
             .map_err(|e| self.sql(e))?;
         Ok(())
