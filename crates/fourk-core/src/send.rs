@@ -357,7 +357,7 @@ impl Recorder {
             return Vec::new();
         };
         let ids = ledger.interrupt_run_attempts(run, why).unwrap_or_else(|e| {
-            tracing::warn!("the abandoned request was not recorded in the ledger: {e}");
+            tracing::warn!("the interrupted request was not recorded in the ledger: {e}");
             Vec::new()
         });
         self.lock().open.clear();
@@ -368,20 +368,8 @@ impl Recorder {
     /// billed (its estimate stays), and the run is closed as `interrupted`. Returns the
     /// attempts that were in flight.
     pub fn interrupt(&self, why: &str) -> Vec<AttemptId> {
-        let Some(run) = self.run() else {
-            return Vec::new();
-        };
-        let Some(ledger) = self.open() else {
-            return Vec::new();
-        };
-        let ids = ledger.interrupt_run_attempts(run, why).unwrap_or_else(|e| {
-            tracing::warn!("the interruption was not recorded in the ledger: {e}");
-            Vec::new()
-        });
-        if let Err(e) = ledger.finish_run(run, RunStatus::Interrupted) {
-            tracing::warn!("the ledger run was not closed: {e}");
-        }
-        self.lock().open.clear();
+        let ids = self.abandon(why);
+        self.finish_as(RunStatus::Interrupted);
         ids
     }
 
