@@ -66,12 +66,13 @@ pub struct ToolOptions {
     pub stream: bool,
 }
 
-/// Build and check the Responses API request: the image model's options on the tool, the
-/// prompt (and input images, mask) in one user message, `tool_choice` forcing the tool.
+/// When `route` takes the Responses API, build and check its request: the image model's
+/// options on the tool, the prompt (and input images, mask) in one user message,
+/// `tool_choice` forcing the tool. `None` on the Image API.
 ///
 /// # Errors
 /// [`UsageError`] when `-n` asks for more than one image or a rule is broken.
-pub fn build(
+pub fn for_route(
     route: &RouteSpec,
     caps: &Capabilities,
     model: &str,
@@ -79,7 +80,10 @@ pub fn build(
     opts: ToolOptions,
     images: &[InputImage],
     mask: Option<&InputImage>,
-) -> anyhow::Result<ResponsesRequest> {
+) -> anyhow::Result<Option<ResponsesRequest>> {
+    if route.route == Route::Images {
+        return Ok(None);
+    }
     if opts.n.is_some_and(|n| n > 1) {
         return Err(UsageError(
             "the responses route makes one image per request; nothing was sent\n\nhint: drop -n, or use --route images"
@@ -113,7 +117,7 @@ pub fn build(
     }
     req.validate(caps)
         .map_err(|v| rules_error(&route.responses_model, &v))?;
-    Ok(req)
+    Ok(Some(req))
 }
 
 fn rules_error(model: &str, violations: &[Violation]) -> anyhow::Error {
@@ -125,25 +129,6 @@ fn rules_error(model: &str, violations: &[Violation]) -> anyhow::Error {
         msg.push_str(&format!("\n  {}: {}", v.rule.id(), v.message));
     }
     UsageError(msg).into()
-}
-
-/// [`build`] when `route` takes the Responses API; `None` on the Image API.
-///
-/// # Errors
-/// As [`build`].
-pub fn for_route(
-    route: &RouteSpec,
-    caps: &Capabilities,
-    model: &str,
-    prompt: &str,
-    opts: ToolOptions,
-    images: &[InputImage],
-    mask: Option<&InputImage>,
-) -> anyhow::Result<Option<ResponsesRequest>> {
-    match route.route {
-        Route::Images => Ok(None),
-        Route::Responses => build(route, caps, model, prompt, opts, images, mask).map(Some),
-    }
 }
 
 /// The request with every inline image replaced by a short description, for sidecars and
