@@ -201,6 +201,19 @@ impl ModelError {
             Self::Retired { .. } => "retired",
         }
     }
+
+    /// The rule violation of `model` it stands for, as size checks and API errors report it.
+    #[must_use]
+    pub fn violation(&self) -> crate::Violation {
+        crate::Violation {
+            rule: match self {
+                Self::Unknown { .. } => crate::Rule::UnknownModel,
+                Self::Retired { .. } => crate::Rule::Retired,
+            },
+            param: "model".into(),
+            message: self.to_string(),
+        }
+    }
 }
 
 /// A models file that could not be read.

@@ -154,18 +154,7 @@ pub async fn deliver(spec: &DeliverSpec, fk: &crate::Fourk) -> anyhow::Result<De
 
     // 1. The native attempt.
     let t = Instant::now();
-    let native = Render {
-        model: &model.id,
-        prompt: &spec.prompt,
-        size: target,
-        quality: spec.quality,
-        n: 1,
-        format: spec.format,
-        out: &out,
-        previous_response: None,
-        responses: false,
-        reference: None,
-    };
+    let native = Render::image(&model.id, &spec.prompt, target, spec.quality, spec.format, &out);
     let attempt = workflow::render(&native, &endpoint, caps, &record);
     let result = match spec.timeout {
         Some(s) => tokio::time::timeout(s, attempt).await.ok(),
@@ -295,18 +284,14 @@ pub async fn deliver(spec: &DeliverSpec, fk: &crate::Fourk) -> anyhow::Result<De
         out.clone()
     };
     let t = Instant::now();
-    let r = Render {
-        model: &model.id,
-        prompt: &spec.prompt,
-        size: master,
-        quality: spec.quality,
-        n: 1,
-        format: spec.format,
-        out: &master_out,
-        previous_response: None,
-        responses: false,
-        reference: None,
-    };
+    let r = Render::image(
+        &model.id,
+        &spec.prompt,
+        master,
+        spec.quality,
+        spec.format,
+        &master_out,
+    );
     let (images, master_ok) = match workflow::render(&r, &endpoint, caps, &record).await {
         Ok(v) => v,
         Err(e) => {

@@ -168,16 +168,8 @@ pub async fn draft(spec: &DraftSpec, fk: &crate::Fourk) -> anyhow::Result<DraftR
         for i in 0..spec.n as usize {
             let out = indexed_path(&base, i, spec.n as usize, format);
             let r = Render {
-                model: &spec.model,
-                prompt: &spec.prompt,
-                size: dims,
-                quality: spec.quality,
-                n: 1,
-                format: spec.format,
-                out: &out,
-                previous_response: None,
                 responses: true,
-                reference: None,
+                ..Render::image(&spec.model, &spec.prompt, dims, spec.quality, spec.format, &out)
             };
             match workflow::render(&r, &spec.endpoint, caps, &record).await {
                 Ok((imgs, v)) => {
@@ -195,16 +187,8 @@ pub async fn draft(spec: &DraftSpec, fk: &crate::Fourk) -> anyhow::Result<DraftR
         Ok((all, ok))
     } else {
         let r = Render {
-            model: &spec.model,
-            prompt: &spec.prompt,
-            size: dims,
-            quality: spec.quality,
             n: spec.n,
-            format: spec.format,
-            out: &base,
-            previous_response: None,
-            responses: false,
-            reference: None,
+            ..Render::image(&spec.model, &spec.prompt, dims, spec.quality, spec.format, &base)
         };
         workflow::render(&r, &spec.endpoint, caps, &record).await
     };

@@ -263,16 +263,17 @@ pub async fn finalize(spec: &FinalSpec, fk: &crate::Fourk) -> anyhow::Result<Fin
         out.clone()
     };
     let r = Render {
-        model: &model.id,
-        prompt: &prompt,
-        size: render_dims,
-        quality: spec.quality,
-        n: 1,
-        format: spec.out.is_none().then_some(format),
-        out: &render_out,
         previous_response: draft.response_id.as_deref(),
         responses: draft.response_id.is_some(),
         reference: draft.response_id.is_none().then_some(draft.path.as_path()),
+        ..Render::image(
+            &model.id,
+            &prompt,
+            render_dims,
+            spec.quality,
+            spec.out.is_none().then_some(format),
+            &render_out,
+        )
     };
     let started = Instant::now();
     let (images, ok) = match workflow::render(&r, &spec.endpoint, caps, &record).await {

@@ -48,6 +48,33 @@ pub struct Render<'a> {
     pub reference: Option<&'a Path>,
 }
 
+impl<'a> Render<'a> {
+    /// One image of `model` at `size` and `quality` saved to `out` on the Image API, in the
+    /// format of `format` (else `out`'s extension): no reference, no continuation.
+    #[must_use]
+    pub fn image(
+        model: &'a str,
+        prompt: &'a str,
+        size: (u32, u32),
+        quality: Quality,
+        format: Option<OutputFormat>,
+        out: &'a Path,
+    ) -> Self {
+        Self {
+            model,
+            prompt,
+            size,
+            quality,
+            n: 1,
+            format,
+            out,
+            previous_response: None,
+            responses: false,
+            reference: None,
+        }
+    }
+}
+
 /// The route of a render: the Responses API for a draft made there or a continuation.
 fn route_of(r: &Render<'_>) -> RouteSpec {
     RouteSpec {

@@ -200,15 +200,7 @@ async fn get_model(State(state): State<Arc<EmulatorState>>, Path(id): Path<Strin
     match state.config.capabilities.model(&id) {
         Ok(_) => Json(model_object(&id)).into_response(),
         Err(e) => EmulatorError::Invalid {
-            violation: fourk_api::Violation {
-                rule: if e.rule() == "retired" {
-                    fourk_api::Rule::Retired
-                } else {
-                    fourk_api::Rule::UnknownModel
-                },
-                param: "model".into(),
-                message: e.to_string(),
-            },
+            violation: e.violation(),
             model: id,
         }
         .into_response(),

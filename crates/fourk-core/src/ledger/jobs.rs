@@ -82,6 +82,17 @@ pub struct JobRow {
     pub error: Option<String>,
 }
 
+/// A `jobs` row selected as `id, job_key, state, output, error`.
+fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        id: r.get(0)?,
+        job_key: r.get(1)?,
+        state: JobState::parse(&r.get::<_, String>(2)?),
+        output: r.get(3)?,
+        error: r.get(4)?,
+    })
+}
+
 impl Ledger {
     /// Register the jobs of a batch run (new ones as pending, known ones keep their state)
     /// and return their rows in the same order. One transaction.
@@ -105,15 +116,7 @@ impl Ledger {
             let mut rows = Vec::with_capacity(jobs.len());
             for j in jobs {
                 insert.execute(params![j.job_key, batch_key, run, j.line, j.name, j.spec])?;
-                rows.push(select.query_row([&j.job_key], |r| {
-                    Ok(JobRow {
-                        id: r.get(0)?,
-                        job_key: r.get(1)?,
-                        state: JobState::parse(&r.get::<_, String>(2)?),
-                        output: r.get(3)?,
-                        error: r.get(4)?,
-                    })
-                })?);
+                rows.push(select.query_row([&j.job_key], job_row)?);
             }
             Ok(rows)
         })
@@ -292,15 +295,7 @@ impl Ledger {
             .query_row(
                 "SELECT id, job_key, state, output, error FROM jobs WHERE job_key = ?1",
                 [job_key],
-                |r| {
-                    Ok(JobRow {
-                        id: r.get(0)?,
-                        job_key: r.get(1)?,
-                        state: JobState::parse(&r.get::<_, String>(2)?),
-                        output: r.get(3)?,
-                        error: r.get(4)?,
-                    })
-                },
+                job_row,
             )
             .optional()
             .map_err(|e| self.sql(e))

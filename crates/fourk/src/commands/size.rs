@@ -19,15 +19,7 @@ pub fn verdict(caps: &Capabilities, size: &str, model: &str) -> SizeVerdict {
             valid: false,
             experimental: false,
             pixels: None,
-            violations: vec![fourk_api::Violation {
-                rule: if e.rule() == "retired" {
-                    fourk_api::Rule::Retired
-                } else {
-                    fourk_api::Rule::UnknownModel
-                },
-                param: "model".into(),
-                message: e.to_string(),
-            }],
+            violations: vec![e.violation()],
             suggestions: Vec::new(),
         },
     }
