@@ -47,7 +47,7 @@ pub use edit::{EditRequest, InputImage, MAX_EDIT_IMAGES, MAX_IMAGE_BYTES, MAX_MA
 pub use edit_json::{DataUrl, EditJsonBody, ImageRef, ImageSource, ImageUrlError, MAX_IMAGE_URL_CHARS};
 pub use error::{ApiError, ErrorClass, ErrorEnvelope};
 pub use latency::LatencyModel;
-pub use request::{ImageRequest, Warning};
+pub use request::{ImageRequest, Warning, json_kind};
 pub use response::{
     ImageData, ImageDataRef, ImageSettings, ImagesResponse, ImagesResponseRef, InputTokensDetails,
     OutputTokensDetails, Usage,

@@ -204,7 +204,10 @@ pub(crate) fn read_body<'a>(
     Ok((obj, r))
 }
 
-pub(crate) fn json_kind(v: &Value) -> &'static str {
+/// How the API names a JSON value's type in its "Invalid type" messages: `null`,
+/// `a boolean`, `a number`, `a string`, `an array`, `an object`.
+#[must_use]
+pub fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

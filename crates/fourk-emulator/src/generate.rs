@@ -31,12 +31,7 @@ async fn generate(
     ctx: &RequestContext,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, EmulatorError> {
-    state.limiter.acquire([1, 0, 0])?;
-    let bytes = body.map_err(|r| EmulatorError::Body {
-        status: r.status(),
-        message: r.body_text(),
-    })?;
-    let json: Value = serde_json::from_slice(&bytes).map_err(|_| EmulatorError::InvalidJson)?;
+    let json = crate::state::json_request(state, body)?;
     let req = read_request(&json)?;
     ctx.set_prompt(&req.prompt);
     let plan = plan_generation(state, ctx, &req)?;

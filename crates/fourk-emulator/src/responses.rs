@@ -63,24 +63,13 @@ fn bad(param: impl Into<String>, code: &'static str, message: impl Into<String>)
     }
 }
 
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn type_error(param: &str, want: &str, got: &Value) -> EmulatorError {
     bad(
         param,
         "invalid_type",
         format!(
             "Invalid type for '{param}': expected {want}, but got {} instead.",
-            kind_of(got)
+            fourk_api::json_kind(got)
         ),
     )
 }
@@ -915,12 +904,7 @@ async fn create(
     ctx: &RequestContext,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, EmulatorError> {
-    state.limiter.acquire([1, 0, 0])?;
-    let bytes = body.map_err(|r| EmulatorError::Body {
-        status: r.status(),
-        message: r.body_text(),
-    })?;
-    let json: Value = serde_json::from_slice(&bytes).map_err(|_| EmulatorError::InvalidJson)?;
+    let json = crate::state::json_request(state, body)?;
     let caps = &state.config.capabilities;
     let request = parse_request(&json, caps)?;
     let prompt = request.inputs.prompt_parts.join("\n").trim().to_owned();

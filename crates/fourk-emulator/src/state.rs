@@ -219,6 +219,20 @@ fn same_key(a: &str, b: &str) -> bool {
     x.iter().zip(y.iter()).fold(0u8, |acc, (p, q)| acc | (p ^ q)) == 0
 }
 
+/// The JSON body of an image request: one request counted against the rate limit, then the
+/// body read (its limit and read errors as the API words them) and parsed.
+pub(crate) fn json_request(
+    state: &EmulatorState,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<serde_json::Value, EmulatorError> {
+    state.limiter.acquire([1, 0, 0])?;
+    let bytes = body.map_err(|r| EmulatorError::Body {
+        status: r.status(),
+        message: r.body_text(),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|_| EmulatorError::InvalidJson)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
