@@ -130,12 +130,26 @@ struct State {
     answered: Vec<AttemptId>,
 }
 
+/// The recorder's open ledger, held for one write.
+struct LedgerGuard<'a>(std::sync::MutexGuard<'a, Option<Ledger>>);
+
+impl std::ops::Deref for LedgerGuard<'_> {
+    type Target = Ledger;
+
+    fn deref(&self) -> &Ledger {
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a guard is only made once the ledger is open"))
+    }
+}
+
 /// The ledger record of one command's requests: a run, begun at the first send (so a
 /// request refused by a local check leaves no row), or an existing run of a workflow.
 /// A ledger that cannot be written is a warning: the work goes on.
 #[derive(Debug)]
 pub struct Recorder {
     ledger: Option<PathBuf>,
+    conn: Mutex<Option<Ledger>>,
     kind: String,
     args: Value,
     state: Mutex<State>,
@@ -151,6 +165,7 @@ impl Recorder {
             ledger: Some(ledger.to_path_buf()),
             kind: kind.to_owned(),
             args,
+            conn: Mutex::new(None),
             state: Mutex::new(State::default()),
             observer: None,
             cancel: CancellationToken::new(),
@@ -191,6 +206,7 @@ impl Recorder {
             ledger: Some(ledger.to_path_buf()),
             kind: String::new(),
             args: Value::Null,
+            conn: Mutex::new(None),
             state: Mutex::new(State {
                 run: Some(run),
                 ..State::default()
@@ -207,6 +223,7 @@ impl Recorder {
             ledger: None,
             kind: String::new(),
             args: Value::Null,
+            conn: Mutex::new(None),
             state: Mutex::new(State::default()),
             observer: None,
             cancel: CancellationToken::new(),
@@ -223,15 +240,21 @@ impl Recorder {
         self.lock().run
     }
 
-    fn open(&self) -> Option<Ledger> {
+    /// The ledger's connection, opened at the first write and kept for the run's later
+    /// ones (opening migrates and sets pragmas: once is enough).
+    fn open(&self) -> Option<LedgerGuard<'_>> {
         let path = self.ledger.as_ref()?;
-        match Ledger::open(path) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                tracing::warn!("the ledger cannot be written, so this request is not on record: {e}");
-                None
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        if conn.is_none() {
+            match Ledger::open(path) {
+                Ok(l) => *conn = Some(l),
+                Err(e) => {
+                    tracing::warn!("the ledger cannot be written, so this request is not on record: {e}");
+                    return None;
+                }
             }
         }
+        Some(LedgerGuard(conn))
     }
 
     /// Before a request leaves: the attempt and its estimate on record.
