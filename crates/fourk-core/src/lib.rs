@@ -21,6 +21,7 @@
 //! - [`ledger`]: the SQLite run ledger.
 //! - [`batch`] and [`batch_api`]: the local batch runner and the Batch API driver.
 //! - [`models`]: the capability table in use (built in, plus a user file).
+//! - [`pipeline`]: the local pixel operations (upscale, fit, convert, cutout, sheet, compare).
 
 pub mod batch;
 pub mod batch_api;
@@ -31,6 +32,7 @@ pub mod finalize;
 pub mod generate;
 pub mod ledger;
 pub mod models;
+pub mod pipeline;
 pub mod route;
 pub mod save;
 pub mod send;

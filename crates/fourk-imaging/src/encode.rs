@@ -43,6 +43,16 @@ pub enum PngLevel {
 }
 
 impl PngLevel {
+    /// Its name in flags and sidecars: `fast`, `default` or `best`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Fast => "fast",
+            Self::Default => "default",
+            Self::Best => "best",
+        }
+    }
+
     /// The zlib level this effort corresponds to (for `Fast`, the level fdeflate stands in for).
     #[must_use]
     pub fn zlib_level(self) -> u8 {

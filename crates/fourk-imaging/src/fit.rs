@@ -38,6 +38,18 @@ pub enum Pad {
     Color([u8; 3]),
 }
 
+impl FitMode {
+    /// Its name in flags and sidecars: `cover`, `contain` or `crop`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Cover => "cover",
+            Self::Contain(_) => "contain",
+            Self::Crop(_) => "crop",
+        }
+    }
+}
+
 /// Which part of the picture is kept when cropping, and where it sits when padding.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[non_exhaustive]
@@ -81,6 +93,20 @@ impl Anchor {
 }
 
 impl Gravity {
+    /// Its name in flags and sidecars: `center`, `top`, `bottom`, `left`, `right` or
+    /// `point`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Center => "center",
+            Self::Top => "top",
+            Self::Bottom => "bottom",
+            Self::Left => "left",
+            Self::Right => "right",
+            Self::Point(..) => "point",
+        }
+    }
+
     fn anchors(self) -> Result<(Anchor, Anchor), PipelineError> {
         use Anchor::{Focal, Slack};
         Ok(match self {

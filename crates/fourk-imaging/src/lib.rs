@@ -46,6 +46,7 @@ pub use verify::{
 };
 
 // The local pixel pipeline: decode untrusted input, resample, frame, key out, measure.
+pub mod alpha;
 pub mod cutout;
 pub mod fit;
 pub mod load;
@@ -53,6 +54,7 @@ pub mod metrics;
 mod pipeline_error;
 pub mod resize;
 
+pub use alpha::{flatten, has_transparency};
 pub use cutout::{CutoutReport, DEFAULT_FEATHER, DEFAULT_TOLERANCE, KeySpec, cutout, cutout_into};
 pub use fit::{FitMode, Gravity, Pad, fit};
 pub use load::{LOAD_MAX_ALLOC, LOAD_MAX_DIMENSION, load_bytes, load_file, load_limits};

@@ -48,6 +48,16 @@ pub enum Filter {
 }
 
 impl Filter {
+    /// Its name in flags and sidecars: `lanczos3`, `catmull-rom` or `mitchell`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Lanczos3 => "lanczos3",
+            Self::CatmullRom => "catmull-rom",
+            Self::Mitchell => "mitchell",
+        }
+    }
+
     fn algorithm(self) -> ResizeAlg {
         ResizeAlg::Convolution(match self {
             Self::Lanczos3 => FilterType::Lanczos3,

@@ -14,12 +14,12 @@ use std::path::Path;
 use std::thread;
 
 use fourk_api::{OutputFormat, Size};
-use image::DynamicImage;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zune_jpeg::zune_core::bytestream::ZCursor;
 use zune_jpeg::zune_core::options::DecoderOptions;
 
+use crate::alpha::{has_transparency, row_has_transparency};
 use crate::error::ImagingError;
 use crate::probe::{Probe, image_error, png_error, png_has_alpha, png_limits, probe_bytes};
 
@@ -258,14 +258,6 @@ fn decode_png(bytes: &[u8], scan_alpha: bool) -> Result<Option<bool>, ImagingErr
     Ok(scan_alpha.then_some(transparent))
 }
 
-/// Whether any pixel's alpha (its last sample) is below the maximum. Samples are big-endian,
-/// so the maximum is all 0xFF bytes at either depth.
-fn row_has_transparency(row: &[u8], pixel_bytes: usize, sample_bytes: usize) -> bool {
-    let alpha_at = pixel_bytes - sample_bytes;
-    row.chunks_exact(pixel_bytes)
-        .any(|px| px[alpha_at..].iter().any(|&b| b != 0xFF))
-}
-
 /// JPEG is decoded with zune-jpeg directly, in strict mode: `image` runs it leniently, which
 /// fills a truncated scan with grey and calls it success, exactly the damage we look for.
 fn decode_jpeg(bytes: &[u8]) -> Result<(), ImagingError> {
@@ -319,18 +311,6 @@ fn decode_with_image(
     reader.limits(limits);
     let img = reader.decode().map_err(|e| image_error(e, Path::new("")))?;
     Ok(scan_alpha.then(|| has_transparency(&img)))
-}
-
-fn has_transparency(img: &DynamicImage) -> bool {
-    match img {
-        DynamicImage::ImageLumaA8(b) => row_has_transparency(b.as_raw(), 2, 1),
-        DynamicImage::ImageRgba8(b) => row_has_transparency(b.as_raw(), 4, 1),
-        DynamicImage::ImageLumaA16(b) => b.as_raw().chunks_exact(2).any(|p| p[1] != u16::MAX),
-        DynamicImage::ImageRgba16(b) => b.as_raw().chunks_exact(4).any(|p| p[3] != u16::MAX),
-        DynamicImage::ImageRgba32F(b) => b.as_raw().chunks_exact(4).any(|p| p[3] < 1.0),
-        other if other.color().has_alpha() => row_has_transparency(other.to_rgba8().as_raw(), 4, 1),
-        _ => false,
-    }
 }
 
 fn report(len: usize, sha256: String, inspection: Inspection, expect: &Expect) -> VerifyReport {
@@ -398,7 +378,7 @@ fn report(len: usize, sha256: String, inspection: Inspection, expect: &Expect) -
 mod tests {
     use super::*;
     use crate::encode::encode;
-    use image::{Rgb, RgbImage, Rgba, RgbaImage};
+    use image::{DynamicImage, Rgb, RgbImage, Rgba, RgbaImage};
 
     fn rgb(w: u32, h: u32) -> DynamicImage {
         DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| {

@@ -295,7 +295,7 @@ impl FromStr for KeyArg {
 
 /// `center`, `top`, `bottom`, `left`, `right`, or a focal point `x,y` as fractions.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct GravityArg(pub Gravity, pub &'static str);
+pub struct GravityArg(pub Gravity);
 
 impl FromStr for GravityArg {
     type Err = String;
@@ -303,11 +303,11 @@ impl FromStr for GravityArg {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim().to_ascii_lowercase();
         Ok(match t.as_str() {
-            "center" | "centre" => Self(Gravity::Center, "center"),
-            "top" => Self(Gravity::Top, "top"),
-            "bottom" => Self(Gravity::Bottom, "bottom"),
-            "left" => Self(Gravity::Left, "left"),
-            "right" => Self(Gravity::Right, "right"),
+            "center" | "centre" => Self(Gravity::Center),
+            "top" => Self(Gravity::Top),
+            "bottom" => Self(Gravity::Bottom),
+            "left" => Self(Gravity::Left),
+            "right" => Self(Gravity::Right),
             _ => {
                 let bad = || {
                     format!(
@@ -322,7 +322,7 @@ impl FromStr for GravityArg {
                 if !(0.0..=1.0).contains(&x) || !(0.0..=1.0).contains(&y) {
                     return Err(bad());
                 }
-                Self(Gravity::Point(x, y), "point")
+                Self(Gravity::Point(x, y))
             }
         })
     }

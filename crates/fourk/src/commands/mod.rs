@@ -12,14 +12,8 @@ mod models;
 mod replay;
 mod size;
 mod verify;
-// The local pixel pipeline; `pipeline` is what its commands share.
-pub mod compare;
-pub mod convert;
-pub mod cutout;
-pub mod fit;
+// The local pixel pipeline: upscale, fit, convert, cutout, sheet and compare.
 pub mod pipeline;
-pub mod sheet;
-pub mod upscale;
 // Workflows: plan, draft, final and deliver (`ship`), with what they share in `workflow`.
 pub mod draft;
 pub mod finalize;
@@ -49,12 +43,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Verify(a) => verify::run(&a),
         Command::Emulator(a) => emulator::run(&a, caps.clone()).await,
         Command::Models(a) => models::run(&a, caps),
-        Command::Upscale(a) => pipeline::blocking(move |cancel| upscale::run(&a, cancel)).await,
-        Command::Fit(a) => pipeline::blocking(move |cancel| fit::run(&a, cancel)).await,
-        Command::Convert(a) => pipeline::blocking(move |cancel| convert::run(&a, cancel)).await,
-        Command::Cutout(a) => pipeline::blocking(move |cancel| cutout::run(&a, cancel)).await,
-        Command::Sheet(a) => pipeline::blocking(move |cancel| sheet::run(&a, cancel)).await,
-        Command::Compare(a) => pipeline::blocking(move |cancel| compare::run(&a, cancel)).await,
+        Command::Upscale(a) => pipeline::run(a.op(), a.json).await,
+        Command::Fit(a) => pipeline::run(a.op(), a.json).await,
+        Command::Convert(a) => pipeline::run(a.op(), a.json).await,
+        Command::Cutout(a) => pipeline::run(a.op(), a.json).await,
+        Command::Sheet(a) => pipeline::run(a.op(), a.json).await,
+        Command::Compare(a) => pipeline::run(a.op(), a.json).await,
         Command::History(a) => history::run(&a, &fk),
         Command::Cost(a) => cost::run(&a, &fk),
         Command::Batch(a) => batch::run(&a, &fk).await,

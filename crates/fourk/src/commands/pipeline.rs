@@ -1,64 +1,87 @@
-//! What the local pipeline commands (`upscale`, `fit`, `convert`, `cutout`, `sheet`,
-//! `compare`) share: reading an untrusted input, the output flags, and delivering an output:
-//! encode, write text and provenance metadata, verify in memory, save atomically (or as
-//! `NAME.rejected.EXT`), write the sidecar, summarise.
+//! The local pipeline commands (`upscale`, `fit`, `convert`, `cutout`, `sheet`, `compare`):
+//! flags to a [`fourk_core::pipeline`] spec, run on the blocking pool with Ctrl-C watched,
+//! the summary printed.
 
-use std::collections::BTreeMap;
-use std::fs;
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-use anyhow::Context;
-use clap::ValueEnum;
-use fourk_api::OutputFormat;
-use fourk_imaging::metadata::{self, MetadataReport, Provenance};
-use fourk_imaging::{Expect, ImagingError, PipelineError, PngLevel};
-use image::{DynamicImage, RgbImage};
-use rayon::prelude::*;
-use serde::Serialize;
-use serde_json::Value;
-use sha2::{Digest, Sha256};
+use fourk_core::pipeline::{
+    self as core, CompareSpec, ConvertSpec, CutoutMethod, CutoutSpec, Encode, FitSpec, SheetSpec, Summary,
+    UpscaleSpec,
+};
+use fourk_imaging::{Filter, FitMode, PngLevel};
 use tokio_util::sync::CancellationToken;
 
-use crate::UsageError;
-use crate::cli::pipeline::{EncodeArgs, PngLevelArg};
+use crate::cli::pipeline::{
+    CompareArgs, ConvertArgs, CutoutArgs, EncodeArgs, FilterArg, FitArgs, ModeArg, PngLevelArg, SheetArgs,
+    UpscaleArgs,
+};
 use crate::exit::Exit;
 use crate::output::Printer;
-use fourk_core::sidecar::{self, Checks, SIDECAR_VERSION};
 
-/// The largest input file read. Four times a 16384x16384 RGBA frame would be absurd already;
-/// this stops a mistaken path to a disk image before it fills memory.
-pub const MAX_INPUT_BYTES: u64 = 1 << 30;
-/// The largest sidecar read next to an input; real ones are a few kilobytes.
-const MAX_SIDECAR_BYTES: u64 = 8 << 20;
+/// A pipeline command, parsed.
+#[derive(Debug)]
+pub enum Op {
+    /// `fourk upscale`.
+    Upscale(UpscaleSpec),
+    /// `fourk fit`.
+    Fit(FitSpec),
+    /// `fourk convert`.
+    Convert(ConvertSpec),
+    /// `fourk cutout`.
+    Cutout(CutoutSpec),
+    /// `fourk sheet`.
+    Sheet(SheetSpec),
+    /// `fourk compare`.
+    Compare(CompareSpec),
+}
 
-/// Run a pipeline command on the blocking pool with a cancellation token, so the async side
-/// keeps listening for Ctrl-C. On Ctrl-C (or when this future is dropped for it) the token is
-/// cancelled and the command stops at its next check, before writing.
+impl Op {
+    fn run(&self, cancel: &CancellationToken) -> anyhow::Result<Summary> {
+        match self {
+            Self::Upscale(s) => core::upscale(s, cancel),
+            Self::Fit(s) => core::fit(s, cancel),
+            Self::Convert(s) => core::convert(s, cancel),
+            Self::Cutout(s) => core::cutout(s, cancel),
+            Self::Sheet(s) => core::sheet(s, cancel),
+            Self::Compare(s) => core::compare(s, cancel),
+        }
+    }
+}
+
+/// Run `op` on the blocking pool with a cancellation token, so the async side keeps
+/// listening for Ctrl-C. On Ctrl-C (or when this future is dropped for it) the token is
+/// cancelled and the operation stops at its next check, before writing. Prints the path, or
+/// the summary with `json`.
 ///
 /// # Errors
-/// The command's error, or a panic in it.
-pub async fn blocking(
-    f: impl FnOnce(CancellationToken) -> anyhow::Result<Exit> + Send + 'static,
-) -> anyhow::Result<Exit> {
+/// The operation's error, or a panic in it.
+pub async fn run(op: Op, json: bool) -> anyhow::Result<Exit> {
     let cancel = CancellationToken::new();
     // Dropped (the whole command was stopped) or not, the work must not write after this.
     let guard = cancel.clone().drop_guard();
     let mut task = tokio::task::spawn_blocking({
         let cancel = cancel.clone();
-        move || f(cancel)
+        move || op.run(&cancel)
     });
     let result = tokio::select! {
         r = &mut task => r.map_err(|e| anyhow::anyhow!("the command failed: {e}"))?,
         _ = tokio::signal::ctrl_c() => {
             cancel.cancel();
             let _ = task.await;
-            Ok(Exit::Interrupted)
+            return Ok(Exit::Interrupted);
         }
     };
     guard.disarm();
-    result
+    let summary = result?;
+    let p = Printer;
+    if json {
+        p.json(&summary);
+    } else {
+        p.line(&summary.path.display().to_string());
+    }
+    Ok(if summary.verified && summary.inputs_ok {
+        Exit::Success
+    } else {
+        Exit::CheckFailed
+    })
 }
 
 impl From<PngLevelArg> for PngLevel {
@@ -71,619 +94,152 @@ impl From<PngLevelArg> for PngLevel {
     }
 }
 
-/// How the output is encoded, checked once against the format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Encoding {
-    /// The format.
-    pub format: OutputFormat,
-    /// output_compression for JPEG and lossy WebP.
-    pub quality: Option<u8>,
-    /// PNG effort.
-    #[serde(serialize_with = "ser_level")]
-    pub png_level: Option<PngLevel>,
-    /// Lossless (PNG always; WebP when asked or by default).
-    pub lossless: bool,
-}
-
-#[allow(clippy::ref_option, clippy::trivially_copy_pass_by_ref)]
-fn ser_level<S: serde::Serializer>(l: &Option<PngLevel>, s: S) -> Result<S::Ok, S::Error> {
-    match l {
-        None => s.serialize_none(),
-        Some(PngLevel::Fast) => s.serialize_str("fast"),
-        Some(PngLevel::Best) => s.serialize_str("best"),
-        Some(_) => s.serialize_str("default"),
+impl From<FilterArg> for Filter {
+    fn from(f: FilterArg) -> Self {
+        match f {
+            FilterArg::Lanczos3 => Self::Lanczos3,
+            FilterArg::CatmullRom => Self::CatmullRom,
+            FilterArg::Mitchell => Self::Mitchell,
+        }
     }
 }
 
 impl EncodeArgs {
-    /// The encoding for `out`, refusing combinations that mean nothing for the format.
-    /// `default` is the format when neither --format nor the extension names one.
-    ///
-    /// # Errors
-    /// [`UsageError`] naming the conflict and the fix.
-    pub fn resolve(&self, out: &Path, default: OutputFormat) -> anyhow::Result<Encoding> {
-        if let Some(ext) = out.extension().and_then(|e| e.to_str())
-            && OutputFormat::from_extension(ext).is_none()
-        {
-            return Err(UsageError(format!(
-                "--out {} has the extension .{ext}, which fourk does not write\n\nhint: name it .png, .jpg or .webp",
-                out.display()
-            ))
-            .into());
-        }
-        let format = fourk_core::generate::output_format(self.format, Some(out))?.unwrap_or(default);
-        let usage = |m: String| -> anyhow::Result<Encoding> { Err(UsageError(m).into()) };
-        match format {
-            OutputFormat::Png => {
-                if let Some(q) = self.quality {
-                    return usage(format!(
-                        "--quality {q} does not apply to PNG, which is always lossless\n\nhint: use --png-level fast|default|best to trade time for size, or --format jpeg|webp for lossy output"
-                    ));
-                }
-                Ok(Encoding {
-                    format,
-                    quality: None,
-                    png_level: Some(self.png_level.map_or(PngLevel::Default, Into::into)),
-                    lossless: true,
-                })
-            }
-            OutputFormat::Jpeg | OutputFormat::Webp => {
-                if let Some(l) = self.png_level {
-                    return usage(format!(
-                        "--png-level {} applies to PNG only, and the output is {format}\n\nhint: drop --png-level, or use --quality 0-100 to set {format} quality",
-                        l.to_possible_value()
-                            .map(|v| v.get_name().to_owned())
-                            .unwrap_or_default()
-                    ));
-                }
-                if format == OutputFormat::Jpeg && self.lossless {
-                    return usage(
-                        "--lossless is impossible with JPEG, which is always lossy\n\nhint: use --format png, or --format webp --lossless".into(),
-                    );
-                }
-                if self.lossless && self.quality.is_some() {
-                    return usage(
-                        "--lossless and --quality contradict each other: lossless WebP has no quality setting\n\nhint: drop one of them".into(),
-                    );
-                }
-                let lossless = format == OutputFormat::Webp && self.quality.is_none();
-                Ok(Encoding {
-                    format,
-                    quality: if format == OutputFormat::Jpeg {
-                        Some(self.quality.unwrap_or(100))
-                    } else {
-                        self.quality
-                    },
-                    png_level: None,
-                    lossless,
-                })
-            }
-        }
-    }
-}
-
-/// `out` with the format's extension added when it has none.
-#[must_use]
-pub fn with_extension(out: &Path, format: OutputFormat) -> PathBuf {
-    if out.extension().is_none() {
-        out.with_extension(format.extension())
-    } else {
-        out.to_path_buf()
-    }
-}
-
-/// One input file, as recorded in a sidecar.
-#[derive(Debug, Clone, Serialize)]
-pub struct InputRecord {
-    /// The path as given.
-    pub path: PathBuf,
-    /// SHA-256 of the file.
-    pub sha256: String,
-    /// File size.
-    pub bytes: u64,
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
-    /// Format, from the magic bytes.
-    pub format: OutputFormat,
-}
-
-/// What the input's own sidecar says about where the picture came from.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct SourceInfo {
-    /// The sidecar read.
-    pub sidecar: PathBuf,
-    /// The operation that made the input (`images.generate`, `upscale`, ...).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub made_by: Option<String>,
-    /// The prompt.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prompt: Option<String>,
-    /// The model.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    /// The request settings other than the prompt, as compact JSON.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub settings: Option<String>,
-    /// What the input cost, as its sidecar recorded it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cost: Option<Value>,
-    /// Whether the input's sidecar says it verified.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub verified: Option<bool>,
-    /// Whether the input's bytes still have the SHA-256 its sidecar recorded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sha256_matches: Option<bool>,
-}
-
-impl SourceInfo {
-    /// Read `<image>.json` when it exists. An unreadable or foreign sidecar is a warning, not
-    /// an error: the picture is still worth processing.
+    /// The encoding asked for.
     #[must_use]
-    pub fn near(image: &Path, sha256: &str) -> Option<Self> {
-        let path = sidecar::path_for(image);
-        let file = fs::File::open(&path).ok()?;
-        let mut text = String::new();
-        if let Err(e) = file.take(MAX_SIDECAR_BYTES).read_to_string(&mut text) {
-            tracing::warn!("ignoring the sidecar {}: {e}", path.display());
-            return None;
+    pub fn spec(&self) -> Encode {
+        Encode {
+            format: self.format,
+            quality: self.quality,
+            png_level: self.png_level.map(Into::into),
+            lossless: self.lossless,
+            flatten: self.flatten,
+            meta: self.meta.clone(),
         }
-        let v: Value = match serde_json::from_str(&text) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!("ignoring the sidecar {}: not JSON ({e})", path.display());
-                return None;
-            }
-        };
-        Some(Self::from_json(path, &v, sha256))
-    }
-
-    /// Understands both sidecar kinds: a generated image's (`request`, `model`, `cost`) and a
-    /// pipeline output's (`source`, carried forward).
-    fn from_json(path: PathBuf, v: &Value, sha256: &str) -> Self {
-        let s = |v: &Value| v.as_str().map(str::to_owned);
-        let recorded_sha = v["checks"]["sha256"].as_str();
-        let mut info = Self {
-            sidecar: path,
-            made_by: s(&v["operation"]).or_else(|| s(&v["route"])),
-            verified: v["checks"]["verified"].as_bool(),
-            sha256_matches: recorded_sha.map(|r| r == sha256),
-            ..Self::default()
-        };
-        if let Some(src) = v.get("source").filter(|s| s.is_object()) {
-            info.prompt = s(&src["prompt"]);
-            info.model = s(&src["model"]);
-            info.settings = s(&src["settings"]);
-            info.cost = src.get("cost").filter(|c| !c.is_null()).cloned();
-        } else {
-            let req = &v["request"];
-            info.prompt = s(&req["prompt"])
-                .or_else(|| s(&v["responses"]["revised_prompt"]))
-                .or_else(|| s(&req["input"]));
-            info.model = s(&v["model"]).or_else(|| s(&req["model"]));
-            if let Some(obj) = req.as_object() {
-                let mut settings = obj.clone();
-                for k in ["prompt", "model", "input", "stream"] {
-                    settings.remove(k);
-                }
-                if !settings.is_empty() {
-                    info.settings = serde_json::to_string(&settings).ok();
-                }
-            }
-            info.cost = v.get("cost").filter(|c| !c.is_null()).cloned();
-        }
-        info
     }
 }
 
-/// A decoded input and what came with it.
-#[derive(Debug)]
-pub struct Input {
-    /// The pixels.
-    pub image: DynamicImage,
-    /// For the sidecar.
-    pub record: InputRecord,
-    /// Provenance blocks found in the file.
-    pub provenance: Vec<Provenance>,
-    /// Text chunks found in the file (PNG).
-    pub text: Vec<(String, String)>,
-    /// What its sidecar says, if it has one.
-    pub source: Option<SourceInfo>,
-    /// Milliseconds spent reading and decoding.
-    pub decode_ms: f64,
-}
-
-/// Milliseconds since `t`.
-#[must_use]
-pub fn ms(t: Instant) -> f64 {
-    ms_of(t.elapsed())
-}
-
-/// A duration in milliseconds, to two decimals.
-#[must_use]
-pub fn ms_of(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e5).round() / 100.0
-}
-
-/// The file's bytes, refusing anything over [`MAX_INPUT_BYTES`].
-///
-/// # Errors
-/// [`ImagingError::Io`] when it cannot be read, [`ImagingError::Limits`] when too large.
-pub fn read_limited(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
-    let io = |source| ImagingError::Io {
-        action: "reading",
-        path: path.to_owned(),
-        source,
-    };
-    let file = fs::File::open(path).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
-    if len > limit {
-        return Err(ImagingError::Limits(format!(
-            "{} is {len} bytes, more than the {limit} fourk reads",
-            path.display()
-        ))
-        .into());
+impl UpscaleArgs {
+    /// The operation asked for.
+    #[must_use]
+    pub fn op(&self) -> Op {
+        Op::Upscale(UpscaleSpec {
+            input: self.input.clone(),
+            to: self.to,
+            out: self.out.clone(),
+            filter: self.filter.into(),
+            sharpen: self.sharpen,
+            stretch: self.stretch,
+            encode: self.encode.spec(),
+        })
     }
-    let mut bytes = Vec::new();
-    file.take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
-    Ok(bytes)
 }
 
-/// Read and decode `path` under the pipeline's limits; collect its metadata and sidecar.
-///
-/// # Errors
-/// [`ImagingError::Io`] (exit 7) when the file cannot be read, and a decoding error (exit 1)
-/// when it is not an intact PNG, JPEG or WebP within the limits.
-pub fn read_input(path: &Path) -> anyhow::Result<Input> {
-    let t = Instant::now();
-    let bytes = read_limited(path, MAX_INPUT_BYTES)?;
-    let (sha256, image) = rayon::join(
-        || format!("{:x}", Sha256::digest(&bytes)),
-        || fourk_imaging::load_bytes(&bytes, &fourk_imaging::load_limits()),
-    );
-    let image = image.map_err(|e| pipeline_error(e, &format!("cannot read {}", path.display())))?;
-    let decode_ms = ms(t);
-    let format = fourk_imaging::probe_bytes(&bytes)
-        .map(|p| p.format)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let provenance = metadata::extract(&bytes).unwrap_or_else(|e| {
-        tracing::warn!(
-            "cannot read the metadata of {} ({e}); none is carried",
-            path.display()
+impl FitArgs {
+    /// The operation asked for.
+    #[must_use]
+    pub fn op(&self) -> Op {
+        Op::Fit(FitSpec {
+            input: self.input.clone(),
+            to: self.to,
+            mode: match self.mode {
+                ModeArg::Cover => FitMode::Cover,
+                ModeArg::Contain => FitMode::Contain(self.pad.0),
+                ModeArg::Crop => FitMode::Crop(self.pad.0),
+            },
+            gravity: self.gravity.0,
+            out: self.out.clone(),
+            encode: self.encode.spec(),
+        })
+    }
+}
+
+impl ConvertArgs {
+    /// The operation asked for.
+    #[must_use]
+    pub fn op(&self) -> Op {
+        Op::Convert(ConvertSpec {
+            input: self.input.clone(),
+            out: self.out.clone(),
+            encode: self.encode.spec(),
+        })
+    }
+}
+
+impl CutoutArgs {
+    /// The operation asked for.
+    #[must_use]
+    pub fn op(&self) -> Op {
+        Op::Cutout(CutoutSpec {
+            input: self.input.clone(),
+            method: match &self.model {
+                Some(m) => CutoutMethod::Model(m.clone()),
+                None => CutoutMethod::Key {
+                    key: self.key.0,
+                    tolerance: self.tolerance,
+                    feather: self.feather,
+                },
+            },
+            out: self.out.clone(),
+            encode: self.encode.spec(),
+        })
+    }
+}
+
+impl SheetArgs {
+    /// The operation asked for.
+    #[must_use]
+    pub fn op(&self) -> Op {
+        Op::Sheet(SheetSpec {
+            images: self.images.clone(),
+            columns: self.columns,
+            labels: self.labels,
+            cell: self.cell,
+            out: self.out.clone(),
+            encode: self.encode.spec(),
+        })
+    }
+}
+
+impl CompareArgs {
+    /// The operation asked for.
+    #[must_use]
+    pub fn op(&self) -> Op {
+        Op::Compare(CompareSpec {
+            a: self.a.clone(),
+            b: self.b.clone(),
+            crop: self.crop.map(|c| c.0),
+            out: self.out.clone(),
+            encode: self.encode.spec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::pipeline::{CropArg, GravityArg, PadArg};
+    use fourk_imaging::{Gravity, Pad};
+
+    #[test]
+    fn gravity_parses_names_and_points() {
+        assert_eq!("Top".parse::<GravityArg>().unwrap().0, Gravity::Top);
+        assert_eq!(
+            "0.25, 0.75".parse::<GravityArg>().unwrap().0,
+            Gravity::Point(0.25, 0.75)
         );
-        Vec::new()
-    });
-    let text = metadata::png_text(&bytes).unwrap_or_default();
-    let source = SourceInfo::near(path, &sha256);
-    if let Some(s) = &source
-        && s.sha256_matches == Some(false)
-    {
-        tracing::warn!(
-            "{} changed since its sidecar {} was written (SHA-256 differs)",
-            path.display(),
-            s.sidecar.display()
-        );
-    }
-    Ok(Input {
-        record: InputRecord {
-            path: path.to_owned(),
-            sha256,
-            bytes: bytes.len() as u64,
-            width: image.width(),
-            height: image.height(),
-            format,
-        },
-        image,
-        provenance,
-        text,
-        source,
-        decode_ms,
-    })
-}
-
-/// A pipeline error with context: decoding problems keep their [`ImagingError`] (exit 1, or
-/// 7 for I/O), parameter problems become usage errors (exit 2).
-pub fn pipeline_error(e: PipelineError, doing: &str) -> anyhow::Error {
-    match e {
-        PipelineError::Imaging(i) => anyhow::Error::new(i).context(doing.to_owned()),
-        e @ (PipelineError::InvalidSize { .. }
-        | PipelineError::InvalidParameter { .. }
-        | PipelineError::CropOutOfBounds { .. }
-        | PipelineError::EmptySource { .. }) => anyhow::Error::new(e).context(UsageError(doing.to_owned())),
-        other => anyhow::Error::new(other).context(doing.to_owned()),
-    }
-}
-
-/// Whether any pixel is less than opaque.
-#[must_use]
-pub fn has_transparency(img: &DynamicImage) -> bool {
-    match img {
-        DynamicImage::ImageRgba8(b) => b.as_raw().par_chunks(4).any(|p| p[3] < 255),
-        other if other.color().has_alpha() => other.to_rgba8().pixels().any(|p| p.0[3] < 255),
-        _ => false,
-    }
-}
-
-/// `img` composited onto `color`, as RGB8.
-#[must_use]
-pub fn flatten(img: &DynamicImage, color: [u8; 3]) -> DynamicImage {
-    if !img.color().has_alpha() {
-        return img.clone();
-    }
-    let rgba = img.to_rgba8();
-    let mut out = RgbImage::new(img.width(), img.height());
-    out.par_chunks_mut(3)
-        .zip(rgba.as_raw().par_chunks(4))
-        .for_each(|(o, p)| {
-            let a = u16::from(p[3]);
-            for c in 0..3 {
-                o[c] = ((u16::from(p[c]) * a + u16::from(color[c]) * (255 - a) + 127) / 255) as u8;
-            }
-        });
-    DynamicImage::ImageRgb8(out)
-}
-
-/// Timings for the sidecar, in milliseconds, by step.
-pub type Timings = BTreeMap<&'static str, f64>;
-
-/// The sidecar of a pipeline output.
-#[derive(Debug, Serialize)]
-pub struct PipelineSidecar {
-    /// Layout version.
-    pub sidecar_version: u32,
-    /// The fourk that wrote it.
-    pub fourk_version: &'static str,
-    /// The image this describes (file name, relative to the sidecar).
-    pub image: String,
-    /// `upscale`, `fit`, `convert`, `cutout`, `sheet` or `compare`.
-    pub operation: &'static str,
-    /// Every input file, with its SHA-256.
-    pub inputs: Vec<InputRecord>,
-    /// The operation's parameters.
-    pub parameters: Value,
-    /// How the output was encoded.
-    pub output: Encoding,
-    /// Where the (first) input came from, from its sidecar.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<SourceInfo>,
-    /// Text written into the file, and provenance carried or dropped.
-    pub metadata: MetadataReport,
-    /// The operation's own report (cutout QA, comparison numbers, sheet entries).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub report: Option<Value>,
-    /// Proof that the file is what was made.
-    pub checks: Checks,
-    /// Milliseconds per step.
-    pub timings_ms: Timings,
-}
-
-/// What `--json` prints for a pipeline output.
-#[derive(Debug, Serialize)]
-pub struct Summary {
-    /// Where the bytes are (a `.rejected.` name when verification failed).
-    pub path: PathBuf,
-    /// Width.
-    pub width: u32,
-    /// Height.
-    pub height: u32,
-    /// Format.
-    pub format: OutputFormat,
-    /// Bytes written.
-    pub bytes: u64,
-    /// Decoded in full and as expected.
-    pub verified: bool,
-    /// The sidecar's path.
-    pub sidecar: PathBuf,
-    /// Provenance carried and dropped, text written.
-    pub metadata: MetadataReport,
-    /// The operation's report.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub report: Option<Value>,
-    /// Milliseconds per step.
-    pub timings_ms: Timings,
-}
-
-fn summary_skeleton(path: &Path, img: &DynamicImage, enc: Encoding) -> Summary {
-    Summary {
-        path: path.to_owned(),
-        width: img.width(),
-        height: img.height(),
-        format: enc.format,
-        bytes: 0,
-        verified: false,
-        sidecar: sidecar::path_for(path),
-        metadata: MetadataReport::default(),
-        report: None,
-        timings_ms: Timings::new(),
-    }
-}
-
-/// Everything [`deliver`] records besides the pixels.
-#[derive(Debug)]
-pub struct Job<'a> {
-    /// The operation's name.
-    pub operation: &'static str,
-    /// The inputs.
-    pub inputs: Vec<InputRecord>,
-    /// The parameters.
-    pub parameters: Value,
-    /// Provenance to carry (the first input's).
-    pub provenance: &'a [Provenance],
-    /// Text found in the input, written first (PNG only).
-    pub input_text: &'a [(String, String)],
-    /// The input's sidecar.
-    pub source: Option<SourceInfo>,
-    /// The operation's report.
-    pub report: Option<Value>,
-    /// Timings so far (decode, process).
-    pub timings: Timings,
-    /// When the command started, for the total.
-    pub started: Instant,
-    /// Cancelled when the user stops the command: checked before anything is written.
-    pub cancel: CancellationToken,
-}
-
-/// The text written into a PNG: what the input already had, then prompt, model and settings
-/// from its sidecar, then `--meta`, later entries replacing earlier ones with the same key;
-/// `Software` always names this fourk.
-fn text_for(
-    input_text: &[(String, String)],
-    source: Option<&SourceInfo>,
-    meta: &[(String, String)],
-) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    let mut put = |k: &str, v: &str| {
-        if let Some(e) = out.iter_mut().find(|(key, _)| key == k) {
-            v.clone_into(&mut e.1);
-        } else {
-            out.push((k.to_owned(), v.to_owned()));
+        for bad in ["up", "1.5,0", "0.5", "a,b"] {
+            let e = bad.parse::<GravityArg>().unwrap_err();
+            assert!(e.contains("expected center"), "{e}");
         }
-    };
-    for (k, v) in input_text {
-        if metadata::check_text_key(k).is_ok() {
-            put(k, v);
+        assert_eq!("#0A0b0c".parse::<PadArg>().unwrap().0, Pad::Color([10, 11, 12]));
+        assert!("blue".parse::<PadArg>().is_err());
+    }
+
+    #[test]
+    fn crops_parse_or_say_the_form() {
+        assert_eq!("1,2,30,40".parse::<CropArg>().unwrap().0, (1, 2, 30, 40));
+        for bad in ["1,2,3", "a,b,c,d", "0,0,2,2", "1,2,3,4,5"] {
+            assert!(bad.parse::<CropArg>().unwrap_err().contains("x,y,width,height"));
         }
     }
-    if let Some(s) = source {
-        for (k, v) in [
-            ("prompt", &s.prompt),
-            ("model", &s.model),
-            ("fourk:settings", &s.settings),
-        ] {
-            if let Some(v) = v {
-                put(k, v);
-            }
-        }
-    }
-    for (k, v) in meta {
-        put(k, v);
-    }
-    put("Software", &format!("fourk {}", env!("CARGO_PKG_VERSION")));
-    out
-}
-
-/// Encode `img`, write metadata, verify, save atomically (or as `NAME.rejected.EXT` when
-/// verification fails), write the sidecar, and print the summary (`--json`) or the path.
-///
-/// `alpha` is what the verification demands of transparency: `Some(true)` when the output
-/// must have transparent pixels (they were in the input, or the operation made them).
-///
-/// # Errors
-/// [`UsageError`] when the picture has transparency and the format cannot hold it (the fix
-/// is --flatten), encoding errors, and I/O errors.
-pub fn deliver(
-    out: &Path,
-    img: &DynamicImage,
-    encode: &EncodeArgs,
-    enc: Encoding,
-    job: Job<'_>,
-    json: bool,
-) -> anyhow::Result<(Summary, Exit)> {
-    let mut timings = job.timings;
-    let flattened;
-    let mut img = img;
-    if let Some(color) = encode.flatten {
-        flattened = flatten(img, color);
-        img = &flattened;
-    }
-    let transparent = has_transparency(img);
-    if transparent && !enc.format.has_alpha() {
-        return Err(UsageError(format!(
-            "the picture has transparent pixels and {} has no alpha channel\n\nhint: pass --flatten #RRGGBB to put them on a colour, or use --format png or webp",
-            enc.format
-        ))
-        .into());
-    }
-    let t = Instant::now();
-    let bytes = fourk_imaging::encode_with(
-        img,
-        enc.format,
-        enc.quality.filter(|_| !enc.lossless),
-        enc.png_level.unwrap_or_default(),
-    )?;
-    timings.insert("encode", ms(t));
-    let t = Instant::now();
-    let text = if enc.format == OutputFormat::Png {
-        text_for(job.input_text, job.source.as_ref(), &encode.meta)
-    } else if encode.meta.is_empty() && job.source.is_none() {
-        Vec::new()
-    } else {
-        // Reported as dropped: the format has no place for it.
-        text_for(&[], job.source.as_ref(), &encode.meta)
-    };
-    let (bytes, meta_report) = metadata::embed(bytes, enc.format, job.provenance, &text)?;
-    timings.insert("metadata", ms(t));
-    if job.cancel.is_cancelled() {
-        return Ok((summary_skeleton(out, img, enc), Exit::Interrupted));
-    }
-    let expect = Expect {
-        width: Some(img.width()),
-        height: Some(img.height()),
-        format: Some(enc.format),
-        alpha: Some(transparent),
-    };
-    // The verification (a full decode) runs while the bytes are written and synced.
-    let saved = fourk_imaging::save_bytes_verified(out, bytes, &expect)?;
-    timings.insert("verify", ms_of(saved.verify_time));
-    timings.insert("write", ms_of(saved.write_time));
-    timings.insert("total", ms(job.started));
-    let (path, report) = (saved.path, saved.report);
-    if saved.rejected {
-        tracing::error!(
-            "the output of {} failed verification (kept as {}); this is a bug in fourk",
-            job.operation,
-            path.display()
-        );
-    }
-    let car = PipelineSidecar {
-        sidecar_version: SIDECAR_VERSION,
-        fourk_version: env!("CARGO_PKG_VERSION"),
-        image: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        operation: job.operation,
-        inputs: job.inputs,
-        parameters: job.parameters,
-        output: enc,
-        source: job.source,
-        metadata: meta_report.clone(),
-        report: job.report.clone(),
-        checks: Checks::from_report(Some((img.width(), img.height())), enc.format, report.clone()),
-        timings_ms: timings.clone(),
-    };
-    let sidecar_path = sidecar::path_for(&path);
-    let mut json_bytes = serde_json::to_vec_pretty(&car)?;
-    json_bytes.push(b'\n');
-    fourk_imaging::save_atomic(&sidecar_path, &json_bytes)?;
-    let summary = Summary {
-        path: path.clone(),
-        width: img.width(),
-        height: img.height(),
-        format: enc.format,
-        bytes: report.bytes,
-        verified: report.ok,
-        sidecar: sidecar_path,
-        metadata: meta_report,
-        report: job.report,
-        timings_ms: timings,
-    };
-    let p = Printer;
-    if json {
-        p.json(&summary);
-    } else {
-        p.line(&path.display().to_string());
-    }
-    for d in &summary.metadata.dropped {
-        tracing::info!("{} not written: {}", d.kind.as_str(), d.reason);
-    }
-    Ok((
-        summary,
-        if report.ok {
-            Exit::Success
-        } else {
-            Exit::CheckFailed
-        },
-    ))
 }

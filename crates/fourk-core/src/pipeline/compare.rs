@@ -1,17 +1,32 @@
-//! `fourk compare`: two renders side by side at 100%, with detail numbers, so the
+//! `compare`: two renders side by side at 100%, with detail numbers, so the
 //! native-versus-upscale decision has a number behind it.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use fourk_api::OutputFormat;
 use fourk_imaging::sheet::colors;
 use fourk_imaging::{Comparison, Line};
 use serde_json::json;
-
-use super::pipeline::{self, Job};
-use crate::cli::pipeline::CompareArgs;
-use crate::exit::Exit;
 use tokio_util::sync::CancellationToken;
+
+use super::{Encode, Job, Summary};
+
+/// Two renders side by side at 100%, with detail numbers.
+#[derive(Debug, Clone)]
+pub struct CompareSpec {
+    /// The reference picture (for example the native 4K render).
+    pub a: PathBuf,
+    /// The picture compared with it.
+    pub b: PathBuf,
+    /// The region compared, `(x, y, width, height)` at the larger picture's size (default: a
+    /// 1024x1024 square from the centre).
+    pub crop: Option<(u32, u32, u32, u32)>,
+    /// Where to write the side-by-side picture.
+    pub out: PathBuf,
+    /// How it is written.
+    pub encode: Encode,
+}
 
 fn side_label(
     tag: &str,
@@ -43,24 +58,28 @@ fn side_label(
     ]
 }
 
-pub(super) fn run(args: &CompareArgs, cancel: CancellationToken) -> anyhow::Result<Exit> {
+/// Compare `spec.a` with `spec.b`; the numbers are in the summary's report.
+///
+/// # Errors
+/// Decoding and I/O errors, a crop outside the pictures, and [`crate::send::Cancelled`].
+pub fn compare(spec: &CompareSpec, cancel: &CancellationToken) -> anyhow::Result<Summary> {
     let started = Instant::now();
-    let enc = args.encode.resolve(&args.out, OutputFormat::Png)?;
-    let out = pipeline::with_extension(&args.out, enc.format);
-    let (a, b) = rayon::join(|| pipeline::read_input(&args.a), || pipeline::read_input(&args.b));
+    let enc = spec.encode.resolve(&spec.out, OutputFormat::Png)?;
+    let out = super::with_extension(&spec.out, enc.format);
+    let (a, b) = rayon::join(|| super::read_input(&spec.a), || super::read_input(&spec.b));
     let (a, b) = (a?, b?);
     let t = Instant::now();
-    let cmp = fourk_imaging::compare(&a.image, &b.image, args.crop.map(|c| c.0))
-        .map_err(|e| pipeline::pipeline_error(e, "cannot compare"))?;
+    let cmp = fourk_imaging::compare(&a.image, &b.image, spec.crop)
+        .map_err(|e| super::pipeline_error(e, "cannot compare"))?;
     let r = &cmp.report;
     let canvas = fourk_imaging::side_by_side(
         &cmp.a,
         &cmp.b,
-        &side_label("A", &args.a, &r.a, r, None),
-        &side_label("B", &args.b, &r.b, r, r.detail_ratio),
+        &side_label("A", &spec.a, &r.a, r, None),
+        &side_label("B", &spec.b, &r.b, r, r.detail_ratio),
     )
-    .map_err(|e| pipeline::pipeline_error(e, "cannot draw the comparison"))?;
-    let process = pipeline::ms(t);
+    .map_err(|e| super::pipeline_error(e, "cannot draw the comparison"))?;
+    let process = super::ms(t);
     for note in &r.notes {
         tracing::info!("{note}");
     }
@@ -76,40 +95,25 @@ pub(super) fn run(args: &CompareArgs, cancel: CancellationToken) -> anyhow::Resu
         r.ssim
     );
     let mut report = serde_json::to_value(r)?;
-    report["a"]["path"] = json!(args.a);
-    report["b"]["path"] = json!(args.b);
+    report["a"]["path"] = json!(spec.a);
+    report["b"]["path"] = json!(spec.b);
     let job = Job {
         operation: "compare",
         inputs: vec![a.record.clone(), b.record.clone()],
-        parameters: json!({ "crop": r.crop, "crop_given": args.crop.is_some() }),
+        parameters: json!({ "crop": r.crop, "crop_given": spec.crop.is_some() }),
         provenance: &[],
         input_text: &[],
         source: None,
         report: Some(report),
         timings: [("decode", a.decode_ms.max(b.decode_ms)), ("process", process)].into(),
         started,
-        cancel,
+        cancel: cancel.clone(),
     };
-    let (_, exit) = pipeline::deliver(
+    super::deliver(
         &out,
         &image::DynamicImage::ImageRgb8(canvas),
-        &args.encode,
+        &spec.encode,
         enc,
         job,
-        args.json,
-    )?;
-    Ok(exit)
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::cli::pipeline::CropArg;
-
-    #[test]
-    fn crops_parse_or_say_the_form() {
-        assert_eq!("1,2,30,40".parse::<CropArg>().unwrap().0, (1, 2, 30, 40));
-        for bad in ["1,2,3", "a,b,c,d", "0,0,2,2", "1,2,3,4,5"] {
-            assert!(bad.parse::<CropArg>().unwrap_err().contains("x,y,width,height"));
-        }
-    }
+    )
 }

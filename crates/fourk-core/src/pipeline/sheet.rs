@@ -1,4 +1,4 @@
-//! `fourk sheet`: a contact sheet of drafts or variants, each labelled with its file name,
+//! `sheet`: a contact sheet of drafts or variants, each labelled with its file name,
 //! size, verdict and cost, so they are compared by looking.
 
 use std::path::{Path, PathBuf};
@@ -11,10 +11,26 @@ use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 
-use super::pipeline::{self, InputRecord, Job, SourceInfo};
-use crate::cli::pipeline::SheetArgs;
-use crate::exit::Exit;
 use tokio_util::sync::CancellationToken;
+
+use super::{Encode, InputRecord, Job, SourceInfo, Summary};
+
+/// A contact sheet.
+#[derive(Debug, Clone)]
+pub struct SheetSpec {
+    /// The pictures, in sheet order.
+    pub images: Vec<PathBuf>,
+    /// Pictures per row (default: about the square root of the count, at most 8).
+    pub columns: Option<u32>,
+    /// Label each picture (name, size, verdict, cost and model).
+    pub labels: bool,
+    /// Edge of the square box each picture is fitted into, in pixels.
+    pub cell: u32,
+    /// Where to write the sheet.
+    pub out: PathBuf,
+    /// How it is written.
+    pub encode: Encode,
+}
 
 /// One picture on the sheet, as recorded in the sidecar.
 #[derive(Debug, Clone, Serialize)]
@@ -69,7 +85,7 @@ fn entry_for(path: &Path, cell: u32) -> (Cell, Entry, Option<InputRecord>) {
         model: None,
     };
     let mut lines = vec![Line::new(name, colors::TEXT)];
-    let bytes = match pipeline::read_limited(path, pipeline::MAX_INPUT_BYTES) {
+    let bytes = match super::read_limited(path, super::MAX_INPUT_BYTES) {
         Ok(b) => b,
         Err(e) => {
             entry.verdict = format!("FAIL unreadable: {e:#}");
@@ -162,50 +178,55 @@ fn entry_for(path: &Path, cell: u32) -> (Cell, Entry, Option<InputRecord>) {
     (Cell { image, lines }, entry, record)
 }
 
-pub(super) fn run(args: &SheetArgs, cancel: CancellationToken) -> anyhow::Result<Exit> {
+/// Lay out `spec.images` on a sheet. A picture that cannot be read gets a red label, and the
+/// summary's `inputs_ok` is false; the sheet is still written.
+///
+/// # Errors
+/// Usage errors from the encoding, I/O errors, and [`crate::send::Cancelled`].
+pub fn sheet(spec: &SheetSpec, cancel: &CancellationToken) -> anyhow::Result<Summary> {
     let started = Instant::now();
-    let enc = args.encode.resolve(&args.out, OutputFormat::Png)?;
-    let out = pipeline::with_extension(&args.out, enc.format);
+    let enc = spec.encode.resolve(&spec.out, OutputFormat::Png)?;
+    let out = super::with_extension(&spec.out, enc.format);
     let t = Instant::now();
     // One picture failing does not stop the sheet: it gets a red label and the exit code says so.
-    let results: Vec<_> = args.images.par_iter().map(|p| entry_for(p, args.cell)).collect();
-    let decode = pipeline::ms(t);
-    let n = u32::try_from(args.images.len()).unwrap_or(u32::MAX);
-    let columns = args
+    let results: Vec<_> = spec.images.par_iter().map(|p| entry_for(p, spec.cell)).collect();
+    let decode = super::ms(t);
+    let n = u32::try_from(spec.images.len()).unwrap_or(u32::MAX);
+    let columns = spec
         .columns
         .unwrap_or_else(|| (f64::from(n).sqrt().ceil() as u32).clamp(1, 8));
     let options = SheetOptions {
         columns,
-        cell: args.cell,
-        labels: args.labels,
+        cell: spec.cell,
+        labels: spec.labels,
     };
     let t = Instant::now();
     let cells: Vec<Cell> = results.iter().map(|r| r.0.clone()).collect();
     let sheet = fourk_imaging::contact_sheet(&cells, options)
-        .map_err(|e| pipeline::pipeline_error(e, "cannot lay out the sheet"))?;
+        .map_err(|e| super::pipeline_error(e, "cannot lay out the sheet"))?;
     drop(cells);
-    let process = pipeline::ms(t);
+    let process = super::ms(t);
     let entries: Vec<Entry> = results.iter().map(|r| r.1.clone()).collect();
     let all_ok = entries.iter().all(|e| e.ok);
     let job = Job {
         operation: "sheet",
         inputs: results.iter().filter_map(|r| r.2.clone()).collect(),
-        parameters: json!({ "columns": columns, "cell": args.cell, "labels": args.labels }),
+        parameters: json!({ "columns": columns, "cell": spec.cell, "labels": spec.labels }),
         provenance: &[],
         input_text: &[],
         source: None,
         report: Some(json!({ "entries": entries })),
         timings: [("decode", decode), ("process", process)].into(),
         started,
-        cancel,
+        cancel: cancel.clone(),
     };
-    let (_, exit) = pipeline::deliver(
+    let mut summary = super::deliver(
         &out,
         &image::DynamicImage::ImageRgb8(sheet),
-        &args.encode,
+        &spec.encode,
         enc,
         job,
-        args.json,
     )?;
-    Ok(if all_ok { exit } else { Exit::CheckFailed })
+    summary.inputs_ok = all_ok;
+    Ok(summary)
 }

@@ -1,0 +1,50 @@
+//! `convert`: re-encode as PNG, JPEG or WebP (lossy or lossless), with quality meaning the
+//! API's output_compression, metadata carried where the format allows, verified.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::{Encode, Job, Summary};
+
+/// A re-encoding.
+#[derive(Debug, Clone)]
+pub struct ConvertSpec {
+    /// The picture (PNG, JPEG or WebP).
+    pub input: PathBuf,
+    /// Where to write (the format follows the extension unless `encode.format` says
+    /// otherwise).
+    pub out: PathBuf,
+    /// How the output is written.
+    pub encode: Encode,
+}
+
+/// Re-encode `spec.input`.
+///
+/// # Errors
+/// Usage errors from the encoding, decoding and I/O errors, and [`crate::send::Cancelled`].
+pub fn convert(spec: &ConvertSpec, cancel: &CancellationToken) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let input = super::read_input(&spec.input)?;
+    let enc = spec.encode.resolve(&spec.out, input.record.format)?;
+    let out = super::with_extension(&spec.out, enc.format);
+    let job = Job {
+        operation: "convert",
+        inputs: vec![input.record.clone()],
+        parameters: json!({
+            "from": input.record.format,
+            "to": enc.format,
+            "flatten": spec.encode.flatten.map(|[r, g, b]| format!("#{r:02x}{g:02x}{b:02x}")),
+        }),
+        provenance: &input.provenance,
+        input_text: &input.text,
+        source: input.source.clone(),
+        report: None,
+        timings: [("decode", input.decode_ms)].into(),
+        started,
+        cancel: cancel.clone(),
+    };
+    super::deliver(&out, &input.image, &spec.encode, enc, job)
+}

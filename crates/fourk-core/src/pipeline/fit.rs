@@ -1,0 +1,83 @@
+//! `fit`: make a picture exactly the target size without distorting it, by cover (scale and
+//! crop), contain (scale and pad) or crop (no scaling).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use fourk_api::Size;
+use fourk_imaging::{FitMode, Gravity, Pad};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::{Encode, Job, Summary};
+use crate::UsageError;
+
+/// A fit to an exact frame.
+#[derive(Debug, Clone)]
+pub struct FitSpec {
+    /// The picture (PNG, JPEG or WebP).
+    pub input: PathBuf,
+    /// The exact frame (`auto` is refused).
+    pub to: Size,
+    /// Cover, contain or crop (with the padding of the last two).
+    pub mode: FitMode,
+    /// What to keep when cropping, where to sit when padding.
+    pub gravity: Gravity,
+    /// Where to write.
+    pub out: PathBuf,
+    /// How the output is written.
+    pub encode: Encode,
+}
+
+/// Fit `spec.input` to `spec.to`.
+///
+/// # Errors
+/// [`UsageError`] for `auto` and bad parameters, decoding and I/O errors, and
+/// [`crate::send::Cancelled`].
+pub fn fit(spec: &FitSpec, cancel: &CancellationToken) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let Some((w, h)) = spec.to.dims() else {
+        return Err(UsageError(
+            "--to auto is not a size: fit needs the exact frame\n\nhint: --to 4k, or --to 3840x2160".into(),
+        )
+        .into());
+    };
+    let input = super::read_input(&spec.input)?;
+    let enc = spec.encode.resolve(&spec.out, input.record.format)?;
+    let out = super::with_extension(&spec.out, enc.format);
+    let t = Instant::now();
+    let img = fourk_imaging::fit(&input.image, w, h, spec.mode, spec.gravity)
+        .map_err(|e| super::pipeline_error(e, &format!("cannot fit to {w}x{h}")))?;
+    let process = super::ms(t);
+    let gravity = match spec.gravity {
+        Gravity::Point(x, y) => json!([x, y]),
+        g => json!(g.name()),
+    };
+    let pad = match spec.mode {
+        FitMode::Contain(Pad::Color([r, g, b])) | FitMode::Crop(Pad::Color([r, g, b])) => {
+            json!(format!("#{r:02x}{g:02x}{b:02x}"))
+        }
+        FitMode::Contain(_) | FitMode::Crop(_) => json!("transparent"),
+        _ => json!(null),
+    };
+    let job = Job {
+        operation: "fit",
+        inputs: vec![input.record.clone()],
+        parameters: json!({
+            "to": format!("{w}x{h}"),
+            "from": format!("{}x{}", input.image.width(), input.image.height()),
+            "mode": spec.mode.name(),
+            "gravity": gravity,
+            "pad": pad,
+            "filter": "lanczos3",
+        }),
+        provenance: &input.provenance,
+        input_text: &input.text,
+        source: input.source.clone(),
+        report: None,
+        timings: [("decode", input.decode_ms), ("process", process)].into(),
+        started,
+        cancel: cancel.clone(),
+    };
+    super::deliver(&out, &img, &spec.encode, enc, job)
+}
