@@ -169,12 +169,17 @@ impl ClientError {
         }
     }
 
-    /// True when the request may have been billed even though no image came back.
+    /// True when the request may have been billed even though no image came back: it left
+    /// and no error status came back (a timeout, a reset, a cut stream), or a 2xx answer came
+    /// whose body is unusable (the work was done, so it is billed).
     #[must_use]
     pub fn possibly_billed(&self) -> bool {
         matches!(
             self,
-            Self::Timeout { .. } | Self::Transport { .. } | Self::Stream { .. }
+            Self::Timeout { .. }
+                | Self::Transport { .. }
+                | Self::Stream { .. }
+                | Self::InvalidResponse { .. }
         )
     }
 

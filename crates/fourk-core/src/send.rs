@@ -30,7 +30,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::ledger::RunStatus;
-use crate::ledger::{AttemptId, AttemptOutcome, ImageId, Ledger, RunId, UsageKey};
+use crate::ledger::{AttemptId, AttemptOutcome, ImageId, JobId, Ledger, RunId, UsageKey};
 use crate::save::{self, Delivery, ImageSummary, Job};
 use crate::sidecar::SentRequest;
 
@@ -89,6 +89,36 @@ pub struct Estimate {
     pub usage: Usage,
     /// Predicted dollars.
     pub cost: Cost,
+}
+
+impl Estimate {
+    /// An answer's measured usage and dollars, recorded under `key` with `auto` replaced by
+    /// the quality and size the answer says were used. `None` without usage or prices.
+    #[must_use]
+    pub fn measured(
+        key: &UsageKey,
+        usage: Option<Usage>,
+        price: Option<fourk_api::Prices>,
+        settings: &fourk_api::ImageSettings,
+    ) -> Option<Self> {
+        let (usage, price) = usage.zip(price)?;
+        let mut key = key.clone();
+        if key.quality == "auto"
+            && let Some(q) = &settings.quality
+        {
+            key.quality.clone_from(q);
+        }
+        if key.size == "auto"
+            && let Some(s) = &settings.size
+        {
+            key.size.clone_from(s);
+        }
+        Some(Self {
+            key,
+            usage,
+            cost: Cost::from_usage(&usage, &price, true),
+        })
+    }
 }
 
 /// One request as it leaves.
@@ -259,11 +289,21 @@ impl Recorder {
 
     /// Before a request leaves: the attempt and its estimate on record.
     pub fn sending(&self, route: &str, estimate: Option<&Estimate>) -> Option<AttemptId> {
+        self.sending_for(None, route, estimate)
+    }
+
+    /// Before a batch job's request leaves: the attempt, for `job`, and its estimate on
+    /// record; the job becomes `running`.
+    pub fn sending_job(&self, job: JobId, route: &str, estimate: Option<&Estimate>) -> Option<AttemptId> {
+        self.sending_for(Some(job), route, estimate)
+    }
+
+    fn sending_for(&self, job: Option<JobId>, route: &str, estimate: Option<&Estimate>) -> Option<AttemptId> {
         let ledger = self.open()?;
         let mut st = self.lock();
         let begin = (st.run.is_none()).then_some((self.kind.as_str(), &self.args));
         let est = estimate.map(|e| (&e.key, &e.usage, &e.cost));
-        match ledger.attempt_sending(st.run, begin, None, route, est) {
+        match ledger.attempt_sending(st.run, begin, job, route, est) {
             Ok((run, attempt)) => {
                 st.run = Some(run);
                 st.open.push(attempt);
@@ -297,6 +337,26 @@ impl Recorder {
 
     /// The request (or what followed its answer) failed with `err`.
     pub fn failed(&self, attempt: Option<AttemptId>, err: &anyhow::Error) {
+        self.close_failed(attempt, &format!("{err:#}"), || AttemptOutcome::from_error(err));
+    }
+
+    /// The call failed with the client's `err`; `retry` names why it is sent again (a new
+    /// attempt follows).
+    pub fn failed_call(
+        &self,
+        attempt: Option<AttemptId>,
+        err: &fourk_client::ClientError,
+        retry: Option<String>,
+    ) {
+        self.close_failed(attempt, &err.to_string(), || AttemptOutcome {
+            retry_reason: retry,
+            ..AttemptOutcome::from_client(err)
+        });
+    }
+
+    /// An answered attempt keeps its outcome and gets a note; an open one is closed with
+    /// `outcome` (its estimate kept only when it may have been billed).
+    fn close_failed(&self, attempt: Option<AttemptId>, err: &str, outcome: impl FnOnce() -> AttemptOutcome) {
         let Some(attempt) = attempt else { return };
         let Some(ledger) = self.open() else { return };
         let mut st = self.lock();
@@ -304,20 +364,9 @@ impl Recorder {
         st.open.retain(|a| *a != attempt);
         drop(st);
         let result = if answered {
-            ledger.attempt_note(attempt, &format!("the answer arrived, then: {err:#}"))
+            ledger.attempt_note(attempt, &format!("the answer arrived, then: {err}"))
         } else {
-            let mut outcome = AttemptOutcome::from_error(err);
-            // A 200 whose body holds no usable image (a failed Responses call, an unreadable
-            // body) was answered, so it may well be billed.
-            if err.chain().any(|c| {
-                matches!(
-                    c.downcast_ref(),
-                    Some(fourk_client::ClientError::InvalidResponse { .. })
-                )
-            }) {
-                outcome.possibly_billed = true;
-            }
-            ledger.attempt_failed(attempt, &outcome)
+            ledger.attempt_failed(attempt, &outcome())
         };
         if let Err(e) = result {
             tracing::warn!("the failure was not recorded in the ledger: {e}");
@@ -547,23 +596,7 @@ async fn receive_and_save(
     keep: Option<(&Path, OutputFormat)>,
 ) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
     let finish = |got: &Delivery, images: &[&str]| {
-        // `auto` as sent is recorded as what the answer says it was.
-        let mut key = key.clone();
-        if key.quality == "auto"
-            && let Some(q) = &got.meta.settings.quality
-        {
-            key.quality.clone_from(q);
-        }
-        if key.size == "auto"
-            && let Some(s) = &got.meta.settings.size
-        {
-            key.size.clone_from(s);
-        }
-        let measured = got.usage.zip(job.price).map(|(u, p)| Estimate {
-            key,
-            usage: u,
-            cost: Cost::from_usage(&u, &p, true),
-        });
+        let measured = Estimate::measured(key, got.usage, job.price, &got.meta.settings);
         rec.answered(attempt, got.meta.request_id.as_deref(), measured.as_ref());
         rec.emit(&Progress::Answered {
             request_id: got.meta.request_id.clone(),

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use super::jobs::Job;
 use super::pace::Governor;
 use crate::ledger::RunStatus;
-use crate::ledger::{AttemptOutcome, JobId, JobState, Ledger, NewJob, RunId, UsageKey};
+use crate::ledger::{JobId, JobState, Ledger, NewJob, RunId, UsageKey};
 use crate::save::{self as deliver, ImageSummary};
 use crate::sidecar::{InputRecord, SentRequest};
 
@@ -253,6 +253,9 @@ struct Ctx {
     ledger_path: PathBuf,
     /// One connection for all workers: writes are short, and a `Connection` is not `Sync`.
     ledger: Mutex<Ledger>,
+    /// The send path's record of every attempt (estimate before the send, measured usage or
+    /// the failure after it).
+    rec: crate::send::Recorder,
     run: RunId,
     gov: Arc<Governor>,
     budget: Budget,
@@ -396,6 +399,7 @@ pub async fn run(
         client,
         ledger_path: ledger_path.to_path_buf(),
         ledger: Mutex::new(ledger),
+        rec: crate::send::Recorder::for_run(ledger_path, run),
         run,
         budget,
         queue: Mutex::new(queue),
@@ -741,6 +745,11 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
         return Ok(base_report(job, JobState::Failed, Some(e)));
     }
     let key = usage_key(job);
+    let sent_estimate = est.as_ref().map(|e| crate::send::Estimate {
+        key: key.clone(),
+        usage: e.usage,
+        cost: e.cost,
+    });
     let target = match &request {
         Request::Generate(_) => fourk_api::ImageEndpoint::Generations,
         Request::Edit { .. } => fourk_api::ImageEndpoint::Edits,
@@ -761,7 +770,15 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
             r.usd = report.usd;
             return Ok(r);
         }
-        let attempt = ctx.ledger().start_job_attempt(run, id, route.as_str())?;
+        let attempt = ctx
+            .rec
+            .sending_job(id, route.as_str(), sent_estimate.as_ref())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the ledger could not put job {} on record before sending it; the batch stops so that nothing is sent off the record",
+                    job.short_id()
+                )
+            })?;
         ctx.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let result = match &request {
             Request::Generate(req) => ctx.client.generate(req).await,
@@ -775,6 +792,15 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
                 ctx.gov
                     .on_success(&resp.rate_limits, est.as_ref().map_or(0, |e| e.tokens));
                 report.request_id.clone_from(&resp.request_id);
+                let measured = resp
+                    .images()
+                    .ok()
+                    .and_then(|r| crate::send::Estimate::measured(&key, r.usage, price, &r.settings));
+                ctx.rec
+                    .answered(Some(attempt), resp.request_id.as_deref(), measured.as_ref());
+                let cost_now = measured.as_ref().map_or(est_usd, |m| m.cost.usd);
+                ctx.budget.settle(est_usd, cost_now, measured.is_none());
+                report.usd += cost_now;
                 let djob = deliver::Job {
                     route: route.clone(),
                     stream: false,
@@ -798,60 +824,32 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
                         .out_dir
                         .join(format!("{}.{}", job.spec.name, job.spec.format.extension())),
                 };
-                let usage = resp.images().ok().and_then(|r| r.usage);
-                let measured = match (usage, price) {
-                    (Some(u), Some(p)) => Some(Cost::from_usage(&u, &p, true)),
-                    _ => None,
-                };
-                let cost_now = measured.map_or(est_usd, |c| c.usd);
-                ctx.budget.settle(est_usd, cost_now, measured.is_none());
-                report.usd += cost_now;
                 let saved = tokio::task::spawn_blocking(move || deliver::save_images_response(&djob, &resp))
                     .await
                     .map_err(|e| anyhow::anyhow!("saving failed: {e}"))?;
-                match saved {
-                    Ok((images, true)) => {
-                        ctx.ledger().record_job_success(run, id, Some(attempt), &images)?;
-                        report.state = JobState::Succeeded;
+                let (state, why) = match saved {
+                    Ok((images, verified)) => {
+                        let why = (!verified).then_some(
+                            "the answer did not verify (wrong size, format or a corrupt image); kept under a .rejected. name; billed",
+                        );
+                        ctx.ledger().record_job_images(run, id, attempt, &images, why)?;
                         report.outputs = images.into_iter().map(|i| i.path).collect();
-                        report.error = None;
-                        return Ok(report);
-                    }
-                    Ok((images, false)) => {
-                        let why = "the answer did not verify (wrong size, format or a corrupt image); kept under a .rejected. name; billed";
-                        ctx.ledger().record_job_rejected(run, id, attempt, &images, why)?;
-                        report.state = JobState::Failed;
-                        report.outputs = images.into_iter().map(|i| i.path).collect();
-                        report.error = Some(why.to_owned());
-                        return Ok(report);
+                        if verified {
+                            (JobState::Succeeded, None)
+                        } else {
+                            (JobState::Failed, why.map(str::to_owned))
+                        }
                     }
                     Err(e) => {
+                        ctx.rec.failed(Some(attempt), &e);
                         let why = format!("{e:#}");
-                        let outcome = AttemptOutcome {
-                            ok: false,
-                            http_status: Some(200),
-                            request_id: report.request_id.clone(),
-                            retry_reason: None,
-                            possibly_billed: false,
-                            error: Some(why.clone()),
-                        };
-                        let billed = match (usage, measured) {
-                            (Some(u), Some(c)) => Some((u, c, true)),
-                            _ => est.as_ref().map(|e| (e.usage, e.cost, false)),
-                        };
-                        ctx.ledger().record_job_failure(
-                            run,
-                            id,
-                            attempt,
-                            &outcome,
-                            billed.as_ref().map(|(u, c, m)| (&key, u, c, *m)),
-                            JobState::Failed,
-                        )?;
-                        report.state = JobState::Failed;
-                        report.error = Some(why);
-                        return Ok(report);
+                        ctx.ledger().set_job_state(id, JobState::Failed, Some(&why))?;
+                        (JobState::Failed, Some(why))
                     }
-                }
+                };
+                report.state = state;
+                report.error = why;
+                return Ok(report);
             }
             Err(e) => {
                 let billed = e.possibly_billed();
@@ -889,23 +887,9 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
                 ctx.budget.settle(est_usd, cost_now, billed);
                 report.usd += cost_now;
                 report.request_id = e.request_id().map(str::to_owned);
-                let mut outcome = AttemptOutcome::from_client(&e);
-                let est_row = if billed {
-                    est.as_ref().map(|x| (&key, &x.usage, &x.cost, false))
-                } else {
-                    None
-                };
                 match decision {
                     Decision::Retry(delay, reason) => {
-                        outcome.retry_reason = Some(reason.to_string());
-                        ctx.ledger().record_job_failure(
-                            run,
-                            id,
-                            attempt,
-                            &outcome,
-                            est_row,
-                            JobState::Running,
-                        )?;
+                        ctx.rec.failed_call(Some(attempt), &e, Some(reason.to_string()));
                         tracing::debug!(job = job.short_id(), %reason, delay_ms = delay.as_millis() as u64, "retrying");
                         if rate {
                             rate_waits += 1;
@@ -915,13 +899,13 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
                         tokio::time::sleep(delay).await;
                     }
                     Decision::Stop => {
+                        ctx.rec.failed_call(Some(attempt), &e, None);
                         let state = if billed {
                             JobState::PossiblyBilled
                         } else {
                             JobState::Failed
                         };
-                        ctx.ledger()
-                            .record_job_failure(run, id, attempt, &outcome, est_row, state)?;
+                        ctx.ledger().set_job_state(id, state, Some(&e.to_string()))?;
                         report.state = state;
                         report.error = Some(first_line(&format!("{e}")));
                         return Ok(report);

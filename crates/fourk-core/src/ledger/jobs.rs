@@ -4,7 +4,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::record::{self, AttemptOutcome};
+use super::record;
 use super::schema::NOW;
 use super::{AttemptId, ImageId, JobId, Ledger, LedgerError, RunId};
 use crate::save::ImageSummary;
@@ -136,26 +136,6 @@ impl Ledger {
         Ok(())
     }
 
-    /// Open an attempt for a job and mark the job running: one transaction, so a crash
-    /// after it always leaves an open attempt to find.
-    ///
-    /// # Errors
-    /// SQL errors.
-    pub fn start_job_attempt(&self, run: RunId, job: JobId, route: &str) -> Result<AttemptId, LedgerError> {
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO attempts (run_id, job_id, route, state) VALUES (?1, ?2, ?3, 'sent')",
-                params![run, job, route],
-            )?;
-            let a = tx.last_insert_rowid();
-            tx.execute(
-                &format!("UPDATE jobs SET state = 'running', updated_at = {NOW} WHERE id = ?1"),
-                [job],
-            )?;
-            Ok(a)
-        })
-    }
-
     /// A job's success: the attempt closed, the images and usage recorded, the job marked
     /// succeeded with its main output. One transaction.
     ///
@@ -180,34 +160,6 @@ impl Ledger {
                 params![job, output],
             )?;
             Ok(ids)
-        })
-    }
-
-    /// A job's attempt ended without an image: close the attempt, add a usage row when it
-    /// was (or may have been) billed (`measured` when the usage came from the API), and set
-    /// the job's state. One transaction.
-    ///
-    /// # Errors
-    /// SQL errors.
-    pub fn record_job_failure(
-        &self,
-        run: RunId,
-        job: JobId,
-        attempt: AttemptId,
-        outcome: &AttemptOutcome,
-        billed: Option<(&super::UsageKey, &fourk_api::Usage, &fourk_api::Cost, bool)>,
-        state: JobState,
-    ) -> Result<(), LedgerError> {
-        self.write(|tx| {
-            super::record::finish_attempt_tx(tx, attempt, outcome)?;
-            if let Some((key, usage, cost, measured)) = billed {
-                super::record::usd_row(tx, run, Some(attempt), key, usage, cost, measured)?;
-            }
-            tx.execute(
-                &format!("UPDATE jobs SET state = ?2, error = ?3, updated_at = {NOW} WHERE id = ?1"),
-                params![job, state.as_str(), outcome.error],
-            )?;
-            Ok(())
         })
     }
 
@@ -240,7 +192,14 @@ impl Ledger {
                         ),
                         [a],
                     )?;
-                    if let Some((key, usage, cost)) = estimate(job) {
+                    // Attempts are written with their estimate before they are sent; only
+                    // ledgers from before that lack one.
+                    let has_usage: bool = tx.query_row(
+                        "SELECT EXISTS (SELECT 1 FROM usage WHERE attempt_id = ?1)",
+                        [a],
+                        |r| r.get(0),
+                    )?;
+                    if !has_usage && let Some((key, usage, cost)) = estimate(job) {
                         super::record::usd_row(tx, run, Some(a), &key, &usage, &cost, false)?;
                     }
                 }
@@ -303,32 +262,50 @@ impl Ledger {
 }
 
 impl Ledger {
-    /// A job's answer came back but its images failed verification (kept under their
-    /// `.rejected.` names): the attempt, the rejected images and the measured usage are
-    /// recorded, and the job is marked failed with `error`. One transaction.
+    /// The images saved from a job's answered attempt (its usage is already measured, see
+    /// [`Ledger::attempt_answered`]), and the job's end: `succeeded` with its main output,
+    /// or `failed` with `rejected` (the images did not verify; the error is also set on the
+    /// attempt). One transaction.
     ///
     /// # Errors
     /// SQL errors.
-    pub fn record_job_rejected(
+    pub fn record_job_images(
         &self,
         run: RunId,
         job: JobId,
         attempt: AttemptId,
         images: &[ImageSummary],
-        error: &str,
-    ) -> Result<(), LedgerError> {
+        rejected: Option<&str>,
+    ) -> Result<Vec<ImageId>, LedgerError> {
         let fields: Vec<_> = images.iter().map(record::fields_of).collect();
+        let output = images.first().map(|i| record::absolute(&i.path));
         self.write(|tx| {
-            record::summaries_tx(tx, run, Some(job), Some(attempt), images, &fields)?;
-            tx.execute(
-                "UPDATE attempts SET error = ?2 WHERE id = ?1",
-                params![attempt, error],
-            )?;
-            tx.execute(
-                &format!("UPDATE jobs SET state = 'failed', error = ?2, updated_at = {NOW} WHERE id = ?1"),
-                params![job, error],
-            )?;
-            Ok(())
+            let ids = images
+                .iter()
+                .zip(&fields)
+                .map(|(img, f)| record::image_row_tx(tx, run, Some(job), attempt, img, f))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            if let Some(error) = rejected {
+                tx.execute(
+                    "UPDATE attempts SET error = ?2 WHERE id = ?1",
+                    params![attempt, error],
+                )?;
+                tx.execute(
+                    &format!(
+                        "UPDATE jobs SET state = 'failed', error = ?2, updated_at = {NOW} WHERE id = ?1"
+                    ),
+                    params![job, error],
+                )?;
+            } else {
+                tx.execute(
+                    &format!(
+                        "UPDATE jobs SET state = 'succeeded', output = ?2, error = NULL, updated_at = {NOW}
+                         WHERE id = ?1"
+                    ),
+                    params![job, output],
+                )?;
+            }
+            Ok(ids)
         })
     }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-pub use hook::{record_delivery, record_failed_command, record_outcome};
+pub use hook::record_delivery;
 pub use jobs::{JobRow, JobState, NewJob};
 pub use query::{CostBy, CostRow, HistoryRow, ImageRecord};
 pub use record::{AttemptOutcome, UsageKey};

@@ -226,6 +226,8 @@ pub(super) fn summaries_tx(
                 },
             )?;
             if let (Some(u), Some(c)) = (img.usage, img.cost) {
+                // The measured usage replaces the estimate written when it was sent.
+                tx.execute("DELETE FROM usage WHERE attempt_id = ?1", [a])?;
                 let key = UsageKey {
                     model: f.model.clone().unwrap_or_else(|| "unknown".into()),
                     quality: f.quality.clone().unwrap_or_else(|| "auto".into()),
@@ -243,7 +245,7 @@ pub(super) fn summaries_tx(
 }
 
 /// One image row.
-fn image_row_tx(
+pub(super) fn image_row_tx(
     tx: &Connection,
     run: RunId,
     job: Option<JobId>,
@@ -318,76 +320,6 @@ impl Ledger {
         Ok(())
     }
 
-    /// Record that a request is about to be sent. An attempt left in this state by a crash
-    /// is possibly billed (see [`Ledger::interrupt_open_attempts`]).
-    ///
-    /// # Errors
-    /// SQL errors.
-    pub fn start_attempt(
-        &self,
-        run: RunId,
-        job: Option<JobId>,
-        route: &str,
-    ) -> Result<AttemptId, LedgerError> {
-        self.conn
-            .execute(
-                "INSERT INTO attempts (run_id, job_id, route, state) VALUES (?1, ?2, ?3, 'sent')",
-                params![run, job, route],
-            )
-            .map_err(|e| self.sql(e))?;
-        Ok(self.conn.last_insert_rowid())
-    }
-
-    /// Record how a request ended.
-    ///
-    /// # Errors
-    /// SQL errors.
-    pub fn finish_attempt(&self, attempt: AttemptId, outcome: &AttemptOutcome) -> Result<(), LedgerError> {
-        self.write(|tx| finish_attempt_tx(tx, attempt, outcome))
-    }
-
-    /// A failed attempt plus, when it may have been billed, an estimated usage row: one
-    /// transaction.
-    ///
-    /// # Errors
-    /// SQL errors.
-    pub fn finish_attempt_with_estimate(
-        &self,
-        run: RunId,
-        attempt: AttemptId,
-        outcome: &AttemptOutcome,
-        estimate: Option<(&UsageKey, &Usage, &Cost)>,
-    ) -> Result<(), LedgerError> {
-        self.write(|tx| {
-            finish_attempt_tx(tx, attempt, outcome)?;
-            if outcome.possibly_billed
-                && let Some((key, usage, cost)) = estimate
-            {
-                usd_row(tx, run, Some(attempt), key, usage, cost, false)?;
-            }
-            Ok(())
-        })
-    }
-
-    /// A failed request with no image, as one attempt row (and an estimated usage row when
-    /// it may have been billed and an estimate is given).
-    ///
-    /// # Errors
-    /// SQL errors.
-    pub fn record_failure(
-        &self,
-        run: RunId,
-        job: Option<JobId>,
-        route: &str,
-        err: &anyhow::Error,
-        estimate: Option<(&UsageKey, &Usage, &Cost)>,
-    ) -> Result<AttemptId, LedgerError> {
-        let outcome = AttemptOutcome::from_error(err);
-        let attempt = self.start_attempt(run, job, route)?;
-        self.finish_attempt_with_estimate(run, attempt, &outcome, estimate)?;
-        Ok(attempt)
-    }
-
     /// Record the saved images of requests: per distinct request an `ok` attempt (unless
     /// `attempt` names the one already open) and a usage row, and per image a row with its
     /// path, SHA-256 and checks read from its sidecar. One transaction; returns the image
@@ -423,7 +355,8 @@ impl Ledger {
     /// (begun here when `run` is `None`), an attempt in state `sent` and, when an estimate is
     /// given, an estimated usage row, all in one transaction. A kill at any later moment
     /// leaves the request on record as possibly billed at its estimate; the answer replaces
-    /// the estimate with the measured usage ([`Ledger::attempt_answered`]).
+    /// the estimate with the measured usage ([`Ledger::attempt_answered`]). A batch job's
+    /// attempt names its `job`, which becomes `running` in the same transaction.
     ///
     /// # Errors
     /// SQL errors.
@@ -454,6 +387,12 @@ impl Ledger {
             let attempt = tx.last_insert_rowid();
             if let Some((key, usage, cost)) = estimate {
                 usd_row(tx, run, Some(attempt), key, usage, cost, false)?;
+            }
+            if let Some(job) = job {
+                tx.execute(
+                    &format!("UPDATE jobs SET state = 'running', updated_at = {NOW} WHERE id = ?1"),
+                    [job],
+                )?;
             }
             Ok((run, attempt))
         })

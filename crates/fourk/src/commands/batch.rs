@@ -8,121 +8,40 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context as _;
-use fourk_api::Capabilities;
 use fourk_client::RetryPolicy;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sha2::{Digest, Sha256};
 
 use super::batch_remote;
 use crate::UsageError;
 use crate::cli::ledger::{BatchAction, BatchArgs, Via};
 use crate::exit::Exit;
 use crate::output::Printer;
-use fourk_core::batch::{self, BatchReport, JobReport, Plan, Reporter};
+use fourk_core::batch::{self, BatchReport, JobReport, Reporter};
 use fourk_core::ledger::JobState;
 use fourk_core::session::{self, Session};
 
-/// Hold the output folder for this run: a second `fourk batch` into the same folder would
-/// send the same jobs again and pay twice. The lock dies with the process (even `kill -9`),
-/// so once it is held, any `.fourk-*.part` temp file left in the folder belongs to a run that
-/// was killed mid-write, and is removed.
-fn lock_output(out: &std::path::Path) -> anyhow::Result<std::fs::File> {
-    let path = out.join(".fourk-batch.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(UsageError(format!(
-                "another fourk batch is running into {}; nothing was sent\n\nhint: wait for it to finish (or stop it), then run this command again to resume; or choose another --out",
-                out.display()
-            ))
-            .into());
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(anyhow::Error::new(e).context(format!("locking {}", path.display())));
-        }
-    }
-    let mut removed = 0;
-    for entry in std::fs::read_dir(out).with_context(|| format!("reading {}", out.display()))? {
-        let Ok(entry) = entry else { continue };
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(".fourk-")
-            && name.ends_with(".part")
-            && std::fs::remove_file(entry.path()).is_ok()
-        {
-            removed += 1;
-        }
-    }
-    if removed > 0 {
-        tracing::info!(
-            "removed {removed} unfinished temp file(s) an interrupted run left in {}",
-            out.display()
-        );
-    }
-    Ok(file)
-}
-
-/// Build the plan: every job parsed, normalised and checked against the model rules before
-/// anything is sent.
-fn plan(args: &BatchArgs, jobs_path: &std::path::Path, caps: &Capabilities) -> anyhow::Result<Plan> {
-    let defaults = batch::Defaults {
-        model: args.model.clone(),
-        size: args.size,
-        quality: args.quality,
-        format: args.format,
-    };
-    let jobs = batch::jobs::load(jobs_path, &args.out, &defaults).map_err(|e| {
-        UsageError(format!(
-            "the jobs file {} cannot be used; nothing was sent:\n  {}",
-            jobs_path.display(),
-            e.replace('\n', "\n  ")
-        ))
-    })?;
-    let mut errs = Vec::new();
-    for j in &jobs {
-        if let Err(e) = batch::runner::build(caps, j) {
-            errs.push(format!("line {}: {e}", j.line));
-        }
-    }
-    if !errs.is_empty() {
-        return Err(UsageError(format!(
-            "{} job(s) break a rule; nothing was sent:\n  {}",
-            errs.len(),
-            errs.join("\n  ")
-        ))
-        .into());
-    }
-    let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut h = Sha256::new();
-    h.update(abs(jobs_path).to_string_lossy().as_bytes());
-    h.update(b"\0");
-    h.update(abs(&args.out).to_string_lossy().as_bytes());
-    Ok(Plan {
-        jobs,
-        out_dir: args.out.clone(),
-        concurrency: usize::from(args.concurrency),
-        max_cost: args.max_cost,
-        retry_ambiguous: args.endpoint.delivery.retry_ambiguous,
-        policy: session::retry_policy(&args.endpoint.spec()),
-        batch_key: format!("{:x}", h.finalize()),
-        args: serde_json::json!({
-            "jobs": abs(jobs_path),
-            "out": abs(&args.out),
-            "concurrency": args.concurrency,
-            "max_cost": args.max_cost,
-            "retry_ambiguous": args.endpoint.delivery.retry_ambiguous,
-            "via": match args.via {
+impl BatchArgs {
+    /// The batch asked for (the jobs file given).
+    fn spec(&self, jobs: &std::path::Path) -> batch::BatchSpec {
+        batch::BatchSpec {
+            jobs: jobs.to_path_buf(),
+            out_dir: self.out.clone(),
+            defaults: batch::Defaults {
+                model: self.model.clone(),
+                size: self.size,
+                quality: self.quality,
+                format: self.format,
+            },
+            concurrency: usize::from(self.concurrency),
+            max_cost: self.max_cost,
+            retry_ambiguous: self.endpoint.delivery.retry_ambiguous,
+            policy: session::retry_policy(&self.endpoint.spec()),
+            via: match self.via {
                 Via::Local => "local",
                 Via::BatchApi => "batch-api",
             },
-        }),
-    })
+        }
+    }
 }
 
 /// Progress on stderr: bars on a terminal, one plain line per job otherwise.
@@ -276,7 +195,7 @@ pub(super) async fn run(args: &BatchArgs, fk: &fourk_core::Fourk) -> anyhow::Res
         .jobs
         .as_deref()
         .ok_or_else(|| UsageError("fourk batch needs a JOBS file".into()))?;
-    let plan = plan(args, jobs_path, caps)?;
+    let plan = batch::plan(&args.spec(jobs_path), caps)?;
     if args.via == Via::BatchApi {
         let opts = batch_remote::RemoteOptions {
             endpoint: &args.endpoint,
@@ -292,7 +211,7 @@ pub(super) async fn run(args: &BatchArgs, fk: &fourk_core::Fourk) -> anyhow::Res
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating the output folder {}", args.out.display()))?;
-    let _lock = lock_output(&args.out)?;
+    let _lock = batch::lock_output(&args.out)?;
     let session = Session::connect(&args.endpoint.spec(), caps).await?;
     // The batch loop makes every retry decision itself (with the same policy), so each
     // attempt is recorded in the ledger and a 429 slows every worker down.

@@ -1,0 +1,160 @@
+//! The local batch runner at library level: its attempts go through the send path's record,
+//! so a job in flight is on record with its estimate before a byte is sent (a kill at that
+//! moment leaves a cost `fourk cost` counts), and the answer replaces the estimate.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fourk_api::{Capabilities, OutputFormat, Quality, Size};
+use fourk_client::{Client, Config, RetryPolicy};
+use fourk_core::batch::{self, BatchSpec, Defaults, JobReport, Reporter};
+use fourk_core::ledger::{JobState, Ledger};
+use fourk_emulator::{EmulatorConfig, FaultSpec, RunningEmulator};
+
+struct Silent;
+
+impl Reporter for Silent {
+    fn start(&self, _: usize, _: usize, _: usize, _: f64) {}
+    fn job(&self, _: &JobReport, _: f64) {}
+    fn finish(&self) {}
+}
+
+async fn emulator(faults: &str) -> RunningEmulator {
+    fourk_emulator::spawn(
+        ([127, 0, 0, 1], 0).into(),
+        EmulatorConfig {
+            faults: if faults.is_empty() {
+                FaultSpec::none()
+            } else {
+                faults.parse().unwrap()
+            },
+            seed: Some(3),
+            stall: Duration::from_secs(30),
+            ..EmulatorConfig::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+fn client(base_url: &str) -> Client {
+    let config = Config::from_lookup(|_| None)
+        .with_base_url(base_url)
+        .with_api_key("sk-test-batch")
+        .with_timeout(Duration::from_secs(60));
+    Client::new(config)
+        .unwrap()
+        .with_retry_policy(RetryPolicy::none())
+}
+
+fn spec(dir: &Path) -> BatchSpec {
+    let jobs = dir.join("jobs.jsonl");
+    std::fs::write(&jobs, "{\"prompt\": \"a red kite\", \"name\": \"kite\"}\n").unwrap();
+    BatchSpec {
+        jobs,
+        out_dir: dir.join("out"),
+        defaults: Defaults {
+            model: "gpt-image-2".into(),
+            size: Size::new(1024, 1024),
+            quality: Some(Quality::Low),
+            format: OutputFormat::Png,
+        },
+        concurrency: 1,
+        max_cost: None,
+        retry_ambiguous: false,
+        policy: RetryPolicy::none(),
+        via: "local",
+    }
+}
+
+/// (measured, estimated) dollars as `fourk cost` sums them.
+fn spend(ledger: &Path) -> (f64, f64) {
+    let rows = Ledger::open(ledger).unwrap().cost(None, None).unwrap();
+    rows.iter()
+        .fold((0.0, 0.0), |(m, e), r| (m + r.measured_usd, e + r.estimated_usd))
+}
+
+/// (state, possibly billed, has a job) of every attempt.
+fn attempts(ledger: &Path) -> Vec<(String, bool, bool)> {
+    let conn = rusqlite::Connection::open(ledger).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT state, possibly_billed, job_id IS NOT NULL FROM attempts ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+async fn run(spec: &BatchSpec, base_url: &str, ledger: &Path) -> batch::BatchReport {
+    let caps = Capabilities::builtin();
+    std::fs::create_dir_all(&spec.out_dir).unwrap();
+    let plan = batch::plan(spec, &caps).unwrap();
+    batch::runner::run(plan, caps, client(base_url), ledger, Arc::new(Silent))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_answered_job_is_measured_and_the_estimate_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.db");
+    let emu = emulator("").await;
+    let report = run(&spec(dir.path()), &emu.base_url(), &ledger).await;
+    assert!(report.all_succeeded(), "{:?}", report.jobs);
+    assert_eq!(attempts(&ledger), vec![("ok".to_owned(), false, true)]);
+    let (measured, estimated) = spend(&ledger);
+    assert!(measured > 0.0);
+    assert!(estimated.abs() < f64::EPSILON, "estimate replaced: {estimated}");
+    emu.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_job_killed_in_flight_is_on_record_at_its_estimate_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.db");
+    let spec = spec(dir.path());
+    let emu = emulator("stall:1").await;
+    let task = tokio::spawn({
+        let (spec, base, ledger) = (spec.clone(), emu.base_url(), ledger.clone());
+        async move { run(&spec, &base, &ledger).await }
+    });
+    // Wait for the attempt to be on record, then "kill" the batch mid-request.
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        if ledger.exists() {
+            seen = attempts(&ledger);
+            if !seen.is_empty() {
+                break;
+            }
+        }
+    }
+    task.abort();
+    assert_eq!(
+        seen,
+        vec![("sent".to_owned(), true, true)],
+        "written before the send"
+    );
+    let (measured, estimated) = spend(&ledger);
+    assert!(measured.abs() < f64::EPSILON);
+    assert!(
+        estimated > 0.0,
+        "the estimate is the cost on record while in flight"
+    );
+    emu.shutdown().await.unwrap();
+
+    // The next run finds the open attempt: possibly billed, held, and counted once.
+    let emu = emulator("").await;
+    let report = run(&spec, &emu.base_url(), &ledger).await;
+    assert_eq!(report.possibly_billed, 1);
+    assert_eq!(report.jobs[0].state, JobState::PossiblyBilled);
+    assert_eq!(attempts(&ledger), vec![("interrupted".to_owned(), true, true)]);
+    let (_, after) = spend(&ledger);
+    assert!(
+        (after - estimated).abs() < 1e-9,
+        "not counted twice: {estimated} -> {after}"
+    );
+    emu.shutdown().await.unwrap();
+}
