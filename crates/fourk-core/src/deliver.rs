@@ -18,7 +18,7 @@ use serde_json::json;
 use crate::UsageError;
 use crate::ledger::RunStatus;
 use crate::ledger::{AttemptOutcome, LinkKind};
-use crate::send;
+use crate::send::{self, Control};
 use crate::session::Endpoint;
 use crate::workflow::{self, Record, Render, StepReport};
 
@@ -94,11 +94,18 @@ enum NativeMiss {
 /// Deliver: refuse over the ceiling before sending, try native, fall back to a master and a
 /// local upscale; every step saved, verified, on record and in the report.
 ///
+/// Steps (`native`, then `master` and `upscale` on the fallback) are reported to `control`,
+/// which can stop the work (a cancelled native attempt does not fall back).
+///
 /// # Errors
 /// [`UsageError`] before anything is sent (model, target, ceiling); the fallback master's
-/// failure. A failed native attempt is a fallback, not an error.
+/// failure; [`send::Cancelled`]. A failed native attempt is a fallback, not an error.
 #[allow(clippy::too_many_lines)]
-pub async fn deliver(spec: &DeliverSpec, fk: &crate::Fourk) -> anyhow::Result<DeliverReport> {
+pub async fn deliver(
+    spec: &DeliverSpec,
+    fk: &crate::Fourk,
+    control: &Control,
+) -> anyhow::Result<DeliverReport> {
     let caps = &fk.caps;
     let model = caps.model(&spec.model).map_err(|e| UsageError(e.to_string()))?;
     let target = check_target(model, spec.size).map_err(|e| UsageError(format!("cannot deliver: {e}")))?;
@@ -149,11 +156,13 @@ pub async fn deliver(spec: &DeliverSpec, fk: &crate::Fourk) -> anyhow::Result<De
         "deliver",
         &json!({"prompt": spec.prompt, "model": model.id, "size": format!("{}x{}", target.0, target.1),
             "quality": spec.quality, "max_cost": spec.max_cost, "timeout": spec.timeout.map(|t| t.as_secs_f64())}),
+        control,
     );
     let target_label = format!("{}x{}", target.0, target.1);
 
     // 1. The native attempt.
     let t = Instant::now();
+    record.step("native").map_err(|e| record.fail(e.into()))?;
     let native = Render::image(&model.id, &spec.prompt, target, spec.quality, spec.format, &out);
     let attempt = workflow::render(&native, &endpoint, caps, &record);
     let result = match spec.timeout {
@@ -221,9 +230,11 @@ pub async fn deliver(spec: &DeliverSpec, fk: &crate::Fourk) -> anyhow::Result<De
             }
             NativeMiss::Rejected(step, ids.first().copied())
         }
-        Some(Err(e)) if e.downcast_ref::<UsageError>().is_some() => {
-            record.finish(RunStatus::Failed);
-            return Err(e);
+        Some(Err(e))
+            if e.downcast_ref::<UsageError>().is_some()
+                || e.chain().any(|c| c.downcast_ref::<send::Cancelled>().is_some()) =>
+        {
+            return Err(record.fail(e));
         }
         Some(Err(e)) => {
             tracing::warn!(
@@ -284,6 +295,7 @@ pub async fn deliver(spec: &DeliverSpec, fk: &crate::Fourk) -> anyhow::Result<De
         out.clone()
     };
     let t = Instant::now();
+    record.step("master").map_err(|e| record.fail(e.into()))?;
     let r = Render::image(
         &model.id,
         &spec.prompt,
@@ -294,10 +306,7 @@ pub async fn deliver(spec: &DeliverSpec, fk: &crate::Fourk) -> anyhow::Result<De
     );
     let (images, master_ok) = match workflow::render(&r, &endpoint, caps, &record).await {
         Ok(v) => v,
-        Err(e) => {
-            record.finish(RunStatus::Failed);
-            return Err(e.context("the fallback master failed too"));
-        }
+        Err(e) => return Err(record.fail(e.context("the fallback master failed too"))),
     };
     let Some(m) = images.first() else {
         record.finish(RunStatus::Failed);
@@ -315,6 +324,7 @@ pub async fn deliver(spec: &DeliverSpec, fk: &crate::Fourk) -> anyhow::Result<De
         (None, None, false)
     } else if upscaling {
         let t = Instant::now();
+        record.step("upscale").map_err(|e| record.fail(e.into()))?;
         let up = match workflow::upscale(
             &m.path,
             target,

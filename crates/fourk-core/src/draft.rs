@@ -15,6 +15,7 @@ use crate::ledger::ImageId;
 use crate::ledger::RunStatus;
 use crate::route::Route;
 use crate::save::{ImageSummary, indexed_path};
+use crate::send::Control;
 use crate::session::Endpoint;
 use crate::workflow::{self, Record, Render};
 
@@ -122,12 +123,13 @@ fn default_base(format: Option<OutputFormat>) -> PathBuf {
 }
 
 /// Render the drafts, annotate their sidecars, record them and lay out the contact sheet.
+/// Steps (`draft`, `sheet`) are reported to `control`, which can stop the work.
 ///
 /// # Errors
 /// [`UsageError`] before anything is sent; the first render's failure (a later Responses
-/// draft that fails is logged and leaves the others).
+/// draft that fails is logged and leaves the others); [`crate::send::Cancelled`].
 #[allow(clippy::too_many_lines)]
-pub async fn draft(spec: &DraftSpec, fk: &crate::Fourk) -> anyhow::Result<DraftReport> {
+pub async fn draft(spec: &DraftSpec, fk: &crate::Fourk, control: &Control) -> anyhow::Result<DraftReport> {
     let caps = &fk.caps;
     let model = caps.model(&spec.model).map_err(|e| UsageError(format!("{e}")))?;
     let target = check_target(model, spec.size).map_err(|e| UsageError(format!("cannot draft: {e}")))?;
@@ -157,8 +159,12 @@ pub async fn draft(spec: &DraftSpec, fk: &crate::Fourk) -> anyhow::Result<DraftR
             "target": format!("{}x{}", target.0, target.1), "draft_size": format!("{}x{}", dims.0, dims.1),
             "route": format!("{:?}", spec.route).to_lowercase(),
         }),
+        control,
     );
     let started = Instant::now();
+    if let Err(e) = record.step("draft") {
+        return finish_err(&record, e.into());
+    }
     let responses = spec.route == Route::Responses;
     let result: anyhow::Result<(Vec<ImageSummary>, bool)> = if responses {
         // One image per Responses API request.
@@ -227,6 +233,8 @@ pub async fn draft(spec: &DraftSpec, fk: &crate::Fourk) -> anyhow::Result<DraftR
         .collect();
     let sheet = if spec.no_sheet || images.is_empty() {
         None
+    } else if let Err(e) = record.step("sheet") {
+        return finish_err(&record, e.into());
     } else {
         let cells = drafts
             .iter()
@@ -294,6 +302,5 @@ pub async fn draft(spec: &DraftSpec, fk: &crate::Fourk) -> anyhow::Result<DraftR
 /// Close the run of a failed render (the send path has the request on record) and return
 /// its error.
 fn finish_err(record: &Record, e: anyhow::Error) -> anyhow::Result<DraftReport> {
-    record.finish(RunStatus::Failed);
-    Err(e)
+    Err(record.fail(e))
 }

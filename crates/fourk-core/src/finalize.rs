@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use crate::UsageError;
 use crate::ledger::RunStatus;
 use crate::ledger::{ImageId, LinkKind};
+use crate::send::Control;
 use crate::session::Endpoint;
 use crate::workflow::{self, Record, Render, StepReport};
 
@@ -178,17 +179,21 @@ pub struct FinalReport {
 /// Render the final from the draft (native, or master + local upscale), verify, annotate
 /// and record every step with the draft -> final and master -> upscale links.
 ///
+/// Steps (`native` or `master`, then `upscale`) are reported to `control`, which can stop
+/// the work.
+///
 /// # Errors
 /// [`UsageError`] before anything is sent (unknown or unverified draft, no size or prompt);
-/// the render's failure.
+/// the render's failure; [`crate::send::Cancelled`].
 #[allow(clippy::too_many_lines)]
-pub async fn finalize(spec: &FinalSpec, fk: &crate::Fourk) -> anyhow::Result<FinalReport> {
+pub async fn finalize(spec: &FinalSpec, fk: &crate::Fourk, control: &Control) -> anyhow::Result<FinalReport> {
     let caps = &fk.caps;
     let mode = if spec.upscale { "upscale" } else { "native" };
     let record = Record::begin(
         fk.ledger_path(),
         "final",
         &json!({"draft": spec.draft, "mode": mode, "quality": spec.quality, "size": spec.size}),
+        control,
     );
     let draft = match find_draft(&record, &spec.draft) {
         Ok(d) => d,
@@ -197,10 +202,7 @@ pub async fn finalize(spec: &FinalSpec, fk: &crate::Fourk) -> anyhow::Result<Fin
             return Err(e);
         }
     };
-    let fail = |e: anyhow::Error| -> anyhow::Result<FinalReport> {
-        record.finish(RunStatus::Failed);
-        Err(e)
-    };
+    let fail = |e: anyhow::Error| -> anyhow::Result<FinalReport> { Err(record.fail(e)) };
     if !draft.verified {
         return fail(
             UsageError(format!(
@@ -276,6 +278,9 @@ pub async fn finalize(spec: &FinalSpec, fk: &crate::Fourk) -> anyhow::Result<Fin
         )
     };
     let started = Instant::now();
+    if let Err(e) = record.step(if upscaling { "master" } else { "native" }) {
+        return fail(e.into());
+    }
     let (images, ok) = match workflow::render(&r, &spec.endpoint, caps, &record).await {
         Ok(v) => v,
         // The send path has a failed request on record already.
@@ -301,6 +306,9 @@ pub async fn finalize(spec: &FinalSpec, fk: &crate::Fourk) -> anyhow::Result<Fin
     )];
     let mut shipped = (first.path.clone(), rendered_id, ok);
     if upscaling && ok {
+        if let Err(e) = record.step("upscale") {
+            return fail(e.into());
+        }
         let t = Instant::now();
         let wf = json!({"command": "final", "mode": mode, "step": "upscale", "from_draft": from,
             "master": first.path.display().to_string(), "target": format!("{}x{}", target.0, target.1)});

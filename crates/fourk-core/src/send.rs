@@ -59,6 +59,11 @@ pub enum Progress {
         /// Whether it verified.
         verified: bool,
     },
+    /// A workflow begins a step: `draft`, `native`, `master`, `upscale`, `sheet`.
+    Step {
+        /// The step's name, as in the workflow's report.
+        step: &'static str,
+    },
 }
 
 /// Receives [`Progress`] events; implementations must be cheap (they run on the request's
@@ -73,11 +78,65 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
 #[error("{}", if *.possibly_billed {
     "cancelled after the request was sent: possibly billed; its estimated cost is recorded (fourk cost, fourk history)"
 } else {
-    "cancelled before anything was sent"
+    "cancelled with no request in flight (what was sent before is on record)"
 })]
 pub struct Cancelled {
     /// The request had left: it may be billed, and stays on record as such.
     pub possibly_billed: bool,
+}
+
+/// How a caller follows and stops long work: [`Progress`] events to an [`Observer`], and a
+/// [`CancellationToken`]. `Control::default()` reports to no one and is never cancelled.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    observer: Option<Arc<dyn Observer>>,
+    cancel: CancellationToken,
+}
+
+impl Control {
+    /// Stopped by `cancel`: before a send nothing happens; after it the request stays on
+    /// record as possibly billed and the work returns [`Cancelled`].
+    #[must_use]
+    pub fn new(cancel: CancellationToken) -> Self {
+        Self {
+            observer: None,
+            cancel,
+        }
+    }
+
+    /// Report progress to `observer`.
+    #[must_use]
+    pub fn observed(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The token that stops the work.
+    #[must_use]
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Report `event`.
+    pub fn emit(&self, event: &Progress) {
+        if let Some(o) = &self.observer {
+            o.progress(event);
+        }
+    }
+
+    /// Between steps: stop here when cancelled (nothing is in flight).
+    ///
+    /// # Errors
+    /// [`Cancelled`] when the token was cancelled.
+    pub fn check(&self) -> Result<(), Cancelled> {
+        if self.cancel.is_cancelled() {
+            Err(Cancelled {
+                possibly_billed: false,
+            })
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// A request's predicted usage and dollars, written with the attempt before it is sent.
@@ -183,8 +242,7 @@ pub struct Recorder {
     kind: String,
     args: Value,
     state: Mutex<State>,
-    observer: Option<Arc<dyn Observer>>,
-    cancel: CancellationToken,
+    control: Control,
 }
 
 impl Recorder {
@@ -197,15 +255,14 @@ impl Recorder {
             args,
             conn: Mutex::new(None),
             state: Mutex::new(State::default()),
-            observer: None,
-            cancel: CancellationToken::new(),
+            control: Control::default(),
         }
     }
 
     /// Report progress to `observer`.
     #[must_use]
     pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
-        self.observer = Some(observer);
+        self.control.observer = Some(observer);
         self
     }
 
@@ -213,20 +270,31 @@ impl Recorder {
     /// stays on record as possibly billed and the work returns [`Cancelled`].
     #[must_use]
     pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
-        self.cancel = cancel;
+        self.control.cancel = cancel;
+        self
+    }
+
+    /// Report to and stop with `control`.
+    #[must_use]
+    pub fn with_control(mut self, control: Control) -> Self {
+        self.control = control;
         self
     }
 
     /// The token that cancels this run's work.
     #[must_use]
     pub fn cancel_token(&self) -> &CancellationToken {
-        &self.cancel
+        &self.control.cancel
+    }
+
+    /// How this run's work is followed and stopped.
+    #[must_use]
+    pub fn control(&self) -> &Control {
+        &self.control
     }
 
     fn emit(&self, event: &Progress) {
-        if let Some(o) = &self.observer {
-            o.progress(event);
-        }
+        self.control.emit(event);
     }
 
     /// A recorder that adds to the existing `run` (a workflow's).
@@ -241,8 +309,7 @@ impl Recorder {
                 run: Some(run),
                 ..State::default()
             }),
-            observer: None,
-            cancel: CancellationToken::new(),
+            control: Control::default(),
         }
     }
 
@@ -255,8 +322,7 @@ impl Recorder {
             args: Value::Null,
             conn: Mutex::new(None),
             state: Mutex::new(State::default()),
-            observer: None,
-            cancel: CancellationToken::new(),
+            control: Control::default(),
         }
     }
 
@@ -554,7 +620,7 @@ pub async fn send(
     if let Outgoing::Responses(rr) = out {
         job.request = SentRequest::Responses(Box::new(crate::route::summarised(rr)));
     }
-    if rec.cancel.is_cancelled() {
+    if rec.control.cancel.is_cancelled() {
         return Err(Cancelled {
             possibly_billed: false,
         }
@@ -567,7 +633,7 @@ pub async fn send(
     });
     let result = tokio::select! {
         r = receive_and_save(client, rec, attempt, &job, out, key, keep) => r,
-        () = rec.cancel.cancelled() => {
+        () = rec.control.cancel.cancelled() => {
             rec.abandon("cancelled after the request was sent");
             return Err(Cancelled { possibly_billed: true }.into());
         }

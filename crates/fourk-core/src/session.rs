@@ -4,6 +4,7 @@
 use anyhow::Context;
 use fourk_api::Capabilities;
 use fourk_client::{Client, Config, PayloadLog, RetryPolicy};
+use secrecy::{ExposeSecret as _, SecretString};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,12 +12,15 @@ use std::time::Duration;
 /// Where requests go and how they are retried and logged: the typed form of the CLI's
 /// endpoint flags (`--emulator`, `--base-url`, `--timeout`, `--retries`, `--retry-ambiguous`,
 /// `--log-payload`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Endpoint {
     /// Start the offline emulator in-process and send requests there (no key needed).
     pub emulator: bool,
     /// API base URL (default: `$OPENAI_BASE_URL`, else `https://api.openai.com/v1`).
     pub base_url: Option<String>,
+    /// The API key (default: `$OPENAI_API_KEY`). A door that holds the key itself passes it
+    /// here instead of through the process environment; `Debug` never shows it.
+    pub api_key: Option<SecretString>,
     /// Total time to wait for one request.
     pub timeout: Duration,
     /// Write every request and response (key redacted, images summarised) to this folder.
@@ -38,6 +42,7 @@ impl Default for Endpoint {
         Self {
             emulator: false,
             base_url: None,
+            api_key: None,
             timeout: DEFAULT_TIMEOUT,
             log_payload: None,
             retries: DEFAULT_RETRIES,
@@ -45,6 +50,21 @@ impl Default for Endpoint {
         }
     }
 }
+
+impl PartialEq for Endpoint {
+    fn eq(&self, other: &Self) -> bool {
+        let key = |e: &Self| e.api_key.as_ref().map(|k| k.expose_secret().to_owned());
+        self.emulator == other.emulator
+            && self.base_url == other.base_url
+            && key(self) == key(other)
+            && self.timeout == other.timeout
+            && self.log_payload == other.log_payload
+            && self.retries == other.retries
+            && self.retry_ambiguous == other.retry_ambiguous
+    }
+}
+
+impl Eq for Endpoint {}
 
 impl Endpoint {
     /// The in-process emulator with the default timeout and retries.
@@ -91,6 +111,9 @@ impl Session {
     /// When the emulator cannot start or the configuration cannot make a client.
     pub async fn connect(endpoint: &Endpoint, caps: &Capabilities) -> anyhow::Result<Self> {
         let mut config = Config::from_env().with_timeout(endpoint.timeout);
+        if let Some(key) = &endpoint.api_key {
+            config.api_key = Some(key.clone());
+        }
         let mut emulator = None;
         if endpoint.emulator {
             let running = fourk_emulator::spawn(

@@ -18,7 +18,7 @@ use crate::ledger::RunStatus;
 use crate::ledger::{ImageId, Ledger, RunId};
 use crate::route::{Route, RouteSpec};
 use crate::save::ImageSummary;
-use crate::send::Recorder;
+use crate::send::{Cancelled, Control, Progress, Recorder};
 use crate::session::Endpoint;
 use crate::sidecar::{self, Checks};
 use crate::spec::{EditSpec, GenerateSpec};
@@ -353,33 +353,58 @@ fn sheet_blocking(images: &[(Vec<String>, PathBuf)], out: &Path) -> anyhow::Resu
 /// request is on record before it is sent.
 #[derive(Debug)]
 pub struct Record {
-    ledger: Option<Ledger>,
+    /// Behind a mutex so that a workflow's future is `Send` (a door spawns it on a runtime).
+    ledger: Option<std::sync::Mutex<Ledger>>,
     run: Option<RunId>,
     rec: Recorder,
 }
 
 impl Record {
-    /// Open the ledger at `path` and begin a run.
+    /// Open the ledger at `path` and begin a run, whose work reports to and stops with
+    /// `control`.
     #[must_use]
-    pub fn begin(path: &Path, kind: &str, args: &Value) -> Self {
+    pub fn begin(path: &Path, kind: &str, args: &Value, control: &Control) -> Self {
         match Ledger::open(path).and_then(|l| {
             let run = l.begin_run(kind, args)?;
             Ok((l, run))
         }) {
             Ok((l, run)) => Self {
-                ledger: Some(l),
+                ledger: Some(std::sync::Mutex::new(l)),
                 run: Some(run),
-                rec: Recorder::for_run(path, run),
+                rec: Recorder::for_run(path, run).with_control(control.clone()),
             },
             Err(e) => {
                 tracing::warn!("the ledger is not available, so this run is not recorded: {e}");
                 Self {
                     ledger: None,
                     run: None,
-                    rec: Recorder::disabled(),
+                    rec: Recorder::disabled().with_control(control.clone()),
                 }
             }
         }
+    }
+
+    /// A step begins: stop here when the work was cancelled, else report it.
+    ///
+    /// # Errors
+    /// [`Cancelled`] when the work was cancelled (nothing is in flight between steps).
+    pub fn step(&self, step: &'static str) -> Result<(), Cancelled> {
+        let control = self.rec.control();
+        control.check()?;
+        control.emit(&Progress::Step { step });
+        Ok(())
+    }
+
+    /// The run ends with `e`: closed as `interrupted` when it was cancelled, else `failed`.
+    /// Returns `e`.
+    pub fn fail(&self, e: anyhow::Error) -> anyhow::Error {
+        let cancelled = e.chain().any(|c| c.downcast_ref::<Cancelled>().is_some());
+        self.finish(if cancelled {
+            RunStatus::Interrupted
+        } else {
+            RunStatus::Failed
+        });
+        e
     }
 
     /// The recorder of this run's requests.
@@ -394,10 +419,12 @@ impl Record {
         self.run
     }
 
-    /// The ledger, when it opened.
+    /// The ledger, when it opened (held until the guard is dropped: never across an await).
     #[must_use]
-    pub fn ledger(&self) -> Option<&Ledger> {
-        self.ledger.as_ref()
+    pub fn ledger(&self) -> Option<std::sync::MutexGuard<'_, Ledger>> {
+        self.ledger
+            .as_ref()
+            .map(|l| l.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// Record saved images; their ids in order (empty when the ledger is unavailable).
@@ -408,7 +435,7 @@ impl Record {
         {
             return ids;
         }
-        let (Some(l), Some(run)) = (&self.ledger, self.run) else {
+        let (Some(l), Some(run)) = (self.ledger(), self.run) else {
             return Vec::new();
         };
         l.record_summaries(run, None, images).unwrap_or_else(|e| {
@@ -419,7 +446,7 @@ impl Record {
 
     /// Link two recorded images.
     pub fn link(&self, from: Option<ImageId>, to: Option<ImageId>, kind: crate::ledger::LinkKind) {
-        if let (Some(l), Some(a), Some(b)) = (&self.ledger, from, to)
+        if let (Some(l), Some(a), Some(b)) = (self.ledger(), from, to)
             && let Err(e) = l.link(a, b, kind)
         {
             tracing::warn!("the ledger link {} was not recorded: {e}", kind.as_str());
@@ -428,7 +455,7 @@ impl Record {
 
     /// Close the run with a status.
     pub fn finish(&self, status: RunStatus) {
-        if let (Some(l), Some(run)) = (&self.ledger, self.run)
+        if let (Some(l), Some(run)) = (self.ledger(), self.run)
             && let Err(e) = l.finish_run(run, status)
         {
             tracing::warn!("the ledger run was not closed: {e}");

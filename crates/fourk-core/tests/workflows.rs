@@ -2,11 +2,47 @@
 //! on the report, the files and the ledger. Against the in-process emulator.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use fourk_api::{Capabilities, Quality, Size};
 use fourk_core::Fourk;
 use fourk_core::deliver::{DeliverSpec, deliver};
+use fourk_core::send::{Cancelled, Control, Observer, Progress};
 use fourk_core::session::Endpoint;
+use fourk_emulator::{EmulatorConfig, RunningEmulator};
+use tokio_util::sync::CancellationToken;
+
+/// An emulator on 127.0.0.1:0 that takes `scale` times the real API's time to answer, and
+/// the endpoint that reaches it with a key given as a value.
+async fn slow_emulator(scale: f64) -> (RunningEmulator, Endpoint) {
+    let emu = fourk_emulator::spawn(
+        ([127, 0, 0, 1], 0).into(),
+        EmulatorConfig {
+            latency_scale: scale,
+            seed: Some(11),
+            ..EmulatorConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let endpoint = Endpoint {
+        base_url: Some(emu.base_url()),
+        api_key: Some("sk-test-workflows".into()),
+        ..Endpoint::default()
+    };
+    (emu, endpoint)
+}
+
+/// Collects every progress event.
+#[derive(Debug, Default)]
+struct Events(Mutex<Vec<Progress>>);
+
+impl Observer for Events {
+    fn progress(&self, event: &Progress) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
 
 fn core(dir: &Path) -> Fourk {
     Fourk::new(Capabilities::builtin(), dir.join("ledger.db"))
@@ -40,7 +76,9 @@ async fn deliver_ships_native_when_it_verifies() {
         width: 2560,
         height: 1440,
     };
-    let r = deliver(&spec("a mountain lake", size, &out), &fk).await.unwrap();
+    let r = deliver(&spec("a mountain lake", size, &out), &fk, &Control::default())
+        .await
+        .unwrap();
     assert!(r.verified);
     assert_eq!(r.shipped_by, Some("native"));
     assert_eq!(r.shipped.as_deref(), Some(out.as_path()));
@@ -68,6 +106,7 @@ async fn deliver_falls_back_to_a_master_and_an_upscale_on_a_wrong_size_answer() 
     let r = deliver(
         &spec("a mountain lake [fourk:wrong-size-experimental]", size, &out),
         &fk,
+        &Control::default(),
     )
     .await
     .unwrap();
@@ -114,7 +153,7 @@ async fn deliver_refuses_over_its_ceiling_before_anything_is_sent() {
     );
     s.quality = Quality::High;
     s.max_cost = Some(0.01);
-    let err = deliver(&s, &fk).await.unwrap_err();
+    let err = deliver(&s, &fk, &Control::default()).await.unwrap_err();
     assert!(err.downcast_ref::<fourk_core::UsageError>().is_some(), "{err:#}");
     assert!(format!("{err:#}").contains("nothing was sent"));
     assert!(!out.exists());
@@ -143,7 +182,7 @@ fn draft_spec(dir: &Path, n: u32) -> fourk_core::draft::DraftSpec {
 async fn drafts_then_a_final_by_upscale_and_one_native_are_linked_in_the_ledger() {
     let dir = tempfile::tempdir().unwrap();
     let fk = core(dir.path());
-    let d = fourk_core::draft::draft(&draft_spec(dir.path(), 2), &fk)
+    let d = fourk_core::draft::draft(&draft_spec(dir.path(), 2), &fk, &Control::default())
         .await
         .unwrap();
     assert!(d.all_verified);
@@ -162,9 +201,13 @@ async fn drafts_then_a_final_by_upscale_and_one_native_are_linked_in_the_ledger(
         endpoint: Endpoint::emulator(),
     };
     // By ledger id, with the target the draft was made for: a 2560x1440 master, upscaled.
-    let up = fourk_core::finalize::finalize(&final_spec(first.to_string(), true, "final.png"), &fk)
-        .await
-        .unwrap();
+    let up = fourk_core::finalize::finalize(
+        &final_spec(first.to_string(), true, "final.png"),
+        &fk,
+        &Control::default(),
+    )
+    .await
+    .unwrap();
     assert!(up.verified, "{up:?}");
     assert_eq!(up.mode, "upscale");
     assert_eq!(up.target, "3840x2160");
@@ -181,7 +224,9 @@ async fn drafts_then_a_final_by_upscale_and_one_native_are_linked_in_the_ledger(
         width: 2560,
         height: 1440,
     });
-    let n = fourk_core::finalize::finalize(&native, &fk).await.unwrap();
+    let n = fourk_core::finalize::finalize(&native, &fk, &Control::default())
+        .await
+        .unwrap();
     assert!(n.verified);
     assert_eq!(n.mode, "native");
 
@@ -199,4 +244,144 @@ async fn drafts_then_a_final_by_upscale_and_one_native_are_linked_in_the_ledger(
     );
     // One request for both drafts, the master, the native final.
     assert_eq!(count(ledger, "SELECT COUNT(*) FROM usage WHERE measured = 1"), 3);
+}
+
+#[tokio::test]
+async fn deliver_falls_back_when_the_native_attempt_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let fk = core(dir.path());
+    let out = dir.path().join("lake.png");
+    // 4K low takes about 1.6 s here (27 s on the real API), the 2560x1440 master about
+    // 1.5 s; the native attempt is given 1 s.
+    let (emu, endpoint) = slow_emulator(0.06).await;
+    let mut s = spec("a mountain lake", Size::new(3840, 2160), &out);
+    s.endpoint = endpoint;
+    s.timeout = Some(Duration::from_secs(1));
+    let events = Arc::new(Events::default());
+    let control = Control::default().observed(events.clone());
+    let r = deliver(&s, &fk, &control).await.unwrap();
+    assert!(r.verified, "{r:?}");
+    assert_eq!(r.shipped_by, Some("master+upscale"));
+    let native = &r.steps[0];
+    assert!(
+        native.error.as_deref().is_some_and(|e| e.contains("timed out")),
+        "{native:?}"
+    );
+    assert!(
+        native.estimate && native.usd > 0.0,
+        "possibly billed at its estimate"
+    );
+    let steps: Vec<&str> = events
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Progress::Step { step } => Some(*step),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps, ["native", "master", "upscale"]);
+    let ledger = fk.ledger_path();
+    assert_eq!(
+        count(
+            ledger,
+            "SELECT COUNT(*) FROM attempts WHERE state = 'interrupted' AND possibly_billed = 1"
+        ),
+        1
+    );
+    assert_eq!(count(ledger, "SELECT COUNT(*) FROM usage WHERE measured = 0"), 1);
+    assert_eq!(count(ledger, "SELECT COUNT(*) FROM usage WHERE measured = 1"), 1);
+    emu.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_render_cancelled_mid_request_writes_no_file_and_stays_on_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let fk = core(dir.path());
+    let out = dir.path().join("lake.png");
+    let (emu, endpoint) = slow_emulator(0.1).await;
+    let mut s = spec("a mountain lake", Size::new(3840, 2160), &out);
+    s.endpoint = endpoint;
+    let cancel = CancellationToken::new();
+    let events = Arc::new(Events::default());
+    let control = Control::new(cancel.clone()).observed(events.clone());
+    let work = tokio::spawn({
+        let (fk, control) = (
+            Fourk::new(fk.caps.clone(), fk.ledger_path().to_path_buf()),
+            control,
+        );
+        async move { deliver(&s, &fk, &control).await }
+    });
+    // Cancel once the request is on its way.
+    for _ in 0..400 {
+        if events
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, Progress::Sending { .. }))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cancel.cancel();
+    let err = work.await.unwrap().unwrap_err();
+    let c = err.downcast_ref::<Cancelled>().expect("cancelled");
+    assert!(c.possibly_billed);
+    assert!(!out.exists(), "no file under the final name");
+    assert!(
+        !fourk_core::workflow::with_suffix(&out, "master").exists(),
+        "no fallback either"
+    );
+    let ledger = fk.ledger_path();
+    assert_eq!(
+        count(
+            ledger,
+            "SELECT COUNT(*) FROM attempts WHERE possibly_billed = 1 AND state = 'interrupted'"
+        ),
+        1
+    );
+    assert_eq!(count(ledger, "SELECT COUNT(*) FROM usage WHERE measured = 0"), 1);
+    assert_eq!(
+        count(ledger, "SELECT COUNT(*) FROM runs WHERE status = 'interrupted'"),
+        1
+    );
+    emu.shutdown().await.unwrap();
+}
+
+/// Every operation's future can be spawned on a multi-threaded runtime, as the doors (MCP
+/// server, studio) do; built and dropped here, never run.
+#[test]
+fn every_operation_can_be_spawned() {
+    fn spawnable<T: Send + 'static>(_: impl FnOnce() -> T) {}
+    spawnable(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let fk = core(dir.path());
+        let c = Control::default();
+        let out = dir.path().join("x.png");
+        let _ = deliver(&spec("p", Size::new(1024, 1024), &out), &fk, &c).await;
+        let _ = fourk_core::draft::draft(&draft_spec(dir.path(), 1), &fk, &c).await;
+        let f = fourk_core::finalize::FinalSpec {
+            draft: "1".into(),
+            upscale: true,
+            quality: Quality::Low,
+            size: None,
+            prompt: None,
+            out: None,
+            endpoint: Endpoint::emulator(),
+        };
+        let _ = fourk_core::finalize::finalize(&f, &fk, &c).await;
+        let rec = fourk_core::send::Recorder::disabled().with_control(c.clone());
+        let g = fourk_core::spec::GenerateSpec::new(
+            "p",
+            "gpt-image-2",
+            Size::new(1024, 1024),
+            Endpoint::emulator(),
+        );
+        let _ = fourk_core::generate::generate(&g, &fk.caps, &rec).await;
+        let e = fourk_core::spec::EditSpec::new(vec![out.clone()], "p", "gpt-image-2", Endpoint::emulator());
+        let _ = fourk_core::edit::edit(&e, &fk.caps, &rec).await;
+    });
 }

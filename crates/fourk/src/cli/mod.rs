@@ -441,6 +441,7 @@ impl ConnectArgs {
         fourk_core::session::Endpoint {
             emulator: self.emulator,
             base_url: self.base_url.clone(),
+            api_key: None,
             timeout,
             log_payload: delivery.log_payload.clone(),
             retries: delivery.retries,

@@ -27,7 +27,7 @@ impl DraftArgs {
 }
 
 pub(super) async fn run(args: &DraftArgs, fk: &fourk_core::Fourk) -> anyhow::Result<Exit> {
-    let report = draft(&args.spec(), fk).await?;
+    let report = draft(&args.spec(), fk, &fourk_core::send::Control::default()).await?;
     let p = Printer;
     if args.json {
         p.json(&report);

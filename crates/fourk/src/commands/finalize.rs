@@ -24,7 +24,7 @@ impl FinalArgs {
 }
 
 pub(super) async fn run(args: &FinalArgs, fk: &fourk_core::Fourk) -> anyhow::Result<Exit> {
-    let report = finalize(&args.spec(), fk).await?;
+    let report = finalize(&args.spec(), fk, &fourk_core::send::Control::default()).await?;
     let p = Printer;
     if args.json {
         p.json(&report);

@@ -30,7 +30,7 @@ impl DeliverArgs {
 }
 
 pub(super) async fn run(args: &DeliverArgs, fk: &fourk_core::Fourk) -> anyhow::Result<Exit> {
-    let r = deliver(&args.spec(), fk).await?;
+    let r = deliver(&args.spec(), fk, &fourk_core::send::Control::default()).await?;
     Ok(report(args.json, &r))
 }
 
