@@ -13,8 +13,6 @@ pub mod output;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 pub use exit::Exit;
 
 /// A problem with the user's input, found before anything was sent. Exits with
@@ -23,7 +21,7 @@ pub use fourk_core::UsageError;
 
 /// Parse `args`, run the command, and return the process exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let cli = match cli::Cli::try_parse_from(args) {
+    let cli = match cli::Cli::parse_args(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

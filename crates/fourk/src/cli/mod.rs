@@ -29,16 +29,112 @@ pub struct Cli {
     /// Only errors on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// A models file that adds or replaces capability entries (same layout as `fourk models --toml`).
-    #[arg(long, global = true, env = "FOURK_MODELS", value_name = "FILE")]
+    /// A models file that adds or replaces capability entries (same layout as `fourk models
+    /// --toml`). Also accepted after the commands that use it.
+    #[arg(long, env = "FOURK_MODELS", value_name = "FILE")]
     pub models_file: Option<PathBuf>,
     /// The run ledger (SQLite) where runs, images and costs are recorded
-    /// (default: .fourk/ledger.db in the current folder).
-    #[arg(long, global = true, env = "FOURK_LEDGER", value_name = "PATH")]
+    /// (default: .fourk/ledger.db in the current folder). Also accepted after the commands
+    /// that use it.
+    #[arg(long, env = "FOURK_LEDGER", value_name = "PATH")]
     pub ledger: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The commands that read or write the run ledger (`--ledger`).
+const USES_LEDGER: &[&str] = &[
+    "generate", "edit", "replay", "history", "cost", "batch", "draft", "final", "deliver",
+];
+/// The commands that consult the capability table (`--models-file`).
+const USES_MODELS: &[&str] = &[
+    "size", "generate", "edit", "replay", "emulator", "models", "batch", "plan", "draft", "final", "deliver",
+];
+
+/// `--ledger` or `--models-file` as a subcommand accepts it: from the command line only (the
+/// environment variable is read once, at the top level), visible in the help of the
+/// commands that use it.
+fn store_arg(id: &'static str, used: bool) -> clap::Arg {
+    let (long, value, help) = if id == "ledger" {
+        (
+            "ledger",
+            "PATH",
+            "The run ledger (SQLite) where runs, images and costs are recorded (default: \
+             $FOURK_LEDGER, else .fourk/ledger.db in the current folder)",
+        )
+    } else {
+        (
+            "models-file",
+            "FILE",
+            "A models file that adds or replaces capability entries (same layout as `fourk \
+             models --toml`; default: $FOURK_MODELS)",
+        )
+    };
+    clap::Arg::new(id)
+        .long(long)
+        .value_name(value)
+        .value_parser(clap::value_parser!(PathBuf))
+        .help(help)
+        .hide(!used)
+}
+
+/// Add `--ledger` and `--models-file` to `cmd` and every command under it, shown where
+/// `top` (the top-level command's name) uses them.
+fn with_store_args(cmd: clap::Command, top: &str) -> clap::Command {
+    let cmd = cmd
+        .arg(store_arg("ledger", USES_LEDGER.contains(&top)))
+        .arg(store_arg("models_file", USES_MODELS.contains(&top)));
+    let names: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_owned()).collect();
+    names.iter().fold(cmd, |cmd, name| {
+        cmd.mut_subcommand(name, |sub| with_store_args(sub, top))
+    })
+}
+
+/// The value of `id` given on the command line at the deepest level that has one.
+fn deepest(m: &clap::ArgMatches, id: &str) -> Option<PathBuf> {
+    let below = m.subcommand().and_then(|(_, sub)| deepest(sub, id));
+    below.or_else(|| {
+        m.try_get_one::<PathBuf>(id)
+            .ok()
+            .flatten()
+            .filter(|_| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+            .cloned()
+    })
+}
+
+impl Cli {
+    /// The command line's definition. `--ledger` and `--models-file` are accepted before
+    /// the command (scripts pass them first) and after any command, as they always were;
+    /// the help of a command lists them only when it uses them.
+    #[must_use]
+    pub fn definition() -> clap::Command {
+        let mut cmd = <Self as clap::CommandFactory>::command();
+        let names: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_owned()).collect();
+        for name in &names {
+            cmd = cmd.mut_subcommand(name, |sub| with_store_args(sub, name));
+        }
+        cmd
+    }
+
+    /// Parse `args` against [`Cli::definition`]: a value given after the command wins over
+    /// one given before it, which wins over the environment.
+    ///
+    /// # Errors
+    /// clap's error (usage, `--help`, `--version`).
+    pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Self, clap::Error> {
+        let matches = Self::definition().try_get_matches_from(args)?;
+        let mut cli = <Self as clap::FromArgMatches>::from_arg_matches(&matches)?;
+        if let Some((_, sub)) = matches.subcommand() {
+            if let Some(l) = deepest(sub, "ledger") {
+                cli.ledger = Some(l);
+            }
+            if let Some(m) = deepest(sub, "models_file") {
+                cli.models_file = Some(m);
+            }
+        }
+        Ok(cli)
+    }
 }
 
 /// Subcommands.

@@ -79,6 +79,50 @@ fn size_fixed_model_and_retired_model() {
 }
 
 #[test]
+fn store_flags_show_only_where_they_are_used_and_are_accepted_everywhere() {
+    let help = |cmd: &[&str]| {
+        let out = fourk().args(cmd).arg("--help").output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for cmd in [&["generate"][..], &["cost"], &["batch", "collect"], &["size"]] {
+        let text = help(cmd);
+        assert!(
+            text.contains("--models-file") || cmd == ["cost"],
+            "{cmd:?}:\n{text}"
+        );
+        assert!(text.contains("--ledger") || cmd == ["size"], "{cmd:?}:\n{text}");
+    }
+    for cmd in [&["verify"][..], &["upscale"], &["sheet"]] {
+        let text = help(cmd);
+        assert!(
+            !text.contains("--ledger") && !text.contains("--models-file"),
+            "{cmd:?}:\n{text}"
+        );
+    }
+    // Still accepted before and after every command, as scripts pass them.
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("l.db");
+    let l = ledger.to_str().unwrap();
+    for args in [
+        vec!["--ledger", l, "size", "4k"],
+        vec!["size", "4k", "--ledger", l],
+        vec!["size", "4k", "--models-file", "/nonexistent.toml"],
+    ] {
+        let out = fourk().args(&args).output().unwrap();
+        let code = out.status.code();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("unexpected argument"), "{args:?}: {err}");
+        if args.contains(&"--models-file") {
+            assert_eq!(code, Some(2), "the given models file is used: {err}");
+            assert!(err.contains("nonexistent.toml"), "{err}");
+        } else {
+            assert_eq!(code, Some(0), "{args:?}: {err}");
+        }
+    }
+}
+
+#[test]
 fn presets_are_listed_in_help() {
     let out = fourk().args(["generate", "--help"]).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
