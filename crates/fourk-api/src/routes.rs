@@ -38,6 +38,17 @@ impl ImageEndpoint {
         }
     }
 
+    /// The endpoint a path names, with or without the `/v1/` prefix (`images/edits`,
+    /// `/v1/responses`); `None` for other paths.
+    #[must_use]
+    pub fn from_path(path: &str) -> Option<Self> {
+        let p = path.trim_start_matches('/');
+        let p = p.strip_prefix("v1/").unwrap_or(p);
+        [Self::Generations, Self::Edits, Self::Responses]
+            .into_iter()
+            .find(|e| e.path() == p)
+    }
+
     /// The label a request to it is recorded under.
     #[must_use]
     pub const fn label(self) -> RouteLabel {

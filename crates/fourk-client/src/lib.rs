@@ -57,6 +57,6 @@ pub use client::{ApiResponse, Client, RateLimits};
 pub use config::{Config, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use error::ClientError;
 pub use payload_log::{ImageInspector, PayloadLog};
-pub use replay::replay;
+pub use replay::{Logged, replay};
 pub use retry::{Attempt, Decision, Outcome, RetryPolicy, RetryReason, ServerHints};
 pub use stream::{EventStream, ResponseHead, StreamEvent};

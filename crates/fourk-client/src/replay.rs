@@ -23,10 +23,61 @@ use crate::payload::{FormPart, Payload};
 /// the call returns.
 pub async fn replay(path: impl AsRef<Path>, client: &Client) -> Result<ApiResponse, ClientError> {
     let path = path.as_ref().to_owned();
-    let (endpoint, payload) = tokio::task::spawn_blocking(move || load(&path))
+    let logged = tokio::task::spawn_blocking(move || Logged::load(&path))
         .await
         .map_err(|e| ClientError::Config(format!("replay task failed: {e}")))??;
-    client.send_full(&endpoint, payload).await
+    logged.send(client).await
+}
+
+/// A logged request read back and checked, ready to be sent again: what it is (its path and
+/// fields) can be looked at first, to put it on record before it leaves.
+#[derive(Debug)]
+pub struct Logged {
+    endpoint: String,
+    payload: Payload,
+}
+
+impl Logged {
+    /// Read `path` (a `*.request.json` file, or a payload-log folder for its newest request),
+    /// blobs restored and their digests checked. Blocking file IO.
+    ///
+    /// # Errors
+    /// [`ClientError::Replay`] when the file, a blob, or a digest is wrong.
+    pub fn load(path: &Path) -> Result<Self, ClientError> {
+        load(path).map(|(endpoint, payload)| Self { endpoint, payload })
+    }
+
+    /// The path it is posted to, below the base URL (`images/generations`).
+    #[must_use]
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Its fields as a JSON object: the JSON body, or a multipart body's text fields
+    /// (`image` files left out).
+    #[must_use]
+    pub fn fields(&self) -> Value {
+        match &self.payload {
+            Payload::Json(body) => serde_json::from_slice(body).unwrap_or(Value::Null),
+            Payload::Multipart(parts) => Value::Object(
+                parts
+                    .iter()
+                    .filter_map(|p| match p {
+                        FormPart::Text { name, value } => Some((name.clone(), Value::String(value.clone()))),
+                        FormPart::File { .. } => None,
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Send it through `client`.
+    ///
+    /// # Errors
+    /// Whatever the call returns.
+    pub async fn send(self, client: &Client) -> Result<ApiResponse, ClientError> {
+        client.send_full(&self.endpoint, self.payload).await
+    }
 }
 
 fn replay_error(path: &Path, message: impl Into<String>) -> ClientError {

@@ -22,6 +22,7 @@
 //! - [`batch`] and [`batch_api`]: the local batch runner and the Batch API driver.
 //! - [`models`]: the capability table in use (built in, plus a user file).
 //! - [`pipeline`]: the local pixel operations (upscale, fit, convert, cutout, sheet, compare).
+//! - [`replay`]: a logged request sent again, on record like every other.
 
 pub mod batch;
 pub mod batch_api;
@@ -33,6 +34,7 @@ pub mod generate;
 pub mod ledger;
 pub mod models;
 pub mod pipeline;
+pub mod replay;
 pub mod route;
 pub mod save;
 pub mod send;

@@ -39,7 +39,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Size(a) => Ok(size::run(&a, caps)),
         Command::Generate(a) => generate::run(&a, &fk).await,
         Command::Edit(a) => edit::run(&a, &fk).await,
-        Command::Replay(a) => replay::run(&a, caps).await,
+        Command::Replay(a) => replay::run(&a, &fk).await,
         Command::Verify(a) => verify::run(&a),
         Command::Emulator(a) => emulator::run(&a, caps.clone()).await,
         Command::Models(a) => models::run(&a, caps),

@@ -775,12 +775,43 @@ fn payload_log_has_no_key_summarises_blobs_and_replays() {
             assert!(longest_string(&v) <= 1000, "unsummarised blob in {n}");
         }
     }
-    let out = run_ok(dir.path(), &["replay", "log", "--emulator"]);
+    let store = tempfile::tempdir().unwrap();
+    let ledger = store.path().join("ledger.db");
+    let out = run_ok(
+        dir.path(),
+        &[
+            "replay",
+            "log",
+            "--emulator",
+            "--ledger",
+            ledger.to_str().unwrap(),
+        ],
+    );
     let v = json_stdout(&out);
     assert_eq!(v["status"], 200);
     assert!(v["request_id"].is_string());
     let after: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(after.len(), 3, "replay saved something: {after:?}");
+    // A replay is a request that may be billed: on record, with the answer's usage.
+    let conn = rusqlite::Connection::open(&ledger).unwrap();
+    let (kind, state, route): (String, String, String) = conn
+        .query_row(
+            "SELECT r.kind, a.state, a.route FROM runs r JOIN attempts a ON a.run_id = r.id",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (kind.as_str(), state.as_str(), route.as_str()),
+        ("replay", "ok", "images.generate")
+    );
+    let (measured, quality): (bool, String) = conn
+        .query_row("SELECT measured, quality FROM usage", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert!(measured);
+    assert_eq!(quality, "low");
 }
 
 #[test]
