@@ -23,9 +23,13 @@ use crate::spec::EditSpec;
 /// An input file, read and probed.
 #[derive(Debug)]
 pub struct Loaded {
+    /// The bytes to upload, with their file name and format.
     pub image: InputImage,
+    /// Width in pixels, from the header.
     pub width: u32,
+    /// Height in pixels, from the header.
     pub height: u32,
+    /// The format can carry alpha and the file has an alpha channel.
     pub has_alpha: bool,
 }
 
@@ -202,6 +206,8 @@ pub fn records(images: &[Loaded], mask: Option<&Loaded>) -> Vec<InputRecord> {
         .collect()
 }
 
+/// The `image_generation` tool options of an edit request, for the Responses API route.
+#[must_use]
 pub fn tool_options(req: &EditRequest) -> ToolOptions {
     ToolOptions {
         size: req.size,

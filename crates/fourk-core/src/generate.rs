@@ -20,9 +20,13 @@ pub use crate::save::indexed_path;
 /// key-colour suffix), the background, the format and the output path.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
+    /// The prompt to send instead of the user's.
     pub prompt: Option<String>,
+    /// The background to send instead.
     pub background: Option<Background>,
+    /// The output format to send instead.
     pub format: Option<OutputFormat>,
+    /// Where to save instead.
     pub out: Option<PathBuf>,
 }
 
@@ -37,6 +41,10 @@ pub fn build_request<'c>(
     build_request_with(spec, caps, &Overrides::default())
 }
 
+/// [`build_request`] with `over` applied (one request of a `--transparent` run).
+///
+/// # Errors
+/// [`UsageError`] naming every broken rule, with size suggestions.
 pub fn build_request_with<'c>(
     spec: &GenerateSpec,
     caps: &'c Capabilities,

@@ -24,6 +24,8 @@
 //! - [`pipeline`]: the local pixel operations (upscale, fit, convert, cutout, sheet, compare).
 //! - [`replay`]: a logged request sent again, on record like every other.
 
+#![warn(missing_docs)]
+
 pub mod batch;
 pub mod batch_api;
 pub mod deliver;
