@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use fourk_api::batch::{Batch, BatchList, CreateBatchRequest, OpenAIFile};
 use fourk_api::{ErrorClass, ErrorEnvelope};
-use reqwest::header::{AUTHORIZATION, HeaderMap};
+use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
 
 use crate::client::{Client, transport_error};
@@ -226,7 +226,7 @@ impl Client {
                 .http()
                 .get(&url)
                 .query(query)
-                .header(AUTHORIZATION, auth.clone())
+                .header(auth.0.clone(), auth.1.clone())
                 .send()
                 .await;
             let (error, hints, status) = match sent {

@@ -8,10 +8,10 @@ use fourk_api::{
     EditRequest, ErrorClass, ErrorEnvelope, ImageEndpoint, ImageRequest, ImageStreamEvent, ImagesResponseRef,
     InputImage, ResponseObject, ResponseStreamEvent, ResponsesRequest,
 };
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use secrecy::ExposeSecret;
 
-use crate::config::Config;
+use crate::config::{Auth, Config};
 use crate::error::ClientError;
 use crate::payload::{self, Payload};
 use crate::payload_log::{LogEntry, LoggedRequest, PayloadLog};
@@ -288,13 +288,25 @@ impl Client {
         &self.http
     }
 
-    pub(crate) fn auth(&self) -> Result<HeaderValue, ClientError> {
+    /// The header that carries the key, in the provider's way, marked sensitive.
+    pub(crate) fn auth(&self) -> Result<(HeaderName, HeaderValue), ClientError> {
         let key = self.config.api_key.as_ref().ok_or(ClientError::MissingKey)?;
-        let mut v = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret())).map_err(|_| {
-            ClientError::Config("OPENAI_API_KEY contains characters not allowed in a header".into())
-        })?;
-        v.set_sensitive(true);
-        Ok(v)
+        let bad =
+            |_| ClientError::Config("OPENAI_API_KEY contains characters not allowed in a header".into());
+        let (name, mut value) = match &self.config.provider.auth {
+            Auth::Header(name) => (
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    ClientError::Config(format!("'{name}' is not a valid header name for the key"))
+                })?,
+                HeaderValue::from_str(key.expose_secret()).map_err(bad)?,
+            ),
+            _ => (
+                AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {}", key.expose_secret())).map_err(bad)?,
+            ),
+        };
+        value.set_sensitive(true);
+        Ok((name, value))
     }
 
     /// `POST /images/generations` with a JSON body, retried by the client's policy.
@@ -502,7 +514,7 @@ impl Client {
         path: &str,
         payload: &Payload,
         mode: Mode,
-        auth: &HeaderValue,
+        auth: &(HeaderName, HeaderValue),
         log: Option<&LogEntry>,
         attempt_no: u32,
     ) -> Result<Sent, (ClientError, Failed)> {
@@ -513,7 +525,7 @@ impl Client {
         let mut builder = self
             .http
             .post(url)
-            .header(AUTHORIZATION, auth.clone())
+            .header(auth.0.clone(), auth.1.clone())
             .header(CLIENT_REQUEST_ID, client_request_id.as_str());
         builder = match payload {
             Payload::Json(body) => builder

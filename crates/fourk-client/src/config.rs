@@ -13,6 +13,77 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// The SDKs' default connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How the key travels with a request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Auth {
+    /// `Authorization: Bearer KEY`: OpenAI, most gateways, Azure OpenAI with an Entra ID
+    /// token.
+    #[default]
+    Bearer,
+    /// The key alone in this header: Azure OpenAI's `api-key`.
+    Header(String),
+}
+
+/// How a provider is reached: where an endpoint's URL is and how the key goes with it. The
+/// client and everything above it (the core's one send path) take it as a value, so OpenAI,
+/// Azure OpenAI and gateways differ here and nowhere else. The default is OpenAI's shape:
+/// `BASE/images/generations` with a bearer key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provider {
+    /// Its name, as records show it: `openai`, `azure`, `compatible`.
+    pub name: String,
+    /// How the key is sent.
+    pub auth: Auth,
+    /// A deployment: endpoint paths become `deployments/DEPLOYMENT/PATH` (Azure OpenAI's
+    /// deployment URLs, below `https://RESOURCE.openai.azure.com/openai`).
+    pub deployment: Option<String>,
+    /// Query parameters on every URL (Azure OpenAI's `api-version`).
+    pub query: Vec<(String, String)>,
+}
+
+impl Default for Provider {
+    fn default() -> Self {
+        Self::openai()
+    }
+}
+
+impl Provider {
+    /// OpenAI's API, and anything that copies its shape.
+    #[must_use]
+    pub fn openai() -> Self {
+        Self {
+            name: "openai".to_owned(),
+            auth: Auth::Bearer,
+            deployment: None,
+            query: Vec::new(),
+        }
+    }
+
+    /// The URL of `path` (`images/generations`) below `base`.
+    #[must_use]
+    pub fn url(&self, base: &str, path: &str) -> String {
+        let path = path.trim_start_matches('/');
+        let path = match &self.deployment {
+            Some(d) => format!("deployments/{d}/{path}"),
+            None => path.to_owned(),
+        };
+        let url = format!("{}/{path}", base.trim_end_matches('/'));
+        if self.query.is_empty() {
+            return url;
+        }
+        match reqwest::Url::parse(&url) {
+            Ok(mut u) => {
+                u.query_pairs_mut()
+                    .extend_pairs(self.query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                u.into()
+            }
+            // Not a URL: the send reports it with the base URL named.
+            Err(_) => url,
+        }
+    }
+}
+
 /// Where and how to call the API.
 ///
 /// The key is a [`SecretString`]: its `Debug` prints `[REDACTED]` and it is only exposed when
@@ -31,6 +102,8 @@ pub struct Config {
     pub timeout: Duration,
     /// Time to establish a connection. Default 5 s.
     pub connect_timeout: Duration,
+    /// URL shape and authentication (default: OpenAI's).
+    pub provider: Provider,
 }
 
 impl Default for Config {
@@ -42,6 +115,7 @@ impl Default for Config {
             project: None,
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            provider: Provider::openai(),
         }
     }
 }
@@ -88,14 +162,18 @@ impl Config {
         self
     }
 
-    /// `base_url` joined with an endpoint path such as `images/generations`.
+    /// Replace the provider.
+    #[must_use]
+    pub fn with_provider(mut self, provider: Provider) -> Self {
+        self.provider = provider;
+        self
+    }
+
+    /// The URL of an endpoint path such as `images/generations`: `base_url` joined with it
+    /// in the provider's shape.
     #[must_use]
     pub fn endpoint(&self, path: &str) -> String {
-        format!(
-            "{}/{}",
-            self.base_url.trim_end_matches('/'),
-            path.trim_start_matches('/')
-        )
+        self.provider.url(&self.base_url, path)
     }
 }
 
@@ -117,5 +195,23 @@ mod tests {
         );
         assert_eq!(c.organization, None);
         assert!(!format!("{c:?}").contains("sk-secret-123"));
+    }
+
+    #[test]
+    fn a_provider_shapes_the_url() {
+        let azure = Provider {
+            name: "azure".into(),
+            auth: Auth::Header("api-key".into()),
+            deployment: Some("img2".into()),
+            query: vec![("api-version".into(), "2025-04-01-preview".into())],
+        };
+        assert_eq!(
+            azure.url("https://r.openai.azure.com/openai/", "images/edits"),
+            "https://r.openai.azure.com/openai/deployments/img2/images/edits?api-version=2025-04-01-preview"
+        );
+        assert_eq!(
+            Provider::openai().url("http://127.0.0.1:9/v1", "/responses"),
+            "http://127.0.0.1:9/v1/responses"
+        );
     }
 }

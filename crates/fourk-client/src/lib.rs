@@ -54,7 +54,7 @@ mod stream;
 
 pub use batch::FileContent;
 pub use client::{ApiResponse, Client, RateLimits};
-pub use config::{Config, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
+pub use config::{Auth, Config, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Provider};
 pub use error::ClientError;
 pub use payload_log::{ImageInspector, PayloadLog};
 pub use replay::{Logged, replay};

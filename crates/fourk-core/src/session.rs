@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use fourk_api::Capabilities;
-use fourk_client::{Client, Config, PayloadLog, RetryPolicy};
+use fourk_client::{Client, Config, PayloadLog, Provider, RetryPolicy};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use std::path::PathBuf;
@@ -21,6 +21,8 @@ pub struct Endpoint {
     /// The API key (default: `$OPENAI_API_KEY`). A door that holds the key itself passes it
     /// here instead of through the process environment; `Debug` never shows it.
     pub api_key: Option<SecretString>,
+    /// How the provider is reached: URL shape and the key's header (default: OpenAI's).
+    pub provider: Provider,
     /// Total time to wait for one request.
     pub timeout: Duration,
     /// Write every request and response (key redacted, images summarised) to this folder.
@@ -43,6 +45,7 @@ impl Default for Endpoint {
             emulator: false,
             base_url: None,
             api_key: None,
+            provider: Provider::openai(),
             timeout: DEFAULT_TIMEOUT,
             log_payload: None,
             retries: DEFAULT_RETRIES,
@@ -57,6 +60,7 @@ impl PartialEq for Endpoint {
         self.emulator == other.emulator
             && self.base_url == other.base_url
             && key(self) == key(other)
+            && self.provider == other.provider
             && self.timeout == other.timeout
             && self.log_payload == other.log_payload
             && self.retries == other.retries
@@ -110,7 +114,9 @@ impl Session {
     /// # Errors
     /// When the emulator cannot start or the configuration cannot make a client.
     pub async fn connect(endpoint: &Endpoint, caps: &Capabilities) -> anyhow::Result<Self> {
-        let mut config = Config::from_env().with_timeout(endpoint.timeout);
+        let mut config = Config::from_env()
+            .with_timeout(endpoint.timeout)
+            .with_provider(endpoint.provider.clone());
         if let Some(key) = &endpoint.api_key {
             config.api_key = Some(key.clone());
         }
@@ -129,7 +135,10 @@ impl Session {
                 "using the offline emulator at {}: images are rendered procedurally, not by OpenAI",
                 running.base_url()
             );
-            config = config.with_base_url(running.base_url());
+            // The emulator serves OpenAI's URL shape.
+            config = config
+                .with_base_url(running.base_url())
+                .with_provider(Provider::openai());
             if config.api_key.is_none() {
                 config = config.with_api_key(EMULATOR_KEY);
             }

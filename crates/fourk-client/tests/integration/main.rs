@@ -4,6 +4,7 @@
 mod edits;
 mod emulator;
 mod payload_log;
+mod provider;
 mod retry;
 mod server;
 mod stream;

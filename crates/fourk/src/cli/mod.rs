@@ -538,6 +538,7 @@ impl ConnectArgs {
             emulator: self.emulator,
             base_url: self.base_url.clone(),
             api_key: None,
+            provider: fourk_client::Provider::openai(),
             timeout,
             log_payload: delivery.log_payload.clone(),
             retries: delivery.retries,
