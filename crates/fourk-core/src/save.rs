@@ -343,7 +343,11 @@ fn from_response_object(
     }
     let b64 = call.result.clone().unwrap_or_default();
     #[allow(clippy::cast_possible_truncation)]
-    let created = obj.created_at.map_or(0, |t| t as i64);
+    let created = obj
+        .created_at
+        .as_ref()
+        .and_then(serde_json::Number::as_f64)
+        .map_or(0, |t| t as i64);
     let meta = ResponseMeta {
         created,
         request_id: head.request_id.map(str::to_owned),

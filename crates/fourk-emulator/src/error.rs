@@ -440,7 +440,7 @@ impl EmulatorError {
     pub fn body(&self) -> serde_json::Value {
         let mut body = serde_json::to_value(self.envelope()).unwrap_or_default();
         if let (Self::ModerationBlocked { .. }, Some(error)) = (self, body.get_mut("error")) {
-            error["moderation_details"] = moderation_details();
+            error["moderation_details"] = serde_json::to_value(moderation_details()).unwrap_or_default();
         }
         body
     }
@@ -457,8 +457,11 @@ impl EmulatorError {
 
 /// The `moderation_details` of an on-demand moderation block: the input was flagged, in a
 /// category that says it was the emulator's doing.
-pub(crate) fn moderation_details() -> serde_json::Value {
-    serde_json::json!({"moderation_stage": "input", "categories": ["fourk-emulator-test"]})
+pub(crate) fn moderation_details() -> fourk_api::ModerationDetails {
+    fourk_api::ModerationDetails {
+        categories: vec!["fourk-emulator-test".to_owned()],
+        moderation_stage: Some("input".to_owned()),
+    }
 }
 
 impl IntoResponse for EmulatorError {

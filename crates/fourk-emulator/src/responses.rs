@@ -24,7 +24,11 @@ use axum::extract::rejection::BytesRejection;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use base64::Engine as _;
-use fourk_api::{Rule, Violation, cost};
+use fourk_api::{
+    CallError, ErrorEvent, ImageGenCall, ImageGenCallEvent, ImageGenPartialImage, ImageSettings, OutputItem,
+    OutputItemEvent, ResponseError, ResponseEvent, ResponseInputDetails, ResponseObject,
+    ResponseOutputDetails, ResponseStreamEvent, ResponseUsage, Rule, ToolUsage, Usage, Violation, cost,
+};
 use image::ImageFormat;
 use serde_json::{Map, Value, json};
 
@@ -571,8 +575,10 @@ fn parse_tool_choice(v: Option<&Value>) -> Result<Value, EmulatorError> {
 }
 
 /// What the response echoes from the request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 struct Echo {
+    /// Typed in the response object.
+    #[serde(skip)]
     model: String,
     instructions: Value,
     metadata: Value,
@@ -588,7 +594,10 @@ struct Echo {
     tool_choice: Value,
     tools: Vec<Value>,
     safety_identifier: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<String>,
+    /// Typed in the response object.
+    #[serde(skip)]
     previous_response_id: Value,
 }
 
@@ -763,124 +772,118 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn response(&self, status: &str, output: Vec<Value>, outcome: Option<&Outcome>) -> Value {
-        let mut r = json!({
-            "id": self.id,
-            "object": "response",
-            "created_at": self.created_at,
-            "status": status,
-            "background": false,
-            "completed_at": Value::Null,
-            "error": Value::Null,
-            "incomplete_details": Value::Null,
-            "instructions": self.echo.instructions,
-            "max_output_tokens": self.echo.max_output_tokens,
-            "max_tool_calls": self.echo.max_tool_calls,
-            "model": self.echo.model,
-            "output": output,
-            "parallel_tool_calls": self.echo.parallel_tool_calls,
-            "previous_response_id": self.echo.previous_response_id,
-            "reasoning": self.echo.reasoning,
-            "safety_identifier": self.echo.safety_identifier,
-            "service_tier": "default",
-            "store": self.echo.store,
-            "temperature": self.echo.temperature,
-            "text": self.echo.text,
-            "tool_choice": self.echo.tool_choice,
-            "tools": self.echo.tools,
-            "top_p": self.echo.top_p,
-            "truncation": self.echo.truncation,
-            "metadata": self.echo.metadata,
-        });
-        if let Some(user) = &self.echo.user {
-            r["user"] = user.clone().into();
-        }
+    /// The response object: the fields fourk reads typed, the request's settings echoed as
+    /// the API echoes them.
+    fn response(&self, status: &str, output: Vec<OutputItem>, outcome: Option<&Outcome>) -> ResponseObject {
+        let mut rest = match serde_json::to_value(&self.echo) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        rest.insert("object".into(), "response".into());
+        rest.insert("background".into(), false.into());
+        rest.insert("service_tier".into(), "default".into());
+        let completed = matches!(outcome, Some(Outcome::Image { .. }));
+        rest.insert(
+            "completed_at".into(),
+            if completed { unix_now().into() } else { Value::Null },
+        );
+        let mut r = ResponseObject {
+            id: self.id.clone(),
+            status: status.to_owned(),
+            model: Some(self.echo.model.clone()),
+            created_at: Some(self.created_at.into()),
+            output,
+            error: None,
+            incomplete_details: None,
+            tool_usage: None,
+            usage: None,
+            previous_response_id: self.echo.previous_response_id.as_str().map(str::to_owned),
+            rest,
+        };
         let Some(outcome) = outcome else {
             return r;
         };
         let (text_in, out) = self.mainline;
-        r["usage"] = json!({
-            "input_tokens": text_in,
-            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-            "output_tokens": out,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": text_in + out,
+        r.usage = Some(ResponseUsage {
+            input_tokens: text_in,
+            input_tokens_details: Some(ResponseInputDetails::default()),
+            output_tokens: out,
+            output_tokens_details: Some(ResponseOutputDetails::default()),
+            total_tokens: text_in + out,
         });
         let (text, image) = self.plan.input_tokens();
-        let (text, image, output) = match outcome {
-            Outcome::Image { .. } => (text, image, self.plan.usage.output_tokens),
-            Outcome::Blocked | Outcome::Failed => (0, 0, 0),
+        let tool = match outcome {
+            Outcome::Image { .. } => Usage::new(text, image, self.plan.usage.output_tokens),
+            Outcome::Blocked | Outcome::Failed => Usage::new(0, 0, 0),
         };
-        r["tool_usage"] = json!({"image_gen": {
-            "input_tokens": text + image,
-            "input_tokens_details": {"image_tokens": image, "text_tokens": text},
-            "output_tokens": output,
-            "output_tokens_details": {"image_tokens": output, "text_tokens": 0},
-            "total_tokens": text + image + output,
-        }});
-        match outcome {
-            Outcome::Image { .. } => {
-                r["completed_at"] = unix_now().into();
-            }
-            Outcome::Blocked => {
-                r["error"] = json!({
-                    "code": "image_content_policy_violation",
-                    "message": blocked_message(),
-                    "type": "image_generation_user_error",
-                    "param": Value::Null,
-                });
-            }
-            Outcome::Failed => {
-                r["error"] = json!({
-                    "code": "server_error",
-                    "message": "The image generation call failed in the fourk emulator; see its log.",
-                });
-            }
-        }
+        r.tool_usage = Some(ToolUsage {
+            image_gen: Some(tool),
+        });
+        r.error = match outcome {
+            Outcome::Image { .. } => None,
+            Outcome::Blocked => Some(ResponseError {
+                code: Some("image_content_policy_violation".into()),
+                message: blocked_message().into(),
+            }),
+            Outcome::Failed => Some(ResponseError {
+                code: Some("server_error".into()),
+                message: "The image generation call failed in the fourk emulator; see its log.".into(),
+            }),
+        };
         r
     }
 
     /// The output item; `None` outcome is the item still in progress.
-    fn item(&self, outcome: Option<&Outcome>) -> Value {
-        let mut item = json!({
-            "type": "image_generation_call",
-            "id": self.item_id,
-            "status": "in_progress",
-            "result": Value::Null,
-            "action": self.action,
-        });
+    fn item(&self, outcome: Option<&Outcome>) -> OutputItem {
+        let mut call = ImageGenCall {
+            id: self.item_id.clone(),
+            status: "in_progress".into(),
+            result: None,
+            revised_prompt: None,
+            action: Some(self.action.to_owned()),
+            settings: ImageSettings::default(),
+            error: None,
+        };
         match outcome {
             None => {}
             Some(Outcome::Image { b64, .. }) => {
-                item["status"] = "completed".into();
-                item["result"] = b64.clone().into();
-                item["revised_prompt"] = self.plan.prompt.clone().into();
-                item["background"] = self.plan.background().into();
-                item["output_format"] = self.plan.format.as_str().into();
-                item["quality"] = self.plan.quality.as_str().into();
-                item["size"] = self.plan.size().into();
+                call.status = "completed".into();
+                call.result = Some(b64.clone());
+                call.revised_prompt = Some(self.plan.prompt.clone());
+                call.settings = self.settings();
             }
             Some(Outcome::Blocked) => {
-                item["status"] = "failed".into();
-                item["error"] = json!({
-                    "code": "moderation_blocked",
-                    "message": blocked_message(),
-                    "param": Value::Null,
-                    "type": "image_generation_user_error",
-                    "moderation_details": moderation_details(),
+                call.status = "failed".into();
+                call.error = Some(CallError {
+                    code: Some("moderation_blocked".into()),
+                    message: blocked_message().into(),
+                    kind: Some("image_generation_user_error".into()),
+                    param: None,
+                    moderation_details: Some(moderation_details()),
                 });
             }
             Some(Outcome::Failed) => {
-                item["status"] = "failed".into();
-                item["error"] = json!({
-                    "code": "server_error",
-                    "message": "The image could not be rendered.",
-                    "param": Value::Null,
-                    "type": "server_error",
+                call.status = "failed".into();
+                call.error = Some(CallError {
+                    code: Some("server_error".into()),
+                    message: "The image could not be rendered.".into(),
+                    kind: Some("server_error".into()),
+                    param: None,
+                    moderation_details: None,
                 });
             }
         }
-        item
+        OutputItem::ImageGenerationCall(Box::new(call))
+    }
+
+    /// The settings the image was made with, as items and partial images echo them.
+    fn settings(&self) -> ImageSettings {
+        ImageSettings {
+            background: Some(self.plan.background().to_owned()),
+            output_format: Some(self.plan.format.as_str().to_owned()),
+            quality: Some(self.plan.quality.as_str().to_owned()),
+            size: Some(self.plan.size()),
+        }
     }
 
     fn store(&self, state: &EmulatorState, outcome: &Outcome) {
@@ -1068,36 +1071,47 @@ struct Emitter {
 }
 
 impl Emitter {
-    async fn emit(&mut self, kind: &str, mut data: Value) -> bool {
-        data["type"] = kind.into();
+    /// Send `event` with the next `sequence_number`; false once the client is gone.
+    async fn emit(&mut self, event: ResponseStreamEvent) -> bool {
+        let Ok(mut data) = serde_json::to_value(&event) else {
+            return false;
+        };
+        let kind = data["type"].as_str().unwrap_or("error").to_owned();
         data["sequence_number"] = self.seq.into();
         self.seq += 1;
-        self.events.send(kind, &data).await
+        self.events.send(&kind, &data).await
     }
 }
 
 async fn stream(state: &EmulatorState, p: Prepared, events: Events) {
     let mut out = Emitter { events, seq: 0 };
+    let whole = |response: ResponseObject| ResponseEvent {
+        response,
+        sequence_number: None,
+    };
     let in_progress = p.response("in_progress", Vec::new(), None);
+    let item = |item: OutputItem| OutputItemEvent {
+        output_index: 0,
+        item,
+        sequence_number: None,
+    };
+    let call = ImageGenCallEvent {
+        item_id: p.item_id.clone(),
+        output_index: 0,
+        sequence_number: None,
+    };
     if !out
-        .emit("response.created", json!({"response": in_progress}))
+        .emit(ResponseStreamEvent::Created(whole(in_progress.clone())))
         .await
         || !out
-            .emit("response.in_progress", json!({"response": in_progress}))
+            .emit(ResponseStreamEvent::InProgress(whole(in_progress)))
             .await
         || !out
-            .emit(
-                "response.output_item.added",
-                json!({"output_index": 0, "item": p.item(None)}),
-            )
+            .emit(ResponseStreamEvent::OutputItemAdded(item(p.item(None))))
             .await
-    {
-        return;
-    }
-    let call = json!({"output_index": 0, "item_id": p.item_id});
-    if !out
-        .emit("response.image_generation_call.in_progress", call.clone())
-        .await
+        || !out
+            .emit(ResponseStreamEvent::ImageGenInProgress(call.clone()))
+            .await
     {
         return;
     }
@@ -1105,7 +1119,7 @@ async fn stream(state: &EmulatorState, p: Prepared, events: Events) {
         Outcome::Blocked
     } else {
         if !out
-            .emit("response.image_generation_call.generating", call.clone())
+            .emit(ResponseStreamEvent::ImageGenGenerating(call.clone()))
             .await
         {
             return;
@@ -1132,17 +1146,15 @@ async fn stream(state: &EmulatorState, p: Prepared, events: Events) {
                 for (k, partial) in previews.into_iter().enumerate() {
                     let at = total.mul_f64((k as f64 + 1.0) / steps);
                     tokio::time::sleep(at.saturating_sub(started.elapsed())).await;
-                    let mut data = call.clone();
-                    data["partial_image_index"] = k.into();
-                    data["partial_image_b64"] = partial.into();
-                    data["background"] = p.plan.background().into();
-                    data["output_format"] = p.plan.format.as_str().into();
-                    data["quality"] = p.plan.quality.as_str().into();
-                    data["size"] = p.plan.size().into();
-                    if !out
-                        .emit("response.image_generation_call.partial_image", data)
-                        .await
-                    {
+                    let partial = ImageGenPartialImage {
+                        item_id: p.item_id.clone(),
+                        output_index: 0,
+                        sequence_number: None,
+                        partial_image_b64: partial,
+                        partial_image_index: u32::try_from(k).unwrap_or(u32::MAX),
+                        settings: p.settings(),
+                    };
+                    if !out.emit(ResponseStreamEvent::ImageGenPartialImage(partial)).await {
                         return;
                     }
                 }
@@ -1150,19 +1162,18 @@ async fn stream(state: &EmulatorState, p: Prepared, events: Events) {
                 if p.plan.stream_error {
                     // `[fourk:stream-error]`: the stream fails after its partial images,
                     // with the API's `error` event and nothing after it.
-                    out.emit(
-                        "error",
-                        json!({
-                            "code": "server_error",
-                            "message": "The server had an error while processing your request. Sorry about that!",
-                            "param": Value::Null,
-                        }),
-                    )
+                    out.emit(ResponseStreamEvent::Error(ErrorEvent {
+                        code: Some("server_error".into()),
+                        message: "The server had an error while processing your request. Sorry about that!"
+                            .into(),
+                        param: None,
+                        sequence_number: None,
+                    }))
                     .await;
                     return;
                 }
                 if !out
-                    .emit("response.image_generation_call.completed", call.clone())
+                    .emit(ResponseStreamEvent::ImageGenCompleted(call.clone()))
                     .await
                 {
                     return;
@@ -1172,20 +1183,23 @@ async fn stream(state: &EmulatorState, p: Prepared, events: Events) {
         }
     };
     p.store(state, &outcome);
-    let item = p.item(Some(&outcome));
+    let done = p.item(Some(&outcome));
     if !out
-        .emit(
-            "response.output_item.done",
-            json!({"output_index": 0, "item": item}),
-        )
+        .emit(ResponseStreamEvent::OutputItemDone(item(done.clone())))
         .await
     {
         return;
     }
-    let (kind, status) = match outcome {
-        Outcome::Image { .. } => ("response.completed", "completed"),
-        Outcome::Blocked | Outcome::Failed => ("response.failed", "failed"),
-    };
-    let response = p.response(status, vec![item], Some(&outcome));
-    out.emit(kind, json!({"response": response})).await;
+    let completed = matches!(outcome, Outcome::Image { .. });
+    let response = whole(p.response(
+        if completed { "completed" } else { "failed" },
+        vec![done],
+        Some(&outcome),
+    ));
+    out.emit(if completed {
+        ResponseStreamEvent::Completed(response)
+    } else {
+        ResponseStreamEvent::Failed(response)
+    })
+    .await;
 }

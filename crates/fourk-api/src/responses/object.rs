@@ -1,7 +1,9 @@
 //! The response object of the Responses API and its `image_generation_call` items.
 //!
 //! Only what fourk reads is typed. Other output items (messages, reasoning, other tools) are
-//! kept as raw JSON in [`OutputItem::Other`], so they survive a parse and a re-serialization.
+//! kept as raw JSON in [`OutputItem::Other`], and the response's other fields (the request
+//! echoed back: `instructions`, `tools`, `temperature`, ...) in [`ResponseObject::rest`], so
+//! they survive a parse and a re-serialization. The emulator serialises these same types.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,17 +21,17 @@ pub struct ResponseObject {
     /// The mainline model that answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    /// Unix seconds (a JSON number, possibly fractional).
+    /// Unix seconds (a JSON number, kept as sent: integer or fractional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<f64>,
+    pub created_at: Option<serde_json::Number>,
     /// The items produced, image calls among them.
     #[serde(default)]
     pub output: Vec<OutputItem>,
-    /// Why the response failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why the response failed (`null` unless it did: always written).
+    #[serde(default)]
     pub error: Option<ResponseError>,
-    /// Why the response is incomplete.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why the response is incomplete (`null` unless it is: always written).
+    #[serde(default)]
     pub incomplete_details: Option<IncompleteDetails>,
     /// Tokens billed to tools; the image tokens are here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -40,6 +42,9 @@ pub struct ResponseObject {
     /// The response this one continues.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_response_id: Option<String>,
+    /// Every other field, as sent (`object`, the echoed request settings, `completed_at`).
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, Value>,
 }
 
 impl ResponseObject {
@@ -104,6 +109,9 @@ pub struct ResponseInputDetails {
     /// Tokens read from the prompt cache.
     #[serde(default)]
     pub cached_tokens: u64,
+    /// Tokens written to the prompt cache.
+    #[serde(default)]
+    pub cache_write_tokens: u64,
 }
 
 /// `usage.output_tokens_details` of the mainline model.
