@@ -1,6 +1,7 @@
 //! The local batch runner behind `fourk batch JOBS`: the checked plan and the output lock
 //! (`plan`), the jobs file (`jobs`), output names that cannot leave the output folder
-//! (`names`), the send gate that adapts to rate limits
+//! (`names`), the Batch API route of a plan with its budget and submission record (`remote`),
+//! the send gate that adapts to rate limits
 //! (`pace`) and the worker loop with budget, ledger and resume (`runner`). Drawing progress
 //! is the CLI's job (`commands::batch`); this module only calls a [`Reporter`].
 
@@ -8,6 +9,7 @@ pub mod jobs;
 pub mod names;
 pub mod pace;
 pub mod plan;
+pub mod remote;
 pub mod runner;
 
 pub use jobs::{Defaults, Job, JobSpec};

@@ -325,21 +325,31 @@ pub async fn run(
         })?;
         for id in running {
             let i = by_id[&id];
-            let err = "fourk stopped while a request for this job was in flight; it may have been billed";
+            // No open attempt: the answer had arrived (its usage is on record) when fourk
+            // stopped, before the image was saved.
+            let (err, what) = if hit.contains(&id) {
+                (
+                    "fourk stopped while a request for this job was in flight; it may have been billed",
+                    "interrupted mid-request earlier; possibly billed",
+                )
+            } else {
+                (
+                    "fourk stopped after the answer arrived and before its image was saved; billed (its usage is recorded)",
+                    "answered but not saved earlier; billed",
+                )
+            };
             ledger.set_job_state(id, JobState::PossiblyBilled, Some(err))?;
             states[i] = JobState::PossiblyBilled;
-            if hit.contains(&id) {
-                tracing::warn!(
-                    "job {} (line {}): interrupted mid-request earlier; possibly billed{}",
-                    plan.jobs[i].short_id(),
-                    plan.jobs[i].line,
-                    if plan.retry_ambiguous {
-                        ", retrying (--retry-ambiguous)"
-                    } else {
-                        "; held (rerun with --retry-ambiguous to send it again)"
-                    }
-                );
-            }
+            tracing::warn!(
+                "job {} (line {}): {what}{}",
+                plan.jobs[i].short_id(),
+                plan.jobs[i].line,
+                if plan.retry_ambiguous {
+                    ", retrying (--retry-ambiguous)"
+                } else {
+                    "; held (rerun with --retry-ambiguous to send it again)"
+                }
+            );
         }
     }
 

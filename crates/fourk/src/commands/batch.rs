@@ -180,15 +180,13 @@ pub(super) async fn run(args: &BatchArgs, fk: &fourk_core::Fourk) -> anyhow::Res
     let caps = &fk.caps;
     if let Some(action) = &args.action {
         return match action {
-            BatchAction::Status { id, json, endpoint } => {
-                batch_remote::status(caps, id, endpoint, *json).await
-            }
+            BatchAction::Status { id, json, endpoint } => batch_remote::status(fk, id, endpoint, *json).await,
             BatchAction::Collect {
                 id,
                 out,
                 json,
                 endpoint,
-            } => batch_remote::collect(caps, id, out, endpoint, *json, fk.ledger_path()).await,
+            } => batch_remote::collect(fk, id, out, endpoint, *json).await,
         };
     }
     let jobs_path = args
@@ -197,14 +195,15 @@ pub(super) async fn run(args: &BatchArgs, fk: &fourk_core::Fourk) -> anyhow::Res
         .ok_or_else(|| UsageError("fourk batch needs a JOBS file".into()))?;
     let plan = batch::plan(&args.spec(jobs_path), caps)?;
     if args.via == Via::BatchApi {
-        let opts = batch_remote::RemoteOptions {
-            endpoint: &args.endpoint,
-            poll: std::time::Duration::from_secs_f64(args.poll),
-            no_wait: args.no_wait,
-            json: args.json,
-            ledger: fk.ledger_path(),
-        };
-        return batch_remote::submit_and_collect(caps, &plan, &opts).await;
+        return batch_remote::submit_and_collect(
+            fk,
+            &plan,
+            &args.endpoint,
+            std::time::Duration::from_secs_f64(args.poll),
+            args.no_wait,
+            args.json,
+        )
+        .await;
     }
     if args.no_wait {
         return Err(UsageError("--no-wait is for --via batch-api; a local batch runs to the end (stop it any time and run the same command again to resume)".into()).into());
