@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::UsageError;
 use crate::generate::{default_out, output_format, rules_error};
-use crate::route::{self, ToolOptions};
+use crate::route;
 use crate::save::{ImageSummary, Job};
 use crate::send::{self, Outgoing, Recorder};
 use crate::session::Session;
@@ -206,45 +206,6 @@ pub fn records(images: &[Loaded], mask: Option<&Loaded>) -> Vec<InputRecord> {
         .collect()
 }
 
-/// The `image_generation` tool options of an edit request, for the Responses API route.
-#[must_use]
-pub fn tool_options(req: &EditRequest) -> ToolOptions {
-    ToolOptions {
-        size: req.size,
-        quality: req.quality,
-        output_format: req.output_format,
-        output_compression: req.output_compression,
-        background: req.background,
-        moderation: None,
-        partial_images: req.partial_images,
-        n: req.n,
-        stream: req.stream == Some(true),
-    }
-}
-
-/// The Responses API request for `req` (input images as `data:` URLs, the mask as the
-/// tool's `input_image_mask`) when the spec takes that route; `None` on the Image API.
-///
-/// # Errors
-/// [`UsageError`] when the Responses request breaks a rule.
-pub fn responses_request(
-    spec: &EditSpec,
-    caps: &Capabilities,
-    req: &EditRequest,
-    images: &[InputImage],
-    mask: Option<&InputImage>,
-) -> anyhow::Result<Option<fourk_api::ResponsesRequest>> {
-    route::for_route(
-        &spec.route,
-        caps,
-        &req.model,
-        &req.prompt,
-        tool_options(req),
-        images,
-        mask,
-    )
-}
-
 /// Edit, save, verify and record. Returns one summary per image and whether all verified.
 /// The request is on record through `rec` before it is sent.
 ///
@@ -276,7 +237,7 @@ pub async fn edit(
     let mask = mask.map(|m| m.image);
     let base = job.base.clone();
     let keep = spec.stream.keep_partials.then_some((base.as_path(), job.format));
-    let rr = responses_request(spec, caps, &req, &images, mask.as_ref())?;
+    let rr = route::for_request(&spec.route, caps, &req, &images, mask.as_ref())?;
     let out = rr.as_ref().map_or(
         Outgoing::Edit {
             request: &req,

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use fourk_api::{Background, Capabilities, ImageRequest, ModelCaps, OutputFormat, Size, Violation, Warning};
 
 use crate::UsageError;
-use crate::route::{self, ToolOptions};
+use crate::route;
 use crate::save::{ImageSummary, Job};
 use crate::send::{self, Outgoing, Recorder};
 use crate::session::Session;
@@ -116,21 +116,6 @@ pub fn rules_error(model: &str, violations: &[Violation], caps: &Capabilities, s
     UsageError(msg).into()
 }
 
-/// The Image API request as the tool options of the Responses API.
-pub fn tool_options(req: &ImageRequest) -> ToolOptions {
-    ToolOptions {
-        size: req.size,
-        quality: req.quality,
-        output_format: req.output_format,
-        output_compression: req.output_compression,
-        background: req.background,
-        moderation: req.moderation,
-        partial_images: req.partial_images,
-        n: req.n,
-        stream: req.stream == Some(true),
-    }
-}
-
 /// `fourk-<unix seconds>.<ext>` in the current folder.
 #[must_use]
 pub fn default_out(format: OutputFormat) -> PathBuf {
@@ -155,27 +140,6 @@ pub async fn generate(
         return crate::transparent::generate(spec, caps, rec).await;
     }
     generate_with(spec, caps, &Overrides::default(), rec).await
-}
-
-/// The Responses API request for `req` when the spec takes that route (`None` on the Image
-/// API), checked against the rules.
-///
-/// # Errors
-/// [`UsageError`] when the Responses request breaks a rule.
-pub fn responses_request(
-    spec: &GenerateSpec,
-    caps: &Capabilities,
-    req: &ImageRequest,
-) -> anyhow::Result<Option<fourk_api::ResponsesRequest>> {
-    route::for_route(
-        &spec.route,
-        caps,
-        &req.model,
-        &req.prompt,
-        tool_options(req),
-        &[],
-        None,
-    )
 }
 
 /// One generation request: the user's request with `over` applied.
@@ -233,7 +197,7 @@ pub async fn generate_with(
         req.size.map(|s| s.to_string()).as_deref(),
         u32::from(req.n.unwrap_or(1)),
     );
-    let rr = responses_request(spec, caps, &req)?;
+    let rr = route::for_request(&spec.route, caps, &req, &[], None)?;
     let out = rr.as_ref().map_or(Outgoing::Generate(&req), Outgoing::Responses);
     let session = Session::connect(&spec.endpoint, caps).await?;
     let result = send::send(&session.client, rec, job, out, &key, estimate.as_ref(), keep).await;

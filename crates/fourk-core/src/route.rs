@@ -164,3 +164,89 @@ pub fn summarised(req: &ResponsesRequest) -> ResponsesRequest {
     }
     req
 }
+
+/// A request the Responses route can carry instead: the Image API's generation or edit.
+pub trait ToolRequest {
+    /// The image model.
+    fn model(&self) -> &str;
+    /// The prompt.
+    fn prompt(&self) -> &str;
+    /// Its options as the `image_generation` tool's.
+    fn tool_options(&self) -> ToolOptions;
+}
+
+impl ToolRequest for fourk_api::ImageRequest {
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn prompt(&self) -> &str {
+        &self.prompt
+    }
+
+    fn tool_options(&self) -> ToolOptions {
+        ToolOptions {
+            size: self.size,
+            quality: self.quality,
+            output_format: self.output_format,
+            output_compression: self.output_compression,
+            background: self.background,
+            moderation: self.moderation,
+            partial_images: self.partial_images,
+            n: self.n,
+            stream: self.stream == Some(true),
+        }
+    }
+}
+
+impl ToolRequest for fourk_api::EditRequest {
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn prompt(&self) -> &str {
+        &self.prompt
+    }
+
+    fn tool_options(&self) -> ToolOptions {
+        // An edit has no moderation field; the rest is the generation's.
+        let mut opts = fourk_api::ImageRequest {
+            size: self.size,
+            quality: self.quality,
+            output_format: self.output_format,
+            output_compression: self.output_compression,
+            background: self.background,
+            partial_images: self.partial_images,
+            n: self.n,
+            stream: self.stream,
+            ..fourk_api::ImageRequest::new(&self.model, &self.prompt)
+        }
+        .tool_options();
+        opts.moderation = None;
+        opts
+    }
+}
+
+/// [`for_route`] for a whole request: the Responses API request that carries `req` (input
+/// images as `data:` URLs, the mask as the tool's `input_image_mask`) when `route` takes
+/// that route; `None` on the Image API.
+///
+/// # Errors
+/// [`UsageError`] when the Responses request breaks a rule.
+pub fn for_request(
+    route: &RouteSpec,
+    caps: &Capabilities,
+    req: &impl ToolRequest,
+    images: &[InputImage],
+    mask: Option<&InputImage>,
+) -> anyhow::Result<Option<ResponsesRequest>> {
+    for_route(
+        route,
+        caps,
+        req.model(),
+        req.prompt(),
+        req.tool_options(),
+        images,
+        mask,
+    )
+}

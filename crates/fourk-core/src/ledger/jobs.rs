@@ -152,13 +152,7 @@ impl Ledger {
         let output = images.first().map(|i| record::absolute(&i.path));
         self.write(|tx| {
             let ids = record::summaries_tx(tx, run, Some(job), attempt, images, &fields)?;
-            tx.execute(
-                &format!(
-                    "UPDATE jobs SET state = 'succeeded', output = ?2, error = NULL, updated_at = {NOW}
-                     WHERE id = ?1"
-                ),
-                params![job, output],
-            )?;
+            succeeded_tx(tx, job, output.as_deref())?;
             Ok(ids)
         })
     }
@@ -297,13 +291,7 @@ impl Ledger {
                     params![job, error],
                 )?;
             } else {
-                tx.execute(
-                    &format!(
-                        "UPDATE jobs SET state = 'succeeded', output = ?2, error = NULL, updated_at = {NOW}
-                         WHERE id = ?1"
-                    ),
-                    params![job, output],
-                )?;
+                succeeded_tx(tx, job, output.as_deref())?;
             }
             Ok(ids)
         })
@@ -323,4 +311,15 @@ impl Ledger {
             .optional()
             .map_err(|e| self.sql(e))
     }
+}
+
+/// Mark `job` succeeded with its main `output`, inside the caller's transaction.
+fn succeeded_tx(tx: &rusqlite::Connection, job: JobId, output: Option<&str>) -> rusqlite::Result<()> {
+    tx.execute(
+        &format!(
+            "UPDATE jobs SET state = 'succeeded', output = ?2, error = NULL, updated_at = {NOW} WHERE id = ?1"
+        ),
+        params![job, output],
+    )?;
+    Ok(())
 }

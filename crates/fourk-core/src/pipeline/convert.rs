@@ -30,21 +30,17 @@ pub fn convert(spec: &ConvertSpec, cancel: &CancellationToken) -> anyhow::Result
     let input = super::read_input(&spec.input)?;
     let enc = spec.encode.resolve(&spec.out, input.record.format)?;
     let out = super::with_extension(&spec.out, enc.format);
-    let job = Job {
-        operation: "convert",
-        inputs: vec![input.record.clone()],
-        parameters: json!({
+    let job = Job::of_input(
+        "convert",
+        &input,
+        json!({
             "from": input.record.format,
             "to": enc.format,
             "flatten": spec.encode.flatten.map(|[r, g, b]| format!("#{r:02x}{g:02x}{b:02x}")),
         }),
-        provenance: &input.provenance,
-        input_text: &input.text,
-        source: input.source.clone(),
-        report: None,
-        timings: [("decode", input.decode_ms)].into(),
+        None,
         started,
-        cancel: cancel.clone(),
-    };
+        cancel,
+    );
     super::deliver(&out, &input.image, &spec.encode, enc, job)
 }

@@ -157,17 +157,7 @@ pub fn cutout(spec: &CutoutSpec, cancel: &CancellationToken) -> anyhow::Result<S
         }
     };
     let process = super::ms(t);
-    let job = Job {
-        operation: "cutout",
-        inputs: vec![input.record.clone()],
-        parameters,
-        provenance: &input.provenance,
-        input_text: &input.text,
-        source: input.source.clone(),
-        report: Some(report),
-        timings: [("decode", input.decode_ms), ("process", process)].into(),
-        started,
-        cancel: cancel.clone(),
-    };
+    let mut job = Job::of_input("cutout", &input, parameters, Some(process), started, cancel);
+    job.report = Some(report);
     super::deliver(&out, &img, &spec.encode, enc, job)
 }

@@ -10,7 +10,6 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::{Encode, Job, Summary};
-use crate::UsageError;
 
 /// A fit to an exact frame.
 #[derive(Debug, Clone)]
@@ -32,16 +31,11 @@ pub struct FitSpec {
 /// Fit `spec.input` to `spec.to`.
 ///
 /// # Errors
-/// [`UsageError`] for `auto` and bad parameters, decoding and I/O errors, and
+/// [`crate::UsageError`] for `auto` and bad parameters, decoding and I/O errors, and
 /// [`crate::send::Cancelled`].
 pub fn fit(spec: &FitSpec, cancel: &CancellationToken) -> anyhow::Result<Summary> {
     let started = Instant::now();
-    let Some((w, h)) = spec.to.dims() else {
-        return Err(UsageError(
-            "--to auto is not a size: fit needs the exact frame\n\nhint: --to 4k, or --to 3840x2160".into(),
-        )
-        .into());
-    };
+    let (w, h) = super::exact(spec.to, "fit", "the exact frame")?;
     let input = super::read_input(&spec.input)?;
     let enc = spec.encode.resolve(&spec.out, input.record.format)?;
     let out = super::with_extension(&spec.out, enc.format);
@@ -60,10 +54,10 @@ pub fn fit(spec: &FitSpec, cancel: &CancellationToken) -> anyhow::Result<Summary
         FitMode::Contain(_) | FitMode::Crop(_) => json!("transparent"),
         _ => json!(null),
     };
-    let job = Job {
-        operation: "fit",
-        inputs: vec![input.record.clone()],
-        parameters: json!({
+    let job = Job::of_input(
+        "fit",
+        &input,
+        json!({
             "to": format!("{w}x{h}"),
             "from": format!("{}x{}", input.image.width(), input.image.height()),
             "mode": spec.mode.name(),
@@ -71,13 +65,9 @@ pub fn fit(spec: &FitSpec, cancel: &CancellationToken) -> anyhow::Result<Summary
             "pad": pad,
             "filter": "lanczos3",
         }),
-        provenance: &input.provenance,
-        input_text: &input.text,
-        source: input.source.clone(),
-        report: None,
-        timings: [("decode", input.decode_ms), ("process", process)].into(),
+        Some(process),
         started,
-        cancel: cancel.clone(),
-    };
+        cancel,
+    );
     super::deliver(&out, &img, &spec.encode, enc, job)
 }

@@ -154,6 +154,20 @@ impl Encode {
     }
 }
 
+/// The exact `WIDTH`, `HEIGHT` of `to`; `auto` is refused for `operation`, which `needs`
+/// an exact size.
+///
+/// # Errors
+/// [`UsageError`] for `auto`.
+fn exact(to: fourk_api::Size, operation: &str, needs: &str) -> anyhow::Result<(u32, u32)> {
+    to.dims().ok_or_else(|| {
+        UsageError(format!(
+            "--to auto is not a size: {operation} needs {needs}\n\nhint: --to 4k, or --to 3840x2160"
+        ))
+        .into()
+    })
+}
+
 /// `out` with the format's extension added when it has none.
 #[must_use]
 pub fn with_extension(out: &Path, format: OutputFormat) -> PathBuf {
@@ -474,6 +488,36 @@ struct Job<'a> {
     pub started: Instant,
     /// Cancelled when the user stops the command: checked before anything is written.
     pub cancel: CancellationToken,
+}
+
+impl<'a> Job<'a> {
+    /// The job of an operation on one `input`, whose provenance, text and sidecar carry
+    /// over; `process_ms` is the operation's own time, if it had one.
+    fn of_input(
+        operation: &'static str,
+        input: &'a Input,
+        parameters: Value,
+        process_ms: Option<f64>,
+        started: Instant,
+        cancel: &CancellationToken,
+    ) -> Self {
+        let mut timings: Timings = [("decode", input.decode_ms)].into();
+        if let Some(p) = process_ms {
+            timings.insert("process", p);
+        }
+        Self {
+            operation,
+            inputs: vec![input.record.clone()],
+            parameters,
+            provenance: &input.provenance,
+            input_text: &input.text,
+            source: input.source.clone(),
+            report: None,
+            timings,
+            started,
+            cancel: cancel.clone(),
+        }
+    }
 }
 
 /// The text written into a PNG: what the input already had, then prompt, model and settings

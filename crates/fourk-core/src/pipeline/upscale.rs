@@ -42,12 +42,7 @@ pub struct UpscaleSpec {
 /// [`crate::send::Cancelled`].
 pub fn upscale(spec: &UpscaleSpec, cancel: &CancellationToken) -> anyhow::Result<Summary> {
     let started = Instant::now();
-    let Some((w, h)) = spec.to.dims() else {
-        return Err(UsageError(
-            "--to auto is not a size: upscale needs the exact output size\n\nhint: --to 4k, or --to 3840x2160".into(),
-        )
-        .into());
-    };
+    let (w, h) = super::exact(spec.to, "upscale", "the exact output size")?;
     let mut input = super::read_input(&spec.input)?;
     let enc = spec.encode.resolve(&spec.out, input.record.format)?;
     let out = super::with_extension(&spec.out, enc.format);
@@ -73,10 +68,10 @@ pub fn upscale(spec: &UpscaleSpec, cancel: &CancellationToken) -> anyhow::Result
     let process = super::ms(t);
     // The source frame is not needed any more; free it before encoding the larger one.
     input.image = DynamicImage::new_rgb8(0, 0);
-    let job = Job {
-        operation: "upscale",
-        inputs: vec![input.record.clone()],
-        parameters: json!({
+    let job = Job::of_input(
+        "upscale",
+        &input,
+        json!({
             "to": format!("{w}x{h}"),
             "from": format!("{sw}x{sh}"),
             "filter": spec.filter.name(),
@@ -84,13 +79,9 @@ pub fn upscale(spec: &UpscaleSpec, cancel: &CancellationToken) -> anyhow::Result
             "stretch": spec.stretch,
             "alpha": "premultiplied",
         }),
-        provenance: &input.provenance,
-        input_text: &input.text,
-        source: input.source.clone(),
-        report: None,
-        timings: [("decode", input.decode_ms), ("process", process)].into(),
+        Some(process),
         started,
-        cancel: cancel.clone(),
-    };
+        cancel,
+    );
     super::deliver(&out, &dst, &spec.encode, enc, job)
 }

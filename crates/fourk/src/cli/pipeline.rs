@@ -276,6 +276,14 @@ impl FromStr for CropArg {
     }
 }
 
+/// `word` (any case): `Some(None)`; a colour: `Some(Some(rgb))`; anything else: `None`.
+fn word_or_color(s: &str, word: &str) -> Option<Option<[u8; 3]>> {
+    if s.trim().eq_ignore_ascii_case(word) {
+        return Some(None);
+    }
+    parse_color(s).ok().map(Some)
+}
+
 /// `auto` or `#RRGGBB`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyArg(pub KeySpec);
@@ -284,12 +292,9 @@ impl FromStr for KeyArg {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.trim().eq_ignore_ascii_case("auto") {
-            return Ok(Self(KeySpec::Auto));
-        }
-        parse_color(s)
-            .map(|c| Self(KeySpec::Color(c)))
-            .map_err(|_| format!("invalid key '{s}': expected auto or #RRGGBB, for example #00b140"))
+        word_or_color(s, "auto")
+            .map(|c| Self(c.map_or(KeySpec::Auto, KeySpec::Color)))
+            .ok_or_else(|| format!("invalid key '{s}': expected auto or #RRGGBB, for example #00b140"))
     }
 }
 
@@ -336,11 +341,8 @@ impl FromStr for PadArg {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.trim().eq_ignore_ascii_case("transparent") {
-            return Ok(Self(Pad::Transparent));
-        }
-        parse_color(s)
-            .map(|c| Self(Pad::Color(c)))
-            .map_err(|_| format!("invalid pad '{s}': expected transparent or #RRGGBB"))
+        word_or_color(s, "transparent")
+            .map(|c| Self(c.map_or(Pad::Transparent, Pad::Color)))
+            .ok_or_else(|| format!("invalid pad '{s}': expected transparent or #RRGGBB"))
     }
 }

@@ -3,7 +3,8 @@
 //! `--dry-run`, paths or JSON).
 
 use fourk_api::InputImage;
-use fourk_core::edit::{build_request, edit, load_inputs, records, responses_request};
+use fourk_core::edit::{build_request, edit, load_inputs, records};
+use fourk_core::route::for_request;
 use fourk_core::route::{self, Route};
 use fourk_core::send::Recorder;
 use fourk_core::sidecar::InputRecord;
@@ -51,7 +52,7 @@ pub(super) async fn run(args: &EditArgs, fk: &fourk_core::Fourk) -> anyhow::Resu
             Route::Responses => {
                 let images: Vec<InputImage> = loaded.into_iter().map(|l| l.image).collect();
                 if let Some(rr) =
-                    responses_request(&spec, caps, &req, &images, mask.as_ref().map(|m| &m.image))?
+                    for_request(&spec.route, caps, &req, &images, mask.as_ref().map(|m| &m.image))?
                 {
                     Printer.json(&route::summarised(&rr));
                 }

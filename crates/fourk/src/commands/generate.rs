@@ -1,7 +1,8 @@
 //! `fourk generate`: the flags become a [`GenerateSpec`]; the core checks, sends, saves,
 //! verifies and records; this module prints (the body for `--dry-run`, paths or JSON).
 
-use fourk_core::generate::{Overrides, build_request_with, generate, responses_request};
+use fourk_core::generate::{Overrides, build_request_with, generate};
+use fourk_core::route::for_request;
 use fourk_core::send::Recorder;
 
 use crate::cli::GenerateArgs;
@@ -22,7 +23,7 @@ pub(super) async fn run(args: &GenerateArgs, fk: &fourk_core::Fourk) -> anyhow::
         for w in &warnings {
             tracing::warn!("{}", w.message);
         }
-        let body = match responses_request(&spec, caps, &req)? {
+        let body = match for_request(&spec.route, caps, &req, &[], None)? {
             None => serde_json::to_string(&req)?,
             Some(rr) => serde_json::to_string(&rr)?,
         };
