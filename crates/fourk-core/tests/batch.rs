@@ -11,6 +11,7 @@ use fourk_client::{Client, Config, RetryPolicy};
 use fourk_core::batch::{self, BatchSpec, Defaults, JobReport, Reporter};
 use fourk_core::ledger::{JobState, Ledger};
 use fourk_emulator::{EmulatorConfig, FaultSpec, RunningEmulator};
+use tokio_util::sync::CancellationToken;
 
 struct Silent;
 
@@ -88,10 +89,19 @@ fn attempts(ledger: &Path) -> Vec<(String, bool, bool)> {
 }
 
 async fn run(spec: &BatchSpec, base_url: &str, ledger: &Path) -> batch::BatchReport {
+    run_until(spec, base_url, ledger, CancellationToken::new()).await
+}
+
+async fn run_until(
+    spec: &BatchSpec,
+    base_url: &str,
+    ledger: &Path,
+    cancel: CancellationToken,
+) -> batch::BatchReport {
     let caps = Capabilities::builtin();
     std::fs::create_dir_all(&spec.out_dir).unwrap();
     let plan = batch::plan(spec, &caps).unwrap();
-    batch::runner::run(plan, caps, client(base_url), ledger, Arc::new(Silent))
+    batch::runner::run(plan, caps, client(base_url), ledger, Arc::new(Silent), cancel)
         .await
         .unwrap()
 }
@@ -156,5 +166,54 @@ async fn a_job_killed_in_flight_is_on_record_at_its_estimate_once() {
         (after - estimated).abs() < 1e-9,
         "not counted twice: {estimated} -> {after}"
     );
+    emu.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_cancelled_batch_holds_what_was_in_flight_and_skips_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.db");
+    let mut spec = spec(dir.path());
+    let lines: String = (0..4)
+        .map(|i| format!("{{\"prompt\": \"a red kite {i}\", \"name\": \"kite-{i}\"}}\n"))
+        .collect();
+    std::fs::write(&spec.jobs, lines).unwrap();
+    spec.concurrency = 1;
+    let emu = emulator("stall:1").await;
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn({
+        let (spec, base, ledger, cancel) = (spec.clone(), emu.base_url(), ledger.clone(), cancel.clone());
+        async move { run_until(&spec, &base, &ledger, cancel).await }
+    });
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        if ledger.exists() && !attempts(&ledger).is_empty() {
+            break;
+        }
+    }
+    cancel.cancel();
+    let report = task.await.unwrap();
+    assert_eq!(report.possibly_billed, 1, "{:?}", report.jobs);
+    assert_eq!(report.skipped, 3, "{:?}", report.jobs);
+    assert_eq!(attempts(&ledger), vec![("interrupted".to_owned(), true, true)]);
+    let (_, estimated) = spend(&ledger);
+    assert!(
+        estimated > 0.0,
+        "the request in flight is on record at its estimate"
+    );
+    let conn = rusqlite::Connection::open(&ledger).unwrap();
+    let status: String = conn
+        .query_row("SELECT status FROM runs ORDER BY id DESC LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(status, "interrupted");
+    emu.shutdown().await.unwrap();
+
+    // The next run finishes the skipped jobs and holds the one that may be billed.
+    let emu = emulator("").await;
+    let report = run(&spec, &emu.base_url(), &ledger).await;
+    assert_eq!(report.succeeded, 3, "{:?}", report.jobs);
+    assert_eq!(report.possibly_billed, 1);
     emu.shutdown().await.unwrap();
 }

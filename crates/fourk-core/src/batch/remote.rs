@@ -13,6 +13,7 @@ use fourk_api::batch::{Batch, batch_prices};
 use fourk_api::{Capabilities, EditJsonBody};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use tokio_util::sync::CancellationToken;
 
 use super::runner::{self, Request};
 use super::{Job, Plan};
@@ -35,6 +36,9 @@ pub struct RemoteSpec {
     pub poll: Duration,
     /// Return once the batch is created.
     pub no_wait: bool,
+    /// Stops the wait for the batch (it keeps running at OpenAI; the same command follows it
+    /// again, and `batch collect` saves its images).
+    pub cancel: CancellationToken,
 }
 
 /// How a submission ended.
@@ -222,7 +226,16 @@ async fn follow(
         let batch = batch_api::status(client, &batch_id).await?;
         return Ok(RemoteOutcome::Submitted(Box::new(batch)));
     }
-    batch_api::wait(client, &batch_id, poll_every(spec), on_event).await?;
+    tokio::select! {
+        r = batch_api::wait(client, &batch_id, poll_every(spec), on_event) => { r?; }
+        () = spec.cancel.cancelled() => {
+            tracing::warn!(
+                "stopped waiting for batch {batch_id}; it goes on at the Batch API (and is billed as it runs): run the same command again to follow it, or `fourk batch collect {batch_id} --out {}`",
+                plan.out_dir.display()
+            );
+            return Err(crate::send::Cancelled { possibly_billed: true }.into());
+        }
+    }
     let report = batch_api::collect(client, &fk.caps, &batch_id, &plan.out_dir, on_event).await?;
     record_collected(fk.ledger_path(), &report, "batch-api", &plan.args);
     Ok(RemoteOutcome::Collected(report))

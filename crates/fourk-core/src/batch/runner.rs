@@ -15,6 +15,7 @@ use fourk_api::{
 use fourk_client::{Attempt, Client, ClientError, Decision, Outcome, RetryPolicy, ServerHints};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
 use super::jobs::Job;
 use super::pace::Governor;
@@ -263,9 +264,13 @@ struct Ctx {
     reports: Mutex<Vec<Option<JobReport>>>,
     reporter: Arc<dyn Reporter>,
     requests: std::sync::atomic::AtomicU64,
+    cancel: CancellationToken,
 }
 
-/// Run (or resume) a batch. The ledger at `ledger_path` holds its state.
+/// Run (or resume) a batch. The ledger at `ledger_path` holds its state. When `cancel`
+/// fires, no new request starts, the ones in flight are left (on record as possibly
+/// billed, held), jobs not started are `skipped`, and the run is closed as `interrupted`;
+/// running the same batch again resumes it.
 ///
 /// # Errors
 /// Ledger errors (the batch cannot be tracked safely without it); job failures are not
@@ -276,6 +281,7 @@ pub async fn run(
     client: Client,
     ledger_path: &Path,
     reporter: Arc<dyn Reporter>,
+    cancel: CancellationToken,
 ) -> anyhow::Result<BatchReport> {
     let started = Instant::now();
     let ledger = Ledger::open(ledger_path)?;
@@ -416,6 +422,7 @@ pub async fn run(
         reports: Mutex::new(reports),
         reporter: Arc::clone(&reporter),
         requests: std::sync::atomic::AtomicU64::new(0),
+        cancel,
     });
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..workers {
@@ -438,14 +445,16 @@ pub async fn run(
     if let Some(e) = first_err {
         return Err(e);
     }
-    let jobs: Vec<JobReport> = ctx
-        .reports
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .cloned()
-        .map(|r| r.unwrap_or_else(|| unreachable!("every job gets a report")))
-        .collect();
+    let cancelled = ctx.cancel.is_cancelled();
+    let reports: Vec<Option<JobReport>> = ctx.reports.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let mut jobs = Vec::with_capacity(reports.len());
+    for (i, r) in reports.into_iter().enumerate() {
+        jobs.push(match r {
+            Some(r) => r,
+            // Only a cancelled batch leaves jobs that no worker took.
+            None => not_started(&ctx.ledger(), ids[i], &ctx.plan.jobs[i])?,
+        });
+    }
     let count = |s: JobState| jobs.iter().filter(|j| j.state == s).count();
     let (spent, estimated, this_run) = ctx.budget.totals();
     let report = BatchReport {
@@ -469,7 +478,9 @@ pub async fn run(
     };
     ctx.ledger().finish_run(
         run,
-        if report.all_succeeded() {
+        if cancelled {
+            RunStatus::Interrupted
+        } else if report.all_succeeded() {
             RunStatus::Ok
         } else {
             RunStatus::Partial
@@ -561,6 +572,13 @@ async fn worker(ctx: &Ctx) -> anyhow::Result<()> {
         let Some((i, id)) = next else {
             return Ok(());
         };
+        if ctx.cancel.is_cancelled() {
+            ctx.queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push_front((i, id));
+            return Ok(());
+        }
         let job = &ctx.plan.jobs[i];
         let report = if ctx.budget.closed() {
             skip(&ctx.ledger(), id, job)?
@@ -571,6 +589,13 @@ async fn worker(ctx: &Ctx) -> anyhow::Result<()> {
         ctx.reporter.job(&report, spent);
         ctx.reports.lock().unwrap_or_else(PoisonError::into_inner)[i] = Some(report);
     }
+}
+
+/// A job the batch was cancelled before: skipped, tried again on the next run.
+fn not_started(ledger: &Ledger, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
+    let why = "not started: the batch was cancelled; run it again to finish";
+    ledger.set_job_state(id, JobState::Skipped, Some(why))?;
+    Ok(base_report(job, JobState::Skipped, Some(why.to_owned())))
 }
 
 fn skip(ledger: &Ledger, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
@@ -773,6 +798,13 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
     let mut rate_waits = 0u32;
     loop {
         let slot = ctx.gov.acquire().await;
+        if ctx.cancel.is_cancelled() {
+            drop(slot);
+            let mut r = not_started(&ctx.ledger(), id, job)?;
+            r.requested = report.requested && (retries + rate_waits) > 0;
+            r.usd = report.usd;
+            return Ok(r);
+        }
         if !ctx.budget.reserve(est_usd) {
             drop(slot);
             let mut r = skip(&ctx.ledger(), id, job)?;
@@ -790,11 +822,28 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
                 )
             })?;
         ctx.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let result = match &request {
-            Request::Generate(req) => ctx.client.generate(req).await,
-            Request::Edit {
-                req, images, mask, ..
-            } => ctx.client.edit(req, images, mask.as_ref()).await,
+        let call = async {
+            match &request {
+                Request::Generate(req) => ctx.client.generate(req).await,
+                Request::Edit {
+                    req, images, mask, ..
+                } => ctx.client.edit(req, images, mask.as_ref()).await,
+            }
+        };
+        let result = tokio::select! {
+            r = call => r,
+            () = ctx.cancel.cancelled() => {
+                drop(slot);
+                // Left in flight: on record as possibly billed at its estimate, held.
+                ctx.rec.abandon("the batch was cancelled while the request was in flight");
+                ctx.budget.settle(est_usd, est_usd, true);
+                let why = "cancelled while the request was in flight; it may have been billed (held: rerun with --retry-ambiguous to send it again)";
+                ctx.ledger().set_job_state(id, JobState::PossiblyBilled, Some(why))?;
+                report.usd += est_usd;
+                report.state = JobState::PossiblyBilled;
+                report.error = Some(why.to_owned());
+                return Ok(report);
+            }
         };
         drop(slot);
         match result {
@@ -906,7 +955,10 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
                         } else {
                             retries += 1;
                         }
-                        tokio::time::sleep(delay).await;
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = ctx.cancel.cancelled() => {}
+                        }
                     }
                     Decision::Stop => {
                         ctx.rec.failed_call(Some(attempt), &e, None);

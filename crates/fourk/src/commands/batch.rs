@@ -216,7 +216,15 @@ pub(super) async fn run(args: &BatchArgs, fk: &fourk_core::Fourk) -> anyhow::Res
     // attempt is recorded in the ledger and a 429 slows every worker down.
     let client = session.client.clone().with_retry_policy(RetryPolicy::none());
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(bars_wanted(args)));
-    let result = batch::runner::run(plan, caps.clone(), client, fk.ledger_path(), progress).await;
+    let result = batch::runner::run(
+        plan,
+        caps.clone(),
+        client,
+        fk.ledger_path(),
+        progress,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await;
     session.close().await;
     let report = result?;
     summary(&report);

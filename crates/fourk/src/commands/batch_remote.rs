@@ -68,6 +68,7 @@ pub async fn submit_and_collect(
         endpoint: endpoint.spec(),
         poll,
         no_wait,
+        cancel: tokio_util::sync::CancellationToken::new(),
     };
     Ok(
         match remote::submit_and_collect(fk, plan, &spec, &mut draw).await? {
