@@ -62,9 +62,14 @@ pub enum SizeRules {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum TokenRule {
-    /// The gpt-image-2 formula (see [`crate::cost::output_tokens`]).
+    /// The gpt-image-2 formula (see [`crate::cost::formula_tokens`]) with the model's
+    /// per-quality bases.
     #[serde(rename = "gpt-image-2")]
-    GptImage2,
+    GptImage2 {
+        /// The formula's `f` per quality (default: gpt-image-2's).
+        #[serde(default)]
+        bases: QualityBases,
+    },
     /// Fixed tokens per quality, for square, portrait and landscape sizes.
     Table {
         /// `low` quality: square, portrait, landscape.
@@ -74,6 +79,53 @@ pub enum TokenRule {
         /// `high` quality.
         high: [u64; 3],
     },
+}
+
+/// The token formula's base `f` per quality. gpt-image-2's are low 16, medium 48, high 96;
+/// the 2.5 family's low 16, medium 24, high 48, xhigh 64, max 96.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QualityBases {
+    /// `low`.
+    pub low: u64,
+    /// `medium`.
+    pub medium: u64,
+    /// `high`.
+    pub high: u64,
+    /// `xhigh`, where the model has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xhigh: Option<u64>,
+    /// `max`, where the model has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u64>,
+}
+
+impl Default for QualityBases {
+    fn default() -> Self {
+        Self {
+            low: 16,
+            medium: 48,
+            high: 96,
+            xhigh: None,
+            max: None,
+        }
+    }
+}
+
+impl QualityBases {
+    /// The base of `quality`; `auto`, and a tier the model lacks, count as the highest one
+    /// it has (an upper bound).
+    #[must_use]
+    pub fn of(&self, quality: crate::types::Quality) -> u64 {
+        use crate::types::Quality;
+        let top = self.max.or(self.xhigh).unwrap_or(self.high);
+        match quality {
+            Quality::Low => self.low,
+            Quality::Medium => self.medium,
+            Quality::High => self.high,
+            Quality::Xhigh => self.xhigh.unwrap_or(top),
+            Quality::Max | Quality::Auto => top,
+        }
+    }
 }
 
 /// USD per one million tokens.
@@ -140,6 +192,15 @@ pub struct ModelCaps {
     /// Render-time model, used by `fourk plan` (absent: [`crate::LatencyModel::default`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<crate::latency::LatencyModel>,
+    /// Where the entry's facts come from (a document or SDK version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// When they were last checked against it, `YYYY-MM-DD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked: Option<String>,
+    /// What no source fourk could read confirms (shown as unknown; never sent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unverified: Vec<String>,
 }
 
 fn unsupported() -> TransparentSupport {
@@ -153,6 +214,22 @@ fn default_max_n() -> u8 {
 }
 
 impl ModelCaps {
+    /// The highest quality the model accepts, which `auto` is counted as in estimates.
+    #[must_use]
+    pub fn highest_quality(&self) -> crate::types::Quality {
+        use crate::types::Quality;
+        [
+            Quality::Max,
+            Quality::Xhigh,
+            Quality::High,
+            Quality::Medium,
+            Quality::Low,
+        ]
+        .into_iter()
+        .find(|q| self.qualities.iter().any(|a| a == q.as_str()))
+        .unwrap_or(Quality::High)
+    }
+
     /// True for the id or one of its aliases.
     #[must_use]
     pub fn answers_to(&self, model: &str) -> bool {
@@ -277,8 +354,16 @@ impl Capabilities {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The built-in table plus the models retired on 2026-12-01 as they were (fixed sizes,
+    /// the per-quality token table, `input_fidelity`).
+    pub(crate) fn legacy() -> Capabilities {
+        Capabilities::builtin().merged_with(
+            Capabilities::from_toml(include_str!("../tests/fixtures/legacy-models.toml")).unwrap(),
+        )
+    }
 
     #[test]
     fn builtin_table_parses_and_knows_the_families() {
@@ -287,15 +372,44 @@ mod tests {
             "gpt-image-2",
             "gpt-image-2-2026-04-21",
             "gpt-image-2.5-sunburst",
+            "gpt-image-2.5-sunburst-2026-09-08",
+            "gpt-image-2.5-flare",
+            "gpt-image-2.5-flare-2026-09-08",
             "gpt-image-2.6-flare",
+            "gpt-image-2.6-sunburst",
+        ] {
+            let m = caps.model(id).unwrap_or_else(|e| panic!("{id}: {e}"));
+            assert!(m.source.is_some() && m.checked.is_some(), "{id} names its source");
+        }
+        // 2.6 is its own entry, not an alias of 2.5.
+        assert_eq!(
+            caps.model("gpt-image-2.6-flare").unwrap().id,
+            "gpt-image-2.6-flare"
+        );
+        assert_eq!(
+            caps.model("gpt-image-2.5-flare").unwrap().highest_quality(),
+            crate::types::Quality::Max
+        );
+        assert_eq!(
+            caps.model("gpt-image-2").unwrap().highest_quality(),
+            crate::types::Quality::High
+        );
+        for id in [
             "gpt-image-1.5",
             "gpt-image-1-mini",
+            "chatgpt-image-latest",
+            "gpt-image-1",
+            "dall-e-2",
+            "dall-e-3",
         ] {
-            assert!(caps.model(id).is_ok(), "{id}");
+            let e = caps.model(id).unwrap_err();
+            assert!(matches!(e, ModelError::Retired { .. }), "{id}");
         }
-        for id in ["gpt-image-1", "dall-e-2", "dall-e-3"] {
-            assert!(matches!(caps.model(id), Err(ModelError::Retired { .. })), "{id}");
-        }
+        let e = caps.model("gpt-image-1.5").unwrap_err().to_string();
+        assert!(e.contains("shut down on December 1, 2026"), "{e}");
+        // The legacy fixture brings them back for the tests that need their rules.
+        assert!(legacy().model("gpt-image-1-mini").is_ok());
+        assert!(legacy().model("chatgpt-image-latest").is_ok());
         assert!(matches!(
             caps.model("gpt-image-9"),
             Err(ModelError::Unknown { .. })

@@ -519,7 +519,10 @@ mod tests {
         let v = m.check_size_str("16:9", "gpt-image-2");
         assert_eq!(rules(&v), ["format"]);
         assert_eq!(v.suggestions[0], "3840x2160");
-        let mini = Capabilities::builtin().model("gpt-image-1-mini").unwrap().clone();
+        let mini = crate::caps::tests::legacy()
+            .model("gpt-image-1-mini")
+            .unwrap()
+            .clone();
         let v = mini.check_size("3840x2160".parse().unwrap());
         assert_eq!(rules(&v), ["unsupported_size"]);
         assert_eq!(v.suggestions[0], "1536x1024");

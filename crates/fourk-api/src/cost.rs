@@ -3,39 +3,44 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::caps::{ModelCaps, Prices, TokenRule};
+use crate::caps::{ModelCaps, Prices, QualityBases, TokenRule};
 use crate::response::Usage;
 use crate::types::Quality;
 
-/// Output tokens of one gpt-image-2 image, from the formula reverse-engineered from OpenAI's
-/// pricing calculator (api-contract §12). It reproduces every official per-image figure:
-/// 1024x1024 high is 7024 tokens, 3840x2160 high 13342.
-///
-/// `auto` quality is counted as `high`, the upper bound, since what it resolves to is
-/// undocumented.
+/// Output tokens of one image of `width` x `height` with the formula's base `f` (the
+/// formula reverse-engineered from OpenAI's pricing calculator, api-contract §12). Integer
+/// steps round down and the total rounds up, as the calculator does: with gpt-image-2's bases
+/// it reproduces every official per-image figure (1024x1024 high 7024 tokens, 3840x2160
+/// high 13342), and with the 2.5 family's the reported ones (1024x1024 medium 439).
 #[must_use]
-pub fn gpt_image_2_output_tokens(width: u32, height: u32, quality: Quality) -> u64 {
-    let f: u64 = match quality {
-        Quality::Low => 16,
-        Quality::Medium => 48,
-        Quality::High | Quality::Auto => 96,
-        // The 2.5 family's higher tiers: no published figures; scaled as the next steps.
-        Quality::Xhigh => 144,
-        Quality::Max => 192,
-    };
+pub fn formula_tokens(width: u32, height: u32, f: u64) -> u64 {
     let (w, h) = (u64::from(width), u64::from(height));
     let (l, s) = (w.max(h), w.min(h));
     let steps = (2 * f * s + l) / (2 * l);
     (f * steps * (2_000_000 + w * h)).div_ceil(4_000_000)
 }
 
-/// Output tokens one image of this size and quality costs on `model`.
+/// Output tokens of one gpt-image-2 image (gpt-image-2's bases: low 16, medium 48, high 96).
+/// `auto`, and the tiers gpt-image-2 does not have, count as `high`, the upper bound.
+#[must_use]
+pub fn gpt_image_2_output_tokens(width: u32, height: u32, quality: Quality) -> u64 {
+    formula_tokens(width, height, QualityBases::default().of(quality))
+}
+
+/// Output tokens one image of this size and quality costs on `model`. `auto` counts as the
+/// model's highest quality (`max` for the 2.5 family), the upper bound, since what it
+/// resolves to is undocumented.
 ///
 /// `None` when the model has no token rule (retired models).
 #[must_use]
 pub fn output_tokens(model: &ModelCaps, width: u32, height: u32, quality: Quality) -> Option<u64> {
+    let quality = if quality == Quality::Auto {
+        model.highest_quality()
+    } else {
+        quality
+    };
     match model.tokens.as_ref()? {
-        TokenRule::GptImage2 => Some(gpt_image_2_output_tokens(width, height, quality)),
+        TokenRule::GptImage2 { bases } => Some(formula_tokens(width, height, bases.of(quality))),
         TokenRule::Table { low, medium, high } => {
             let row = match quality {
                 Quality::Low => low,
@@ -144,6 +149,39 @@ mod tests {
         assert_eq!(t(2160, 3840, High), 13342);
         assert_eq!(t(2880, 2880, High), 23719);
         assert_eq!(t(3840, 1280, High), 5311);
+    }
+
+    #[test]
+    fn each_model_counts_with_its_own_bases() {
+        use Quality::{Auto, High, Low, Max, Medium, Xhigh};
+        let caps = crate::Capabilities::builtin();
+        let tokens = |id: &str, w, h, q| output_tokens(caps.model(id).unwrap(), w, h, q).unwrap();
+        for id in ["gpt-image-2.5-flare", "gpt-image-2.5-sunburst-2026-09-08"] {
+            assert_eq!(
+                [Low, Medium, High, Xhigh, Max].map(|q| tokens(id, 1024, 1024, q)),
+                [196, 439, 1756, 3122, 7024],
+                "{id}"
+            );
+            // `auto` is the highest quality the model has: max.
+            assert_eq!(tokens(id, 1024, 1024, Auto), 7024, "{id}");
+        }
+        // gpt-image-2 is unchanged, and its `auto` is high.
+        assert_eq!(tokens("gpt-image-2", 3840, 2160, High), 13_342);
+        assert_eq!(tokens("gpt-image-2", 3840, 2160, Auto), 13_342);
+        assert_eq!(tokens("gpt-image-2", 1024, 1024, Medium), 1756);
+        // 2.6: the upper bound of the only report (low and medium 4x 2.5's).
+        assert_eq!(tokens("gpt-image-2.6-flare", 1024, 1024, Low), 781);
+        assert_eq!(tokens("gpt-image-2.6-flare", 1024, 1024, Medium), 1756);
+        assert_eq!(tokens("gpt-image-2.6-flare", 1024, 1024, High), 1756);
+    }
+
+    #[test]
+    fn the_formula_rounds_as_the_calculator() {
+        // The steps round down: 1024x1024 at f=24 is (49152 + 1024) / 2048 = 24.5 -> 24 steps
+        // (half-up would give 25 and 476 tokens, not the reported 439); the total rounds up
+        // (438.99 -> 439).
+        assert_eq!(formula_tokens(1024, 1024, 24), 439);
+        assert_eq!(formula_tokens(1024, 1024, 64), 3122);
     }
 
     #[test]

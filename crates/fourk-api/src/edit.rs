@@ -433,8 +433,9 @@ fn parse_int(field: &str, value: &str, rule: Rule) -> Result<u8, Violation> {
 mod tests {
     use super::*;
 
+    /// The built-in table plus gpt-image-1.5 as it was (it took `input_fidelity`).
     fn caps() -> Capabilities {
-        Capabilities::builtin()
+        crate::caps::tests::legacy()
     }
 
     fn full() -> EditRequest {

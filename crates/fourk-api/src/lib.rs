@@ -39,7 +39,7 @@ mod types;
 
 pub use caps::{
     BUILTIN_MODELS_TOML, Capabilities, CapsParseError, DEFAULT_MODEL, ModelCaps, ModelError, ModelStatus,
-    Prices, SizeRules, TokenRule, TransparentSupport,
+    Prices, QualityBases, SizeRules, TokenRule, TransparentSupport,
 };
 pub use check::{Rule, SizeVerdict, Violation};
 pub use cost::Cost;

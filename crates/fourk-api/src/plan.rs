@@ -932,7 +932,10 @@ mod tests {
         let (w, h) = master_size(&m, 3840, 2144);
         assert!(m.check_size(Size::new(w, h)).valid && !m.is_experimental(Size::new(w, h)));
         // Fixed-size models draft at their own sizes.
-        let mini = caps().model("gpt-image-1-mini").unwrap().clone();
+        let mini = crate::caps::tests::legacy()
+            .model("gpt-image-1-mini")
+            .unwrap()
+            .clone();
         assert_eq!(draft_size(&mini, 1536, 1024), (1536, 1024));
         assert_eq!(master_size(&mini, 1536, 1024), (1536, 1024));
     }

@@ -165,9 +165,9 @@ pub async fn generate_with(
             e.usage.output_tokens,
             e.cost.usd,
             if req.quality.is_none() {
-                ", counting auto as high"
+                format!(", counting auto as {}", model.highest_quality())
             } else {
-                ""
+                String::new()
             }
         );
     }

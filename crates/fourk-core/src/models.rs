@@ -29,3 +29,95 @@ pub fn load(file: Option<&Path>) -> anyhow::Result<Capabilities> {
         Capabilities::from_toml(&text).with_context(|| format!("parsing models file {}", path.display()))?;
     Ok(builtin.merged_with(user))
 }
+
+/// How old a check may be before `fourk models --check` flags the entry.
+pub const STALE_AFTER_DAYS: i64 = 90;
+
+/// An entry whose facts were checked too long ago (or never).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Stale {
+    /// The model id.
+    pub id: String,
+    /// When it was checked (`YYYY-MM-DD`), if it says.
+    pub checked: Option<String>,
+    /// Days since, when the date is readable.
+    pub age_days: Option<i64>,
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date (proleptic Gregorian).
+#[must_use]
+pub fn day_number(date: &str) -> Option<i64> {
+    let mut parts = date.trim().splitn(3, '-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let d: i64 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// Today as a day number, from the system clock.
+#[must_use]
+pub fn today() -> i64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    i64::try_from(secs / 86_400).unwrap_or(0)
+}
+
+/// The entries of `caps` not checked within [`STALE_AFTER_DAYS`] of `today` (a day number),
+/// or with no readable check date.
+#[must_use]
+pub fn stale(caps: &Capabilities, today: i64) -> Vec<Stale> {
+    caps.models
+        .iter()
+        .filter_map(|m| {
+            let age = m.checked.as_deref().and_then(day_number).map(|d| today - d);
+            (age.is_none_or(|a| a > STALE_AFTER_DAYS)).then(|| Stale {
+                id: m.id.clone(),
+                checked: m.checked.clone(),
+                age_days: age,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_count_in_days() {
+        assert_eq!(day_number("1970-01-01"), Some(0));
+        assert_eq!(day_number("2026-12-03"), Some(20_790));
+        assert_eq!(
+            day_number("2024-03-01").unwrap() - day_number("2024-02-28").unwrap(),
+            2
+        );
+        assert_eq!(day_number("2026-13-01"), None);
+        assert_eq!(day_number("soon"), None);
+    }
+
+    #[test]
+    fn entries_older_than_ninety_days_are_flagged_with_a_fixed_clock() {
+        let caps = Capabilities::builtin();
+        let checked = day_number("2026-12-03").unwrap();
+        assert!(stale(&caps, checked).is_empty(), "the built-in table is fresh");
+        assert!(stale(&caps, checked + STALE_AFTER_DAYS).is_empty());
+        let late = stale(&caps, checked + STALE_AFTER_DAYS + 1);
+        assert_eq!(late.len(), caps.models.len());
+        assert_eq!(late[0].age_days, Some(STALE_AFTER_DAYS + 1));
+        let legacy =
+            Capabilities::from_toml("[[model]]\nid = \"x\"\nstatus = \"retired\"\nretired = \"gone\"\n")
+                .unwrap();
+        assert_eq!(stale(&legacy, checked)[0].checked, None, "no date is flagged too");
+    }
+}

@@ -554,7 +554,7 @@ pub fn reference_image_tokens(input_dims: &[(u32, u32)]) -> u64 {
 pub const AUTO_SIZE_ESTIMATE: (u32, u32) = (1536, 1024);
 
 /// Predict a request's usage and dollars from the token formula and the model's prices:
-/// `auto` quality counts as high, `auto` size as [`AUTO_SIZE_ESTIMATE`], reference images at
+/// `auto` quality counts as the model's highest, `auto` size as [`AUTO_SIZE_ESTIMATE`], reference images at
 /// high fidelity. `None` when the model has no prices or no token rule.
 #[must_use]
 pub fn predict(

@@ -210,7 +210,7 @@ impl Budget {
     }
 }
 
-/// A job's predicted cost: dollars (an upper bound: `auto` counts as high, each input
+/// A job's predicted cost: dollars (an upper bound: `auto` counts as the model's highest quality, each input
 /// image at high fidelity) and its usage.
 #[derive(Debug, Clone)]
 pub struct Estimate {

@@ -300,7 +300,16 @@ async fn edit_only_rules() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn input_fidelity_is_taken_by_models_that_have_it() {
-    let emu = start(EmulatorConfig::default()).await;
+    // gpt-image-1.5 was retired on 2026-12-01; its rules come from the legacy models file.
+    let legacy = fourk_api::Capabilities::from_toml(include_str!(
+        "../../../fourk-api/tests/fixtures/legacy-models.toml"
+    ))
+    .unwrap();
+    let emu = start(EmulatorConfig {
+        capabilities: fourk_api::Capabilities::builtin().merged_with(legacy),
+        ..EmulatorConfig::default()
+    })
+    .await;
     let form = EditForm::new()
         .text("model", "gpt-image-1.5")
         .text("prompt", "a cat in a hat")

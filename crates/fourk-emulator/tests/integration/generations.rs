@@ -205,3 +205,31 @@ async fn auto_size_and_quality_resolve_and_latency_is_simulated() {
         .unwrap();
     assert!(ms >= 160, "{ms} ms");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_follows_each_models_token_bases() {
+    let emu = start(EmulatorConfig::default()).await;
+    for (model, quality, tokens) in [
+        ("gpt-image-2", "medium", 1756),
+        ("gpt-image-2.5-flare", "medium", 439),
+        ("gpt-image-2.5-sunburst-2026-09-08", "xhigh", 3122),
+        ("gpt-image-2.5-flare", "max", 7024),
+    ] {
+        let r = generate(
+            &emu.base_url(),
+            Some(KEY),
+            &json!({"model": model, "prompt": "a fox", "size": "1024x1024", "quality": quality}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{model}: {}", r.body);
+        assert_eq!(r.body["usage"]["output_tokens"], tokens, "{model} {quality}");
+    }
+    // A model shut down on 2026-12-01 is refused as the API refuses an unknown model.
+    let r = generate(
+        &emu.base_url(),
+        Some(KEY),
+        &json!({"model": "gpt-image-1.5", "prompt": "a fox", "size": "1024x1024"}),
+    )
+    .await;
+    assert_ne!(r.status, StatusCode::OK, "{}", r.body);
+}

@@ -55,7 +55,7 @@ pub struct BatchArgs {
     /// The size for jobs that do not set one.
     #[arg(long, short, default_value = "4k")]
     pub size: Size,
-    /// The quality for jobs that do not set one (not sent when omitted: `auto`, estimated as high).
+    /// The quality for jobs that do not set one (not sent when omitted: `auto`, estimated as the model's highest quality).
     #[arg(long)]
     pub quality: Option<Quality>,
     /// The format for jobs that do not set one.

@@ -621,4 +621,11 @@ pub struct ModelsArgs {
     /// Print the table as JSON.
     #[arg(long)]
     pub json: bool,
+    /// List the entries whose facts were checked more than 90 days ago (or never) against
+    /// their source; exits 1 when there are any. Never part of a normal run.
+    #[arg(long, conflicts_with = "toml")]
+    pub check: bool,
+    /// The date `--check` counts from (default: today), YYYY-MM-DD.
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "check", hide = true)]
+    pub today: Option<String>,
 }

@@ -8,6 +8,9 @@ use crate::output::Printer;
 
 pub(super) fn run(args: &ModelsArgs, caps: &Capabilities) -> anyhow::Result<Exit> {
     let p = Printer;
+    if args.check {
+        return check(args, caps);
+    }
     if args.toml {
         p.line(&toml::to_string_pretty(caps)?);
         return Ok(Exit::Success);
@@ -41,8 +44,13 @@ pub(super) fn run(args: &ModelsArgs, caps: &Capabilities) -> anyhow::Result<Exit
                     Some(SizeRules::Fixed { sizes }) => sizes.join(", "),
                     None => "-".into(),
                 };
+                let unknown = if m.unverified.is_empty() {
+                    String::new()
+                } else {
+                    format!("; unknown (unverified, never sent): {}", m.unverified.join(", "))
+                };
                 format!(
-                    "{}{aliases}: sizes {sizes}; quality {}; formats {}",
+                    "{}{aliases}: sizes {sizes}; quality {}; formats {}{unknown}",
                     m.id,
                     m.qualities.join("/"),
                     m.formats.join("/")
@@ -50,6 +58,48 @@ pub(super) fn run(args: &ModelsArgs, caps: &Capabilities) -> anyhow::Result<Exit
             }
         };
         p.line(&line);
+        p.line(&format!(
+            "  source: {} (checked {})",
+            m.source.as_deref().unwrap_or("unknown"),
+            m.checked.as_deref().unwrap_or("never")
+        ));
     }
     Ok(Exit::Success)
+}
+
+/// `fourk models --check`: the entries checked too long ago.
+fn check(args: &ModelsArgs, caps: &Capabilities) -> anyhow::Result<Exit> {
+    use fourk_core::models::{STALE_AFTER_DAYS, day_number, stale, today};
+    let today = match &args.today {
+        Some(d) => day_number(d).ok_or_else(|| {
+            crate::UsageError(format!(
+                "--today {d} is not a date\n\nhint: write it as YYYY-MM-DD"
+            ))
+        })?,
+        None => today(),
+    };
+    let old = stale(caps, today);
+    let p = Printer;
+    if args.json {
+        p.json(&old);
+    } else {
+        for s in &old {
+            p.line(&match (&s.checked, s.age_days) {
+                (Some(c), Some(days)) => format!("{}: checked {c}, {days} days ago", s.id),
+                (Some(c), None) => format!("{}: checked '{c}', not a YYYY-MM-DD date", s.id),
+                _ => format!("{}: never checked", s.id),
+            });
+        }
+    }
+    if old.is_empty() {
+        tracing::info!("every entry was checked within {STALE_AFTER_DAYS} days");
+        Ok(Exit::Success)
+    } else {
+        tracing::warn!(
+            "{} entr{} checked more than {STALE_AFTER_DAYS} days ago: check them against their source and update `checked` (or a models file)",
+            old.len(),
+            if old.len() == 1 { "y was" } else { "ies were" }
+        );
+        Ok(Exit::CheckFailed)
+    }
 }

@@ -57,8 +57,14 @@ fn size_invalid_names_rules_and_suggests() {
 
 #[test]
 fn size_fixed_model_and_retired_model() {
+    // gpt-image-1-mini's fixed sizes, from the models file of the retired models.
+    let legacy = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fourk-api/tests/fixtures/legacy-models.toml"
+    );
     let out = fourk()
         .args(["size", "3840x2160", "--model", "gpt-image-1-mini", "--json"])
+        .args(["--models-file", legacy])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -75,6 +81,62 @@ fn size_fixed_model_and_retired_model() {
             .as_str()
             .unwrap()
             .contains("retired")
+    );
+}
+
+#[test]
+fn models_retired_on_december_first_are_refused_before_anything_is_sent() {
+    for model in ["gpt-image-1.5", "gpt-image-1-mini", "chatgpt-image-latest"] {
+        let out = fourk()
+            .args(["generate", "a fox", "--model", model, "--size", "1024x1024"])
+            // Nothing may be sent: a base URL that nothing listens on would show it.
+            .args(["--base-url", "http://127.0.0.1:9/v1"])
+            .env("OPENAI_API_KEY", "sk-test-retired")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{model}: {err}");
+        assert!(
+            err.contains(&format!("{model} was shut down on December 1, 2026")),
+            "{err}"
+        );
+        assert!(!err.contains("127.0.0.1:9"), "nothing was sent: {err}");
+    }
+}
+
+#[test]
+fn models_shows_sources_and_check_flags_stale_entries_with_a_fixed_clock() {
+    let out = fourk().args(["models"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("gpt-image-2.6-flare: sizes"), "{text}");
+    assert!(
+        text.contains("unknown (unverified, never sent): token bases"),
+        "{text}"
+    );
+    assert!(text.contains("(checked 2026-12-03)"), "{text}");
+    let fresh = fourk()
+        .args(["models", "--check", "--today", "2026-12-31"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        fresh.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&fresh.stderr)
+    );
+    assert!(fresh.stdout.is_empty());
+    let late = fourk()
+        .args(["models", "--check", "--json", "--today", "2027-03-04"])
+        .output()
+        .unwrap();
+    assert_eq!(late.status.code(), Some(1));
+    let v = json_stdout(&late);
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == "gpt-image-2" && s["age_days"] == 91),
+        "{v}"
     );
 }
 
