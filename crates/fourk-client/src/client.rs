@@ -213,12 +213,27 @@ fn route_of(path: &str) -> String {
     path.trim_matches('/').replace('/', "-")
 }
 
+/// The base URL must be an absolute http(s) URL; say which setting holds it when not.
+fn check_base_url(url: &str) -> Result<(), ClientError> {
+    let bad = |why: String| {
+        ClientError::Config(format!(
+            "the base URL '{url}' (from --base-url or OPENAI_BASE_URL) {why}; give an http(s) URL such as https://api.openai.com/v1 or http://127.0.0.1:8080/v1"
+        ))
+    };
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        Ok(u) => Err(bad(format!("has the scheme '{}' or no host", u.scheme()))),
+        Err(e) => Err(bad(format!("is not a URL ({e})"))),
+    }
+}
+
 impl Client {
     /// Build a client with the default [`RetryPolicy`] and no payload log.
     ///
     /// # Errors
     /// [`ClientError::Config`] when the TLS backend or headers cannot be set up.
     pub fn new(config: Config) -> Result<Self, ClientError> {
+        check_base_url(&config.base_url)?;
         let mut headers = HeaderMap::new();
         if let Some(org) = &config.organization {
             headers.insert(

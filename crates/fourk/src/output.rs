@@ -1,6 +1,6 @@
 //! One place that writes to stdout (data only) and sets up logging on stderr.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal as _, Write};
 
 /// Writes data to stdout. A closed pipe (`fourk size ... | head`) is not an error.
 #[derive(Debug, Default)]
@@ -44,6 +44,8 @@ pub fn init_logging(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        // Colour only for a person at a terminal, and never with NO_COLOR set.
+        .with_ansi(io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()))
         .with_target(verbose >= 1)
         .without_time()
         .try_init();

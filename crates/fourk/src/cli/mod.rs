@@ -137,6 +137,25 @@ impl Cli {
     }
 }
 
+/// A request timeout in whole seconds, at least 1: a zero timeout gives up on every request
+/// before its answer can come, and a request that was sent may still be billed.
+///
+/// # Errors
+/// A message naming the rule and a value that works.
+pub(crate) fn parse_request_timeout(s: &str) -> Result<u64, String> {
+    let v: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number of seconds; for example 600 (the default)"))?;
+    if v == 0 {
+        return Err(
+            "0 would give up on every request before its answer comes (and a request that was sent may still be billed); give at least 1 second, for example 600 (the default)"
+                .into(),
+        );
+    }
+    Ok(v)
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -492,8 +511,8 @@ pub struct ReplayArgs {
 pub struct EndpointArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
-    /// Total time to wait for one request, in seconds.
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    /// Total time to wait for one request, in seconds (at least 1).
+    #[arg(long, default_value_t = 600, value_name = "SECONDS", value_parser = parse_request_timeout)]
     pub timeout: u64,
     #[command(flatten)]
     pub delivery: DeliveryArgs,

@@ -184,7 +184,7 @@ pub struct DeliverArgs {
     pub connect: super::ConnectArgs,
     /// Total time to wait for any one request, in seconds (the native attempt also stops at
     /// --timeout).
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 600, value_name = "SECONDS", value_parser = super::parse_request_timeout)]
     pub request_timeout: u64,
     #[command(flatten)]
     pub delivery: super::DeliveryArgs,

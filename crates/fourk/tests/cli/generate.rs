@@ -1122,3 +1122,72 @@ fn both_routes_yield_the_same_checks_and_responses_chain() {
     assert_eq!(c["responses"]["previous_response_id"], id.as_str());
     assert_eq!(c["checks"]["verified"], true);
 }
+
+#[test]
+fn checks_before_money_timeout_and_base_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = fourk()
+        .current_dir(dir.path())
+        .args(["generate", "a fox", "--emulator", "--timeout", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--timeout") && err.contains("at least 1 second"),
+        "{err}"
+    );
+    let out = fourk()
+        .current_dir(dir.path())
+        .args(["generate", "a fox", "--size", "1024x1024"])
+        .env("OPENAI_API_KEY", "sk-test-url")
+        .env("OPENAI_BASE_URL", "not-a-url")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("OPENAI_BASE_URL") && err.contains("'not-a-url'"),
+        "{err}"
+    );
+    assert!(!err.contains("builder error"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}
+
+#[test]
+fn errors_say_each_os_error_once_and_logs_have_no_colour_when_redirected() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = fourk()
+        .current_dir(dir.path())
+        .args(["upscale", "missing.png", "--to", "2k", "--out", "big.png"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+    assert!(err.contains("missing.png"), "{err}");
+    let out = fourk()
+        .current_dir(dir.path())
+        .args([
+            "generate",
+            "a fox",
+            "--emulator",
+            "--size",
+            "1024x1024",
+            "--quality",
+            "low",
+            "--out",
+            "fox.png",
+        ])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("INFO") || err.contains("requesting"), "{err}");
+    assert!(!err.contains('\u{1b}'), "no escape codes in a file: {err:?}");
+}
