@@ -200,6 +200,16 @@ pub enum LinkKind {
     ImageToCutout,
     /// A failed attempt and the image that shipped instead.
     Fallback,
+    /// An image and its `fourk upscale`.
+    ImageToUpscale,
+    /// An image and its `fourk fit`.
+    ImageToFit,
+    /// An image and its `fourk convert`.
+    ImageToConvert,
+    /// An image and a `fourk sheet` it is on.
+    ImageToSheet,
+    /// An image and a `fourk compare` it is in.
+    ImageToCompare,
 }
 
 impl LinkKind {
@@ -211,6 +221,11 @@ impl LinkKind {
             Self::MasterToUpscale => "master->upscale",
             Self::ImageToCutout => "image->cutout",
             Self::Fallback => "fallback",
+            Self::ImageToUpscale => "image->upscale",
+            Self::ImageToFit => "image->fit",
+            Self::ImageToConvert => "image->convert",
+            Self::ImageToSheet => "image->sheet",
+            Self::ImageToCompare => "image->compare",
         }
     }
 
@@ -222,6 +237,11 @@ impl LinkKind {
             Self::MasterToUpscale,
             Self::ImageToCutout,
             Self::Fallback,
+            Self::ImageToUpscale,
+            Self::ImageToFit,
+            Self::ImageToConvert,
+            Self::ImageToSheet,
+            Self::ImageToCompare,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

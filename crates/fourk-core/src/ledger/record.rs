@@ -2,7 +2,7 @@
 //! transaction.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use fourk_api::{Cost, Usage};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -249,7 +249,7 @@ pub(super) fn image_row_tx(
     tx: &Connection,
     run: RunId,
     job: Option<JobId>,
-    attempt_id: AttemptId,
+    attempt_id: impl Into<Option<AttemptId>>,
     img: &ImageSummary,
     f: &ImageFields,
 ) -> rusqlite::Result<ImageId> {
@@ -260,7 +260,7 @@ pub(super) fn image_row_tx(
         params![
             run,
             job,
-            attempt_id,
+            attempt_id.into(),
             absolute(&img.path),
             absolute(&img.sidecar),
             f.sha256,
@@ -554,6 +554,60 @@ impl Ledger {
                 .zip(&fields)
                 .map(|(img, f)| image_row_tx(tx, run, job, attempt, img, f))
                 .collect()
+        })
+    }
+
+    /// A local command's output (no request, no cost): a run of `kind` with `args`, the
+    /// image row (route `route`, no attempt), a `link` from every input the ledger knows with
+    /// the same SHA-256, and the run closed by the output's verdict. One transaction; the
+    /// output's id.
+    ///
+    /// # Errors
+    /// SQL errors.
+    pub fn record_local(
+        &self,
+        kind: &str,
+        args: &Value,
+        route: &str,
+        output: &ImageSummary,
+        inputs: &[(PathBuf, String)],
+        link: LinkKind,
+    ) -> Result<ImageId, LedgerError> {
+        let mut fields = fields_of(output);
+        fields.route = Some(route.to_owned());
+        let known: Vec<ImageId> = inputs
+            .iter()
+            .filter_map(|(path, sha)| {
+                self.find_image_by_path(path)
+                    .ok()
+                    .flatten()
+                    .filter(|r| &r.sha256 == sha)
+                    .map(|r| r.id)
+            })
+            .collect();
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO runs (kind, args, fourk_version, pid) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    kind,
+                    args.to_string(),
+                    env!("CARGO_PKG_VERSION"),
+                    std::process::id()
+                ],
+            )?;
+            let run = tx.last_insert_rowid();
+            let id = image_row_tx(tx, run, None, None, output, &fields)?;
+            for from in &known {
+                tx.execute(
+                    "INSERT OR IGNORE INTO links (from_image, to_image, kind) VALUES (?1, ?2, ?3)",
+                    params![from, id, link.as_str()],
+                )?;
+            }
+            tx.execute(
+                &format!("UPDATE runs SET status = ?2, finished_at = {NOW} WHERE id = ?1"),
+                params![run, RunStatus::verified(output.verified).as_str()],
+            )?;
+            Ok(id)
         })
     }
 

@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::UsageError;
+use crate::ledger::LinkKind;
 use crate::send::Cancelled;
 use crate::sidecar::{self, Checks, SIDECAR_VERSION};
 
@@ -41,6 +42,105 @@ pub use cutout::{CutoutMethod, CutoutSpec, cutout};
 pub use fit::{FitSpec, fit};
 pub use sheet::{Entry, SheetSpec, sheet};
 pub use upscale::{STRETCH_TOLERANCE, UpscaleSpec, upscale};
+
+/// One pipeline operation, as a door asks for it: [`Operation::run`] does it and puts the
+/// output in the ledger.
+#[derive(Debug, Clone)]
+pub enum Operation {
+    /// [`upscale`].
+    Upscale(UpscaleSpec),
+    /// [`fit`].
+    Fit(FitSpec),
+    /// [`convert`].
+    Convert(ConvertSpec),
+    /// [`cutout`].
+    Cutout(CutoutSpec),
+    /// [`sheet`].
+    Sheet(SheetSpec),
+    /// [`compare`].
+    Compare(CompareSpec),
+}
+
+impl Operation {
+    /// `upscale`, `fit`, `convert`, `cutout`, `sheet` or `compare`.
+    #[must_use]
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::Upscale(_) => "upscale",
+            Self::Fit(_) => "fit",
+            Self::Convert(_) => "convert",
+            Self::Cutout(_) => "cutout",
+            Self::Sheet(_) => "sheet",
+            Self::Compare(_) => "compare",
+        }
+    }
+
+    const fn link(&self) -> LinkKind {
+        match self {
+            Self::Upscale(_) => LinkKind::ImageToUpscale,
+            Self::Fit(_) => LinkKind::ImageToFit,
+            Self::Convert(_) => LinkKind::ImageToConvert,
+            Self::Cutout(_) => LinkKind::ImageToCutout,
+            Self::Sheet(_) => LinkKind::ImageToSheet,
+            Self::Compare(_) => LinkKind::ImageToCompare,
+        }
+    }
+
+    /// Do it, then record the output in the ledger at `ledger`: a run of the operation's
+    /// name, the image (route `local.NAME`, no cost) and a link from each input the ledger
+    /// knows. A ledger that cannot be written is a warning: no money is at stake, the file
+    /// is what matters.
+    ///
+    /// # Errors
+    /// The operation's.
+    pub fn run(&self, ledger: &Path, cancel: &CancellationToken) -> anyhow::Result<Summary> {
+        let summary = match self {
+            Self::Upscale(s) => upscale(s, cancel),
+            Self::Fit(s) => fit(s, cancel),
+            Self::Convert(s) => convert(s, cancel),
+            Self::Cutout(s) => cutout(s, cancel),
+            Self::Sheet(s) => sheet(s, cancel),
+            Self::Compare(s) => compare(s, cancel),
+        }?;
+        self.record(ledger, &summary);
+        Ok(summary)
+    }
+
+    fn record(&self, ledger: &Path, s: &Summary) {
+        let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let inputs: Vec<(PathBuf, String)> = s
+            .inputs
+            .iter()
+            .map(|i| (abs(&i.path), i.sha256.clone()))
+            .collect();
+        let args = serde_json::json!({
+            "inputs": inputs.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            "out": abs(&s.path),
+        });
+        let image = crate::save::ImageSummary {
+            path: s.path.clone(),
+            width: Some(s.width),
+            height: Some(s.height),
+            format: Some(s.format.as_str().to_owned()),
+            verified: s.verified,
+            sidecar: s.sidecar.clone(),
+            usage: None,
+            cost: None,
+            source: "local",
+            ledger_id: None,
+            attempt_id: None,
+        };
+        let route = format!("local.{}", self.name());
+        let result = crate::ledger::Ledger::open(ledger)
+            .and_then(|l| l.record_local(self.name(), &args, &route, &image, &inputs, self.link()));
+        if let Err(e) = result {
+            tracing::warn!(
+                "{} is written, but the ledger was not updated: {e}",
+                s.path.display()
+            );
+        }
+    }
+}
 
 /// The largest input file read. Four times a 16384x16384 RGBA frame would be absurd already;
 /// this stops a mistaken path to a disk image before it fills memory.
@@ -454,6 +554,9 @@ pub struct Summary {
     /// here; the others fail instead).
     #[serde(skip)]
     pub inputs_ok: bool,
+    /// The inputs read, with their SHA-256 (as the sidecar records them).
+    #[serde(skip)]
+    pub inputs: Vec<InputRecord>,
     /// The sidecar's path.
     pub sidecar: PathBuf,
     /// Provenance carried and dropped, text written.
@@ -643,7 +746,7 @@ fn deliver(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
         operation: job.operation,
-        inputs: job.inputs,
+        inputs: job.inputs.clone(),
         parameters: job.parameters,
         output: enc,
         source: job.source,
@@ -667,6 +770,7 @@ fn deliver(
         bytes: report.bytes,
         verified: report.ok,
         inputs_ok: true,
+        inputs: job.inputs,
         sidecar: sidecar_path,
         metadata: meta_report,
         report: job.report,

@@ -45,7 +45,8 @@ pub struct Cli {
 
 /// The commands that read or write the run ledger (`--ledger`).
 const USES_LEDGER: &[&str] = &[
-    "generate", "edit", "replay", "history", "cost", "batch", "draft", "final", "deliver",
+    "generate", "edit", "replay", "history", "cost", "batch", "draft", "final", "deliver", "upscale", "fit",
+    "convert", "cutout", "sheet", "compare",
 ];
 /// The commands that consult the capability table (`--models-file`).
 const USES_MODELS: &[&str] = &[

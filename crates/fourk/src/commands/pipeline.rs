@@ -1,9 +1,9 @@
 //! The local pipeline commands (`upscale`, `fit`, `convert`, `cutout`, `sheet`, `compare`):
-//! flags to a [`fourk_core::pipeline`] spec, run on the blocking pool with Ctrl-C watched,
-//! the summary printed.
+//! flags to a [`fourk_core::pipeline::Operation`], run (and recorded in the ledger) on the
+//! blocking pool with Ctrl-C watched, the summary printed.
 
 use fourk_core::pipeline::{
-    self as core, CompareSpec, ConvertSpec, CutoutMethod, CutoutSpec, Encode, FitSpec, SheetSpec, Summary,
+    CompareSpec, ConvertSpec, CutoutMethod, CutoutSpec, Encode, FitSpec, Operation as Op, SheetSpec,
     UpscaleSpec,
 };
 use fourk_imaging::{Filter, FitMode, PngLevel};
@@ -16,36 +16,6 @@ use crate::cli::pipeline::{
 use crate::exit::Exit;
 use crate::output::Printer;
 
-/// A pipeline command, parsed.
-#[derive(Debug)]
-pub enum Op {
-    /// `fourk upscale`.
-    Upscale(UpscaleSpec),
-    /// `fourk fit`.
-    Fit(FitSpec),
-    /// `fourk convert`.
-    Convert(ConvertSpec),
-    /// `fourk cutout`.
-    Cutout(CutoutSpec),
-    /// `fourk sheet`.
-    Sheet(SheetSpec),
-    /// `fourk compare`.
-    Compare(CompareSpec),
-}
-
-impl Op {
-    fn run(&self, cancel: &CancellationToken) -> anyhow::Result<Summary> {
-        match self {
-            Self::Upscale(s) => core::upscale(s, cancel),
-            Self::Fit(s) => core::fit(s, cancel),
-            Self::Convert(s) => core::convert(s, cancel),
-            Self::Cutout(s) => core::cutout(s, cancel),
-            Self::Sheet(s) => core::sheet(s, cancel),
-            Self::Compare(s) => core::compare(s, cancel),
-        }
-    }
-}
-
 /// Run `op` on the blocking pool with a cancellation token, so the async side keeps
 /// listening for Ctrl-C. On Ctrl-C (or when this future is dropped for it) the token is
 /// cancelled and the operation stops at its next check, before writing. Prints the path, or
@@ -53,13 +23,14 @@ impl Op {
 ///
 /// # Errors
 /// The operation's error, or a panic in it.
-pub async fn run(op: Op, json: bool) -> anyhow::Result<Exit> {
+pub async fn run(op: Op, ledger: &std::path::Path, json: bool) -> anyhow::Result<Exit> {
+    let ledger = ledger.to_path_buf();
     let cancel = CancellationToken::new();
     // Dropped (the whole command was stopped) or not, the work must not write after this.
     let guard = cancel.clone().drop_guard();
     let mut task = tokio::task::spawn_blocking({
         let cancel = cancel.clone();
-        move || op.run(&cancel)
+        move || op.run(&ledger, &cancel)
     });
     let result = tokio::select! {
         r = &mut task => r.map_err(|e| anyhow::anyhow!("the command failed: {e}"))?,

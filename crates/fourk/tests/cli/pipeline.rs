@@ -1060,3 +1060,112 @@ fn hostile_and_missing_inputs_are_errors_never_panics_and_write_nothing() {
     assert!(e.contains("nope.png"), "{e}");
     assert!(!d.join("o.png").exists() && !d.join("o.jpg").exists());
 }
+
+// --- the ledger ----------------------------------------------------------------------------
+
+#[test]
+fn pipeline_outputs_are_in_the_ledger_linked_to_their_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ledger = d.join("ledger.db");
+    let l = ledger.to_str().unwrap();
+    ok(
+        d,
+        &[
+            "--ledger",
+            l,
+            "generate",
+            "a lighthouse",
+            "--emulator",
+            "--size",
+            "1024x1024",
+            "--quality",
+            "low",
+            "--out",
+            "light.png",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "--ledger",
+            l,
+            "upscale",
+            "light.png",
+            "--to",
+            "2048x2048",
+            "--out",
+            "big.png",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "convert", "big.png", "--format", "webp", "--out", "big.webp", "--ledger", l,
+        ],
+    );
+    ok(
+        d,
+        &[
+            "--ledger",
+            l,
+            "sheet",
+            "light.png",
+            "big.png",
+            "--out",
+            "sheet.png",
+        ],
+    );
+    let conn = rusqlite::Connection::open(&ledger).unwrap();
+    let kinds: Vec<String> = conn
+        .prepare("SELECT l.kind FROM links l ORDER BY l.to_image, l.from_image")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        kinds,
+        ["image->upscale", "image->convert", "image->sheet", "image->sheet"]
+    );
+    let routes: Vec<(String, String, bool)> = conn
+        .prepare(
+            "SELECT r.kind, i.route, i.verified FROM images i JOIN runs r ON r.id = i.run_id ORDER BY i.id",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        routes[1],
+        ("upscale".to_owned(), "local.upscale".to_owned(), true)
+    );
+    assert_eq!(routes[2].1, "local.convert");
+    assert_eq!(routes[3].1, "local.sheet");
+    // No request, no cost: the only usage row is the generation's.
+    let usage: i64 = conn
+        .query_row("SELECT COUNT(*) FROM usage", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(usage, 1);
+    let history = ok(d, &["--ledger", l, "history", "--json"]);
+    let text = String::from_utf8_lossy(&history.stdout);
+    assert!(text.contains("big.webp") && text.contains("sheet.png"), "{text}");
+    // A ledger that cannot be written is a warning: the work is still done.
+    let blocker = d.join("file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let bad = blocker.join("ledger.db");
+    let out = ok(
+        d,
+        &[
+            "--ledger",
+            bad.to_str().unwrap(),
+            "convert",
+            "light.png",
+            "--out",
+            "light.jpg",
+        ],
+    );
+    assert!(d.join("light.jpg").exists());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ledger was not updated"));
+}
