@@ -20,7 +20,11 @@ use crate::session::Session;
 use crate::sidecar::{InputRecord, SentRequest};
 use crate::spec::EditSpec;
 
-/// An input file, read and probed.
+/// The most pixels an edit input (or mask) may declare: 64 megapixels, far above any size the
+/// API makes or takes, so only a damaged or hostile header reaches it.
+pub const INPUT_MAX_PIXELS: u64 = 64 * 1024 * 1024;
+
+/// An input file, read, probed and fully decoded.
 #[derive(Debug)]
 pub struct Loaded {
     /// The bytes to upload, with their file name and format.
@@ -51,7 +55,9 @@ fn mask_has_clear_pixel(mask: &Loaded) -> anyhow::Result<bool> {
 }
 
 /// Read one input, refusing files over `limit` before reading them.
-fn load(path: &Path, limit: usize, what: &str) -> anyhow::Result<Loaded> {
+/// Read one input (`what` is `image`, `image[]` or `mask`) of less than `limit` bytes,
+/// probe it and decode it fully under [`INPUT_MAX_PIXELS`].
+pub(crate) fn load(path: &Path, limit: usize, what: &str) -> anyhow::Result<Loaded> {
     let len = std::fs::metadata(path)
         .with_context(|| format!("reading {what} {}", path.display()))?
         .len();
@@ -70,6 +76,29 @@ fn load(path: &Path, limit: usize, what: &str) -> anyhow::Result<Loaded> {
             path.display()
         ))
     })?;
+    // The API would refuse a damaged or enormous file only after the upload: decode it here,
+    // under a pixel budget checked from the header before anything is allocated.
+    let pixels = u64::from(probe.width) * u64::from(probe.height);
+    if pixels > INPUT_MAX_PIXELS {
+        return Err(UsageError(format!(
+            "input_pixels: {what} {} declares {}x{} ({pixels} pixels), more than the {INPUT_MAX_PIXELS} fourk decodes; nothing was sent\n\nhint: scale it down first (`fourk fit {} --to 2k --out smaller.png`)",
+            path.display(),
+            probe.width,
+            probe.height,
+            path.display()
+        ))
+        .into());
+    }
+    let report = fourk_imaging::verify_bytes(&data, &fourk_imaging::Expect::default());
+    if !report.intact {
+        return Err(UsageError(format!(
+            "input_intact: {what} {} is damaged ({}); nothing was sent\n\nhint: export it again, or check it with `fourk verify {}`",
+            path.display(),
+            report.decode_error.as_deref().unwrap_or("it does not decode"),
+            path.display()
+        ))
+        .into());
+    }
     let filename = path
         .file_name()
         .map_or_else(|| "image".to_owned(), |f| f.to_string_lossy().into_owned());

@@ -653,33 +653,20 @@ pub fn build(caps: &Capabilities, job: &Job) -> Result<(Request, Vec<(u32, u32)>
         req.validate(caps).map_err(|v| rule_list(&v))?;
         return Ok((Request::Generate(req), Vec::new()));
     }
+    // The same reading, probing and full decode as `fourk edit`.
     let load = |p: &Path, limit: usize, part: &'static str| -> Result<(InputImage, InputRecord), String> {
-        let len = std::fs::metadata(p)
-            .map_err(|e| format!("cannot read {part} {}: {e}", p.display()))?
-            .len();
-        if usize::try_from(len).map_or(true, |l| l >= limit) {
-            return Err(format!(
-                "{part} {} is {len} bytes; it must be smaller than {} MB",
-                p.display(),
-                limit / (1024 * 1024)
-            ));
-        }
-        let data = std::fs::read(p).map_err(|e| format!("cannot read {part} {}: {e}", p.display()))?;
-        let probe = fourk_imaging::probe_bytes(&data)
-            .map_err(|e| format!("{part} {} is not a PNG, JPEG or WebP image ({e})", p.display()))?;
-        let filename = p
-            .file_name()
-            .map_or_else(|| "image".to_owned(), |f| f.to_string_lossy().into_owned());
+        let loaded = crate::edit::load(p, limit, part).map_err(|e| format!("{e:#}"))?;
+        let image = loaded.image;
         let record = InputRecord {
             part,
-            filename: filename.clone(),
-            content_type: probe.format.mime(),
-            bytes: data.len(),
-            sha256: format!("{:x}", Sha256::digest(&data)),
-            width: probe.width,
-            height: probe.height,
+            filename: image.filename.clone(),
+            content_type: image.format.mime(),
+            bytes: image.data.len(),
+            sha256: format!("{:x}", Sha256::digest(&image.data)),
+            width: loaded.width,
+            height: loaded.height,
         };
-        Ok((InputImage::new(filename, probe.format, data), record))
+        Ok((image, record))
     };
     let part = if s.images.len() == 1 { "image" } else { "image[]" };
     let mut images = Vec::new();

@@ -1169,3 +1169,43 @@ fn pipeline_outputs_are_in_the_ledger_linked_to_their_inputs() {
     assert!(d.join("light.jpg").exists());
     assert!(String::from_utf8_lossy(&out.stderr).contains("ledger was not updated"));
 }
+
+// --- edit inputs are decoded before anything is sent -----------------------------------------
+
+#[test]
+fn edit_refuses_a_truncated_or_enormous_input_before_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    save(&picture(256, 256, false), &d.join("ok.png"));
+    let bytes = std::fs::read(d.join("ok.png")).unwrap();
+    std::fs::write(d.join("cut.png"), &bytes[..bytes.len() * 2 / 3]).unwrap();
+    // A valid PNG whose header declares 60000x60000.
+    let mut huge = bytes.clone();
+    huge[16..20].copy_from_slice(&60_000u32.to_be_bytes());
+    huge[20..24].copy_from_slice(&60_000u32.to_be_bytes());
+    let crc = crc32(&huge[12..29]);
+    huge[29..33].copy_from_slice(&crc.to_be_bytes());
+    std::fs::write(d.join("huge.png"), &huge).unwrap();
+    for (file, rule) in [("cut.png", "input_intact"), ("huge.png", "input_pixels")] {
+        // Nothing listens at this address: had anything been sent, the error would say so.
+        let out = fourk()
+            .current_dir(d)
+            .args([
+                "edit",
+                file,
+                "make it night",
+                "--base-url",
+                "http://127.0.0.1:9/v1",
+            ])
+            .env("OPENAI_API_KEY", "sk-test-edit")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {err}");
+        assert!(
+            err.contains(rule) && err.contains("nothing was sent"),
+            "{file}: {err}"
+        );
+        assert!(!err.contains("127.0.0.1:9"), "{file}: {err}");
+    }
+}
