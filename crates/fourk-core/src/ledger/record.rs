@@ -244,6 +244,20 @@ pub(super) fn summaries_tx(
     Ok(ids)
 }
 
+/// A run of `kind` with `args`, begun inside the caller's transaction (or connection).
+fn begin_run_tx(tx: &Connection, kind: &str, args: &Value) -> rusqlite::Result<RunId> {
+    tx.execute(
+        "INSERT INTO runs (kind, args, fourk_version, pid) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            kind,
+            args.to_string(),
+            env!("CARGO_PKG_VERSION"),
+            std::process::id()
+        ],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
 /// One image row.
 pub(super) fn image_row_tx(
     tx: &Connection,
@@ -292,18 +306,7 @@ impl Ledger {
     /// # Errors
     /// SQL errors.
     pub fn begin_run(&self, kind: &str, args: &Value) -> Result<RunId, LedgerError> {
-        self.conn
-            .execute(
-                "INSERT INTO runs (kind, args, fourk_version, pid) VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    kind,
-                    args.to_string(),
-                    env!("CARGO_PKG_VERSION"),
-                    std::process::id()
-                ],
-            )
-            .map_err(|e| self.sql(e))?;
-        Ok(self.conn.last_insert_rowid())
+        begin_run_tx(&self.conn, kind, args).map_err(|e| self.sql(e))
     }
 
     /// Close a run with its status.
@@ -371,13 +374,7 @@ impl Ledger {
         self.write(|tx| {
             let run = match (run, begin) {
                 (Some(r), _) => r,
-                (None, Some((kind, args))) => {
-                    tx.execute(
-                        "INSERT INTO runs (kind, args, fourk_version, pid) VALUES (?1, ?2, ?3, ?4)",
-                        params![kind, args.to_string(), env!("CARGO_PKG_VERSION"), std::process::id()],
-                    )?;
-                    tx.last_insert_rowid()
-                }
+                (None, Some((kind, args))) => begin_run_tx(tx, kind, args)?,
                 (None, None) => return Err(rusqlite::Error::InvalidParameterName("run".into())),
             };
             tx.execute(
@@ -586,16 +583,7 @@ impl Ledger {
             })
             .collect();
         self.write(|tx| {
-            tx.execute(
-                "INSERT INTO runs (kind, args, fourk_version, pid) VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    kind,
-                    args.to_string(),
-                    env!("CARGO_PKG_VERSION"),
-                    std::process::id()
-                ],
-            )?;
-            let run = tx.last_insert_rowid();
+            let run = begin_run_tx(tx, kind, args)?;
             let id = image_row_tx(tx, run, None, None, output, &fields)?;
             for from in &known {
                 tx.execute(
