@@ -248,10 +248,12 @@ pub async fn edit(
     let (loaded, mask) = load_inputs(spec)?;
     let (req, job) = build_request(spec, caps, loaded.len())?;
     let dims: Vec<(u32, u32)> = loaded.iter().map(|l| (l.width, l.height)).collect();
-    let estimate = caps
-        .model(&req.model)
-        .ok()
-        .and_then(|m| send::predict(m, &req.prompt, req.size, req.quality, req.n.unwrap_or(1), &dims));
+    let model = caps.model(&req.model).ok();
+    let estimate =
+        model.and_then(|m| send::predict(m, &req.prompt, req.size, req.quality, req.n.unwrap_or(1), &dims));
+    if let (Some(m), Some((w, h))) = (model, req.size.and_then(fourk_api::Size::dims)) {
+        send::warn_short_timeout(m, w, h, req.quality, spec.endpoint.timeout);
+    }
     let key = send::usage_key(
         &req.model,
         req.quality.map(|q| q.as_str()),

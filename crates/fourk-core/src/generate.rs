@@ -171,6 +171,9 @@ pub async fn generate_with(
             }
         );
     }
+    if let Some((w, h)) = req.size.and_then(Size::dims) {
+        send::warn_short_timeout(model, w, h, req.quality, spec.endpoint.timeout);
+    }
     let job = Job {
         route: fourk_api::RouteLabel::ImagesGenerate,
         stream: spec.stream.stream,

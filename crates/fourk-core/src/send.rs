@@ -550,6 +550,34 @@ pub fn reference_image_tokens(input_dims: &[(u32, u32)]) -> u64 {
         .sum()
 }
 
+/// Warn when `timeout` is shorter than the median time a request of this size and quality
+/// takes (the model's latency figures): it will likely give up after the request was sent,
+/// and such a request may still be billed. Allowed, since medians are only medians.
+pub fn warn_short_timeout(
+    model: &ModelCaps,
+    width: u32,
+    height: u32,
+    quality: Option<Quality>,
+    timeout: std::time::Duration,
+) {
+    let quality = quality
+        .filter(|q| *q != Quality::Auto)
+        .unwrap_or_else(|| model.highest_quality());
+    let median = model
+        .latency
+        .clone()
+        .unwrap_or_default()
+        .seconds(width, height, quality);
+    if timeout.as_secs_f64() < median {
+        tracing::warn!(
+            "--timeout {}s is shorter than the {median:.0}s a {width}x{height} {quality} request usually takes on {}: it will likely time out after it was sent, and may still be billed; consider --timeout {}",
+            timeout.as_secs(),
+            model.id,
+            (median * 2.0).ceil()
+        );
+    }
+}
+
 /// The size an `auto`-sized request is predicted at: the largest standard size.
 pub const AUTO_SIZE_ESTIMATE: (u32, u32) = (1536, 1024);
 

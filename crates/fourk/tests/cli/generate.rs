@@ -1162,6 +1162,43 @@ fn checks_before_money_timeout_and_base_url() {
 }
 
 #[test]
+fn a_timeout_below_the_usual_render_time_is_allowed_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = fourk()
+        .current_dir(dir.path())
+        .args([
+            "generate",
+            "a fox",
+            "--emulator",
+            "--size",
+            "1024x1024",
+            "--quality",
+            "high",
+        ])
+        .args(["--timeout", "5", "--out", "fox.png"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("--timeout 5s is shorter than the 195s"), "{err}");
+    let out = fourk()
+        .current_dir(dir.path())
+        .args([
+            "generate",
+            "a fox",
+            "--emulator",
+            "--size",
+            "1024x1024",
+            "--quality",
+            "low",
+        ])
+        .args(["--timeout", "60", "--out", "fox2.png"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("shorter than"));
+}
+
+#[test]
 fn errors_say_each_os_error_once_and_logs_have_no_colour_when_redirected() {
     let dir = tempfile::tempdir().unwrap();
     let out = fourk()
