@@ -30,6 +30,15 @@ pub fn fourk() -> Command {
     c
 }
 
+/// [`fourk`] with a key and an API address where nothing listens: a command that must send
+/// nothing fails with a connection error, naming `127.0.0.1:9`, if it sends anything.
+pub fn fourk_unsent() -> Command {
+    let mut c = fourk();
+    c.env("OPENAI_API_KEY", "sk-test-unsent")
+        .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1");
+    c
+}
+
 /// Stdout as JSON; on failure the panic shows both streams.
 pub fn json_stdout(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {

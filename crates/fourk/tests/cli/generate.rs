@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
-use crate::common::{dims, fourk, json_stdout, sidecar};
+use crate::common::{dims, fourk, fourk_unsent, json_stdout, sidecar};
 
 const SECRET: &str = "sk-test-SECRET-do-not-print-4242";
 
@@ -87,11 +87,8 @@ fn size_fixed_model_and_retired_model() {
 #[test]
 fn models_retired_on_december_first_are_refused_before_anything_is_sent() {
     for model in ["gpt-image-1.5", "gpt-image-1-mini", "chatgpt-image-latest"] {
-        let out = fourk()
+        let out = fourk_unsent()
             .args(["generate", "a fox", "--model", model, "--size", "1024x1024"])
-            // Nothing may be sent: a base URL that nothing listens on would show it.
-            .args(["--base-url", "http://127.0.0.1:9/v1"])
-            .env("OPENAI_API_KEY", "sk-test-retired")
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

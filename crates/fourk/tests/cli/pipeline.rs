@@ -8,7 +8,7 @@ use std::process::Output;
 use image::{DynamicImage, GenericImageView, Rgb, RgbImage, Rgba, RgbaImage};
 use serde_json::Value;
 
-use crate::common::{fourk, json_stdout, sha256_hex, sidecar};
+use crate::common::{fourk, fourk_unsent, json_stdout, sha256_hex, sidecar};
 
 #[path = "../../../fourk-matte/tests/support/onnx.rs"]
 mod onnx;
@@ -1187,17 +1187,9 @@ fn edit_refuses_a_truncated_or_enormous_input_before_sending() {
     huge[29..33].copy_from_slice(&crc.to_be_bytes());
     std::fs::write(d.join("huge.png"), &huge).unwrap();
     for (file, rule) in [("cut.png", "input_intact"), ("huge.png", "input_pixels")] {
-        // Nothing listens at this address: had anything been sent, the error would say so.
-        let out = fourk()
+        let out = fourk_unsent()
             .current_dir(d)
-            .args([
-                "edit",
-                file,
-                "make it night",
-                "--base-url",
-                "http://127.0.0.1:9/v1",
-            ])
-            .env("OPENAI_API_KEY", "sk-test-edit")
+            .args(["edit", file, "make it night"])
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
