@@ -1243,6 +1243,9 @@ fn one_result(
         format: request.effective_format(),
         transparent: request.background() == Some(Background::Transparent),
         base: job.output.clone(),
+        // The batch's own files: collecting again rewrites them (the submission checked that
+        // nothing else was at these names).
+        force: true,
     };
     let delivery = Delivery {
         meta: ResponseMeta {

@@ -7,8 +7,8 @@
 //!
 //! [`deliver`] takes a [`DeliverSpec`] and returns a [`DeliverReport`]; it never prints.
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use fourk_api::plan::{check_target, master_size};
 use fourk_api::{ModelCaps, OutputFormat, Quality, Size};
@@ -42,6 +42,8 @@ pub struct DeliverSpec {
     pub format: Option<OutputFormat>,
     /// Where to save; `None`: a default name in the working folder.
     pub out: Option<PathBuf>,
+    /// Replace files already at the deliverable's or the fallback master's names.
+    pub force: bool,
     /// Where requests go.
     pub endpoint: Endpoint,
 }
@@ -142,15 +144,19 @@ pub async fn deliver(
         }
     }
     let endpoint = spec.endpoint.clone();
-    let out = spec.out.clone().unwrap_or_else(|| {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        PathBuf::from(format!(
-            "fourk-{secs}.{}",
-            spec.format.unwrap_or(OutputFormat::Png).extension()
-        ))
-    });
+    let format =
+        crate::generate::output_format(spec.format, spec.out.as_deref())?.unwrap_or(OutputFormat::Png);
+    let files = |o: &Path| {
+        let mut f = crate::outputs::image_files(o);
+        f.extend(crate::outputs::image_files(&workflow::with_suffix(o, "master")));
+        f
+    };
+    let out = crate::outputs::resolve(spec.out.as_deref(), "fourk", format, files)?;
+    crate::outputs::check(
+        &files(&out),
+        spec.force,
+        2 * crate::outputs::worst_image_bytes(Some(target)),
+    )?;
     let record = Record::begin(
         fk.ledger_path(),
         "deliver",
@@ -163,7 +169,10 @@ pub async fn deliver(
     // 1. The native attempt.
     let t = Instant::now();
     record.step("native").map_err(|e| record.fail(e.into()))?;
-    let native = Render::image(&model.id, &spec.prompt, target, spec.quality, spec.format, &out);
+    let native = Render {
+        force: spec.force,
+        ..Render::image(&model.id, &spec.prompt, target, spec.quality, spec.format, &out)
+    };
     let attempt = workflow::render(&native, &endpoint, caps, &record);
     let result = match spec.timeout {
         Some(s) => tokio::time::timeout(s, attempt).await.ok(),
@@ -296,14 +305,17 @@ pub async fn deliver(
     };
     let t = Instant::now();
     record.step("master").map_err(|e| record.fail(e.into()))?;
-    let r = Render::image(
-        &model.id,
-        &spec.prompt,
-        master,
-        spec.quality,
-        spec.format,
-        &master_out,
-    );
+    let r = Render {
+        force: spec.force,
+        ..Render::image(
+            &model.id,
+            &spec.prompt,
+            master,
+            spec.quality,
+            spec.format,
+            &master_out,
+        )
+    };
     let (images, master_ok) = match workflow::render(&r, &endpoint, caps, &record).await {
         Ok(v) => v,
         Err(e) => return Err(record.fail(e.context("the fallback master failed too"))),

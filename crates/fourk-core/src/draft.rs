@@ -2,8 +2,8 @@
 //! in the ledger (their ids are what a final takes) and laid out on a contact sheet.
 //! [`draft`] takes a [`DraftSpec`] and returns a [`DraftReport`]; it never prints.
 
-use std::path::PathBuf;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use fourk_api::plan::{check_target, draft_size};
 use fourk_api::{Cost, OutputFormat, Quality};
@@ -38,6 +38,8 @@ pub struct DraftSpec {
     pub out: Option<PathBuf>,
     /// Skip the contact sheet.
     pub no_sheet: bool,
+    /// Replace files already at the drafts' or the sheet's names.
+    pub force: bool,
     /// The Image API (one request for all) or the Responses API (one request each).
     pub route: Route,
     /// Where requests go.
@@ -112,14 +114,21 @@ pub fn total_cost(images: &[ImageSummary]) -> (f64, bool) {
     (usd, estimate)
 }
 
-fn default_base(format: Option<OutputFormat>) -> PathBuf {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    PathBuf::from(format!(
-        "fourk-draft-{secs}.{}",
-        format.unwrap_or(OutputFormat::Png).extension()
-    ))
+/// `drafts.png` -> `drafts-sheet.png`.
+fn sheet_path(base: &Path) -> PathBuf {
+    let stem = base
+        .file_stem()
+        .map_or_else(|| "drafts".into(), |s| s.to_string_lossy().into_owned());
+    base.with_file_name(format!("{stem}-sheet.png"))
+}
+
+/// Every file a draft run may write: each draft's files and the sheet's.
+fn draft_files(base: &Path, n: u32, format: OutputFormat, sheet: bool) -> Vec<PathBuf> {
+    let mut files = crate::generate::request_files(base, n as usize, format, None);
+    if sheet {
+        files.extend(crate::outputs::image_files(&sheet_path(base)));
+    }
+    files
 }
 
 /// Render the drafts, annotate their sidecars, record them and lay out the contact sheet.
@@ -134,7 +143,15 @@ pub async fn draft(spec: &DraftSpec, fk: &crate::Fourk, control: &Control) -> an
     let model = caps.model(&spec.model).map_err(|e| UsageError(format!("{e}")))?;
     let target = check_target(model, spec.size).map_err(|e| UsageError(format!("cannot draft: {e}")))?;
     let dims = draft_size(model, target.0, target.1);
-    let base = spec.out.clone().unwrap_or_else(|| default_base(spec.format));
+    let format =
+        crate::generate::output_format(spec.format, spec.out.as_deref())?.unwrap_or(OutputFormat::Png);
+    let files = |b: &Path| draft_files(b, spec.n, format, !spec.no_sheet);
+    let base = crate::outputs::resolve(spec.out.as_deref(), "fourk-draft", format, files)?;
+    crate::outputs::check(
+        &files(&base),
+        spec.force,
+        crate::outputs::worst_image_bytes(Some(dims)) * u64::from(spec.n + 1),
+    )?;
     if let (Some(p), Some(u)) = (
         model.price,
         fourk_api::cost::predict_usage(model, &spec.prompt, dims.0, dims.1, spec.quality, 1),
@@ -175,6 +192,7 @@ pub async fn draft(spec: &DraftSpec, fk: &crate::Fourk, control: &Control) -> an
             let out = indexed_path(&base, i, spec.n as usize, format);
             let r = Render {
                 responses: true,
+                force: spec.force,
                 ..Render::image(&spec.model, &spec.prompt, dims, spec.quality, spec.format, &out)
             };
             match workflow::render(&r, &spec.endpoint, caps, &record).await {
@@ -194,6 +212,7 @@ pub async fn draft(spec: &DraftSpec, fk: &crate::Fourk, control: &Control) -> an
     } else {
         let r = Render {
             n: spec.n,
+            force: spec.force,
             ..Render::image(&spec.model, &spec.prompt, dims, spec.quality, spec.format, &base)
         };
         workflow::render(&r, &spec.endpoint, caps, &record).await
@@ -258,11 +277,7 @@ pub async fn draft(spec: &DraftSpec, fk: &crate::Fourk, control: &Control) -> an
                 )
             })
             .collect();
-        let stem = base
-            .file_stem()
-            .map_or_else(|| "drafts".into(), |s| s.to_string_lossy().into_owned());
-        let out = base.with_file_name(format!("{stem}-sheet.png"));
-        match workflow::sheet(cells, out).await {
+        match workflow::sheet(cells, sheet_path(&base)).await {
             Ok(p) => Some(p),
             Err(e) => {
                 tracing::warn!("the drafts are saved, but the contact sheet failed: {e:#}");

@@ -12,7 +12,7 @@ use fourk_api::{
 use sha2::{Digest, Sha256};
 
 use crate::UsageError;
-use crate::generate::{default_out, output_format, rules_error};
+use crate::generate::{out_path, output_format, rules_error};
 use crate::route;
 use crate::save::{ImageSummary, Job};
 use crate::send::{self, Outgoing, Recorder};
@@ -208,7 +208,8 @@ pub fn build_request(
         dims: req.size.and_then(Size::dims),
         format,
         transparent: req.background == Some(Background::Transparent),
-        base: spec.out.clone().unwrap_or_else(|| default_out(format)),
+        base: out_path(spec.out.as_deref(), format, usize::from(req.n.unwrap_or(1)))?,
+        force: spec.force,
     };
     Ok((req, job))
 }
@@ -264,6 +265,11 @@ pub async fn edit(
         inputs: records(&loaded, mask.as_ref()),
         ..job
     };
+    let partials = spec
+        .stream
+        .keep_partials
+        .then_some(spec.stream.partials.unwrap_or(0));
+    crate::generate::check_outputs(&job, usize::from(req.n.unwrap_or(1)), partials)?;
     let images: Vec<InputImage> = loaded.into_iter().map(|l| l.image).collect();
     let mask = mask.map(|m| m.image);
     let base = job.base.clone();

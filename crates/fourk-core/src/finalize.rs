@@ -8,7 +8,7 @@
 //! is verified and the chain (draft -> final, master -> upscale) is recorded in the ledger.
 
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use fourk_api::plan::{check_target, master_size};
 use fourk_api::{OutputFormat, Size};
@@ -38,6 +38,8 @@ pub struct FinalSpec {
     pub prompt: Option<String>,
     /// Where to save; `None`: a default name in the working folder.
     pub out: Option<PathBuf>,
+    /// Replace files already at the final's or the master's names.
+    pub force: bool,
     /// Where requests go.
     pub endpoint: Endpoint,
 }
@@ -238,12 +240,29 @@ pub async fn finalize(spec: &FinalSpec, fk: &crate::Fourk, control: &Control) ->
         return fail(UsageError("the draft's prompt is not recorded\n\nhint: pass --prompt".into()).into());
     };
     let format = fourk_imaging::probe_file(&draft.path).map_or(OutputFormat::Png, |p| p.format);
-    let out = spec.out.clone().unwrap_or_else(|| {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        PathBuf::from(format!("fourk-final-{secs}.{}", format.extension()))
-    });
+    let format = match crate::generate::output_format(None, spec.out.as_deref()) {
+        Ok(f) => f.unwrap_or(format),
+        Err(e) => return fail(e),
+    };
+    let master_too = spec.upscale;
+    let files = |o: &Path| {
+        let mut f = crate::outputs::image_files(o);
+        if master_too {
+            f.extend(crate::outputs::image_files(&workflow::with_suffix(o, "master")));
+        }
+        f
+    };
+    let out = match crate::outputs::resolve(spec.out.as_deref(), "fourk-final", format, files) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = crate::outputs::check(
+        &files(&out),
+        spec.force,
+        2 * crate::outputs::worst_image_bytes(size.dims()),
+    ) {
+        return fail(e);
+    }
     let from =
         json!({"id": draft.id, "path": draft.path.display().to_string(), "response_id": draft.response_id});
     let render_dims = if spec.upscale {
@@ -265,6 +284,7 @@ pub async fn finalize(spec: &FinalSpec, fk: &crate::Fourk, control: &Control) ->
         out.clone()
     };
     let r = Render {
+        force: spec.force,
         previous_response: draft.response_id.as_deref(),
         responses: draft.response_id.is_some(),
         reference: draft.response_id.is_none().then_some(draft.path.as_path()),

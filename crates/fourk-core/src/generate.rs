@@ -2,7 +2,6 @@
 //! path, save atomically, verify, write the sidecar, record.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use fourk_api::{Background, Capabilities, ImageRequest, ModelCaps, OutputFormat, Size, Violation, Warning};
 
@@ -77,6 +76,7 @@ pub fn build_request_with<'c>(
 /// [`UsageError`] when they disagree.
 pub fn output_format(flag: Option<OutputFormat>, out: Option<&Path>) -> anyhow::Result<Option<OutputFormat>> {
     let from_out = out
+        .filter(|p| !crate::outputs::names_folder(p))
         .and_then(|p| p.extension())
         .and_then(|e| e.to_str())
         .and_then(OutputFormat::from_extension);
@@ -116,13 +116,34 @@ pub fn rules_error(model: &str, violations: &[Violation], caps: &Capabilities, s
     UsageError(msg).into()
 }
 
-/// `fourk-<unix seconds>.<ext>` in the current folder.
+/// Where a request's (first) image goes: `--out` resolved by the rule of [`crate::outputs`],
+/// or a default `fourk-...` name that no other run picks.
+///
+/// # Errors
+/// [`UsageError`] for an extension fourk does not write.
+pub fn out_path(out: Option<&Path>, format: OutputFormat, n: usize) -> anyhow::Result<PathBuf> {
+    crate::outputs::resolve(out, "fourk", format, |base| request_files(base, n, format, None))
+}
+
+/// Every file one request may write: each image with its sidecar and `.rejected` names, and
+/// the kept partial images.
 #[must_use]
-pub fn default_out(format: OutputFormat) -> PathBuf {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    PathBuf::from(format!("fourk-{secs}.{}", format.extension()))
+pub fn request_files(base: &Path, n: usize, format: OutputFormat, partials: Option<u8>) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = (0..n)
+        .flat_map(|i| crate::outputs::image_files(&indexed_path(base, i, n, format)))
+        .collect();
+    files.extend((0..u32::from(partials.unwrap_or(0))).map(|k| crate::save::partial_path(base, k, format)));
+    files
+}
+
+/// [`crate::outputs::check`] for the files of `job` before it is sent.
+///
+/// # Errors
+/// [`UsageError`] naming the path, the rule and the fix.
+pub fn check_outputs(job: &Job, n: usize, partials: Option<u8>) -> anyhow::Result<()> {
+    let files = request_files(&job.base, n, job.format, partials);
+    let worst = crate::outputs::worst_image_bytes(job.dims) * n as u64;
+    crate::outputs::check(&files, job.force, worst)
 }
 
 /// Generate, save, verify and record. Returns one summary per image and whether all verified.
@@ -186,12 +207,18 @@ pub async fn generate_with(
         dims: req.size.and_then(Size::dims),
         format,
         transparent: req.background == Some(Background::Transparent),
-        base: over
-            .out
-            .clone()
-            .or_else(|| spec.out.clone())
-            .unwrap_or_else(|| default_out(format)),
+        base: out_path(
+            over.out.as_deref().or(spec.out.as_deref()),
+            format,
+            usize::from(req.n.unwrap_or(1)),
+        )?,
+        force: spec.force,
     };
+    let partials = spec
+        .stream
+        .keep_partials
+        .then_some(spec.stream.partials.unwrap_or(0));
+    check_outputs(&job, usize::from(req.n.unwrap_or(1)), partials)?;
     let base = job.base.clone();
     let keep = spec.stream.keep_partials.then_some((base.as_path(), format));
     let key = send::usage_key(

@@ -35,6 +35,7 @@ pub mod finalize;
 pub mod generate;
 pub mod ledger;
 pub mod models;
+pub mod outputs;
 pub mod pipeline;
 pub mod replay;
 pub mod route;

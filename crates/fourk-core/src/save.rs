@@ -72,6 +72,8 @@ pub struct Job {
     pub transparent: bool,
     /// The output path (numbered when there are several images).
     pub base: PathBuf,
+    /// Replace files already there (`--force`); otherwise the image's rename is a create-new.
+    pub force: bool,
 }
 
 /// What came back, besides the image bytes.
@@ -475,7 +477,12 @@ pub fn save_all(job: &Job, got: &Delivery, images: &[&str]) -> anyhow::Result<(V
     let mut all_ok = true;
     for (i, b64) in images.iter().enumerate() {
         let path = indexed_path(&job.base, i, images.len(), job.format);
-        let saved = fourk_imaging::save_verified(&path, b64, &expect).with_context(|| {
+        let replace = if job.force {
+            fourk_imaging::Replace::Yes
+        } else {
+            fourk_imaging::Replace::No
+        };
+        let saved = fourk_imaging::save_verified_as(&path, b64, &expect, replace).with_context(|| {
             format!(
                 "saving image {} of {} to {} (request {request_id})",
                 i + 1,

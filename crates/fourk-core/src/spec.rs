@@ -73,8 +73,12 @@ pub struct GenerateSpec {
     pub n: Option<u8>,
     /// A hashed end-user id.
     pub safety_identifier: Option<String>,
-    /// Where to save (numbered when `n` > 1); `None`: a default name in the working folder.
+    /// Where to save (numbered when `n` > 1); `None`: a default name in the working folder;
+    /// a folder: a default name inside it (see [`crate::outputs`]).
     pub out: Option<PathBuf>,
+    /// Replace files already at the output names (`--force`); otherwise they are refused
+    /// before anything is sent.
+    pub force: bool,
     /// A transparent result by the best route.
     pub transparency: Transparency,
     /// Streaming.
@@ -99,6 +103,7 @@ impl GenerateSpec {
             n: None,
             safety_identifier: None,
             out: None,
+            force: false,
             transparency: Transparency::default(),
             stream: StreamSpec::default(),
             route: RouteSpec::default(),
@@ -124,8 +129,11 @@ pub struct EditSpec {
     pub image: ImageOptions,
     /// Number of images; each is billed.
     pub n: Option<u8>,
-    /// Where to save; `None`: a default name in the working folder.
+    /// Where to save; `None`: a default name in the working folder; a folder: a default name
+    /// inside it (see [`crate::outputs`]).
     pub out: Option<PathBuf>,
+    /// Replace files already at the output names (`--force`).
+    pub force: bool,
     /// Streaming.
     pub stream: StreamSpec,
     /// The Image API or the Responses API.
@@ -148,6 +156,7 @@ impl EditSpec {
             image: ImageOptions::default(),
             n: None,
             out: None,
+            force: false,
             stream: StreamSpec::default(),
             route: RouteSpec::default(),
             endpoint,

@@ -22,7 +22,7 @@ use image::DynamicImage;
 use serde::Serialize;
 
 use crate::UsageError;
-use crate::generate::{Overrides, default_out, generate_with, output_format};
+use crate::generate::{Overrides, generate_with, out_path, output_format};
 use crate::ledger::LinkKind;
 use crate::route::Route;
 use crate::save::ImageSummary;
@@ -228,7 +228,7 @@ fn target(spec: &GenerateSpec) -> anyhow::Result<(OutputFormat, PathBuf)> {
         )
         .into());
     }
-    let out = spec.out.clone().unwrap_or_else(|| default_out(format));
+    let out = out_path(spec.out.as_deref(), format, 1)?;
     Ok((format, out))
 }
 
@@ -346,6 +346,14 @@ pub async fn generate(
     rec: &Recorder,
 ) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
     let (format, out) = target(spec)?;
+    // The delivered file and the key-colour one a fallback writes, checked before the first
+    // request.
+    let files: Vec<PathBuf> = crate::outputs::image_files(&out)
+        .into_iter()
+        .chain(crate::outputs::image_files(&key_path(&out)))
+        .collect();
+    let dims = spec.size.dims();
+    crate::outputs::check(&files, spec.force, 2 * crate::outputs::worst_image_bytes(dims))?;
     let support = support(spec, caps)?;
     let via = spec.transparency.transparent_via;
     check_native_allowed(&spec.model, support, via)?;

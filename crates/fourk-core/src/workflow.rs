@@ -46,6 +46,8 @@ pub struct Render<'a> {
     pub responses: bool,
     /// A reference image: the render is an edit of it.
     pub reference: Option<&'a Path>,
+    /// Replace files already at the output names (the workflow checked them all first).
+    pub force: bool,
 }
 
 impl<'a> Render<'a> {
@@ -71,6 +73,7 @@ impl<'a> Render<'a> {
             previous_response: None,
             responses: false,
             reference: None,
+            force: false,
         }
     }
 }
@@ -111,6 +114,7 @@ pub async fn render(
         spec.image.format = r.format;
         spec.n = n;
         spec.out = Some(r.out.to_path_buf());
+        spec.force = r.force;
         spec.route = route_of(r);
         crate::edit::edit(&spec, caps, &record.rec).await
     } else {
@@ -119,6 +123,7 @@ pub async fn render(
         spec.image.format = r.format;
         spec.n = n;
         spec.out = Some(r.out.to_path_buf());
+        spec.force = r.force;
         spec.route = route_of(r);
         crate::generate::generate(&spec, caps, &record.rec).await
     }

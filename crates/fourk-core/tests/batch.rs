@@ -66,6 +66,7 @@ fn spec(dir: &Path) -> BatchSpec {
         retry_ambiguous: false,
         policy: RetryPolicy::none(),
         via: "local",
+        force: false,
     }
 }
 

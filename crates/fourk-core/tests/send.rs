@@ -85,6 +85,7 @@ fn job(s: &Setup, req: &ImageRequest, out: &Path) -> Job {
         format: OutputFormat::Png,
         transparent: false,
         base: out.to_path_buf(),
+        force: false,
     }
 }
 

@@ -58,6 +58,7 @@ fn spec(prompt: &str, size: Size, out: &Path) -> DeliverSpec {
         timeout: None,
         format: None,
         out: Some(out.to_path_buf()),
+        force: false,
         endpoint: Endpoint::emulator(),
     }
 }
@@ -172,6 +173,7 @@ fn draft_spec(dir: &Path, n: u32) -> fourk_core::draft::DraftSpec {
         model: "gpt-image-2".to_owned(),
         format: None,
         out: Some(dir.join("drafts").join("harbour.png")),
+        force: false,
         no_sheet: false,
         route: fourk_core::route::Route::Images,
         endpoint: Endpoint::emulator(),
@@ -198,6 +200,7 @@ async fn drafts_then_a_final_by_upscale_and_one_native_are_linked_in_the_ledger(
         size: None,
         prompt: None,
         out: Some(dir.path().join(out)),
+        force: false,
         endpoint: Endpoint::emulator(),
     };
     // By ledger id, with the target the draft was made for: a 2560x1440 master, upscaled.
@@ -370,6 +373,7 @@ fn every_operation_can_be_spawned() {
             size: None,
             prompt: None,
             out: None,
+            force: false,
             endpoint: Endpoint::emulator(),
         };
         let _ = fourk_core::finalize::finalize(&f, &fk, &c).await;

@@ -40,7 +40,10 @@ pub use encode::{EncodeOptions, JpegSubsampling, encode_with_options};
 pub use encode::{PngLevel, encode, encode_with};
 pub use error::ImagingError;
 pub use probe::{Probe, probe_bytes, probe_file};
-pub use save::{SavedImage, decode_b64, rejected_path, save_atomic, save_bytes_verified, save_verified};
+pub use save::{
+    Replace, SavedImage, decode_b64, rejected_path, save_atomic, save_bytes_verified, save_bytes_verified_as,
+    save_verified, save_verified_as,
+};
 pub use verify::{
     Check, CheckName, Expect, MAX_ALLOC, MAX_DIMENSION, VerifyReport, verify_bytes, verify_file,
 };

@@ -35,6 +35,18 @@ const B64: GeneralPurpose = GeneralPurpose::new(
 /// Below this many base64 characters, decoding on two threads costs more than it saves.
 const PARALLEL_B64_MIN_CHARS: usize = 1 << 20;
 
+/// What a save does when a file is already at the target name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Replace {
+    /// Replace it (the user asked for that, e.g. with `--force`).
+    #[default]
+    Yes,
+    /// Never replace it: the rename is an atomic create-new, and when another process took the
+    /// name since it was checked, the bytes go to `<stem>.<random>.<ext>` beside it instead (they
+    /// may have been paid for). [`SavedImage::path`] says where.
+    No,
+}
+
 /// Where [`save_verified`] put the bytes, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SavedImage {
@@ -120,6 +132,19 @@ pub fn save_verified(path: &Path, b64: &str, expect: &Expect) -> Result<SavedIma
     save_bytes_verified(path, decode_b64(b64)?, expect)
 }
 
+/// [`save_verified`] with a [`Replace`] policy for a file already at the target name.
+///
+/// # Errors
+/// As [`save_verified`].
+pub fn save_verified_as(
+    path: &Path,
+    b64: &str,
+    expect: &Expect,
+    replace: Replace,
+) -> Result<SavedImage, ImagingError> {
+    save_bytes_verified_as(path, decode_b64(b64)?, expect, replace)
+}
+
 /// [`save_verified`] for bytes already in memory (an image fourk encoded itself): verified
 /// against `expect` while they are written, then renamed to `path` or, when they fail, to
 /// [`rejected_path`]`(path)`.
@@ -128,6 +153,19 @@ pub fn save_verified(path: &Path, b64: &str, expect: &Expect) -> Result<SavedIma
 /// [`ImagingError::Io`] when writing fails. A bad image is not an error: check
 /// [`SavedImage::rejected`].
 pub fn save_bytes_verified(path: &Path, bytes: Vec<u8>, expect: &Expect) -> Result<SavedImage, ImagingError> {
+    save_bytes_verified_as(path, bytes, expect, Replace::Yes)
+}
+
+/// [`save_bytes_verified`] with a [`Replace`] policy for a file already at the target name.
+///
+/// # Errors
+/// As [`save_bytes_verified`].
+pub fn save_bytes_verified_as(
+    path: &Path,
+    bytes: Vec<u8>,
+    expect: &Expect,
+    replace: Replace,
+) -> Result<SavedImage, ImagingError> {
     let tmp = temp_beside(path)?;
     let ((report, verify_time), (written, write_time)) = thread::scope(|s| {
         let writer = s.spawn(|| {
@@ -148,7 +186,13 @@ pub fn save_bytes_verified(path: &Path, bytes: Vec<u8>, expect: &Expect) -> Resu
     } else {
         path.to_owned()
     };
-    persist(tmp, &target)?;
+    let target = match replace {
+        Replace::Yes => {
+            persist(tmp, &target)?;
+            target
+        }
+        Replace::No => persist_new(tmp, &target)?,
+    };
     Ok(SavedImage {
         path: target,
         rejected,
@@ -221,24 +265,92 @@ fn write_synced(mut file: &File, bytes: &[u8], target: &Path) -> Result<(), Imag
     file.sync_all().map_err(io)
 }
 
-fn persist(tmp: NamedTempFile, target: &Path) -> Result<(), ImagingError> {
-    tmp.persist(target).map_err(|e| ImagingError::Io {
-        action: "renaming a temporary file to",
+/// Rename `tmp` to `target` only if nothing is there (an atomic create-new); when something
+/// is, to `<stem>.<random>.<ext>` beside it. Returns where the file went.
+fn persist_new(mut tmp: NamedTempFile, target: &Path) -> Result<PathBuf, ImagingError> {
+    let mut name = target.to_owned();
+    for _ in 0..16 {
+        match tmp.persist_noclobber(&name) {
+            Ok(_) => {
+                sync_dir(&name);
+                return Ok(name);
+            }
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                tmp = e.file;
+                name = beside(target);
+            }
+            Err(e) => {
+                return Err(ImagingError::Io {
+                    action: "renaming a temporary file to",
+                    path: name,
+                    source: e.error,
+                });
+            }
+        }
+    }
+    Err(ImagingError::Io {
+        action: "finding a free name beside",
         path: target.to_owned(),
-        source: e.error,
-    })?;
+        source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+    })
+}
+
+/// `dir/x.png` -> `dir/x.<8 hex>.png`.
+fn beside(path: &Path) -> PathBuf {
+    let mut name = OsString::from(path.file_stem().unwrap_or_default());
+    name.push(format!(".{:08x}", fastrand::u32(..)));
+    if let Some(ext) = path.extension() {
+        name.push(".");
+        name.push(ext);
+    }
+    path.with_file_name(name)
+}
+
+fn sync_dir(target: &Path) {
     // Makes the rename itself durable. Best effort: some platforms and filesystems cannot
     // open or sync a directory, and the file is already complete either way.
     #[cfg(unix)]
     if let Ok(dir) = File::open(parent_dir(target)) {
         let _ = dir.sync_all();
     }
+    #[cfg(not(unix))]
+    let _ = target;
+}
+
+fn persist(tmp: NamedTempFile, target: &Path) -> Result<(), ImagingError> {
+    tmp.persist(target).map_err(|e| ImagingError::Io {
+        action: "renaming a temporary file to",
+        path: target.to_owned(),
+        source: e.error,
+    })?;
+    sync_dir(target);
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replace_no_keeps_an_existing_file_and_saves_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("x.png");
+        std::fs::write(&target, b"theirs").unwrap();
+        let png = crate::encode(
+            &image::DynamicImage::new_rgb8(4, 4),
+            fourk_api::OutputFormat::Png,
+            None,
+        )
+        .unwrap();
+        let saved = save_bytes_verified_as(&target, png.clone(), &Expect::default(), Replace::No).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"theirs");
+        assert_ne!(saved.path, target);
+        assert_eq!(saved.path.parent(), target.parent());
+        assert_eq!(std::fs::read(&saved.path).unwrap(), png);
+        let fresh = dir.path().join("y.png");
+        let saved = save_bytes_verified_as(&fresh, png, &Expect::default(), Replace::No).unwrap();
+        assert_eq!(saved.path, fresh);
+    }
     use crate::encode::encode;
     use fourk_api::{OutputFormat, Size};
     use image::{DynamicImage, Rgb, RgbImage};

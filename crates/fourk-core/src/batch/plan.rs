@@ -31,6 +31,9 @@ pub struct BatchSpec {
     pub policy: RetryPolicy,
     /// `local` or `batch-api`, for the ledger's run row.
     pub via: &'static str,
+    /// Replace files already at a new job's output names (`--force`); otherwise they are
+    /// refused before anything is sent. A job this batch finished earlier is never redone.
+    pub force: bool,
 }
 
 /// Build the plan.
@@ -75,6 +78,7 @@ pub fn plan(spec: &BatchSpec, caps: &Capabilities) -> anyhow::Result<Plan> {
         retry_ambiguous: spec.retry_ambiguous,
         policy: spec.policy.clone(),
         batch_key: format!("{:x}", h.finalize()),
+        force: spec.force,
         args: serde_json::json!({
             "jobs": abs(&spec.jobs),
             "out": abs(&spec.out_dir),

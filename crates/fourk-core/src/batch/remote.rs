@@ -169,6 +169,22 @@ pub async fn submit_and_collect(
         ))
         .into());
     }
+    // A first submission must not replace files that are not this batch's; once submitted,
+    // collecting (again) rewrites the batch's own files.
+    if !submission_path(&plan.out_dir, &plan_key(plan)).exists() {
+        let files: Vec<PathBuf> = plan
+            .jobs
+            .iter()
+            .flat_map(|job| {
+                let base = output_base(&plan.out_dir, job);
+                let n = usize::from(job.spec.n);
+                (0..n).flat_map(move |k| {
+                    crate::outputs::image_files(&crate::save::indexed_path(&base, k, n, job.spec.format))
+                })
+            })
+            .collect();
+        crate::outputs::check(&files, plan.force, crate::outputs::worst_image_bytes(None))?;
+    }
     std::fs::create_dir_all(&plan.out_dir)
         .with_context(|| format!("creating the output folder {}", plan.out_dir.display()))?;
     let session = Session::connect(&spec.endpoint, caps).await?;

@@ -47,6 +47,8 @@ pub struct Plan {
     pub batch_key: String,
     /// The command line, for the ledger's run row.
     pub args: serde_json::Value,
+    /// Replace files already at a new job's output names.
+    pub force: bool,
 }
 
 /// Progress events, drawn by the CLI (bars or plain lines).
@@ -403,6 +405,32 @@ pub async fn run(
                 usd: 0.0,
             });
         }
+    }
+    // A job this batch never tried must not replace a file that is not its own; jobs tried
+    // before own what they left (a resume keeps its verified outputs as done).
+    let fresh: Vec<PathBuf> = queue
+        .iter()
+        .filter(|(i, _)| states[*i] == JobState::Pending)
+        .flat_map(|(i, _)| {
+            let job = &plan.jobs[*i];
+            (0..usize::from(job.spec.n))
+                .flat_map(|k| crate::outputs::image_files(&output_path(&plan.out_dir, job, k)))
+        })
+        .collect();
+    // Room for the largest job's images from every worker at once (not the whole batch:
+    // most 4K files are a fraction of the raw frame this counts).
+    let worst: u64 = queue
+        .iter()
+        .map(|(i, _)| {
+            let job = &plan.jobs[*i];
+            crate::outputs::worst_image_bytes(job.spec.size.dims()) * u64::from(job.spec.n)
+        })
+        .max()
+        .unwrap_or(0)
+        * plan.concurrency.max(1) as u64;
+    if let Err(e) = crate::outputs::check(&fresh, plan.force, worst) {
+        ledger.finish_run(run, RunStatus::Failed)?;
+        return Err(e);
     }
     let (spent_now, _, _) = budget.totals();
     reporter.start(plan.jobs.len(), done, queue.len(), spent_now);
@@ -869,6 +897,7 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
                         .plan
                         .out_dir
                         .join(format!("{}.{}", job.spec.name, job.spec.format.extension())),
+                    force: ctx.plan.force,
                 };
                 let saved = tokio::task::spawn_blocking(move || deliver::save_images_response(&djob, &resp))
                     .await

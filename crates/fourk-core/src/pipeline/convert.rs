@@ -27,9 +27,14 @@ pub struct ConvertSpec {
 /// Usage errors from the encoding, decoding and I/O errors, and [`crate::send::Cancelled`].
 pub fn convert(spec: &ConvertSpec, cancel: &CancellationToken) -> anyhow::Result<Summary> {
     let started = Instant::now();
+    let (enc, out) = super::output(
+        &spec.out,
+        &spec.encode,
+        super::input_format(&spec.input),
+        super::input_dims(&spec.input),
+        "convert",
+    )?;
     let input = super::read_input(&spec.input)?;
-    let enc = spec.encode.resolve(&spec.out, input.record.format)?;
-    let out = super::with_extension(&spec.out, enc.format);
     let job = Job::of_input(
         "convert",
         &input,

@@ -89,8 +89,13 @@ fn run_model(
 /// I/O errors, and [`crate::send::Cancelled`].
 pub fn cutout(spec: &CutoutSpec, cancel: &CancellationToken) -> anyhow::Result<Summary> {
     let started = Instant::now();
-    let input = super::read_input(&spec.input)?;
-    let enc = spec.encode.resolve(&spec.out, OutputFormat::Png)?;
+    let (enc, out) = super::output(
+        &spec.out,
+        &spec.encode,
+        OutputFormat::Png,
+        super::input_dims(&spec.input),
+        "cutout",
+    )?;
     if enc.format == OutputFormat::Jpeg {
         return Err(UsageError(
             "a cutout needs an alpha channel and JPEG has none\n\nhint: name the output .png or .webp".into(),
@@ -104,7 +109,7 @@ pub fn cutout(spec: &CutoutSpec, cancel: &CancellationToken) -> anyhow::Result<S
         )
         .into());
     }
-    let out = super::with_extension(&spec.out, enc.format);
+    let input = super::read_input(&spec.input)?;
     let t = Instant::now();
     let (img, report, parameters) = match &spec.method {
         CutoutMethod::Model(model) => {

@@ -36,9 +36,14 @@ pub struct FitSpec {
 pub fn fit(spec: &FitSpec, cancel: &CancellationToken) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let (w, h) = super::exact(spec.to, "fit", "the exact frame")?;
+    let (enc, out) = super::output(
+        &spec.out,
+        &spec.encode,
+        super::input_format(&spec.input),
+        Some((w, h)),
+        "fit",
+    )?;
     let input = super::read_input(&spec.input)?;
-    let enc = spec.encode.resolve(&spec.out, input.record.format)?;
-    let out = super::with_extension(&spec.out, enc.format);
     let t = Instant::now();
     let img = fourk_imaging::fit(&input.image, w, h, spec.mode, spec.gravity)
         .map_err(|e| super::pipeline_error(e, &format!("cannot fit to {w}x{h}")))?;

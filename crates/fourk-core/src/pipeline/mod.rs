@@ -165,6 +165,9 @@ pub struct Encode {
     pub flatten: Option<[u8; 3]>,
     /// Text to store in a PNG (`KEY`, `VALUE`), after what the input carried.
     pub meta: Vec<(String, String)>,
+    /// Replace a file already at the output's name (or its sidecar's); otherwise the
+    /// operation refuses before it decodes anything.
+    pub force: bool,
 }
 
 /// How the output is encoded, checked once against the format.
@@ -268,14 +271,51 @@ fn exact(to: fourk_api::Size, operation: &str, needs: &str) -> anyhow::Result<(u
     })
 }
 
-/// `out` with the format's extension added when it has none.
-#[must_use]
-pub fn with_extension(out: &Path, format: OutputFormat) -> PathBuf {
-    if out.extension().is_none() {
-        out.with_extension(format.extension())
+/// The encoding and the checked output path of `operation`: `out` resolved by the rule of
+/// [`crate::outputs`] (a folder gets `fourk-OPERATION-...` inside it; a name without an
+/// extension gets the format's), then checked (nothing there unless `--force`, a writable
+/// folder with room for a `dims` picture). `default` is the format when neither --format
+/// nor the extension names one. Runs before any input is decoded.
+///
+/// # Errors
+/// [`UsageError`] naming the conflict or the path, and the fix.
+pub fn output(
+    out: &Path,
+    encode: &Encode,
+    default: OutputFormat,
+    dims: Option<(u32, u32)>,
+    operation: &str,
+) -> anyhow::Result<(Encoding, PathBuf)> {
+    let named = if crate::outputs::names_folder(out) {
+        let format = encode.format.unwrap_or(default);
+        crate::outputs::resolve(
+            Some(out),
+            &format!("fourk-{operation}"),
+            format,
+            crate::outputs::image_files,
+        )?
     } else {
         out.to_path_buf()
-    }
+    };
+    let enc = encode.resolve(&named, default)?;
+    let path = crate::outputs::resolve(Some(&named), "fourk", enc.format, crate::outputs::image_files)?;
+    crate::outputs::check(
+        &crate::outputs::image_files(&path),
+        encode.force,
+        crate::outputs::worst_image_bytes(dims),
+    )?;
+    Ok((enc, path))
+}
+
+/// The format of `input` from its header, for an output that defaults to it (the full
+/// decode comes later, after the output is checked). PNG when the header says nothing.
+fn input_format(input: &Path) -> OutputFormat {
+    fourk_imaging::probe_file(input).map_or(OutputFormat::Png, |p| p.format)
+}
+
+/// The width and height of `input` from its header, when it has one.
+fn input_dims(input: &Path) -> Option<(u32, u32)> {
+    fourk_imaging::probe_file(input).ok().map(|p| (p.width, p.height))
 }
 
 /// One input file, as recorded in a sidecar.
@@ -726,7 +766,12 @@ fn deliver(
         alpha: Some(transparent),
     };
     // The verification (a full decode) runs while the bytes are written and synced.
-    let saved = fourk_imaging::save_bytes_verified(out, bytes, &expect)?;
+    let replace = if encode.force {
+        fourk_imaging::Replace::Yes
+    } else {
+        fourk_imaging::Replace::No
+    };
+    let saved = fourk_imaging::save_bytes_verified_as(out, bytes, &expect, replace)?;
     timings.insert("verify", ms_of(saved.verify_time));
     timings.insert("write", ms_of(saved.write_time));
     timings.insert("total", ms(job.started));

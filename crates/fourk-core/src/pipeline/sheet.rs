@@ -185,8 +185,7 @@ fn entry_for(path: &Path, cell: u32) -> (Cell, Entry, Option<InputRecord>) {
 /// Usage errors from the encoding, I/O errors, and [`crate::send::Cancelled`].
 pub fn sheet(spec: &SheetSpec, cancel: &CancellationToken) -> anyhow::Result<Summary> {
     let started = Instant::now();
-    let enc = spec.encode.resolve(&spec.out, OutputFormat::Png)?;
-    let out = super::with_extension(&spec.out, enc.format);
+    let (enc, out) = super::output(&spec.out, &spec.encode, OutputFormat::Png, None, "sheet")?;
     let t = Instant::now();
     // One picture failing does not stop the sheet: it gets a red label and the exit code says so.
     let results: Vec<_> = spec.images.par_iter().map(|p| entry_for(p, spec.cell)).collect();

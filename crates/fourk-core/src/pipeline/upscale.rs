@@ -43,9 +43,14 @@ pub struct UpscaleSpec {
 pub fn upscale(spec: &UpscaleSpec, cancel: &CancellationToken) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let (w, h) = super::exact(spec.to, "upscale", "the exact output size")?;
+    let (enc, out) = super::output(
+        &spec.out,
+        &spec.encode,
+        super::input_format(&spec.input),
+        Some((w, h)),
+        "upscale",
+    )?;
     let mut input = super::read_input(&spec.input)?;
-    let enc = spec.encode.resolve(&spec.out, input.record.format)?;
-    let out = super::with_extension(&spec.out, enc.format);
     let (sw, sh) = (input.image.width(), input.image.height());
     let change = (f64::from(w) / f64::from(h)) / (f64::from(sw) / f64::from(sh)) - 1.0;
     if change.abs() > STRETCH_TOLERANCE && !spec.stretch {

@@ -46,6 +46,10 @@ pub struct BatchArgs {
     /// Output folder (created if needed). Names come from each job's `name`, sanitised.
     #[arg(long, short, default_value = "fourk-batch", value_name = "DIR")]
     pub out: PathBuf,
+    /// Let a new job replace a file already at its output name. Without it, fourk refuses
+    /// before anything is sent; a job this batch finished earlier is never redone.
+    #[arg(long)]
+    pub force: bool,
     /// Print the final report as JSON on stdout (default: the saved paths, one a line).
     #[arg(long)]
     pub json: bool,

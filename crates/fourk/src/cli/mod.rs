@@ -271,10 +271,15 @@ pub struct GenerateArgs {
     /// A hashed end-user id for abuse monitoring.
     #[arg(long, value_name = "ID")]
     pub safety_identifier: Option<String>,
-    /// Where to save; with -n above 1, `-1`, `-2`... are added before the extension.
-    /// Default: fourk-<time>.<ext> in the current folder.
+    /// Where to save; with -n above 1, `-1`, `-2`... are added before the extension. A folder
+    /// (existing, or ending in /) gets the default name inside it; a name without an
+    /// extension gets the format's. Default: fourk-<UTC time>-<random>.<ext> here.
     #[arg(long, short)]
     pub out: Option<PathBuf>,
+    /// Replace files already at the output names (the image, its sidecar, numbered and
+    /// partial images). Without it, fourk refuses before anything is sent.
+    #[arg(long)]
+    pub force: bool,
     /// Print a JSON summary (path, width, height, format, verified, sidecar, usage, cost).
     #[arg(long)]
     pub json: bool,
@@ -304,6 +309,7 @@ impl GenerateArgs {
             n: self.n,
             safety_identifier: self.safety_identifier.clone(),
             out: self.out.clone(),
+            force: self.force,
             transparency: fourk_core::spec::Transparency {
                 transparent: self.transparency.transparent,
                 transparent_via: self.transparency.transparent_via.into(),
@@ -375,10 +381,15 @@ pub struct EditArgs {
     /// Number of images (1-10); each is billed.
     #[arg(short, long)]
     pub n: Option<u8>,
-    /// Where to save; with -n above 1, `-1`, `-2`... are added before the extension.
-    /// Default: fourk-<time>.<ext> in the current folder.
+    /// Where to save; with -n above 1, `-1`, `-2`... are added before the extension. A folder
+    /// (existing, or ending in /) gets the default name inside it; a name without an
+    /// extension gets the format's. Default: fourk-<UTC time>-<random>.<ext> here.
     #[arg(long, short)]
     pub out: Option<PathBuf>,
+    /// Replace files already at the output names (the image, its sidecar, numbered and
+    /// partial images). Without it, fourk refuses before anything is sent.
+    #[arg(long)]
+    pub force: bool,
     /// Print a JSON summary (path, width, height, format, verified, sidecar, usage, cost).
     #[arg(long)]
     pub json: bool,
@@ -419,6 +430,7 @@ impl EditArgs {
             image: self.image.spec(),
             n: self.n,
             out: self.out.clone(),
+            force: self.force,
             stream: self.stream.spec(),
             route: self.route.spec(),
             endpoint: self.endpoint.spec(),

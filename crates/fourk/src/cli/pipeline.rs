@@ -229,6 +229,10 @@ pub struct EncodeArgs {
     /// are added from the input's sidecar on their own.
     #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_meta)]
     pub meta: Vec<(String, String)>,
+    /// Replace a file already at --out (and its sidecar). Without it, fourk refuses before
+    /// it reads the input.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `#RRGGBB` or `RRGGBB`.

@@ -34,9 +34,14 @@ pub struct DraftArgs {
     /// Output format (default: from --out's extension, else png).
     #[arg(long)]
     pub format: Option<OutputFormat>,
-    /// Base path of the drafts (`-1`, `-2`... are added). Default: fourk-draft-<time>.png.
+    /// Base path of the drafts (`-1`, `-2`... are added); a folder gets the default name
+    /// inside it. Default: fourk-draft-<UTC time>-<random>.png.
     #[arg(long, short)]
     pub out: Option<PathBuf>,
+    /// Replace files already at the output names. Without it, fourk refuses before anything
+    /// is sent.
+    #[arg(long)]
+    pub force: bool,
     /// Skip the contact sheet.
     #[arg(long)]
     pub no_sheet: bool,
@@ -73,9 +78,14 @@ pub struct FinalArgs {
     /// The prompt (default: the draft's).
     #[arg(long)]
     pub prompt: Option<String>,
-    /// Where to save the final. Default: fourk-final-<time>.<draft's format>.
+    /// Where to save the final (a folder gets the default name inside it). Default:
+    /// fourk-final-<UTC time>-<random>.<draft's format>.
     #[arg(long, short)]
     pub out: Option<PathBuf>,
+    /// Replace files already at the output names. Without it, fourk refuses before anything
+    /// is sent.
+    #[arg(long)]
+    pub force: bool,
     /// Print a JSON summary (draft, mode, steps with costs, shipped file).
     #[arg(long)]
     pub json: bool,
@@ -174,9 +184,14 @@ pub struct DeliverArgs {
     /// Output format (default: from --out's extension, else png).
     #[arg(long)]
     pub format: Option<OutputFormat>,
-    /// Where to save the deliverable. Default: fourk-<time>.png.
+    /// Where to save the deliverable (a folder gets the default name inside it). Default:
+    /// fourk-<UTC time>-<random>.png.
     #[arg(long, short)]
     pub out: Option<PathBuf>,
+    /// Replace files already at the output names. Without it, fourk refuses before anything
+    /// is sent.
+    #[arg(long)]
+    pub force: bool,
     /// Print a JSON summary: the shipped file, which path produced it, each step's cost.
     #[arg(long)]
     pub json: bool,

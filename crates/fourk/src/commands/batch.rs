@@ -40,6 +40,7 @@ impl BatchArgs {
                 Via::Local => "local",
                 Via::BatchApi => "batch-api",
             },
+            force: self.force,
         }
     }
 }

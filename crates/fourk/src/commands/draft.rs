@@ -19,6 +19,7 @@ impl DraftArgs {
             model: self.model.clone(),
             format: self.format,
             out: self.out.clone(),
+            force: self.force,
             no_sheet: self.no_sheet,
             route: self.route.into(),
             endpoint: self.endpoint.spec(),

@@ -18,6 +18,7 @@ impl FinalArgs {
             size: self.size,
             prompt: self.prompt.clone(),
             out: self.out.clone(),
+            force: self.force,
             endpoint: self.endpoint.spec(),
         }
     }

@@ -86,6 +86,7 @@ impl EncodeArgs {
             lossless: self.lossless,
             flatten: self.flatten,
             meta: self.meta.clone(),
+            force: self.force,
         }
     }
 }

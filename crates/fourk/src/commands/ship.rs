@@ -22,6 +22,7 @@ impl DeliverArgs {
             timeout: self.timeout.map(Duration::from_secs_f64),
             format: self.format,
             out: self.out.clone(),
+            force: self.force,
             endpoint: self
                 .connect
                 .endpoint(Duration::from_secs(self.request_timeout), &self.delivery),

@@ -7,6 +7,7 @@ mod batch;
 mod batch_api;
 mod generate;
 mod money;
+mod outputs;
 mod pipeline;
 mod routes;
 mod workflow;

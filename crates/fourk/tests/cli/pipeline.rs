@@ -836,7 +836,9 @@ fn an_onnx_model_built_here_predicts_the_alpha() {
     for (model, sigmoid_applied) in [("m.onnx", false), ("logits.onnx", true)] {
         let v = json_stdout(&ok(
             d,
-            &["cutout", "in.png", "--model", model, "--out", "o.png", "--json"],
+            &[
+                "cutout", "in.png", "--model", model, "--out", "o.png", "--json", "--force",
+            ],
         ));
         assert_eq!(v["report"]["sigmoid_applied"], sigmoid_applied, "{v}");
         assert_eq!(v["report"]["layout"], "nchw");
