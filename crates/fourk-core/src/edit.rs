@@ -20,10 +20,6 @@ use crate::session::Session;
 use crate::sidecar::{InputRecord, SentRequest};
 use crate::spec::EditSpec;
 
-/// The most pixels an edit input (or mask) may declare: 64 megapixels, far above any size the
-/// API makes or takes, so only a damaged or hostile header reaches it.
-pub const INPUT_MAX_PIXELS: u64 = 64 * 1024 * 1024;
-
 /// An input file, read, probed and fully decoded.
 #[derive(Debug)]
 pub struct Loaded {
@@ -56,7 +52,7 @@ fn mask_has_clear_pixel(mask: &Loaded) -> anyhow::Result<bool> {
 
 /// Read one input, refusing files over `limit` before reading them.
 /// Read one input (`what` is `image`, `image[]` or `mask`) of less than `limit` bytes,
-/// probe it and decode it fully under [`INPUT_MAX_PIXELS`].
+/// probe it and decode it fully under the pixel budget ([`fourk_imaging::budget`]).
 pub(crate) fn load(path: &Path, limit: usize, what: &str) -> anyhow::Result<Loaded> {
     let len = std::fs::metadata(path)
         .with_context(|| format!("reading {what} {}", path.display()))?
@@ -78,14 +74,16 @@ pub(crate) fn load(path: &Path, limit: usize, what: &str) -> anyhow::Result<Load
     })?;
     // The API would refuse a damaged or enormous file only after the upload: decode it here,
     // under a pixel budget checked from the header before anything is allocated.
-    let pixels = u64::from(probe.width) * u64::from(probe.height);
-    if pixels > INPUT_MAX_PIXELS {
+    if let Err(e) = fourk_imaging::budget::check(
+        probe.width,
+        probe.height,
+        fourk_imaging::budget::bytes_per_pixel(&probe.color),
+    ) {
         return Err(UsageError(format!(
-            "input_pixels: {what} {} declares {}x{} ({pixels} pixels), more than the {INPUT_MAX_PIXELS} fourk decodes; nothing was sent\n\nhint: scale it down first (`fourk fit {} --to 2k --out smaller.png`)",
+            "input_pixels: {what} {}: {e}; nothing was sent\n\nhint: pass --max-pixels {}x{} if you mean it, or scale the file down first",
             path.display(),
             probe.width,
             probe.height,
-            path.display()
         ))
         .into());
     }

@@ -123,11 +123,12 @@ pub fn image_files(image: &Path) -> Vec<PathBuf> {
 }
 
 /// Bytes to keep free for one image of `dims` (the largest the API answers when unknown):
-/// a raw RGBA frame, which no PNG, JPEG or WebP of it exceeds by much, plus its sidecar.
+/// a raw RGBA frame, which no PNG, JPEG or WebP of it exceeds by much, plus its sidecar. A
+/// hostile size counts no more than the pixel budget's frame (larger files are refused).
 #[must_use]
 pub fn worst_image_bytes(dims: Option<(u32, u32)>) -> u64 {
     let (w, h) = dims.unwrap_or((3840, 2160));
-    u64::from(w) * u64::from(h) * 4 + (1 << 20)
+    (u64::from(w) * u64::from(h) * 4).min(fourk_imaging::budget::max_frame_bytes()) + (1 << 20)
 }
 
 /// Check before anything is sent or computed that the run can write `files`: none exists

@@ -106,33 +106,6 @@ pub fn compare(
     } else {
         (a.width(), a.height())
     };
-    let mut notes = Vec::new();
-    let mut bring = |img: &DynamicImage, name: &str| -> Result<(RgbImage, &'static str), PipelineError> {
-        let rgb = DynamicImage::ImageRgb8(img.to_rgb8());
-        if (img.width(), img.height()) == (cw, ch) {
-            return Ok((rgb.to_rgb8(), "none"));
-        }
-        let same = (ratio(img.width(), img.height()) / ratio(cw, ch) - 1.0).abs() < SAME_RATIO;
-        let (out, how) = if same {
-            (upscale(&rgb, cw, ch, Filter::Lanczos3, None)?, "resampled")
-        } else {
-            (fit(&rgb, cw, ch, FitMode::Cover, Gravity::Center)?, "cover")
-        };
-        notes.push(format!(
-            "{name} is {}x{} and was {} to {cw}x{ch} (Lanczos3{}) to compare at the same size",
-            img.width(),
-            img.height(),
-            if same {
-                "resampled"
-            } else {
-                "scaled and centre-cropped"
-            },
-            if same { "" } else { ", aspect ratios differ" },
-        ));
-        Ok((out.to_rgb8(), how))
-    };
-    let (full_a, scaled_a) = bring(a, "A")?;
-    let (full_b, scaled_b) = bring(b, "B")?;
     let (x, y, w, h) = crop.unwrap_or_else(|| {
         let (w, h) = (DEFAULT_CROP.min(cw), DEFAULT_CROP.min(ch));
         ((cw - w) / 2, (ch - h) / 2, w, h)
@@ -145,9 +118,37 @@ pub fn compare(
             height: ch,
         });
     }
-    let crop_a = image::imageops::crop_imm(&full_a, x, y, w, h).to_image();
-    let crop_b = image::imageops::crop_imm(&full_b, x, y, w, h).to_image();
-    drop((full_a, full_b));
+    let mut notes = Vec::new();
+    // The crop of one side at the common size. A side already at that size is cropped as it
+    // is (no full-frame copy: two 8192x8192 inputs stay within their own frames' memory);
+    // another is brought to the common size first.
+    let mut bring = |img: &DynamicImage, name: &str| -> Result<(RgbImage, &'static str), PipelineError> {
+        if (img.width(), img.height()) == (cw, ch) {
+            return Ok((img.crop_imm(x, y, w, h).to_rgb8(), "none"));
+        }
+        let rgb = DynamicImage::ImageRgb8(img.to_rgb8());
+        let same = (ratio(img.width(), img.height()) / ratio(cw, ch) - 1.0).abs() < SAME_RATIO;
+        let (out, how) = if same {
+            (upscale(&rgb, cw, ch, Filter::Lanczos3, None)?, "resampled")
+        } else {
+            (fit(&rgb, cw, ch, FitMode::Cover, Gravity::Center)?, "cover")
+        };
+        drop(rgb);
+        notes.push(format!(
+            "{name} is {}x{} and was {} to {cw}x{ch} (Lanczos3{}) to compare at the same size",
+            img.width(),
+            img.height(),
+            if same {
+                "resampled"
+            } else {
+                "scaled and centre-cropped"
+            },
+            if same { "" } else { ", aspect ratios differ" },
+        ));
+        Ok((out.crop_imm(x, y, w, h).to_rgb8(), how))
+    };
+    let (crop_a, scaled_a) = bring(a, "A")?;
+    let (crop_b, scaled_b) = bring(b, "B")?;
     let (ea, eb) = rayon::join(
         || detail_energy(&DynamicImage::ImageRgb8(crop_a.clone()), None),
         || detail_energy(&DynamicImage::ImageRgb8(crop_b.clone()), None),

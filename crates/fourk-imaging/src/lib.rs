@@ -50,6 +50,7 @@ pub use verify::{
 
 // The local pixel pipeline: decode untrusted input, resample, frame, key out, measure.
 pub mod alpha;
+pub mod budget;
 pub mod cutout;
 pub mod fit;
 pub mod load;

@@ -21,19 +21,21 @@ use crate::pipeline_error::{PipelineError, try_zeroed};
 /// API produces, so any real input passes and a hostile header cannot ask for a huge canvas.
 pub const LOAD_MAX_DIMENSION: u32 = 16_384;
 
-/// The most memory [`load_limits`] lets one decode allocate: an RGBA8 frame at
-/// [`LOAD_MAX_DIMENSION`] squared (1 GiB), so on ordinary input the dimension limit bites
-/// first.
+/// The most memory [`load_limits`] lets one decode allocate, whatever the pixel budget: an
+/// RGBA8 frame at [`LOAD_MAX_DIMENSION`] squared (1 GiB).
 pub const LOAD_MAX_ALLOC: u64 = LOAD_MAX_DIMENSION as u64 * LOAD_MAX_DIMENSION as u64 * 4;
 
 /// The limits [`load_bytes`] and [`load_file`] are usually called with: at most
-/// [`LOAD_MAX_DIMENSION`] on each side and [`LOAD_MAX_ALLOC`] bytes.
+/// [`LOAD_MAX_DIMENSION`] on each side, and the decoder's allocations held to the pixel
+/// budget's frame (see [`crate::budget`]; the header is checked against it before that).
 #[must_use]
 pub fn load_limits() -> image::Limits {
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(LOAD_MAX_DIMENSION);
     limits.max_image_height = Some(LOAD_MAX_DIMENSION);
-    limits.max_alloc = Some(LOAD_MAX_ALLOC);
+    // A little over one frame: decoders allocate the frame and a few rows.
+    limits.max_alloc =
+        Some(crate::budget::max_frame_bytes().saturating_mul(5) / 4).map(|b| b.min(LOAD_MAX_ALLOC));
     limits
 }
 
@@ -45,6 +47,13 @@ pub fn load_limits() -> image::Limits {
 /// [`ImagingError::Decode`] for empty, garbage or truncated data.
 pub fn load_bytes(bytes: &[u8], limits: &image::Limits) -> Result<DynamicImage, PipelineError> {
     let format = sniff(bytes)?;
+    // The declared frame against the pixel budget, before any decoder allocates.
+    let probe = crate::probe::probe_bytes(bytes)?;
+    crate::budget::check(
+        probe.width,
+        probe.height,
+        crate::budget::bytes_per_pixel(&probe.color),
+    )?;
     if format == ImageFormat::Jpeg {
         return load_jpeg(bytes, limits);
     }

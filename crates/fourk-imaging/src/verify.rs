@@ -212,11 +212,18 @@ fn inspect(bytes: &[u8], scan_alpha: bool) -> Inspection {
         }
     };
     // Checked before decoding so that no decoder allocates for a hostile header.
+    let budget = crate::budget::check(
+        probe.width,
+        probe.height,
+        crate::budget::bytes_per_pixel(&probe.color),
+    );
     let decoded = if probe.width > MAX_DIMENSION || probe.height > MAX_DIMENSION {
         Err(ImagingError::Limits(format!(
             "{}x{} exceeds the {MAX_DIMENSION}x{MAX_DIMENSION} decoding limit",
             probe.width, probe.height
         )))
+    } else if let Err(e) = budget {
+        Err(e)
     } else {
         match probe.format {
             OutputFormat::Png => decode_png(bytes, scan_alpha),

@@ -34,6 +34,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
     };
     output::init_logging(cli.verbose, cli.quiet);
+    if let Some(max) = cli.max_pixels {
+        fourk_imaging::budget::set_max_pixels(max);
+    }
     let ledger = fourk_core::ledger::resolve_path(cli.ledger.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -121,12 +121,18 @@ impl Layout {
     }
 }
 
-/// Read and normalise a jobs file. `out_dir` is part of each key (the same jobs into
-/// another folder are other jobs). Relative image paths are relative to the jobs file.
+/// Problems found in a jobs file, each with its line number, in the order found.
+pub type Problems = Vec<(u32, String)>;
+
+/// Read and normalise a jobs file in one pass: the jobs that parse, and every problem of
+/// every line (syntax, unknown or bad fields, duplicate output names) together. `out_dir` is
+/// part of each key (the same jobs into another folder are other jobs). Relative image paths
+/// are relative to the jobs file.
 ///
 /// # Errors
-/// Every bad record, one per line of the message, and duplicate output names.
-pub fn load(path: &Path, out_dir: &Path, defaults: &Defaults) -> Result<Vec<Job>, String> {
+/// A file that cannot be read at all (missing, not UTF-8, a CSV header that cannot be read),
+/// or one with no jobs and no problems.
+pub fn load(path: &Path, out_dir: &Path, defaults: &Defaults) -> Result<(Vec<Job>, Problems), String> {
     let bytes =
         std::fs::read(path).map_err(|e| format!("cannot read the jobs file {}: {e}", path.display()))?;
     let text = String::from_utf8(bytes).map_err(|_| {
@@ -140,16 +146,21 @@ pub fn load(path: &Path, out_dir: &Path, defaults: &Defaults) -> Result<Vec<Job>
         .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let base = std::path::absolute(&base).unwrap_or(base);
-    let records = match Layout::detect(path, &text) {
+    let (records, mut problems) = match Layout::detect(path, &text) {
         Layout::Jsonl => jsonl_records(&text),
-        Layout::Csv => csv_records(&text),
+        Layout::Csv => csv_records(&text)?,
     };
-    parse_records(records?, &base, out_dir, defaults)
+    let (jobs, more) = parse_records(records, &base, out_dir, defaults);
+    problems.extend(more);
+    if jobs.is_empty() && problems.is_empty() {
+        return Err("the jobs file has no jobs; write one JSON object a line, or a CSV with a header row and a `prompt` column".into());
+    }
+    Ok((jobs, problems))
 }
 
 type Record = (u32, BTreeMap<String, Value>);
 
-fn jsonl_records(text: &str) -> Result<Vec<Record>, String> {
+fn jsonl_records(text: &str) -> (Vec<Record>, Problems) {
     let mut out = Vec::new();
     let mut errs = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -160,17 +171,13 @@ fn jsonl_records(text: &str) -> Result<Vec<Record>, String> {
         }
         match serde_json::from_str::<BTreeMap<String, Value>>(t) {
             Ok(m) => out.push((n, m)),
-            Err(e) => errs.push(format!("line {n}: not a JSON object: {e}")),
+            Err(e) => errs.push((n, format!("not a JSON object: {e}"))),
         }
     }
-    if errs.is_empty() {
-        Ok(out)
-    } else {
-        Err(errs.join("\n"))
-    }
+    (out, errs)
 }
 
-fn csv_records(text: &str) -> Result<Vec<Record>, String> {
+fn csv_records(text: &str) -> Result<(Vec<Record>, Problems), String> {
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(false)
         .trim(csv::Trim::All)
@@ -210,14 +217,15 @@ fn csv_records(text: &str) -> Result<Vec<Record>, String> {
                 }
                 out.push((line, m));
             }
-            Err(e) => errs.push(format!("{e}")),
+            Err(e) => {
+                let line = e
+                    .position()
+                    .map_or(0, |p| u32::try_from(p.line()).unwrap_or(u32::MAX));
+                errs.push((line, format!("{e}")));
+            }
         }
     }
-    if errs.is_empty() {
-        Ok(out)
-    } else {
-        Err(errs.join("\n"))
-    }
+    Ok((out, errs))
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -229,13 +237,8 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-fn parse_records(
-    records: Vec<Record>,
-    base: &Path,
-    out_dir: &Path,
-    d: &Defaults,
-) -> Result<Vec<Job>, String> {
-    let mut errs = Vec::new();
+fn parse_records(records: Vec<Record>, base: &Path, out_dir: &Path, d: &Defaults) -> (Vec<Job>, Problems) {
+    let mut errs: Problems = Vec::new();
     let mut jobs = Vec::new();
     let mut seen: HashMap<String, u32> = HashMap::new();
     let mut names: HashMap<String, u32> = HashMap::new();
@@ -246,8 +249,8 @@ fn parse_records(
     for (line, rec) in records {
         let spec = match spec_of(&rec, base, d) {
             Ok(s) => s,
-            Err(e) => {
-                errs.push(format!("line {line}: {e}"));
+            Err(es) => {
+                errs.extend(es.into_iter().map(|e| (line, e)));
                 continue;
             }
         };
@@ -279,9 +282,9 @@ fn parse_records(
                 .collect()
         };
         if let Some((stem, first)) = stems.iter().find_map(|s| names.get(s).map(|f| (s, *f))) {
-            errs.push(format!(
-                "line {line}: the output name '{stem}' is already used by line {first} (a job with n > 1 writes NAME-1, NAME-2, ...); give each job its own name"
-            ));
+            errs.push((line, format!(
+                "the output name '{stem}' is already used by line {first} (a job with n > 1 writes NAME-1, NAME-2, ...); give each job its own name"
+            )));
             continue;
         }
         for stem in stems {
@@ -294,18 +297,40 @@ fn parse_records(
             spec,
         });
     }
-    if !errs.is_empty() {
-        return Err(errs.join("\n"));
-    }
-    if jobs.is_empty() {
-        return Err("the jobs file has no jobs; write one JSON object a line, or a CSV with a header row and a `prompt` column".into());
-    }
-    Ok(jobs)
+    (jobs, errs)
 }
 
-fn spec_of(rec: &BTreeMap<String, Value>, base: &Path, d: &Defaults) -> Result<JobSpec, String> {
-    if let Some(k) = rec.keys().find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(format!("unknown key '{k}'; a job may have: {}", KEYS.join(", ")));
+/// One record as a job, with every problem of the line (not only the first) in the error.
+#[allow(clippy::too_many_lines)]
+fn spec_of(rec: &BTreeMap<String, Value>, base: &Path, d: &Defaults) -> Result<JobSpec, Vec<String>> {
+    let mut errs: Vec<String> = Vec::new();
+    // The value of a fallible step, or its default with the problem noted.
+    macro_rules! take {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(e) => {
+                    errs.push(e.to_string());
+                    Default::default()
+                }
+            }
+        };
+    }
+    let unknown: Vec<&str> = rec
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !KEYS.contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        errs.push(format!(
+            "unknown key(s) {}; a job may have: {}",
+            unknown
+                .iter()
+                .map(|k| format!("'{k}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            KEYS.join(", ")
+        ));
     }
     let get = |k: &str| -> Result<Option<String>, String> {
         rec.get(k)
@@ -314,18 +339,27 @@ fn spec_of(rec: &BTreeMap<String, Value>, base: &Path, d: &Defaults) -> Result<J
             .transpose()
     };
     let parse = |k: &str| -> Result<Option<String>, String> { Ok(get(k)?.filter(|s| !s.trim().is_empty())) };
-    let prompt = get("prompt")?
-        .filter(|p| !p.trim().is_empty())
-        .ok_or("'prompt' is missing or empty")?;
-    let size = parse("size")?
-        .map(|s| s.parse::<Size>().map_err(|e| format!("size: {e}")))
-        .transpose()?
-        .unwrap_or(d.size);
-    let quality = parse("quality")?
-        .map(|s| s.parse::<Quality>())
-        .transpose()?
-        .or(d.quality);
-    let raw_name = parse("name")?.unwrap_or_default();
+    let prompt: Option<String> = take!(get("prompt"));
+    let prompt = match prompt.filter(|p| !p.trim().is_empty()) {
+        Some(p) => p,
+        None => {
+            if rec.get("prompt").is_none_or(|v| text(v).is_some()) {
+                errs.push("'prompt' is missing or empty".into());
+            }
+            String::new()
+        }
+    };
+    let size: Option<Size> = take!(
+        take!(parse("size"))
+            .map(|s: String| s.parse::<Size>().map_err(|e| format!("size: {e}")))
+            .transpose()
+    );
+    let quality: Option<Quality> = take!(
+        take!(parse("quality"))
+            .map(|s: String| s.parse::<Quality>())
+            .transpose()
+    );
+    let raw_name: String = take!(parse("name")).unwrap_or_default();
     // `hero.png` as a name means stem `hero`, format png.
     let (stem, name_format) = match raw_name.rsplit_once('.') {
         Some((stem, ext)) => match OutputFormat::from_extension(&ext.to_ascii_lowercase()) {
@@ -334,59 +368,71 @@ fn spec_of(rec: &BTreeMap<String, Value>, base: &Path, d: &Defaults) -> Result<J
         },
         None => (raw_name.clone(), None),
     };
-    let format_key = parse("format")?.map(|s| s.parse::<OutputFormat>()).transpose()?;
+    let format_key: Option<OutputFormat> = take!(
+        take!(parse("format"))
+            .map(|s: String| s.parse::<OutputFormat>())
+            .transpose()
+    );
     if let (Some(a), Some(b)) = (format_key, name_format)
         && a != b
     {
-        return Err(format!(
+        errs.push(format!(
             "format '{a}' does not match the extension of name '{raw_name}'; drop one of them"
         ));
     }
     let format = format_key.or(name_format).unwrap_or(d.format);
     let name = if raw_name.is_empty() {
         String::new()
+    } else if let Some(n) = names::sanitize(&stem) {
+        n
     } else {
-        names::sanitize(&stem).ok_or_else(|| {
-            format!("name '{raw_name}' has no usable characters; use letters, digits, '-', '_' or '.'")
-        })?
+        errs.push(format!(
+            "name '{raw_name}' has no usable characters; use letters, digits, '-', '_' or '.'"
+        ));
+        String::new()
     };
-    let compression = parse("compression")?
-        .map(|s| {
-            s.trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|c| *c <= 100)
-                .ok_or_else(|| format!("compression '{s}' must be a whole number 0-100"))
-        })
-        .transpose()?;
-    let n = parse("n")?
-        .map(|s| {
-            s.trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|c| (1..=10).contains(c))
-                .ok_or_else(|| format!("n '{s}' must be a whole number 1-10"))
-        })
-        .transpose()?
-        .unwrap_or(1);
+    let compression: Option<u8> = take!(
+        take!(parse("compression"))
+            .map(|s: String| {
+                s.trim()
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|c| *c <= 100)
+                    .ok_or_else(|| format!("compression '{s}' must be a whole number 0-100"))
+            })
+            .transpose()
+    );
+    let n: Option<u8> = take!(
+        take!(parse("n"))
+            .map(|s: String| {
+                s.trim()
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|c| (1..=10).contains(c))
+                    .ok_or_else(|| format!("n '{s}' must be a whole number 1-10"))
+            })
+            .transpose()
+    );
     let mut images: Vec<String> = Vec::new();
     match rec.get("images") {
         None | Some(Value::Null) => {}
         Some(Value::Array(a)) => {
-            for v in a {
-                images.push(text(v).ok_or("'images' must be a list of paths")?);
+            if a.iter().any(|v| text(v).is_none()) {
+                errs.push("'images' must be a list of paths".into());
             }
+            images.extend(a.iter().filter_map(text));
         }
-        Some(v) => images.extend(
-            text(v)
-                .ok_or("'images' must be a list of paths")?
-                .split([';', '|'])
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned),
-        ),
+        Some(v) => match text(v) {
+            Some(t) => images.extend(
+                t.split([';', '|'])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+            ),
+            None => errs.push("'images' must be a list of paths".into()),
+        },
     }
-    if let Some(i) = parse("image")? {
+    if let Some(i) = take!(parse("image")) {
         images.insert(0, i);
     }
     let resolve = |p: &str| {
@@ -397,24 +443,34 @@ fn spec_of(rec: &BTreeMap<String, Value>, base: &Path, d: &Defaults) -> Result<J
             base.join(p)
         }
     };
-    let mask = parse("mask")?.map(|m| resolve(&m));
+    let mask = take!(parse("mask")).map(|m: String| resolve(&m));
     if mask.is_some() && images.is_empty() {
-        return Err("a mask needs reference images ('images'); a mask only applies to an edit".into());
+        errs.push("a mask needs reference images ('images'); a mask only applies to an edit".into());
+    }
+    let model: Option<String> = take!(parse("model"));
+    let background: Option<Background> = take!(
+        take!(parse("background"))
+            .map(|s: String| s.parse::<Background>())
+            .transpose()
+    );
+    let moderation: Option<Moderation> = take!(
+        take!(parse("moderation"))
+            .map(|s: String| s.parse::<Moderation>())
+            .transpose()
+    );
+    if !errs.is_empty() {
+        return Err(errs);
     }
     Ok(JobSpec {
-        model: parse("model")?.unwrap_or_else(|| d.model.clone()),
+        model: model.unwrap_or_else(|| d.model.clone()),
         prompt,
-        size,
-        quality,
+        size: size.unwrap_or(d.size),
+        quality: quality.or(d.quality),
         format,
         compression,
-        background: parse("background")?
-            .map(|s| s.parse::<Background>())
-            .transpose()?,
-        moderation: parse("moderation")?
-            .map(|s| s.parse::<Moderation>())
-            .transpose()?,
-        n,
+        background,
+        moderation,
+        n: n.unwrap_or(1),
         images: images.iter().map(|p| resolve(p)).collect(),
         mask,
         name,
@@ -435,11 +491,21 @@ mod tests {
     }
 
     fn parse(text: &str, layout: Layout) -> Result<Vec<Job>, String> {
-        let recs = match layout {
-            Layout::Jsonl => jsonl_records(text)?,
+        let (recs, mut problems) = match layout {
+            Layout::Jsonl => jsonl_records(text),
             Layout::Csv => csv_records(text)?,
         };
-        parse_records(recs, Path::new("/jobs"), Path::new("/out"), &defaults())
+        let (jobs, more) = parse_records(recs, Path::new("/jobs"), Path::new("/out"), &defaults());
+        problems.extend(more);
+        if problems.is_empty() {
+            Ok(jobs)
+        } else {
+            Err(problems
+                .iter()
+                .map(|(l, e)| format!("line {l}: {e}"))
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
     }
 
     #[test]
@@ -482,12 +548,12 @@ mod tests {
         let kb: std::collections::BTreeSet<_> = b.iter().map(|j| j.key.clone()).collect();
         assert_eq!(ka, kb, "moving lines keeps the keys");
         let other = parse_records(
-            jsonl_records("{\"prompt\":\"y\"}\n").unwrap(),
+            jsonl_records("{\"prompt\":\"y\"}\n").0,
             Path::new("/jobs"),
             Path::new("/elsewhere"),
             &defaults(),
         )
-        .unwrap();
+        .0;
         assert!(
             !ka.contains(&other[0].key),
             "another output folder is another job"
@@ -501,7 +567,22 @@ mod tests {
             Layout::Jsonl,
         )
         .unwrap_err();
-        assert!(e.contains("line 4"), "{e}");
+        // A syntax error no longer hides the field errors of the other lines.
+        for want in [
+            "line 1: 'prompt'",
+            "line 2: unknown key(s) 'sise'",
+            "line 3: size",
+            "line 4: not a JSON object",
+        ] {
+            assert!(e.contains(want), "{want} in {e}");
+        }
+        // Every problem of one line, not only the first.
+        let e = parse(
+            "{\"prompt\":\"\",\"quality\":\"ultra\",\"n\":\"99\",\"x\":1}\n",
+            Layout::Jsonl,
+        )
+        .unwrap_err();
+        assert_eq!(e.lines().count(), 4, "{e}");
         let e = parse(
             "{\"prompt\":\"\"}\n{\"prompt\":\"x\",\"sise\":\"4k\"}\n{\"prompt\":\"x\",\"quality\":\"ultra\"}\n{\"prompt\":\"x\",\"name\":\"..\"}\n",
             Layout::Jsonl,
@@ -509,7 +590,7 @@ mod tests {
         .unwrap_err();
         for want in [
             "line 1: 'prompt'",
-            "line 2: unknown key 'sise'",
+            "line 2: unknown key(s) 'sise'",
             "line 3: invalid quality",
             "line 4: name '..'",
         ] {

@@ -39,29 +39,34 @@ pub struct BatchSpec {
 /// Build the plan.
 ///
 /// # Errors
-/// [`UsageError`] naming every bad line (file syntax and fields first, then every job that
-/// breaks a model rule), before anything is sent.
+/// [`UsageError`] naming every problem of every line (syntax, unknown or bad fields, model
+/// rules, name collisions) together, in line order, before anything is sent.
 pub fn plan(spec: &BatchSpec, caps: &Capabilities) -> anyhow::Result<Plan> {
-    let jobs = jobs::load(&spec.jobs, &spec.out_dir, &spec.defaults).map_err(|e| {
+    let (jobs, mut problems) = jobs::load(&spec.jobs, &spec.out_dir, &spec.defaults).map_err(|e| {
         UsageError(format!(
             "the jobs file {} cannot be used; nothing was sent:\n  {}",
             spec.jobs.display(),
             e.replace('\n', "\n  ")
         ))
     })?;
-    let errs: Vec<String> = jobs
-        .iter()
-        .filter_map(|j| {
-            runner::build(caps, j)
-                .err()
-                .map(|e| format!("line {}: {e}", j.line))
-        })
-        .collect();
-    if !errs.is_empty() {
+    // The model rules of every job that parsed, so one run names every problem of every line.
+    problems.extend(
+        jobs.iter()
+            .filter_map(|j| runner::build(caps, j).err().map(|e| (j.line, e.to_string()))),
+    );
+    if !problems.is_empty() {
+        problems.sort_by_key(|(line, _)| *line);
+        let lines: std::collections::BTreeSet<u32> = problems.iter().map(|(l, _)| *l).collect();
         return Err(UsageError(format!(
-            "{} job(s) break a rule; nothing was sent:\n  {}",
-            errs.len(),
-            errs.join("\n  ")
+            "the jobs file {} has {} problem(s) on {} line(s); nothing was sent:\n  {}",
+            spec.jobs.display(),
+            problems.len(),
+            lines.len(),
+            problems
+                .iter()
+                .map(|(l, e)| format!("line {l}: {}", e.replace('\n', "\n    ")))
+                .collect::<Vec<_>>()
+                .join("\n  ")
         ))
         .into());
     }

@@ -64,7 +64,7 @@ fn side_label(
 /// Decoding and I/O errors, a crop outside the pictures, and [`crate::send::Cancelled`].
 pub fn compare(spec: &CompareSpec, cancel: &CancellationToken) -> anyhow::Result<Summary> {
     let started = Instant::now();
-    let (enc, out) = super::output(&spec.out, &spec.encode, OutputFormat::Png, None, "compare")?;
+    let (enc, out) = super::output(&spec.out, &spec.encode, OutputFormat::Png, None, None, "compare")?;
     let (a, b) = rayon::join(|| super::read_input(&spec.a), || super::read_input(&spec.b));
     let (a, b) = (a?, b?);
     let t = Instant::now();

@@ -31,6 +31,7 @@ pub fn convert(spec: &ConvertSpec, cancel: &CancellationToken) -> anyhow::Result
         &spec.out,
         &spec.encode,
         super::input_format(&spec.input),
+        None,
         super::input_dims(&spec.input),
         "convert",
     )?;

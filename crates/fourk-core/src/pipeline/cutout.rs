@@ -93,6 +93,7 @@ pub fn cutout(spec: &CutoutSpec, cancel: &CancellationToken) -> anyhow::Result<S
         &spec.out,
         &spec.encode,
         OutputFormat::Png,
+        None,
         super::input_dims(&spec.input),
         "cutout",
     )?;

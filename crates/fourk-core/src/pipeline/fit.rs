@@ -41,6 +41,7 @@ pub fn fit(spec: &FitSpec, cancel: &CancellationToken) -> anyhow::Result<Summary
         &spec.encode,
         super::input_format(&spec.input),
         Some((w, h)),
+        Some((w, h)),
         "fit",
     )?;
     let input = super::read_input(&spec.input)?;

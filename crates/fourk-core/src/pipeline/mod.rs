@@ -275,7 +275,8 @@ fn exact(to: fourk_api::Size, operation: &str, needs: &str) -> anyhow::Result<(u
 /// [`crate::outputs`] (a folder gets `fourk-OPERATION-...` inside it; a name without an
 /// extension gets the format's), then checked (nothing there unless `--force`, a writable
 /// folder with room for a `dims` picture). `default` is the format when neither --format
-/// nor the extension names one. Runs before any input is decoded.
+/// nor the extension names one. `size` is an output size the user asked for, held to the
+/// pixel budget (the output is verified by decoding it). Runs before any input is decoded.
 ///
 /// # Errors
 /// [`UsageError`] naming the conflict or the path, and the fix.
@@ -283,9 +284,19 @@ pub fn output(
     out: &Path,
     encode: &Encode,
     default: OutputFormat,
+    size: Option<(u32, u32)>,
     dims: Option<(u32, u32)>,
     operation: &str,
 ) -> anyhow::Result<(Encoding, PathBuf)> {
+    if let Some((w, h)) = size
+        && fourk_imaging::budget::check(w, h, 4).is_err()
+    {
+        return Err(UsageError(format!(
+            "--to {w}x{h} is over the pixel budget of {} pixels, and fourk verifies every output by decoding it; nothing was computed\n\nhint: choose a smaller --to, or raise the budget with --max-pixels",
+            fourk_imaging::budget::max_pixels()
+        ))
+        .into());
+    }
     let named = if crate::outputs::names_folder(out) {
         let format = encode.format.unwrap_or(default);
         crate::outputs::resolve(

@@ -7,7 +7,6 @@ use std::time::Instant;
 use fourk_api::OutputFormat;
 use fourk_imaging::sheet::colors;
 use fourk_imaging::{Cell, Expect, Line, SheetOptions};
-use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 
@@ -185,10 +184,12 @@ fn entry_for(path: &Path, cell: u32) -> (Cell, Entry, Option<InputRecord>) {
 /// Usage errors from the encoding, I/O errors, and [`crate::send::Cancelled`].
 pub fn sheet(spec: &SheetSpec, cancel: &CancellationToken) -> anyhow::Result<Summary> {
     let started = Instant::now();
-    let (enc, out) = super::output(&spec.out, &spec.encode, OutputFormat::Png, None, "sheet")?;
+    let (enc, out) = super::output(&spec.out, &spec.encode, OutputFormat::Png, None, None, "sheet")?;
     let t = Instant::now();
     // One picture failing does not stop the sheet: it gets a red label and the exit code says so.
-    let results: Vec<_> = spec.images.par_iter().map(|p| entry_for(p, spec.cell)).collect();
+    // One cell at a time, so the peaks of large pictures do not add up (each cell still decodes
+    // and verifies on two threads).
+    let results: Vec<_> = spec.images.iter().map(|p| entry_for(p, spec.cell)).collect();
     let decode = super::ms(t);
     let n = u32::try_from(spec.images.len()).unwrap_or(u32::MAX);
     let columns = spec

@@ -48,6 +48,7 @@ pub fn upscale(spec: &UpscaleSpec, cancel: &CancellationToken) -> anyhow::Result
         &spec.encode,
         super::input_format(&spec.input),
         Some((w, h)),
+        Some((w, h)),
         "upscale",
     )?;
     let mut input = super::read_input(&spec.input)?;

@@ -29,6 +29,11 @@ pub struct Cli {
     /// Only errors on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// The most pixels any image fourk reads may declare (verify, the pipeline, edit inputs,
+    /// sheet and compare cells): a count, or WIDTHxHEIGHT. A larger file is refused before
+    /// it is decoded. Default 8192x8192 (64 megapixels).
+    #[arg(long, global = true, env = "FOURK_MAX_PIXELS", value_name = "PIXELS", value_parser = parse_max_pixels)]
+    pub max_pixels: Option<u64>,
     /// A models file that adds or replaces capability entries (same layout as `fourk models
     /// --toml`). Also accepted after the commands that use it.
     #[arg(long, env = "FOURK_MODELS", value_name = "FILE")]
@@ -136,6 +141,28 @@ impl Cli {
         }
         Ok(cli)
     }
+}
+
+/// `--max-pixels`: a pixel count, or `WIDTHxHEIGHT`.
+///
+/// # Errors
+/// A message naming the accepted forms.
+pub(crate) fn parse_max_pixels(s: &str) -> Result<u64, String> {
+    let bad = || {
+        format!("invalid pixel budget '{s}': expected a pixel count (67108864) or WIDTHxHEIGHT (8192x8192)")
+    };
+    let n = match s.trim().split_once(['x', 'X']) {
+        Some((w, h)) => {
+            let w: u64 = w.trim().parse().map_err(|_| bad())?;
+            let h: u64 = h.trim().parse().map_err(|_| bad())?;
+            w.checked_mul(h).ok_or_else(bad)?
+        }
+        None => s.trim().parse().map_err(|_| bad())?,
+    };
+    if n == 0 {
+        return Err(format!("{} (it must be at least 1)", bad()));
+    }
+    Ok(n)
 }
 
 /// A request timeout in whole seconds, at least 1: a zero timeout gives up on every request

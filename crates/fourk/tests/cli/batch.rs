@@ -374,9 +374,54 @@ fn a_bad_jobs_file_is_refused_before_anything_is_sent() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("unknown key 'sise'"), "{err}");
+    assert!(err.contains("unknown key(s) 'sise'"), "{err}");
     assert!(err.contains("nothing was sent"), "{err}");
     assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn every_problem_of_every_line_is_named_in_one_run_in_line_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start_in(dir.path(), &[]);
+    let jobs = dir.path().join("jobs.jsonl");
+    std::fs::write(
+        &jobs,
+        concat!(
+            "{\"prompt\": \"fine\", \"name\": \"a\"}\n",
+            "{\"prompt\": \"bad size\", \"size\": \"5000x1000\"}\n",
+            "{\"prompt\": \"\", \"quality\": \"ultra\", \"colour\": \"red\"}\n",
+            "{not json\n",
+            "{\"prompt\": \"same name\", \"name\": \"a\"}\n",
+        ),
+    )
+    .unwrap();
+    let out = fourk()
+        .current_dir(dir.path())
+        .env("OPENAI_API_KEY", "sk-test-jobs")
+        .arg("batch")
+        .arg(&jobs)
+        .args(["--ledger", "l.db", "--base-url", &emu.base])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let at = |needle: &str| {
+        err.find(needle)
+            .unwrap_or_else(|| panic!("{needle} missing in {err}"))
+    };
+    // Model rules (line 2), two field problems and an unknown key (line 3), syntax (line 4)
+    // and a name collision (line 5): all in one message, in line order.
+    let order = [
+        at("line 2: max_edge"),
+        at("line 3: unknown key(s) 'colour'"),
+        at("line 3: 'prompt'"),
+        at("line 3: invalid quality"),
+        at("line 4: not a JSON object"),
+        at("line 5: the output name 'a'"),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{err}");
+    assert!(err.contains("problem(s) on 4 line(s)"), "{err}");
+    assert!(emu.posts().is_empty(), "sent a request");
 }
 
 #[test]

@@ -1063,6 +1063,85 @@ fn hostile_and_missing_inputs_are_errors_never_panics_and_write_nothing() {
     assert!(!d.join("o.png").exists() && !d.join("o.jpg").exists());
 }
 
+#[test]
+fn every_decode_is_held_to_the_pixel_budget_which_can_be_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    save(&picture(128, 96, false), &d.join("in.png"));
+    save(&picture(64, 48, false), &d.join("small.png"));
+    // A budget below the file (12288 pixels) refuses every reader of it, before decoding.
+    let out = run(d, &["--max-pixels", "100x100", "verify", "in.png"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("decoding budget of 10000 pixels"));
+    for cmd in [
+        &[
+            "--max-pixels",
+            "100x100",
+            "upscale",
+            "in.png",
+            "--to",
+            "64x48",
+            "--out",
+            "o.png",
+        ][..],
+        &[
+            "--max-pixels",
+            "10000",
+            "fit",
+            "in.png",
+            "--to",
+            "32x32",
+            "--out",
+            "o.png",
+        ],
+        &["--max-pixels", "10000", "convert", "in.png", "--out", "o.jpg"],
+        &["--max-pixels", "10000", "cutout", "in.png", "--out", "o.png"],
+        &[
+            "--max-pixels",
+            "10000",
+            "compare",
+            "in.png",
+            "small.png",
+            "--out",
+            "o.png",
+        ],
+    ] {
+        let e = fails(d, cmd, 1);
+        assert!(
+            e.contains("decoding budget") && e.contains("--max-pixels"),
+            "{cmd:?}: {e}"
+        );
+    }
+    // The sheet labels the cell it could not read and goes on.
+    let out = run(
+        d,
+        &[
+            "--max-pixels",
+            "10000",
+            "sheet",
+            "in.png",
+            "small.png",
+            "--out",
+            "s.png",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("decoding budget"));
+    // The environment sets it too; an output size over it is refused before any work.
+    let out = fourk()
+        .current_dir(d)
+        .env("FOURK_MAX_PIXELS", "10000")
+        .args(["upscale", "small.png", "--to", "256x192", "--out", "big.png"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pixel budget"));
+    assert!(!d.join("o.png").exists() && !d.join("o.jpg").exists() && !d.join("big.png").exists());
+    // The default takes it.
+    ok(d, &["upscale", "in.png", "--to", "256x192", "--out", "o.png"]);
+    let e = fails(d, &["--max-pixels", "0", "verify", "in.png"], 2);
+    assert!(e.contains("at least 1"), "{e}");
+}
+
 // --- the ledger ----------------------------------------------------------------------------
 
 #[test]
