@@ -180,6 +180,87 @@ fn an_existing_file_is_never_replaced_without_force_and_nothing_is_sent() {
 }
 
 #[test]
+fn an_edit_and_a_transparent_run_check_every_file_they_would_write() {
+    let emu = Emulator::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = run(d, &emu, &generate(&["--out", "in.png"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    std::fs::write(d.join("e.png"), b"mine").unwrap();
+    let o = run(
+        d,
+        &emu,
+        &[
+            "edit",
+            "in.png",
+            "make it blue",
+            "--size",
+            "1024x1024",
+            "--out",
+            "e.png",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("e.png") && stderr(&o).contains("--force"),
+        "{}",
+        stderr(&o)
+    );
+    // --transparent may write NAME.key.png on its fallback: checked before the first request.
+    std::fs::write(d.join("t.key.png"), b"mine").unwrap();
+    let o = run(d, &emu, &generate(&["--out", "t.png", "--transparent"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("t.key.png"), "{}", stderr(&o));
+    assert_eq!(emu.posts().len(), 1, "a refused run sent a request");
+    let o = run(
+        d,
+        &emu,
+        &[
+            "edit",
+            "in.png",
+            "make it blue",
+            "--size",
+            "1024x1024",
+            "--out",
+            "e.png",
+            "--force",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_ne!(std::fs::read(d.join("e.png")).unwrap(), b"mine");
+}
+
+#[test]
+fn the_workflows_check_every_step_s_files_before_the_first_request() {
+    let emu = Emulator::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // draft: the contact sheet it lays out after the drafts.
+    std::fs::write(d.join("d-sheet.png"), b"mine").unwrap();
+    let o = run(
+        d,
+        &emu,
+        &[
+            "--ledger", "l.db", "draft", "a boat", "--size", "4k", "-n", "2", "--out", "d.png",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("d-sheet.png"), "{}", stderr(&o));
+    // deliver: the fallback's master.
+    std::fs::write(d.join("x.master.png"), b"mine").unwrap();
+    let o = run(
+        d,
+        &emu,
+        &[
+            "--ledger", "l.db", "deliver", "a boat", "--size", "4k", "--out", "x.png",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("x.master.png"), "{}", stderr(&o));
+    assert_eq!(emu.posts().len(), 0, "a refused run sent a request");
+}
+
+#[test]
 fn runs_without_out_never_share_a_name() {
     let emu = Emulator::start(&[]);
     let dir = tempfile::tempdir().unwrap();
