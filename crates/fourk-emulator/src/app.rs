@@ -103,8 +103,7 @@ async fn common(State(state): State<Arc<EmulatorState>>, mut req: Request, next:
     let place = admit(&state, &path);
     // Drawn for every request to an image route, in arrival order, so a seed replays the
     // same sequence; applied only to authorised requests, since a real server checks the
-    // key before anything can go wrong.
-    // A request turned away for want of a place draws none.
+    // key before anything can go wrong. A request turned away for want of a place draws none.
     let fault = if place.is_ok() && method == Method::POST && FAULT_ROUTES.contains(&path.as_str()) {
         state.faults.next()
     } else {
