@@ -1,10 +1,12 @@
-//! The router: routes, the OpenAI-style fallbacks, and the layer that every answer passes
-//! through: request ids, fault injection, the request timeout, the common headers and the
-//! request log.
+//! The router: routes, the OpenAI-style fallbacks, and the layers that every answer passes
+//! through: the bound on requests in progress, request ids, fault injection, the request
+//! timeout, the common headers and the request log; then the body limits and body deadline
+//! ([`crate::limits`]).
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderValue, Method, Uri};
 use axum::middleware::{self, Next};
@@ -13,8 +15,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use fourk_api::{ImageEndpoint, ModelStatus};
 use serde_json::{Value, json};
+use tokio::sync::OwnedSemaphorePermit;
 
-use crate::edits::{MAX_BODY_BYTES, edits};
+use crate::edits::edits;
 use crate::error::EmulatorError;
 use crate::faults::{self, FaultKind};
 use crate::generate::generations;
@@ -26,9 +29,6 @@ use crate::state::{EmulatorState, RequestContext};
 pub const EMULATOR_HEADER: &str = "x-fourk-emulator";
 /// Its value.
 pub const EMULATOR_HEADER_VALUE: &str = "procedural; images are rendered locally, not by OpenAI";
-
-/// Largest `/v1/responses` body: input images travel inside it as base64 data URLs.
-const RESPONSES_BODY_BYTES: usize = 256 * 1024 * 1024;
 
 /// The routes faults are injected into: the ones that make images.
 const FAULT_ROUTES: [&str; 3] = [
@@ -46,18 +46,9 @@ const FAULT_ROUTES: [&str; 3] = [
 pub fn app(state: Arc<EmulatorState>) -> Router {
     let api = Router::new()
         .route(ImageEndpoint::Generations.v1(), post(generations))
-        .route(
-            ImageEndpoint::Edits.v1(),
-            post(edits).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
-        )
-        .route(
-            ImageEndpoint::Responses.v1(),
-            post(responses).layer(DefaultBodyLimit::max(RESPONSES_BODY_BYTES)),
-        )
-        .route(
-            "/v1/files",
-            post(crate::files::create_file).layer(DefaultBodyLimit::max(crate::files::MAX_UPLOAD_BODY)),
-        )
+        .route(ImageEndpoint::Edits.v1(), post(edits))
+        .route(ImageEndpoint::Responses.v1(), post(responses))
+        .route("/v1/files", post(crate::files::create_file))
         .route(
             "/v1/files/{id}",
             get(crate::files::retrieve_file).delete(crate::files::delete_file),
@@ -76,12 +67,32 @@ pub fn app(state: Arc<EmulatorState>) -> Router {
     api.route("/health", get(health))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // The per-route limits of `crate::limits` replace axum's 2 MB default.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            crate::limits::guard,
+        ))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), common))
         .with_state(state)
 }
 
-/// Request id, fault injection, the request timeout around every handler, then API version,
-/// processing time and the emulator marker on every answer, and the request log line.
+/// A place among the requests in progress, or the `429` that says there is none; `/health`
+/// needs none, so readiness checks pass under load.
+fn admit(state: &EmulatorState, path: &str) -> Result<Option<OwnedSemaphorePermit>, EmulatorError> {
+    if path == "/health" {
+        return Ok(None);
+    }
+    Arc::clone(&state.in_flight)
+        .try_acquire_owned()
+        .map(Some)
+        .map_err(|_| EmulatorError::Busy(state.max_in_flight))
+}
+
+/// The bound on requests in progress, request id, fault injection, the request timeout
+/// around every handler, then API version, processing time and the emulator marker on every
+/// answer, and the request log line. A request holds its place until its answer's body is
+/// sent or dropped, so a stream counts for as long as it lasts.
 async fn common(State(state): State<Arc<EmulatorState>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let arrived_ms = SystemTime::now()
@@ -89,10 +100,11 @@ async fn common(State(state): State<Arc<EmulatorState>>, mut req: Request, next:
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let id = state.next_request_id();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let place = admit(&state, &path);
     // Drawn for every request to an image route, in arrival order, so a seed replays the
     // same sequence; applied only to authorised requests, since a real server checks the
-    // key before anything can go wrong.
-    let fault = if method == Method::POST && FAULT_ROUTES.contains(&path.as_str()) {
+    // key before anything can go wrong. A request turned away for want of a place draws none.
+    let fault = if place.is_ok() && method == Method::POST && FAULT_ROUTES.contains(&path.as_str()) {
         state.faults.next()
     } else {
         None
@@ -123,17 +135,20 @@ async fn common(State(state): State<Arc<EmulatorState>>, mut req: Request, next:
             }
         })
     };
-    let early = match fault.map(|f| f.kind) {
-        Some(FaultKind::RateLimit) => Some(EmulatorError::InjectedRateLimit.into_response()),
-        Some(FaultKind::Quota) => Some(EmulatorError::InsufficientQuota.into_response()),
-        Some(FaultKind::ServerError) => Some(EmulatorError::InjectedServerError.into_response()),
-        Some(FaultKind::Unavailable) => Some(EmulatorError::Overloaded.into_response()),
-        Some(FaultKind::Reset) => Some(faults::reset_response()),
-        Some(FaultKind::Stall) => {
-            tokio::time::sleep(state.config.stall).await;
-            None
-        }
-        _ => None,
+    let early = match (&place, fault.map(|f| f.kind)) {
+        (Err(busy), _) => Some(busy.clone().into_response()),
+        (Ok(_), kind) => match kind {
+            Some(FaultKind::RateLimit) => Some(EmulatorError::InjectedRateLimit.into_response()),
+            Some(FaultKind::Quota) => Some(EmulatorError::InsufficientQuota.into_response()),
+            Some(FaultKind::ServerError) => Some(EmulatorError::InjectedServerError.into_response()),
+            Some(FaultKind::Unavailable) => Some(EmulatorError::Overloaded.into_response()),
+            Some(FaultKind::Reset) => Some(faults::reset_response()),
+            Some(FaultKind::Stall) => {
+                tokio::time::sleep(state.config.stall).await;
+                None
+            }
+            _ => None,
+        },
     };
     let mut response = match early {
         Some(r) => r,
@@ -163,7 +178,45 @@ async fn common(State(state): State<Arc<EmulatorState>>, mut req: Request, next:
     let status = response.status().as_u16();
     tracing::debug!(request_id = %id, %method, %path, status, ms, fault = fault.map(|f| f.kind.name()), "request");
     line.finish((!reset).then_some(status));
-    response
+    match place {
+        // The place goes with the body, which the connection drops when it is sent or the
+        // client leaves.
+        Ok(Some(permit)) => response.map(|inner| {
+            Body::new(Holding {
+                inner,
+                _permit: permit,
+            })
+        }),
+        _ => response,
+    }
+}
+
+/// An answer's body holding its request's place among those in progress, with the body's own
+/// size (a `content-length` stays).
+#[derive(Debug)]
+struct Holding {
+    inner: Body,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl http_body::Body for Holding {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Every API route wants `Authorization: Bearer <key>` first, as on the API: a 401 comes

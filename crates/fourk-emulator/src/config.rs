@@ -17,6 +17,19 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// client's read timeout, short enough for a test to set its own.
 pub const DEFAULT_STALL: Duration = Duration::from_secs(30);
 
+/// How long a client may take to send a request's headers, counted from the moment the
+/// connection is ready for a request (so an idle keep-alive connection is closed after it
+/// too). A client slower than this is dropped without an answer.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a request's whole body may take to arrive, counted from the first read of it. A
+/// client slower than this gets `408` and the connection is closed.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many requests the emulator processes at once (`/health` aside); one more gets `429`
+/// with `retry-after`.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 64;
+
 /// What the emulator accepts and how it behaves.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
@@ -49,6 +62,16 @@ pub struct EmulatorConfig {
     pub moderation_block_words: Vec<String>,
     /// Append one JSON line per request to this file. Default: no log.
     pub request_log: Option<PathBuf>,
+    /// How long a client may take to send a request's headers (and how long an idle
+    /// connection is kept). Default: [`DEFAULT_HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
+    /// How long a request's whole body may take to arrive. Default:
+    /// [`DEFAULT_BODY_READ_TIMEOUT`].
+    pub body_read_timeout: Duration,
+    /// Requests processed at once (an answer being streamed counts until it ends); more get
+    /// `429` with `retry-after: 1`. `/health` is not counted. Default:
+    /// [`DEFAULT_MAX_CONCURRENT_REQUESTS`]; 0 is taken as 1.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for EmulatorConfig {
@@ -64,6 +87,9 @@ impl Default for EmulatorConfig {
             fail_org_verification: false,
             moderation_block_words: Vec::new(),
             request_log: None,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
         }
     }
 }

@@ -4,7 +4,9 @@
 //! - `multipart/form-data` with one `image` or repeated `image[]` files (1-16, PNG/JPEG/WebP,
 //!   each under 50 MB), an optional PNG `mask` (under 4 MB, with alpha, the size of the first
 //!   image) and the text fields of an edit. The form is read part by part with each file's
-//!   limit enforced while it streams in.
+//!   limit enforced while it streams in; image parts are written to anonymous temporary files
+//!   as they arrive (up to 16 x 50 MB would not fit in memory side by side) and decoded from
+//!   there, the mask and the text fields are kept in memory.
 //! - `application/json` (`EditImageBodyJsonParam`, read by [`EditJsonBody::from_json`]): the
 //!   same options plus `moderation`, with `images` (and `mask`) as references: base64 data URLs
 //!   (decoded under the same limits, with the same errors as the form's files) or the
@@ -15,7 +17,7 @@
 //! The options are checked by building the same [`ImageRequest`] the generations endpoint
 //! validates, plus `input_fidelity` against the model.
 
-use std::io::Cursor;
+use std::io::{self, BufRead, BufReader, Cursor, Read as _, Seek, SeekFrom};
 use std::sync::Arc;
 
 use axum::Extension;
@@ -62,11 +64,60 @@ const IMAGE_TYPES: &str = "'image/jpeg', 'image/png', and 'image/webp'";
 
 /// An input image, its type checked but not yet decoded.
 #[derive(Debug)]
-struct Upload {
+pub(crate) struct Upload {
     /// The field it came from (`image`, `images[2].image_url`), for decoding errors.
-    param: String,
-    format: ImageFormat,
-    bytes: Vec<u8>,
+    pub(crate) param: String,
+    pub(crate) format: ImageFormat,
+    pub(crate) data: ImageData,
+}
+
+/// Where an input image's bytes are.
+#[derive(Debug)]
+pub(crate) enum ImageData {
+    /// Decoded from a data URL.
+    Memory(Vec<u8>),
+    /// A form part spooled to a temporary file, or an upload of `/v1/files`; read from the
+    /// start.
+    File(std::fs::File),
+}
+
+impl ImageData {
+    /// All the bytes in memory (for a mask, which is under 4 MB).
+    async fn into_vec(self) -> Result<Vec<u8>, EmulatorError> {
+        match self {
+            Self::Memory(bytes) => Ok(bytes),
+            Self::File(file) => {
+                let mut bytes = Vec::new();
+                tokio::io::AsyncReadExt::read_to_end(&mut tokio::fs::File::from_std(file), &mut bytes)
+                    .await
+                    .map_err(|e| EmulatorError::Internal(format!("reading an input image: {e}")))?;
+                Ok(bytes)
+            }
+        }
+    }
+
+    /// Add the length and the bytes to `digest`, then decode them as `format`. Blocking.
+    fn digest_and_decode(
+        self,
+        digest: &mut Sha256,
+        format: ImageFormat,
+    ) -> Result<Result<DynamicImage, image::ImageError>, io::Error> {
+        match self {
+            Self::Memory(bytes) => {
+                digest.update((bytes.len() as u64).to_le_bytes());
+                digest.update(&bytes);
+                Ok(decode_image(Cursor::new(bytes.as_slice()), format))
+            }
+            Self::File(mut file) => {
+                let len = file.metadata()?.len();
+                digest.update(len.to_le_bytes());
+                file.seek(SeekFrom::Start(0))?;
+                io::copy(&mut (&mut file).take(len), digest)?;
+                file.seek(SeekFrom::Start(0))?;
+                Ok(decode_image(BufReader::new(file), format))
+            }
+        }
+    }
 }
 
 /// The form, read.
@@ -218,7 +269,7 @@ async fn plan_inputs(
     images: Vec<Upload>,
     mask: Option<Vec<u8>>,
 ) -> Result<Plan, EmulatorError> {
-    let inputs = on_render_slot(state, move || decode_inputs(images, mask)).await?;
+    let inputs = on_render_slot(state, move || decode_uploads(images, mask)).await?;
     let fidelity = Fidelity::resolve(model, input_fidelity);
     Ok(Plan::resolve(
         req,
@@ -267,7 +318,7 @@ pub(crate) async fn plan_json(
         images.push(resolve(state, r, &format!("images[{i}]"), false).await?);
     }
     let mask = match &body.mask {
-        Some(m) => Some(resolve(state, m, "mask", true).await?.bytes),
+        Some(m) => Some(resolve(state, m, "mask", true).await?.data.into_vec().await?),
         None => None,
     };
     drop(body);
@@ -329,7 +380,7 @@ async fn resolve(state: &EmulatorState, r: &ImageRef, at: &str, mask: bool) -> R
         param: Some(param.clone()),
         message: format!("Invalid '{param}': {e}."),
     };
-    let (format, bytes) = match r.source().map_err(|e| bad_url(e, "invalid_image_url"))? {
+    let (format, data) = match r.source().map_err(|e| bad_url(e, "invalid_image_url"))? {
         ImageSource::Remote(_) => return Err(EmulatorError::UrlNotFetched { param }),
         ImageSource::Data(data) => {
             let format = checked(data.format().map(image_format), data.mime())?;
@@ -337,7 +388,7 @@ async fn resolve(state: &EmulatorState, r: &ImageRef, at: &str, mask: bool) -> R
                 return Err(too_large(data.decoded_len() as u64));
             }
             let bytes = data.decode().map_err(|e| bad_url(e, "invalid_base64_image"))?;
-            (format, bytes)
+            (format, ImageData::Memory(bytes))
         }
         ImageSource::File(id) => {
             let file = state
@@ -364,17 +415,25 @@ async fn resolve(state: &EmulatorState, r: &ImageRef, at: &str, mask: bool) -> R
             if file.meta.bytes >= limit {
                 return Err(too_large(file.meta.bytes));
             }
-            let bytes = tokio::fs::read(&file.path)
-                .await
-                .map_err(|e| EmulatorError::Internal(format!("reading {}: {e}", file.path.display())))?;
-            let guessed = image::guess_format(&bytes).ok();
+            // Decoded from the stored file, not copied into memory first.
+            let read_failed =
+                |e: io::Error| EmulatorError::Internal(format!("reading {}: {e}", file.path.display()));
+            let mut opened = tokio::fs::File::open(&file.path).await.map_err(read_failed)?;
+            let mut head = Vec::with_capacity(64);
+            tokio::io::AsyncReadExt::read_to_end(
+                &mut tokio::io::AsyncReadExt::take(&mut opened, 64),
+                &mut head,
+            )
+            .await
+            .map_err(read_failed)?;
+            let guessed = image::guess_format(&head).ok();
             let mime = guessed.map_or("application/octet-stream", |f| f.to_mime_type());
             let known =
                 guessed.filter(|f| matches!(f, ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP));
-            (checked(known, mime)?, bytes)
+            (checked(known, mime)?, ImageData::File(opened.into_std().await))
         }
     };
-    Ok(Upload { param, format, bytes })
+    Ok(Upload { param, format, data })
 }
 
 fn multipart_error(e: &MultipartError) -> EmulatorError {
@@ -434,7 +493,7 @@ async fn read_form(mut multipart: Multipart) -> Result<Form, EmulatorError> {
                         });
                     }
                 };
-                let bytes = read_limited(&mut field, MAX_IMAGE_BYTES, |bytes| EmulatorError::FileTooLarge {
+                let file = spool(&mut field, MAX_IMAGE_BYTES, |bytes| EmulatorError::FileTooLarge {
                     param: "image".into(),
                     bytes,
                     limit: MAX_IMAGE_BYTES,
@@ -443,7 +502,7 @@ async fn read_form(mut multipart: Multipart) -> Result<Form, EmulatorError> {
                 form.images.push(Upload {
                     param: "image".into(),
                     format,
-                    bytes,
+                    data: ImageData::File(file),
                 });
             }
             "mask" => {
@@ -492,6 +551,35 @@ fn typed(name: &str, text: String) -> Value {
     }
 }
 
+/// Write a file part to an anonymous temporary file (in the system's temporary folder, gone
+/// when closed, even after a crash), under `limit`; the file is returned rewound.
+async fn spool(
+    field: &mut Field<'_>,
+    limit: u64,
+    too_large: impl Fn(u64) -> EmulatorError,
+) -> Result<std::fs::File, EmulatorError> {
+    let failed = |e: io::Error| EmulatorError::Internal(format!("spooling an input image to disk: {e}"));
+    let file = tokio::task::spawn_blocking(tempfile::tempfile)
+        .await
+        .map_err(|e| EmulatorError::Internal(e.to_string()))?
+        .map_err(failed)?;
+    let mut out = tokio::io::BufWriter::with_capacity(1024 * 1024, tokio::fs::File::from_std(file));
+    let mut len = 0u64;
+    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(&e))? {
+        len += chunk.len() as u64;
+        if len >= limit {
+            return Err(too_large(len));
+        }
+        tokio::io::AsyncWriteExt::write_all(&mut out, &chunk)
+            .await
+            .map_err(failed)?;
+    }
+    tokio::io::AsyncWriteExt::flush(&mut out).await.map_err(failed)?;
+    let mut file = out.into_inner().into_std().await;
+    file.seek(SeekFrom::Start(0)).map_err(failed)?;
+    Ok(file)
+}
+
 async fn read_limited(
     field: &mut Field<'_>,
     limit: u64,
@@ -522,9 +610,12 @@ async fn read_text(field: &mut Field<'_>, name: &str) -> Result<String, Emulator
     })
 }
 
-/// Decode bytes of a known format under explicit limits: inputs are untrusted.
-pub(crate) fn decode_image(bytes: &[u8], format: ImageFormat) -> Result<DynamicImage, image::ImageError> {
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+/// Decode an image of a known format under explicit limits: inputs are untrusted.
+pub(crate) fn decode_image(
+    input: impl BufRead + Seek,
+    format: ImageFormat,
+) -> Result<DynamicImage, image::ImageError> {
+    let mut reader = ImageReader::with_format(input, format);
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_INPUT_EDGE);
     limits.max_image_height = Some(MAX_INPUT_EDGE);
@@ -542,34 +633,25 @@ pub(crate) fn format_name(format: ImageFormat) -> &'static str {
     }
 }
 
-/// Decode every input and check the mask against the first image. CPU work: run it on a
-/// blocking thread.
-fn decode_inputs(images: Vec<Upload>, mask: Option<Vec<u8>>) -> Result<EditInputs, EmulatorError> {
-    decode_uploads(
-        images
-            .iter()
-            .map(|up| (up.param.as_str(), up.format, up.bytes.as_slice())),
-        mask,
-    )
-}
-
 /// Decode input images (the first is the one edited) and check the mask against the first.
 /// Shared by the edits endpoint and the Responses tool, so both reject the same inputs the
-/// same way; `param` names the field an undecodable image came from.
-pub(crate) fn decode_uploads<'a>(
-    uploads: impl IntoIterator<Item = (&'a str, ImageFormat, &'a [u8])>,
+/// same way; an undecodable image is named by its `param`. CPU and disk work: run it on a
+/// blocking thread.
+pub(crate) fn decode_uploads(
+    uploads: impl IntoIterator<Item = Upload>,
     mask: Option<Vec<u8>>,
 ) -> Result<EditInputs, EmulatorError> {
     let mut digest = Sha256::new();
     let mut decoded = Vec::new();
-    for (param, format, bytes) in uploads {
-        digest.update((bytes.len() as u64).to_le_bytes());
-        digest.update(bytes);
-        let img = decode_image(bytes, format).map_err(|e| EmulatorError::UndecodableImage {
-            param: param.into(),
-            format: format_name(format),
-            detail: e.to_string(),
-        })?;
+    for Upload { param, format, data } in uploads {
+        let img = data
+            .digest_and_decode(&mut digest, format)
+            .map_err(|e| EmulatorError::Internal(format!("reading the input image '{param}': {e}")))?
+            .map_err(|e| EmulatorError::UndecodableImage {
+                param,
+                format: format_name(format),
+                detail: e.to_string(),
+            })?;
         decoded.push(img);
     }
     let mask = match mask {
@@ -590,7 +672,8 @@ pub(crate) fn decode_uploads<'a>(
 
 /// The mask rules, in the order a user would fix them: a PNG, with alpha, the image's size.
 pub(crate) fn check_mask(bytes: &[u8], image: (u32, u32)) -> Result<DynamicImage, EmulatorError> {
-    let mask = decode_image(bytes, ImageFormat::Png).map_err(|_| EmulatorError::Mask(MaskProblem::NotPng))?;
+    let mask = decode_image(Cursor::new(bytes), ImageFormat::Png)
+        .map_err(|_| EmulatorError::Mask(MaskProblem::NotPng))?;
     if !mask.color().has_alpha() {
         return Err(EmulatorError::Mask(MaskProblem::NoAlpha));
     }

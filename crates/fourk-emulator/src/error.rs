@@ -172,6 +172,22 @@ pub enum EmulatorError {
         /// The request path.
         path: String,
     },
+    /// The body is larger than its route takes (413).
+    #[error("the request body is larger than {limit} bytes, the limit of {route}")]
+    BodyTooLarge {
+        /// The route, such as `POST /v1/images/generations`.
+        route: String,
+        /// Its limit in bytes.
+        limit: u64,
+        /// What to do instead, as one sentence.
+        hint: &'static str,
+    },
+    /// The body did not arrive within the body read timeout (408).
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(Duration),
+    /// As many requests as the emulator processes at once are in progress (429).
+    #[error("{0} requests are already in progress")]
+    Busy(usize),
     /// The request took longer than the emulator's request timeout.
     #[error("request timed out after {0:?}")]
     Timeout(Duration),
@@ -209,7 +225,9 @@ impl EmulatorError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Timeout(_) | Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -375,6 +393,33 @@ impl EmulatorError {
                 None,
                 format!("Request timed out after {} s.", after.as_secs_f64()),
             ),
+            // The API's codes for these three are not documented; they are assumed.
+            Self::BodyTooLarge { route, limit, hint } => ErrorEnvelope::new(
+                INVALID,
+                Some("request_too_large"),
+                None,
+                format!(
+                    "The request body is larger than {limit} bytes ({}), the largest {route} takes. {hint}",
+                    human_bytes(*limit)
+                ),
+            ),
+            Self::BodyTimeout(after) => ErrorEnvelope::new(
+                INVALID,
+                Some("request_timeout"),
+                None,
+                format!(
+                    "The request body did not arrive within {} s (the fourk emulator's body read timeout). Send the whole body without pausing, or raise the limit with --body-timeout-ms (body_read_timeout).",
+                    after.as_secs_f64()
+                ),
+            ),
+            Self::Busy(limit) => ErrorEnvelope::new(
+                "requests",
+                Some("rate_limit_exceeded"),
+                None,
+                format!(
+                    "Too many concurrent requests: the fourk emulator is already processing {limit}, its limit (--max-concurrent-requests, max_concurrent_requests). Please try again in 1s."
+                ),
+            ),
             Self::Internal(_) => ErrorEnvelope::new(
                 "server_error",
                 None,
@@ -382,6 +427,20 @@ impl EmulatorError {
                 "The server had an error while processing your request. Sorry about that!",
             ),
         }
+    }
+}
+
+/// A byte count as people read it: `1 MiB`, `805 MiB`, `1.5 GiB`.
+fn human_bytes(n: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if n >= 1024 * MIB {
+        format!("{:.1} GiB", n as f64 / (1024 * MIB) as f64)
+    } else if n >= MIB && n.is_multiple_of(MIB) {
+        format!("{} MiB", n / MIB)
+    } else if n >= MIB {
+        format!("{:.1} MiB", n as f64 / MIB as f64)
+    } else {
+        format!("{} KiB", n.div_ceil(1024))
     }
 }
 
@@ -449,7 +508,7 @@ impl EmulatorError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::RateLimited { retry_after, .. } => Some(*retry_after),
-            Self::InjectedRateLimit => Some(Duration::from_secs(1)),
+            Self::InjectedRateLimit | Self::Busy(_) => Some(Duration::from_secs(1)),
             _ => None,
         }
     }

@@ -185,15 +185,16 @@ async fn upload(
             }
             "file" => {
                 let filename = field.file_name().unwrap_or("upload").to_owned();
-                let mut out = tokio::fs::File::create(&path)
-                    .await
-                    .map_err(ApiFailure::internal)?;
+                // Written to a temporary file beside its final path as it arrives, and renamed
+                // into place only once whole: a refused or broken upload leaves nothing behind.
+                let temp = state.batch.files.temp_file(&path).map_err(ApiFailure::internal)?;
+                let writer = temp.reopen().map_err(ApiFailure::internal)?;
+                let mut out =
+                    tokio::io::BufWriter::with_capacity(CHUNK * 4, tokio::fs::File::from_std(writer));
                 let mut len = 0u64;
                 while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
                     len += chunk.len() as u64;
                     if len > MAX_FILE_BYTES {
-                        drop(out);
-                        let _ = tokio::fs::remove_file(&path).await;
                         return Err(ApiFailure::invalid(
                             Some("file_too_large"),
                             Some("file"),
@@ -205,6 +206,8 @@ async fn upload(
                     out.write_all(&chunk).await.map_err(ApiFailure::internal)?;
                 }
                 out.flush().await.map_err(ApiFailure::internal)?;
+                drop(out);
+                temp.persist(&path).map_err(ApiFailure::internal)?;
                 file = Some((filename, len));
             }
             other => {

@@ -65,6 +65,22 @@
 //! `x-client-request-id` header, which every answer echoes), `fault`;
 //! flushed per line).
 //!
+//! # Slow and greedy clients
+//!
+//! | knob | default | what happens |
+//! |---|---|---|
+//! | `header_read_timeout` / `--header-timeout-ms` | 30 s | a client that has not sent its whole request head by then (or a keep-alive connection idle that long) is dropped without an answer |
+//! | `body_read_timeout` / `--body-timeout-ms` | 30 s | a body not wholly arrived by then, counted from its first read, gets `408` `request_timeout` and the connection is closed |
+//! | `max_concurrent_requests` / `--max-concurrent-requests` | 64 | requests past it get `429` `rate_limit_exceeded` with `retry-after: 1`; a request holds its place until its answer (stream included) is sent; `/health` is not counted |
+//!
+//! Body limits per route, close to the API's, answered with `413` `request_too_large` naming
+//! the limit (by `Content-Length` before the body is read, otherwise as soon as it is passed):
+//! `POST /v1/images/generations` 1 MiB; `POST /v1/responses` 50 MiB; `POST /v1/images/edits`
+//! 341 MiB as JSON (16 images and a mask as data URLs), 805 MiB as a form (16 images under
+//! 50 MB, a mask under 4 MB); `POST /v1/files` 513 MiB (a 512 MB file and its fields); any
+//! other 1 MiB. The image parts of a form edit are written to anonymous temporary files as
+//! they arrive and decoded from there; uploads go to the emulator's file folder the same way.
+//!
 //! # Account and safety answers on demand
 //!
 //! | trigger | answer |
@@ -76,8 +92,9 @@
 //! | prompt contains `[fourk:moderation]`, or one of `moderation_block_words` / `--moderation-block-words a,b` (case-insensitive) | Images API: `400` `image_generation_user_error` / `moderation_blocked`, "Your request was rejected by the safety system…", with `moderation_details`. Responses API: `status: "failed"` (`response.failed` when streaming), the output item failed with a `moderation_blocked` error and its `moderation_details` |
 //!
 //! # Modules
-//! - [`app`] builds the router and its outer layer; [`serve`] and [`spawn`] run it with
-//!   graceful shutdown;
+//! - [`app`] builds the router and its outer layers (the bound on requests in progress, the
+//!   body limits and deadline); [`serve`] and [`spawn`] run it on hyper's HTTP/1 connection
+//!   builder with a header read timeout, and shut down gracefully;
 //! - [`render`] draws the images;
 //! - [`FaultSpec`], [`PerMinute`] and [`LatencyScale`] are the parsed forms of the flags.
 
@@ -91,6 +108,7 @@ mod faults;
 mod files;
 mod generate;
 mod images;
+mod limits;
 mod plan;
 mod policy;
 mod ratelimit;
@@ -104,7 +122,10 @@ mod store;
 mod stores;
 
 pub use app::{EMULATOR_HEADER, EMULATOR_HEADER_VALUE, app};
-pub use config::{DEFAULT_REQUEST_TIMEOUT, DEFAULT_STALL, EmulatorConfig, LatencyScale};
+pub use config::{
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONCURRENT_REQUESTS,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_STALL, EmulatorConfig, LatencyScale,
+};
 pub use error::{EmulatorError, MaskProblem, mask_key};
 pub use faults::{FaultKind, FaultSpec, FaultSpecError};
 pub use policy::MAGIC_WRONG_SIZE_EXPERIMENTAL;

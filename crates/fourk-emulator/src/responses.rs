@@ -1033,11 +1033,12 @@ fn decode_inputs(
             bytes,
         })
     });
-    let uploads = images.iter().chain(previous.iter());
-    crate::edits::decode_uploads(
-        uploads.map(|up| (up.param.as_str(), up.format, up.bytes.as_slice())),
-        mask,
-    )
+    let uploads = images.into_iter().chain(previous).map(|up| crate::edits::Upload {
+        param: up.param,
+        format: up.format,
+        data: crate::edits::ImageData::Memory(up.bytes),
+    });
+    crate::edits::decode_uploads(uploads, mask)
 }
 
 fn latency(state: &EmulatorState, p: &Prepared) -> Duration {

@@ -70,6 +70,9 @@ pub struct EmulatorState {
     /// Rendering a 4K image takes a few hundred megabytes of memory traffic and every core it
     /// is given; more concurrent renders than cores only queue inside the OS.
     pub(crate) renders: Arc<Semaphore>,
+    /// One permit per request in progress ([`EmulatorConfig::max_concurrent_requests`]).
+    pub(crate) in_flight: Arc<Semaphore>,
+    pub(crate) max_in_flight: usize,
     pub(crate) faults: FaultDraw,
     pub(crate) request_log: Option<RequestLog>,
     pub(crate) responses: ResponseStore,
@@ -127,7 +130,10 @@ impl EmulatorState {
             b.copy_from_slice(&id_key[..8]);
             u64::from_le_bytes(b)
         });
+        let max_in_flight = config.max_concurrent_requests.clamp(1, Semaphore::MAX_PERMITS);
         Self {
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
             limiter: RateLimiter::new(config.rate_limits),
             faults: FaultDraw::new(config.faults.clone(), seed),
             request_log,

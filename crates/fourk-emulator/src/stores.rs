@@ -38,6 +38,13 @@ impl FileStore {
         Ok(base.join(id))
     }
 
+    /// A temporary file in the folder of `path` (one of [`FileStore::new_path`]), deleted when
+    /// dropped unless persisted to `path`.
+    pub(crate) fn temp_file(&self, path: &std::path::Path) -> io::Result<tempfile::NamedTempFile> {
+        let dir = path.parent().unwrap_or_else(|| std::path::Path::new("."));
+        tempfile::Builder::new().prefix(".upload-").tempfile_in(dir)
+    }
+
     /// Register a file whose bytes are at `path`.
     pub(crate) fn insert(&self, meta: OpenAIFile, path: PathBuf) -> OpenAIFile {
         let stored = StoredFile {

@@ -38,7 +38,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         fourk_imaging::budget::set_max_pixels(max);
     }
     let ledger = fourk_core::ledger::resolve_path(cli.ledger.clone());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if matches!(cli.command, cli::Command::Emulator(_)) {
+        // The emulator decodes and renders on blocking threads. mimalloc hands back what a
+        // thread freed when that thread next allocates or exits, and an idle blocking thread
+        // does neither until tokio ends it (10 s by default): memory after a burst of large
+        // edits stayed up that long. scripts/emulator-soak measures it.
+        builder.thread_keep_alive(std::time::Duration::from_secs(1));
+    }
+    let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");

@@ -8,6 +8,7 @@ mod edits;
 mod errors;
 mod faults;
 mod generations;
+mod hardening;
 mod json_edits;
 mod responses;
 mod schema;

@@ -669,6 +669,17 @@ pub struct EmulatorArgs {
     /// Append one JSON line per request received to this file.
     #[arg(long, value_name = "FILE")]
     pub request_log: Option<PathBuf>,
+    /// Drop a client that takes longer than this to send a request's headers (also closes
+    /// idle keep-alive connections), in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_ms: u64,
+    /// Answer 408 and close the connection when a request's whole body takes longer than
+    /// this to arrive, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_ms: u64,
+    /// Requests processed at once; more get 429 with retry-after (/health is not counted).
+    #[arg(long, value_name = "N", default_value_t = fourk_emulator::DEFAULT_MAX_CONCURRENT_REQUESTS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_concurrent_requests: usize,
 }
 
 /// `fourk models`.

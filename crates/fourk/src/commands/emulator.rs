@@ -37,6 +37,9 @@ pub(super) async fn run(args: &EmulatorArgs, caps: Capabilities) -> anyhow::Resu
             .filter(|w| !w.is_empty())
             .collect(),
         request_log: args.request_log.clone(),
+        header_read_timeout: Duration::from_millis(args.header_timeout_ms),
+        body_read_timeout: Duration::from_millis(args.body_timeout_ms),
+        max_concurrent_requests: args.max_concurrent_requests,
     };
     if let Some(path) = &args.request_log {
         // Checked here, before binding, so the message names the flag rather than the port.
