@@ -198,13 +198,20 @@ pub fn write(image: &Path, sidecar: &Sidecar) -> anyhow::Result<PathBuf> {
 /// When the sidecar cannot be read, parsed, serialised or written.
 pub fn annotate(sidecar: &Path, key: &str, value: &impl Serialize) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    let mut car: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(sidecar).with_context(|| format!("reading {}", sidecar.display()))?,
-    )
-    .with_context(|| format!("reading {}", sidecar.display()))?;
+    let text = std::fs::read(sidecar).with_context(|| format!("reading {}", sidecar.display()))?;
+    let json = annotated(&text, key, value).with_context(|| format!("reading {}", sidecar.display()))?;
+    fourk_imaging::save_atomic(sidecar, &json).with_context(|| format!("writing {}", sidecar.display()))?;
+    Ok(())
+}
+
+/// The sidecar `text` with the top-level `key` added (or replaced): what [`annotate`] writes.
+///
+/// # Errors
+/// When `text` is not a sidecar's JSON, or `value` cannot be serialised.
+pub fn annotated(text: &[u8], key: &str, value: &impl Serialize) -> anyhow::Result<Vec<u8>> {
+    let mut car: serde_json::Value = serde_json::from_slice(text)?;
     car[key] = serde_json::to_value(value)?;
     let mut json = serde_json::to_vec_pretty(&car)?;
     json.push(b'\n');
-    fourk_imaging::save_atomic(sidecar, &json).with_context(|| format!("writing {}", sidecar.display()))?;
-    Ok(())
+    Ok(json)
 }

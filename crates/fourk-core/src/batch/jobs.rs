@@ -140,11 +140,26 @@ pub fn load(path: &Path, out_dir: &Path, defaults: &Defaults) -> Result<Vec<Job>
         .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let base = std::path::absolute(&base).unwrap_or(base);
-    let records = match Layout::detect(path, &text) {
-        Layout::Jsonl => jsonl_records(&text),
-        Layout::Csv => csv_records(&text),
+    parse(&text, Layout::detect(path, &text), &base, out_dir, defaults)
+}
+
+/// Normalise the text of a jobs file laid out as `layout`: what [`load`] does after reading
+/// the file. Relative image paths are relative to `base`.
+///
+/// # Errors
+/// As [`load`], without the reading errors.
+pub fn parse(
+    text: &str,
+    layout: Layout,
+    base: &Path,
+    out_dir: &Path,
+    defaults: &Defaults,
+) -> Result<Vec<Job>, String> {
+    let records = match layout {
+        Layout::Jsonl => jsonl_records(text),
+        Layout::Csv => csv_records(text),
     };
-    parse_records(records?, &base, out_dir, defaults)
+    parse_records(records?, base, out_dir, defaults)
 }
 
 type Record = (u32, BTreeMap<String, Value>);
