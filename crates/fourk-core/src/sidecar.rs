@@ -209,9 +209,43 @@ pub fn annotate(sidecar: &Path, key: &str, value: &impl Serialize) -> anyhow::Re
 /// # Errors
 /// When `text` is not a sidecar's JSON, or `value` cannot be serialised.
 pub fn annotated(text: &[u8], key: &str, value: &impl Serialize) -> anyhow::Result<Vec<u8>> {
-    let mut car: serde_json::Value = serde_json::from_slice(text)?;
-    car[key] = serde_json::to_value(value)?;
+    let mut car = parse_object(text)?;
+    car.insert(key.to_owned(), serde_json::to_value(value)?);
     let mut json = serde_json::to_vec_pretty(&car)?;
     json.push(b'\n');
     Ok(json)
+}
+
+/// A sidecar's text as its top-level object, for code that adds keys to it. Indexing a
+/// `serde_json::Value` to add a key panics unless it is an object (or null), and a sidecar
+/// file can hold anything, so writers go through this.
+///
+/// # Errors
+/// When `text` is not JSON, or is JSON but not an object.
+pub fn parse_object(text: &[u8]) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::from_slice(text)? {
+        serde_json::Value::Object(map) => Ok(map),
+        other => anyhow::bail!(
+            "not a sidecar: {} where a JSON object belongs",
+            fourk_api::json_kind(&other)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sidecar_that_is_not_an_object_is_an_error_not_a_panic() {
+        for text in [&b"7"[..], b"\"prompt\"", b"[]", b"null", b"true"] {
+            let err = annotated(text, "transparency", &1).unwrap_err();
+            assert!(err.to_string().contains("not a sidecar"), "{err}");
+        }
+        let out = annotated(br#"{"a": 1}"#, "b", &2).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap(),
+            serde_json::json!({"a": 1, "b": 2})
+        );
+    }
 }
