@@ -81,3 +81,22 @@ fn every_regression_folder_names_a_target() {
         );
     }
 }
+
+/// A smoke run of the mutator for CI: a few hundred mutations of each target's seeds, from a
+/// fixed seed so that a failure is reproducible (`fourk-fuzz run` does the real fuzzing).
+#[test]
+fn seeded_mutations_of_every_target() {
+    for t in fourk_fuzz::TARGETS {
+        let corpus = (t.seeds)();
+        let slow = t.name.starts_with("emulator") || t.name.starts_with("multipart");
+        let mut rng = fastrand::Rng::with_seed(0x0066_6f75_726b);
+        for _ in 0..if slow { 100 } else { 500 } {
+            let a = &corpus[rng.usize(0..corpus.len())];
+            let b = &corpus[rng.usize(0..corpus.len())];
+            let input = fourk_fuzz::mutate::mutate(&mut rng, a, b, t.dictionary, 1 << 16);
+            if std::panic::catch_unwind(|| (t.run)(&input)).is_err() {
+                panic!("{}: a mutation panics: {input:?}", t.name);
+            }
+        }
+    }
+}
