@@ -803,7 +803,11 @@ pub fn sidecar(data: &[u8]) {
         assert_eq!(after["transparency"], record);
         if let (Some(b), Some(a)) = (before.as_object(), after.as_object()) {
             for (k, v) in b.iter().filter(|(k, _)| *k != "transparency") {
-                assert_eq!(a.get(k), Some(v), "the key {k} was lost");
+                assert!(
+                    a.get(k).is_some_and(|w| same_json(v, w)),
+                    "the key {k} was lost: {v} -> {:?}",
+                    a.get(k)
+                );
             }
         }
     }
@@ -816,6 +820,27 @@ pub fn sidecar(data: &[u8]) {
         assert_eq!(info.sha256_matches, Some(true));
     }
     let _ = serde_json::to_string(&info).expect("a SourceInfo serialises");
+}
+
+/// JSON equality, except that a float may come back one unit in the last place off: serde_json's
+/// default parser is not correctly rounded for long mantissas or large exponents (for example
+/// `4.44444444444e61` reads back as `4.4444444444400006e61` after a write), and fourk only
+/// writes short decimals, which it reads exactly. Its `float_roundtrip` feature would make every
+/// read exact; see the fuzzing notes.
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+            let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
+            x == y || (x - y).abs() <= 2.0 * f64::EPSILON * x.abs().max(y.abs())
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
 }
 
 fn sidecar_seeds() -> Vec<Vec<u8>> {
