@@ -831,11 +831,7 @@ async fn load_plan(
     for path in candidates.into_iter().flatten() {
         if path.is_file() {
             let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            let m: Manifest = serde_json::from_slice(&text)
-                .with_context(|| format!("reading the manifest {}", path.display()))?;
-            let order = m.jobs.iter().map(|j| j.custom_id.clone()).collect();
-            let jobs = m.jobs.into_iter().map(|j| (j.custom_id.clone(), j)).collect();
-            return Ok(Plan { order, jobs });
+            return manifest_plan(&text).with_context(|| format!("reading the manifest {}", path.display()));
         }
     }
     tracing::info!(
@@ -864,6 +860,68 @@ async fn load_plan(
         plan.jobs.insert(job.custom_id.clone(), job);
     }
     Ok(plan)
+}
+
+fn manifest_plan(text: &[u8]) -> anyhow::Result<Plan> {
+    let m: Manifest = serde_json::from_slice(text)?;
+    let order = m.jobs.iter().map(|j| j.custom_id.clone()).collect();
+    let jobs = m.jobs.into_iter().map(|j| (j.custom_id.clone(), j)).collect();
+    Ok(Plan { order, jobs })
+}
+
+/// One job as [`collect`] reads it back from a manifest or from a line of the batch's input
+/// file: what it saves, where, and the input records its sidecars get.
+#[derive(Debug, Clone)]
+pub struct ManifestEntry {
+    /// The job's custom id.
+    pub custom_id: String,
+    /// Where its images go (without the extension).
+    pub output: PathBuf,
+    /// The request's model.
+    pub model: String,
+    /// The requested size.
+    pub size: Option<Size>,
+    /// The format of the images it saves.
+    pub format: OutputFormat,
+    /// An edit's inline inputs, as its sidecars record them.
+    pub inputs: Vec<InputRecord>,
+}
+
+impl ManifestEntry {
+    fn of(job: &ManifestJob) -> Self {
+        let request = job.request.request();
+        Self {
+            custom_id: job.custom_id.clone(),
+            output: job.output.clone(),
+            model: request.model().to_owned(),
+            size: request.size(),
+            format: request.effective_format(),
+            inputs: job.inputs.iter().map(ManifestInput::record).collect(),
+        }
+    }
+}
+
+/// The jobs of a manifest's text, in order, as [`collect`] reads them.
+///
+/// # Errors
+/// When `text` is not a manifest.
+pub fn read_manifest(text: &[u8]) -> anyhow::Result<Vec<ManifestEntry>> {
+    let plan = manifest_plan(text)?;
+    Ok(plan
+        .order
+        .iter()
+        .filter_map(|id| plan.jobs.get(id))
+        .map(ManifestEntry::of)
+        .collect())
+}
+
+/// A job read back from one line of a batch's input file, as [`collect`] does without a
+/// manifest; its output is in `out_dir`.
+///
+/// # Errors
+/// When `line` is not a batch request line for a generation or an edit.
+pub fn read_input_line(line: &str, out_dir: &Path) -> anyhow::Result<ManifestEntry> {
+    input_line_job(line, out_dir).map(|j| ManifestEntry::of(&j))
 }
 
 /// A job read back from a line of the batch's input file: a generation, or (by its `url`)

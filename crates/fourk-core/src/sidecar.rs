@@ -198,13 +198,54 @@ pub fn write(image: &Path, sidecar: &Sidecar) -> anyhow::Result<PathBuf> {
 /// When the sidecar cannot be read, parsed, serialised or written.
 pub fn annotate(sidecar: &Path, key: &str, value: &impl Serialize) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    let mut car: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(sidecar).with_context(|| format!("reading {}", sidecar.display()))?,
-    )
-    .with_context(|| format!("reading {}", sidecar.display()))?;
-    car[key] = serde_json::to_value(value)?;
-    let mut json = serde_json::to_vec_pretty(&car)?;
-    json.push(b'\n');
+    let text = std::fs::read(sidecar).with_context(|| format!("reading {}", sidecar.display()))?;
+    let json = annotated(&text, key, value).with_context(|| format!("reading {}", sidecar.display()))?;
     fourk_imaging::save_atomic(sidecar, &json).with_context(|| format!("writing {}", sidecar.display()))?;
     Ok(())
+}
+
+/// The sidecar `text` with the top-level `key` added (or replaced): what [`annotate`] writes.
+///
+/// # Errors
+/// When `text` is not a sidecar's JSON, or `value` cannot be serialised.
+pub fn annotated(text: &[u8], key: &str, value: &impl Serialize) -> anyhow::Result<Vec<u8>> {
+    let mut car = parse_object(text)?;
+    car.insert(key.to_owned(), serde_json::to_value(value)?);
+    let mut json = serde_json::to_vec_pretty(&car)?;
+    json.push(b'\n');
+    Ok(json)
+}
+
+/// A sidecar's text as its top-level object, for code that adds keys to it. Indexing a
+/// `serde_json::Value` to add a key panics unless it is an object (or null), and a sidecar
+/// file can hold anything, so writers go through this.
+///
+/// # Errors
+/// When `text` is not JSON, or is JSON but not an object.
+pub fn parse_object(text: &[u8]) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::from_slice(text)? {
+        serde_json::Value::Object(map) => Ok(map),
+        other => anyhow::bail!(
+            "not a sidecar: {} where a JSON object belongs",
+            fourk_api::json_kind(&other)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sidecar_that_is_not_an_object_is_an_error_not_a_panic() {
+        for text in [&b"7"[..], b"\"prompt\"", b"[]", b"null", b"true"] {
+            let err = annotated(text, "transparency", &1).unwrap_err();
+            assert!(err.to_string().contains("not a sidecar"), "{err}");
+        }
+        let out = annotated(br#"{"a": 1}"#, "b", &2).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap(),
+            serde_json::json!({"a": 1, "b": 2})
+        );
+    }
 }

@@ -571,7 +571,7 @@ fn cut_out(
 /// Write the delivered file's sidecar: the key-colour request's record (what was sent and
 /// answered), with this file's name and checks and the `transparency` record.
 fn finish_sidecar(keyed: &ImageSummary, summary: &ImageSummary, record: &Transparency) -> anyhow::Result<()> {
-    let mut car: serde_json::Value = serde_json::from_slice(
+    let mut car = sidecar::parse_object(
         &std::fs::read(&keyed.sidecar).with_context(|| format!("reading {}", keyed.sidecar.display()))?,
     )
     .with_context(|| format!("reading {}", keyed.sidecar.display()))?;
@@ -595,10 +595,16 @@ fn finish_sidecar(keyed: &ImageSummary, summary: &ImageSummary, record: &Transpa
     ))?;
     // The cutout's QA is part of what "verified" means for this file.
     checks["verified"] = summary.verified.into();
-    car["image"] = file_name(&summary.path).unwrap_or_default().into();
-    car["checks"] = checks;
-    car["derived_from"] = file_name(&keyed.path).unwrap_or_default().into();
-    car["transparency"] = serde_json::to_value(record)?;
+    car.insert(
+        "image".into(),
+        file_name(&summary.path).unwrap_or_default().into(),
+    );
+    car.insert("checks".into(), checks);
+    car.insert(
+        "derived_from".into(),
+        file_name(&keyed.path).unwrap_or_default().into(),
+    );
+    car.insert("transparency".into(), serde_json::to_value(record)?);
     let mut json = serde_json::to_vec_pretty(&car)?;
     json.push(b'\n');
     fourk_imaging::save_atomic(&summary.sidecar, &json)

@@ -84,11 +84,20 @@ fn probe_reader<R: BufRead + Seek>(mut r: R, origin: &Path) -> Result<Probe, Ima
     let n = read_up_to(&mut r, &mut head).map_err(|e| io_error(e, origin))?;
     let format = detect_format(&head[..n])?;
     r.seek(SeekFrom::Start(0)).map_err(|e| io_error(e, origin))?;
-    match format {
+    let probe = match format {
         OutputFormat::Png => probe_png(r, origin),
         OutputFormat::Jpeg => probe_jpeg(r, origin),
         OutputFormat::Webp => probe_webp(r, origin),
+    }?;
+    // image-webp can report a malformed lossless (VP8L) header as 0 pixels wide (found by the
+    // `image` fuzz target), and no format has empty images: a zero edge is a broken header.
+    if probe.width == 0 || probe.height == 0 {
+        return Err(ImagingError::Decode(format!(
+            "invalid {} header: {}x{} (an edge of 0 pixels)",
+            probe.format, probe.width, probe.height
+        )));
     }
+    Ok(probe)
 }
 
 fn probe_png<R: BufRead + Seek>(r: R, origin: &Path) -> Result<Probe, ImagingError> {
@@ -346,6 +355,14 @@ mod tests {
             .unwrap();
         let p = probe_bytes(&out).unwrap();
         assert_eq!((p.width, p.height, p.color.as_str()), (5, 6, "l8"));
+    }
+
+    #[test]
+    fn a_zero_edge_is_a_broken_header() {
+        // A malformed VP8L header that image-webp reports as 0 pixels wide.
+        let bytes = b"RIFF2\0\0\0WEBPVP8L&\0\0\0/\xff\xff\xd0\x0b";
+        let err = probe_bytes(bytes).unwrap_err();
+        assert!(err.to_string().contains("an edge of 0 pixels"), "{err}");
     }
 
     #[test]

@@ -146,11 +146,26 @@ pub fn load(path: &Path, out_dir: &Path, defaults: &Defaults) -> Result<(Vec<Job
         .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let base = std::path::absolute(&base).unwrap_or(base);
-    let (records, mut problems) = match Layout::detect(path, &text) {
-        Layout::Jsonl => jsonl_records(&text),
-        Layout::Csv => csv_records(&text)?,
+    parse(&text, Layout::detect(path, &text), &base, out_dir, defaults)
+}
+
+/// Normalise the text of a jobs file laid out as `layout`, in one pass: what [`load`] does
+/// after reading the file. Relative image paths are relative to `base`.
+///
+/// # Errors
+/// As [`load`], without the reading errors.
+pub fn parse(
+    text: &str,
+    layout: Layout,
+    base: &Path,
+    out_dir: &Path,
+    defaults: &Defaults,
+) -> Result<(Vec<Job>, Problems), String> {
+    let (records, mut problems) = match layout {
+        Layout::Jsonl => jsonl_records(text),
+        Layout::Csv => csv_records(text)?,
     };
-    let (jobs, more) = parse_records(records, &base, out_dir, defaults);
+    let (jobs, more) = parse_records(records, base, out_dir, defaults);
     problems.extend(more);
     if jobs.is_empty() && problems.is_empty() {
         return Err("the jobs file has no jobs; write one JSON object a line, or a CSV with a header row and a `prompt` column".into());

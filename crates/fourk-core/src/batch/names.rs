@@ -37,7 +37,9 @@ pub fn sanitize(raw: &str) -> Option<String> {
         out.push(c);
     }
     let out: String = out.chars().take(MAX_NAME_CHARS).collect();
-    let out = out.trim_end_matches(['.', ' ']).to_owned();
+    // The cut can end the name in what the trim above takes off; take it off again, so that a
+    // sanitised name is its own sanitised form.
+    let out = out.trim_end_matches(['.', ' ', '_']).to_owned();
     if out.is_empty() {
         return None;
     }
@@ -102,5 +104,20 @@ mod tests {
             sanitize(&"x".repeat(500)).unwrap().chars().count(),
             MAX_NAME_CHARS
         );
+    }
+
+    /// Found by the `jobs` fuzz target: a name cut at the length limit ended in `_`, which
+    /// sanitising again took off.
+    #[test]
+    fn a_sanitised_name_is_its_own_sanitised_form() {
+        for raw in [
+            format!("a{}b", "/".repeat(120)),
+            format!("x-{}", "\0".repeat(140)),
+            format!("{}z", ". ".repeat(80)),
+        ] {
+            let once = sanitize(&raw).unwrap();
+            assert_eq!(sanitize(&once).as_deref(), Some(once.as_str()), "{raw:?}");
+            assert!(!once.ends_with(['_', '.', ' ']), "{once:?}");
+        }
     }
 }

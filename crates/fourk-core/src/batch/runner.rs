@@ -897,7 +897,10 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
                         .plan
                         .out_dir
                         .join(format!("{}.{}", job.spec.name, job.spec.format.extension())),
-                    force: ctx.plan.force,
+                    // The job's own names: a new job's were checked free before the run (the
+                    // folder is locked while it runs), and a job tried before replaces what its
+                    // killed attempt left (an image without its sidecar).
+                    force: true,
                 };
                 let saved = tokio::task::spawn_blocking(move || deliver::save_images_response(&djob, &resp))
                     .await

@@ -397,8 +397,10 @@ impl SourceInfo {
     }
 
     /// Understands both sidecar kinds: a generated image's (`request`, `model`, `cost`) and a
-    /// pipeline output's (`source`, carried forward).
-    fn from_json(path: PathBuf, v: &Value, sha256: &str) -> Self {
+    /// pipeline output's (`source`, carried forward). `path` is where `v` was read from;
+    /// `sha256` is the image's digest, compared with the one the sidecar recorded.
+    #[must_use]
+    pub fn from_json(path: PathBuf, v: &Value, sha256: &str) -> Self {
         let s = |v: &Value| v.as_str().map(str::to_owned);
         let recorded_sha = v["checks"]["sha256"].as_str();
         let mut info = Self {
