@@ -176,22 +176,6 @@ pub async fn generate_with(
     }
     let format = req.effective_format();
     let estimate = send::predict(model, &req.prompt, req.size, req.quality, req.n.unwrap_or(1), &[]);
-    if let (Some(e), Some((w, h))) = (&estimate, req.size.and_then(Size::dims)) {
-        tracing::info!(
-            "requesting {} x {w}x{h} {} from {} (estimated {} output tokens, ~${:.3}{})",
-            req.n.unwrap_or(1),
-            req.quality
-                .map_or("auto quality".to_owned(), |q| format!("{q} quality")),
-            req.model,
-            e.usage.output_tokens,
-            e.cost.usd,
-            if req.quality.is_none() {
-                format!(", counting auto as {}", model.highest_quality())
-            } else {
-                String::new()
-            }
-        );
-    }
     if let Some((w, h)) = req.size.and_then(Size::dims) {
         send::warn_short_timeout(model, w, h, req.quality, spec.endpoint.timeout);
     }
@@ -219,6 +203,22 @@ pub async fn generate_with(
         .keep_partials
         .then_some(spec.stream.partials.unwrap_or(0));
     check_outputs(&job, usize::from(req.n.unwrap_or(1)), partials)?;
+    if let (Some(e), Some((w, h))) = (&estimate, req.size.and_then(Size::dims)) {
+        tracing::info!(
+            "requesting {} x {w}x{h} {} from {} (estimated {} output tokens, ~${:.3}{})",
+            req.n.unwrap_or(1),
+            req.quality
+                .map_or("auto quality".to_owned(), |q| format!("{q} quality")),
+            req.model,
+            e.usage.output_tokens,
+            e.cost.usd,
+            if req.quality.is_none() {
+                format!(", counting auto as {}", model.highest_quality())
+            } else {
+                String::new()
+            }
+        );
+    }
     let base = job.base.clone();
     let keep = spec.stream.keep_partials.then_some((base.as_path(), format));
     let key = send::usage_key(
