@@ -27,14 +27,8 @@ pub struct ConvertSpec {
 /// Usage errors from the encoding, decoding and I/O errors, and [`crate::send::Cancelled`].
 pub fn convert(spec: &ConvertSpec, cancel: &CancellationToken) -> anyhow::Result<Summary> {
     let started = Instant::now();
-    let (enc, out) = super::output(
-        &spec.out,
-        &spec.encode,
-        super::input_format(&spec.input),
-        None,
-        super::input_dims(&spec.input),
-        "convert",
-    )?;
+    let (format, dims) = super::input_header(&spec.input);
+    let (enc, out) = super::output(&spec.out, &spec.encode, format, None, dims, "convert")?;
     let input = super::read_input(&spec.input)?;
     let job = Job::of_input(
         "convert",

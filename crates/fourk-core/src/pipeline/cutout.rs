@@ -94,7 +94,7 @@ pub fn cutout(spec: &CutoutSpec, cancel: &CancellationToken) -> anyhow::Result<S
         &spec.encode,
         OutputFormat::Png,
         None,
-        super::input_dims(&spec.input),
+        super::input_header(&spec.input).1,
         "cutout",
     )?;
     if enc.format == OutputFormat::Jpeg {

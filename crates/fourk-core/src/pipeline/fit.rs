@@ -39,7 +39,7 @@ pub fn fit(spec: &FitSpec, cancel: &CancellationToken) -> anyhow::Result<Summary
     let (enc, out) = super::output(
         &spec.out,
         &spec.encode,
-        super::input_format(&spec.input),
+        super::input_header(&spec.input).0,
         Some((w, h)),
         Some((w, h)),
         "fit",

@@ -318,15 +318,13 @@ pub fn output(
     Ok((enc, path))
 }
 
-/// The format of `input` from its header, for an output that defaults to it (the full
-/// decode comes later, after the output is checked). PNG when the header says nothing.
-fn input_format(input: &Path) -> OutputFormat {
-    fourk_imaging::probe_file(input).map_or(OutputFormat::Png, |p| p.format)
-}
-
-/// The width and height of `input` from its header, when it has one.
-fn input_dims(input: &Path) -> Option<(u32, u32)> {
-    fourk_imaging::probe_file(input).ok().map(|p| (p.width, p.height))
+/// The format of `input` from its header (PNG when the header says nothing), for an output
+/// that defaults to it, and its width and height when it has a header: one header read, before
+/// the output is checked and the full decode.
+fn input_header(input: &Path) -> (OutputFormat, Option<(u32, u32)>) {
+    fourk_imaging::probe_file(input).map_or((OutputFormat::Png, None), |p| {
+        (p.format, Some((p.width, p.height)))
+    })
 }
 
 /// One input file, as recorded in a sidecar.

@@ -46,7 +46,7 @@ pub fn upscale(spec: &UpscaleSpec, cancel: &CancellationToken) -> anyhow::Result
     let (enc, out) = super::output(
         &spec.out,
         &spec.encode,
-        super::input_format(&spec.input),
+        super::input_header(&spec.input).0,
         Some((w, h)),
         Some((w, h)),
         "upscale",
