@@ -69,6 +69,7 @@ pub use resize::{Filter, MAX_OUTPUT_DIMENSION, MAX_SHARPEN, Upscaler, blank_like
 // Metadata in encoded bytes, contact sheets and side-by-side comparisons.
 pub mod compare;
 pub mod metadata;
+pub mod preview;
 pub mod sheet;
 
 pub use compare::{Compared, Comparison, compare, side_by_side};

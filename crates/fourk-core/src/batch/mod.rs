@@ -16,3 +16,43 @@ pub use jobs::{Defaults, Job, JobSpec};
 pub use pace::Governor;
 pub use plan::{BatchSpec, lock_output, plan};
 pub use runner::{BatchReport, Budget, JobReport, Plan, Reporter};
+
+/// Run a checked local batch to the end through `endpoint`: the output folder made and
+/// locked, a client whose every retry decision the runner makes (so each attempt is on
+/// record and a 429 slows every worker), progress to `reporter`, stopped by `cancel`.
+///
+/// # Errors
+/// When the folder cannot be made or locked, the client cannot start, or the runner fails.
+pub async fn run_local(
+    plan: Plan,
+    fk: &crate::Fourk,
+    endpoint: &crate::session::Endpoint,
+    reporter: std::sync::Arc<dyn Reporter>,
+    cancel: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<BatchReport> {
+    use anyhow::Context as _;
+    std::fs::create_dir_all(&plan.out_dir)
+        .with_context(|| format!("creating the output folder {}", plan.out_dir.display()))?;
+    let _lock = lock_output(&plan.out_dir)?;
+    let session = crate::session::Session::connect(endpoint, &fk.caps).await?;
+    let client = session
+        .client
+        .clone()
+        .with_retry_policy(fourk_client::RetryPolicy::none());
+    let result = runner::run(plan, fk.caps.clone(), client, fk.ledger_path(), reporter, cancel).await;
+    session.close().await;
+    result
+}
+
+impl Plan {
+    /// The predicted dollars of every job in the plan (jobs already done on disk included;
+    /// the runner skips them), from the token formula and the table's prices.
+    #[must_use]
+    pub fn estimate_usd(&self, caps: &fourk_api::Capabilities) -> f64 {
+        self.jobs
+            .iter()
+            .filter_map(|j| runner::estimate(caps, j, &[]))
+            .map(|e| e.usd)
+            .sum()
+    }
+}

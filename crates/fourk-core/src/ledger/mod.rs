@@ -24,7 +24,7 @@ use rusqlite::Connection;
 
 pub use hook::record_delivery;
 pub use jobs::{JobRow, JobState, NewJob};
-pub use query::{CostBy, CostRow, HistoryRow, ImageRecord};
+pub use query::{CostBy, CostRow, HistoryRow, ImageRecord, parse_since};
 pub use record::{AttemptOutcome, UsageKey};
 
 /// Id of a row in `runs`.

@@ -303,3 +303,39 @@ impl Ledger {
         .map_err(|e| self.sql(e))
     }
 }
+
+/// Accept `YYYY-MM-DD`, optionally followed by `THH`, `THH:MM` or `THH:MM:SS` (UTC); the
+/// ledger stores times as ISO text, so a valid prefix compares correctly.
+/// # Errors
+/// A message naming the expected form.
+pub fn parse_since(s: &str) -> Result<String, String> {
+    let bad = || {
+        format!("'{s}' is not a date; write YYYY-MM-DD (UTC), for example 2026-01-31, optionally with THH:MM")
+    };
+    let shape = |t: &str, pat: &str| {
+        t.len() == pat.len()
+            && t.bytes()
+                .zip(pat.bytes())
+                .all(|(c, p)| if p == b'9' { c.is_ascii_digit() } else { c == p })
+    };
+    let t = s.trim().replace(' ', "T");
+    let ok = [
+        "9999-99-99",
+        "9999-99-99T99",
+        "9999-99-99T99:99",
+        "9999-99-99T99:99:99",
+    ]
+    .iter()
+    .any(|p| shape(&t, p));
+    if !ok {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| t.get(r).and_then(|v| v.parse::<u32>().ok()).unwrap_or(99);
+    if !(1..=12).contains(&num(5..7)) || !(1..=31).contains(&num(8..10)) {
+        return Err(bad());
+    }
+    if t.len() > 10 && num(11..13) > 23 {
+        return Err(bad());
+    }
+    Ok(t)
+}

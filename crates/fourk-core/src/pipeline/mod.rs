@@ -37,6 +37,8 @@ mod sheet;
 mod upscale;
 
 pub use compare::{CompareSpec, compare};
+pub mod values;
+
 pub use convert::{ConvertSpec, convert};
 pub use cutout::{CutoutMethod, CutoutSpec, cutout};
 pub use fit::{FitSpec, fit};

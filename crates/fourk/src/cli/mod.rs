@@ -230,6 +230,39 @@ pub enum Command {
     /// One command to a verified deliverable: native attempt, and on failure, mismatch or
     /// timeout a 2K master + local upscale; records which path shipped and each step's cost.
     Deliver(Box<workflow::DeliverArgs>),
+    /// Serve fourk to coding agents over MCP (stdio): verified files, paths and previews,
+    /// never megabytes of base64; the same checks, ledger and messages as these commands.
+    Mcp(Box<McpArgs>),
+}
+
+/// `fourk mcp`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example (Claude Code): claude mcp add fourk -- fourk mcp --root ~/work/site --max-cost 5"
+)]
+pub struct McpArgs {
+    /// A folder the agent may read from and write to (repeatable). Given, it wins over the
+    /// client's MCP roots; absent, the client's roots apply, else the working folder.
+    #[arg(long = "root", value_name = "DIR")]
+    pub roots: Vec<PathBuf>,
+    /// Where images go when a call names no `out` (default: fourk-out/ in the first root).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// This server process's spending ceiling in US dollars: every call's estimate, with the
+    /// estimates of calls in flight, is checked against it before anything is sent.
+    #[arg(long, value_name = "USD", value_parser = parse_max_cost)]
+    pub max_cost: Option<f64>,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+}
+
+fn parse_max_cost(s: &str) -> Result<f64, String> {
+    match s.trim().trim_start_matches('$').parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "invalid ceiling '{s}': expected US dollars, for example 5 or 0.50"
+        )),
+    }
 }
 
 /// `fourk size`.

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use clap::{Args, ValueEnum};
 use fourk_api::{OutputFormat, Size};
-use fourk_imaging::metadata;
+use fourk_core::pipeline::values;
 use fourk_imaging::sheet::DEFAULT_CELL;
 use fourk_imaging::{DEFAULT_FEATHER, DEFAULT_TOLERANCE, Gravity, KeySpec, Pad};
 
@@ -235,27 +235,16 @@ pub struct EncodeArgs {
     pub force: bool,
 }
 
-/// `#RRGGBB` or `RRGGBB`.
+/// `#RRGGBB` or `RRGGBB` (see [`values::color`]).
 ///
 /// # Errors
 /// A message naming the expected form.
 pub(crate) fn parse_color(s: &str) -> Result<[u8; 3], String> {
-    let hex = s.trim().trim_start_matches('#');
-    if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!(
-            "invalid colour '{s}': expected #RRGGBB, for example #00b140"
-        ));
-    }
-    let c = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0);
-    Ok([c(0), c(2), c(4)])
+    values::color(s)
 }
 
 pub(crate) fn parse_meta(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("invalid --meta '{s}': expected KEY=VALUE, for example title=Lighthouse"))?;
-    metadata::check_text_key(k)?;
-    Ok((k.to_owned(), v.to_owned()))
+    values::meta(s)
 }
 
 /// `x,y,w,h` in pixels.
@@ -266,26 +255,8 @@ impl FromStr for CropArg {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || {
-            format!("invalid crop '{s}': expected x,y,width,height in pixels, for example 1400,800,1024,1024")
-        };
-        let v: Vec<u32> = s
-            .split(',')
-            .map(|p| p.trim().parse::<u32>().map_err(|_| bad()))
-            .collect::<Result<_, _>>()?;
-        match v[..] {
-            [x, y, w, h] if w >= 3 && h >= 3 => Ok(Self((x, y, w, h))),
-            _ => Err(bad()),
-        }
+        values::crop(s).map(Self)
     }
-}
-
-/// `word` (any case): `Some(None)`; a colour: `Some(Some(rgb))`; anything else: `None`.
-fn word_or_color(s: &str, word: &str) -> Option<Option<[u8; 3]>> {
-    if s.trim().eq_ignore_ascii_case(word) {
-        return Some(None);
-    }
-    parse_color(s).ok().map(Some)
 }
 
 /// `auto` or `#RRGGBB`.
@@ -296,9 +267,7 @@ impl FromStr for KeyArg {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        word_or_color(s, "auto")
-            .map(|c| Self(c.map_or(KeySpec::Auto, KeySpec::Color)))
-            .ok_or_else(|| format!("invalid key '{s}': expected auto or #RRGGBB, for example #00b140"))
+        values::key(s).map(Self)
     }
 }
 
@@ -310,30 +279,7 @@ impl FromStr for GravityArg {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim().to_ascii_lowercase();
-        Ok(match t.as_str() {
-            "center" | "centre" => Self(Gravity::Center),
-            "top" => Self(Gravity::Top),
-            "bottom" => Self(Gravity::Bottom),
-            "left" => Self(Gravity::Left),
-            "right" => Self(Gravity::Right),
-            _ => {
-                let bad = || {
-                    format!(
-                        "invalid gravity '{s}': expected center, top, bottom, left, right, or a focal point x,y as fractions from 0 to 1 (for example 0.5,0.3)"
-                    )
-                };
-                let (x, y) = t.split_once(',').ok_or_else(bad)?;
-                let (x, y) = (
-                    x.trim().parse::<f32>().map_err(|_| bad())?,
-                    y.trim().parse::<f32>().map_err(|_| bad())?,
-                );
-                if !(0.0..=1.0).contains(&x) || !(0.0..=1.0).contains(&y) {
-                    return Err(bad());
-                }
-                Self(Gravity::Point(x, y))
-            }
-        })
+        values::gravity(s).map(Self)
     }
 }
 
@@ -345,8 +291,6 @@ impl FromStr for PadArg {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        word_or_color(s, "transparent")
-            .map(|c| Self(c.map_or(Pad::Transparent, Pad::Color)))
-            .ok_or_else(|| format!("invalid pad '{s}': expected transparent or #RRGGBB"))
+        values::pad(s).map(Self)
     }
 }

@@ -7,8 +7,6 @@ use std::io::IsTerminal as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use anyhow::Context as _;
-use fourk_client::RetryPolicy;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::batch_remote;
@@ -18,7 +16,7 @@ use crate::exit::Exit;
 use crate::output::Printer;
 use fourk_core::batch::{self, BatchReport, JobReport, Reporter};
 use fourk_core::ledger::JobState;
-use fourk_core::session::{self, Session};
+use fourk_core::session;
 
 impl BatchArgs {
     /// The batch asked for (the jobs file given).
@@ -209,24 +207,15 @@ pub(super) async fn run(args: &BatchArgs, fk: &fourk_core::Fourk) -> anyhow::Res
     if args.no_wait {
         return Err(UsageError("--no-wait is for --via batch-api; a local batch runs to the end (stop it any time and run the same command again to resume)".into()).into());
     }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating the output folder {}", args.out.display()))?;
-    let _lock = batch::lock_output(&args.out)?;
-    let session = Session::connect(&args.endpoint.spec(), caps).await?;
-    // The batch loop makes every retry decision itself (with the same policy), so each
-    // attempt is recorded in the ledger and a 429 slows every worker down.
-    let client = session.client.clone().with_retry_policy(RetryPolicy::none());
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(bars_wanted(args)));
-    let result = batch::runner::run(
+    let result = batch::run_local(
         plan,
-        caps.clone(),
-        client,
-        fk.ledger_path(),
+        fk,
+        &args.endpoint.spec(),
         progress,
         tokio_util::sync::CancellationToken::new(),
     )
     .await;
-    session.close().await;
     let report = result?;
     summary(&report);
     let p = Printer;

@@ -19,6 +19,8 @@ pub mod draft;
 pub mod finalize;
 pub mod plan;
 pub mod ship;
+// The doors beside the CLI.
+mod mcp;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;
@@ -56,5 +58,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Draft(a) => draft::run(&a, &fk).await,
         Command::Final(a) => finalize::run(&a, &fk).await,
         Command::Deliver(a) => ship::run(&a, &fk).await,
+        Command::Mcp(a) => mcp::run(&a, fk).await,
     }
 }
