@@ -325,6 +325,25 @@ impl Capabilities {
         }
         self
     }
+    /// The verdict on the size string `size` for `model`; an unknown or retired model is a
+    /// verdict too (invalid, with the model's rule), so every door reports it the same way.
+    #[must_use]
+    pub fn verdict(&self, size: &str, model: &str) -> crate::SizeVerdict {
+        match self.model(model) {
+            Ok(m) => m.check_size_str(size, model),
+            Err(e) => crate::SizeVerdict {
+                size: size.to_owned(),
+                width: None,
+                height: None,
+                model: model.to_owned(),
+                valid: false,
+                experimental: false,
+                pixels: None,
+                violations: vec![e.violation()],
+                suggestions: Vec::new(),
+            },
+        }
+    }
 
     /// The entry for a model id or alias, if it is active.
     ///

@@ -8,6 +8,7 @@ use crate::size::{Size, SizeParseError};
 
 /// Stable ids of the rules a size or request can break.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Rule {
@@ -104,6 +105,7 @@ impl Rule {
 
 /// One broken rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Violation {
     /// Stable id.
     pub rule: Rule,
@@ -126,6 +128,7 @@ impl Violation {
 
 /// The verdict on one size for one model, as `fourk size --json` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct SizeVerdict {
     /// The size as given (normalised for parsed sizes: `4k` becomes `3840x2160`).
     pub size: String,
@@ -145,6 +148,33 @@ pub struct SizeVerdict {
     pub violations: Vec<Violation>,
     /// The nearest valid sizes, closest aspect ratio first; empty when valid.
     pub suggestions: Vec<String>,
+}
+
+impl SizeVerdict {
+    /// The verdict for people, as `fourk size` prints it: valid (with the pixel count and the
+    /// experimental note) or every broken rule by id, and the nearest valid sizes.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        if self.valid {
+            s.push_str(&format!("{} is valid for {}", self.size, self.model));
+            if let Some(p) = self.pixels {
+                s.push_str(&format!(" ({p} pixels)"));
+            }
+            if self.experimental {
+                s.push_str("\nnote: above 2560x1440 the model's output is experimental (results may vary)");
+            }
+        } else {
+            s.push_str(&format!("{} is not valid for {}:", self.size, self.model));
+            for x in &self.violations {
+                s.push_str(&format!("\n  {}: {}", x.rule.id(), x.message));
+            }
+            if !self.suggestions.is_empty() {
+                s.push_str(&format!("\nnearest valid sizes: {}", self.suggestions.join(", ")));
+            }
+        }
+        s
+    }
 }
 
 fn thousands(n: u64) -> String {

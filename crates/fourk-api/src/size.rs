@@ -201,6 +201,25 @@ impl<'de> Deserialize<'de> for Size {
     }
 }
 
+#[cfg(feature = "schemars")]
+impl schemars::JsonSchema for Size {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Size".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let presets: Vec<&str> = PRESETS.iter().map(|(name, _, _)| *name).collect();
+        schemars::json_schema!({
+            "type": "string",
+            "description": format!(
+                "WIDTHxHEIGHT (edges multiples of 16, long edge at most 3840, ratio at most 3:1, 655,360 to 8,294,400 pixels for gpt-image-2), `auto`, or a preset: {}. Resolution comes only from this field, never from the prompt.",
+                presets.join(", ")
+            ),
+            "examples": ["4k", "3840x2160", "2560x1440", "1024x1024"]
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

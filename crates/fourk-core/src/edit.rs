@@ -9,6 +9,7 @@ use fourk_api::{
     Background, Capabilities, EditRequest, InputImage, MAX_EDIT_IMAGES, MAX_IMAGE_BYTES, MAX_MASK_BYTES,
     OutputFormat, Size,
 };
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::UsageError;
@@ -232,6 +233,83 @@ pub fn records(images: &[Loaded], mask: Option<&Loaded>) -> Vec<InputRecord> {
         .map(|l| record(part, l))
         .chain(mask.map(|m| record("mask", m)))
         .collect()
+}
+
+/// The multipart layout a dry run of an Image API edit shows: fields and file parts, never
+/// the bytes.
+#[derive(Debug, Serialize)]
+struct Layout<'a> {
+    method: &'static str,
+    endpoint: &'static str,
+    content_type: &'static str,
+    fields: Vec<Field>,
+    files: &'a [InputRecord],
+}
+
+#[derive(Debug, Serialize)]
+struct Field {
+    name: &'static str,
+    value: String,
+}
+
+/// The dry run of `spec`: the inputs read and checked, the request built; the body as it
+/// would leave (the multipart layout with file parts summarised, or the Responses request
+/// with image blobs summarised), and its estimate. Nothing is sent.
+///
+/// # Errors
+/// [`UsageError`] naming every broken rule, as a real run would.
+pub fn dry_run(spec: &EditSpec, caps: &Capabilities) -> anyhow::Result<crate::generate::DryRun> {
+    let (loaded, mask) = load_inputs(spec)?;
+    let (req, job) = build_request(spec, caps, loaded.len())?;
+    let files = records(&loaded, mask.as_ref());
+    let dims: Vec<(u32, u32)> = loaded.iter().map(|l| (l.width, l.height)).collect();
+    let estimate = caps
+        .model(&req.model)
+        .ok()
+        .and_then(|m| send::predict(m, &req.prompt, req.size, req.quality, req.n.unwrap_or(1), &dims));
+    let body = match spec.route.route {
+        crate::route::Route::Images => serde_json::to_value(Layout {
+            method: "POST",
+            endpoint: "images/edits",
+            content_type: "multipart/form-data",
+            fields: req
+                .form_fields()
+                .into_iter()
+                .map(|(name, value)| Field { name, value })
+                .collect(),
+            files: &files,
+        })?,
+        crate::route::Route::Responses => {
+            let images: Vec<InputImage> = loaded.into_iter().map(|l| l.image).collect();
+            match crate::route::for_request(
+                &spec.route,
+                caps,
+                &req,
+                &images,
+                mask.as_ref().map(|m| &m.image),
+            )? {
+                Some(rr) => serde_json::to_value(crate::route::summarised(&rr))?,
+                None => serde_json::Value::Null,
+            }
+        }
+    };
+    Ok(crate::generate::DryRun {
+        body,
+        estimate,
+        warnings: job.warnings,
+    })
+}
+
+/// The arguments an edit's ledger run records.
+#[must_use]
+pub fn ledger_args(spec: &EditSpec) -> serde_json::Value {
+    serde_json::json!({
+        "inputs": spec.images,
+        "mask": spec.mask,
+        "model": spec.model,
+        "prompt": spec.prompt,
+        "route": format!("{:?}", spec.route.route).to_lowercase(),
+    })
 }
 
 /// Edit, save, verify and record. Returns one summary per image and whether all verified.

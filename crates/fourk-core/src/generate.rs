@@ -146,6 +146,56 @@ pub fn check_outputs(job: &Job, n: usize, partials: Option<u8>) -> anyhow::Resul
     crate::outputs::check(&files, job.force, worst)
 }
 
+/// What a dry run of a generation shows: the exact body that would be sent (the Image API
+/// request, or the Responses API request), its estimate, and the checks' warnings. With
+/// `--transparent`, the first request the transparency decision would send.
+#[derive(Debug, Clone)]
+pub struct DryRun {
+    /// The body, as JSON, exactly as it would leave (image blobs summarised for edits).
+    pub body: serde_json::Value,
+    /// The predicted usage and dollars (`None` without prices or a token rule).
+    pub estimate: Option<send::Estimate>,
+    /// What the checks warned about (experimental sizes, options the API ignores).
+    pub warnings: Vec<Warning>,
+}
+
+/// The dry run of `spec`: every local check, nothing sent, no file written.
+///
+/// # Errors
+/// [`UsageError`] naming every broken rule, as a real run would.
+pub fn dry_run(spec: &GenerateSpec, caps: &Capabilities) -> anyhow::Result<DryRun> {
+    let over = if spec.transparency.transparent {
+        crate::transparent::first_request(spec, caps)?
+    } else {
+        Overrides::default()
+    };
+    let (req, model, warnings) = build_request_with(spec, caps, &over)?;
+    let body = match route::for_request(&spec.route, caps, &req, &[], None)? {
+        None => serde_json::to_value(&req)?,
+        Some(rr) => serde_json::to_value(&rr)?,
+    };
+    let estimate = send::predict(model, &req.prompt, req.size, req.quality, req.n.unwrap_or(1), &[]);
+    Ok(DryRun {
+        body,
+        estimate,
+        warnings,
+    })
+}
+
+/// The arguments a generation's ledger run records.
+#[must_use]
+pub fn ledger_args(spec: &GenerateSpec) -> serde_json::Value {
+    serde_json::json!({
+        "prompt": spec.prompt,
+        "model": spec.model,
+        "size": spec.size.to_string(),
+        "quality": spec.image.quality.map(|q| format!("{q:?}").to_lowercase()),
+        "n": spec.n,
+        "route": format!("{:?}", spec.route.route).to_lowercase(),
+        "transparent": spec.transparency.transparent,
+    })
+}
+
 /// Generate, save, verify and record. Returns one summary per image and whether all verified.
 /// With `--transparent`, the transparency decision runs (see [`super::transparent`]). Every
 /// request is on record through `rec` before it is sent.

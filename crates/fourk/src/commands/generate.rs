@@ -1,8 +1,7 @@
 //! `fourk generate`: the flags become a [`GenerateSpec`]; the core checks, sends, saves,
 //! verifies and records; this module prints (the body for `--dry-run`, paths or JSON).
 
-use fourk_core::generate::{Overrides, build_request_with, generate};
-use fourk_core::route::for_request;
+use fourk_core::generate::{dry_run, generate, ledger_args};
 use fourk_core::send::Recorder;
 
 use crate::cli::GenerateArgs;
@@ -13,32 +12,14 @@ pub(super) async fn run(args: &GenerateArgs, fk: &fourk_core::Fourk) -> anyhow::
     let caps = &fk.caps;
     let spec = args.spec();
     if args.dry_run {
-        // With --transparent, the first request the decision would send.
-        let over = if spec.transparency.transparent {
-            fourk_core::transparent::first_request(&spec, caps)?
-        } else {
-            Overrides::default()
-        };
-        let (req, _, warnings) = build_request_with(&spec, caps, &over)?;
-        for w in &warnings {
+        let dry = dry_run(&spec, caps)?;
+        for w in &dry.warnings {
             tracing::warn!("{}", w.message);
         }
-        let body = match for_request(&spec.route, caps, &req, &[], None)? {
-            None => serde_json::to_string(&req)?,
-            Some(rr) => serde_json::to_string(&rr)?,
-        };
-        Printer.line(&body);
+        Printer.line(&serde_json::to_string(&dry.body)?);
         return Ok(Exit::Success);
     }
-    let record = serde_json::json!({
-        "prompt": spec.prompt,
-        "model": spec.model,
-        "size": spec.size.to_string(),
-        "quality": spec.image.quality.map(|q| format!("{q:?}").to_lowercase()),
-        "n": spec.n,
-        "route": format!("{:?}", spec.route.route).to_lowercase(),
-        "transparent": spec.transparency.transparent,
-    });
+    let record = ledger_args(&spec);
     let rec = Recorder::new(fk.ledger_path(), "generate", record);
     let result = generate(&spec, caps, &rec).await;
     rec.finish(&result);
