@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use fourk_api::plan::{check_target, master_size};
-use fourk_api::{ModelCaps, OutputFormat, Quality, Size};
+use fourk_api::{Capabilities, ModelCaps, OutputFormat, Quality, Size};
 use serde::Serialize;
 use serde_json::json;
 
@@ -20,7 +20,7 @@ use crate::ledger::RunStatus;
 use crate::ledger::{AttemptOutcome, LinkKind};
 use crate::send::{self, Control};
 use crate::session::Endpoint;
-use crate::workflow::{self, Record, Render, StepReport};
+use crate::workflow::{self, PlannedStep, Record, Render, StepReport, WorkflowDryRun};
 
 /// One deliverable: what to draw, the exact target, the ceilings, and how to reach the API.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,22 +93,26 @@ enum NativeMiss {
     Failed(StepReport),
 }
 
-/// Deliver: refuse over the ceiling before sending, try native, fall back to a master and a
-/// local upscale; every step saved, verified, on record and in the report.
-///
-/// Steps (`native`, then `master` and `upscale` on the fallback) are reported to `control`,
-/// which can stop the work (a cancelled native attempt does not fall back).
-///
-/// # Errors
-/// [`UsageError`] before anything is sent (model, target, ceiling); the fallback master's
-/// failure; [`send::Cancelled`]. A failed native attempt is a fallback, not an error.
-#[allow(clippy::too_many_lines)]
-pub async fn deliver(
-    spec: &DeliverSpec,
-    fk: &crate::Fourk,
-    control: &Control,
-) -> anyhow::Result<DeliverReport> {
-    let caps = &fk.caps;
+/// What a delivery is, checked before anything is sent or written: shared by [`deliver`] and
+/// [`dry_run`].
+struct Prepared<'c> {
+    model: &'c ModelCaps,
+    /// The exact target.
+    target: (u32, u32),
+    /// The fallback master's size.
+    master: (u32, u32),
+    /// The native attempt's estimate.
+    native_p: Option<send::Estimate>,
+    /// Native attempt plus fallback, in dollars.
+    worst: Option<f64>,
+    /// The deliverable's path.
+    out: PathBuf,
+}
+
+/// Every check of a delivery: the model, the target, the predicted worst case against
+/// `--max-cost`, the format, the output names free ([`crate::outputs::check`], or
+/// [`crate::outputs::check_dry`] when `dry`).
+fn prepare<'c>(spec: &DeliverSpec, caps: &'c Capabilities, dry: bool) -> anyhow::Result<Prepared<'c>> {
     let model = caps.model(&spec.model).map_err(|e| UsageError(e.to_string()))?;
     let target = check_target(model, spec.size).map_err(|e| UsageError(format!("cannot deliver: {e}")))?;
     let master = master_size(model, target.0, target.1);
@@ -143,7 +147,6 @@ pub async fn deliver(
             .into());
         }
     }
-    let endpoint = spec.endpoint.clone();
     let format =
         crate::generate::output_format(spec.format, spec.out.as_deref())?.unwrap_or(OutputFormat::Png);
     let files = |o: &Path| {
@@ -152,11 +155,136 @@ pub async fn deliver(
         f
     };
     let out = crate::outputs::resolve(spec.out.as_deref(), "fourk", format, files)?;
-    crate::outputs::check(
-        &files(&out),
-        spec.force,
-        2 * crate::outputs::worst_image_bytes(Some(target)),
-    )?;
+    let worst_bytes = 2 * crate::outputs::worst_image_bytes(Some(target));
+    if dry {
+        crate::outputs::check_dry(&files(&out), spec.force, worst_bytes)?;
+    } else {
+        crate::outputs::check(&files(&out), spec.force, worst_bytes)?;
+    }
+    Ok(Prepared {
+        model,
+        target,
+        master,
+        native_p,
+        worst,
+        out,
+    })
+}
+
+impl Prepared<'_> {
+    /// The native attempt: one image at the target.
+    fn native<'a>(&'a self, spec: &'a DeliverSpec) -> Render<'a> {
+        Render {
+            force: spec.force,
+            ..Render::image(
+                &self.model.id,
+                &spec.prompt,
+                self.target,
+                spec.quality,
+                spec.format,
+                &self.out,
+            )
+        }
+    }
+
+    /// The fallback master is upscaled (it is smaller than the target).
+    fn upscaling(&self) -> bool {
+        self.master != self.target
+    }
+
+    /// Where the fallback master saves: `NAME.master.EXT` when it is upscaled, else the
+    /// deliverable's path.
+    fn master_out(&self) -> PathBuf {
+        if self.upscaling() {
+            workflow::with_suffix(&self.out, "master")
+        } else {
+            self.out.clone()
+        }
+    }
+
+    /// The fallback master, saved to `out` ([`Self::master_out`]).
+    fn master<'a>(&'a self, spec: &'a DeliverSpec, out: &'a Path) -> Render<'a> {
+        Render {
+            force: spec.force,
+            ..Render::image(
+                &self.model.id,
+                &spec.prompt,
+                self.master,
+                spec.quality,
+                spec.format,
+                out,
+            )
+        }
+    }
+}
+
+/// The dry run of a delivery: the same checks as [`deliver`] (the `--max-cost` refusal
+/// included), the native request and the fallback's master request with their estimates,
+/// the local upscale, and the worst case (native attempt plus fallback). Nothing is sent, no
+/// file is written, no ledger row is added.
+///
+/// # Errors
+/// The [`UsageError`] the real run would stop with.
+pub fn dry_run(spec: &DeliverSpec, fk: &crate::Fourk) -> anyhow::Result<WorkflowDryRun> {
+    let caps = &fk.caps;
+    let p = prepare(spec, caps, true)?;
+    let mut notes = Vec::new();
+    let native = p.native(spec);
+    let dry = workflow::dry_run(&native, &spec.endpoint, caps)?;
+    let native_step = PlannedStep::request("native", &native, dry, &mut notes);
+    let total = native_step.estimate_usd;
+    let master_out = p.master_out();
+    let master = p.master(spec, &master_out);
+    let dry = workflow::dry_run(&master, &spec.endpoint, caps)?;
+    let mut steps = vec![
+        native_step,
+        PlannedStep::request("master", &master, dry, &mut notes),
+    ];
+    notes.push(format!(
+        "the master{} runs only when the native {}x{} attempt fails, times out or does not verify",
+        if p.upscaling() { " and the upscale" } else { "" },
+        p.target.0,
+        p.target.1
+    ));
+    if p.upscaling() {
+        steps.push(PlannedStep::local("upscale", p.target, p.out.clone()));
+    }
+    if let (Some(max), Some(worst)) = (spec.max_cost, p.worst) {
+        notes.push(format!(
+            "the predicted worst case ${worst:.3} is within --max-cost ${max:.3}"
+        ));
+    }
+    if spec.out.is_none() {
+        notes.push("the default file name is drawn again when the run starts".into());
+    }
+    Ok(WorkflowDryRun {
+        steps,
+        total_usd: total,
+        worst_usd: p.worst,
+        notes: workflow::dedup(notes),
+    })
+}
+
+/// Deliver: refuse over the ceiling before sending, try native, fall back to a master and a
+/// local upscale; every step saved, verified, on record and in the report.
+///
+/// Steps (`native`, then `master` and `upscale` on the fallback) are reported to `control`,
+/// which can stop the work (a cancelled native attempt does not fall back).
+///
+/// # Errors
+/// [`UsageError`] before anything is sent (model, target, ceiling); the fallback master's
+/// failure; [`send::Cancelled`]. A failed native attempt is a fallback, not an error.
+#[allow(clippy::too_many_lines)]
+pub async fn deliver(
+    spec: &DeliverSpec,
+    fk: &crate::Fourk,
+    control: &Control,
+) -> anyhow::Result<DeliverReport> {
+    let caps = &fk.caps;
+    let p = prepare(spec, caps, false)?;
+    let (model, target, master, worst) = (p.model, p.target, p.master, p.worst);
+    let (native_p, out) = (&p.native_p, &p.out);
+    let endpoint = spec.endpoint.clone();
     let record = Record::begin(
         fk.ledger_path(),
         "deliver",
@@ -169,10 +297,7 @@ pub async fn deliver(
     // 1. The native attempt.
     let t = Instant::now();
     record.step("native").map_err(|e| record.fail(e.into()))?;
-    let native = Render {
-        force: spec.force,
-        ..Render::image(&model.id, &spec.prompt, target, spec.quality, spec.format, &out)
-    };
+    let native = p.native(spec);
     let attempt = workflow::render(&native, &endpoint, caps, &record);
     let result = match spec.timeout {
         Some(s) => tokio::time::timeout(s, attempt).await.ok(),
@@ -297,25 +422,11 @@ pub async fn deliver(
     };
 
     // 2. The fallback: master, then a local upscale.
-    let upscaling = master != target;
-    let master_out = if upscaling {
-        workflow::with_suffix(&out, "master")
-    } else {
-        out.clone()
-    };
+    let upscaling = p.upscaling();
+    let master_out = p.master_out();
     let t = Instant::now();
     record.step("master").map_err(|e| record.fail(e.into()))?;
-    let r = Render {
-        force: spec.force,
-        ..Render::image(
-            &model.id,
-            &spec.prompt,
-            master,
-            spec.quality,
-            spec.format,
-            &master_out,
-        )
-    };
+    let r = p.master(spec, &master_out);
     let (images, master_ok) = match workflow::render(&r, &endpoint, caps, &record).await {
         Ok(v) => v,
         Err(e) => return Err(record.fail(e.context("the fallback master failed too"))),
@@ -340,7 +451,7 @@ pub async fn deliver(
         let up = match workflow::upscale(
             &m.path,
             target,
-            &out,
+            out,
             &model.id,
             &spec.prompt,
             spec.quality,

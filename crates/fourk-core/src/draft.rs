@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use fourk_api::plan::{check_target, draft_size};
-use fourk_api::{Cost, OutputFormat, Quality};
+use fourk_api::{Capabilities, Cost, ModelCaps, OutputFormat, Quality};
 use serde::Serialize;
 use serde_json::json;
 
@@ -17,7 +17,7 @@ use crate::route::Route;
 use crate::save::{ImageSummary, indexed_path};
 use crate::send::Control;
 use crate::session::Endpoint;
-use crate::workflow::{self, Record, Render};
+use crate::workflow::{self, PlannedStep, Record, Render, WorkflowDryRun};
 
 /// Drafts of one prompt for a target size.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +131,115 @@ fn draft_files(base: &Path, n: u32, format: OutputFormat, sheet: bool) -> Vec<Pa
     files
 }
 
+/// What a draft run is, checked before anything is sent or written: shared by [`draft`] and
+/// [`dry_run`].
+struct Prepared<'c> {
+    model: &'c ModelCaps,
+    /// The final's target.
+    target: (u32, u32),
+    /// The drafts' size.
+    dims: (u32, u32),
+    /// The drafts' base path (numbered).
+    base: PathBuf,
+}
+
+/// Every check of a draft run: the model, the target, the drafts' size, the format, the
+/// output names free ([`crate::outputs::check`], or [`crate::outputs::check_dry`] when
+/// `dry`).
+fn prepare<'c>(spec: &DraftSpec, caps: &'c Capabilities, dry: bool) -> anyhow::Result<Prepared<'c>> {
+    let model = caps.model(&spec.model).map_err(|e| UsageError(format!("{e}")))?;
+    let target = check_target(model, spec.size).map_err(|e| UsageError(format!("cannot draft: {e}")))?;
+    let dims = draft_size(model, target.0, target.1);
+    let format =
+        crate::generate::output_format(spec.format, spec.out.as_deref())?.unwrap_or(OutputFormat::Png);
+    let files = |b: &Path| draft_files(b, spec.n, format, !spec.no_sheet);
+    let base = crate::outputs::resolve(spec.out.as_deref(), "fourk-draft", format, files)?;
+    let worst = crate::outputs::worst_image_bytes(Some(dims)) * u64::from(spec.n + 1);
+    if dry {
+        crate::outputs::check_dry(&files(&base), spec.force, worst)?;
+    } else {
+        crate::outputs::check(&files(&base), spec.force, worst)?;
+    }
+    Ok(Prepared {
+        model,
+        target,
+        dims,
+        base,
+    })
+}
+
+impl Prepared<'_> {
+    /// Where each request saves: one request for all the drafts on the Image API, one per
+    /// draft on the Responses API.
+    fn request_outs(&self, spec: &DraftSpec) -> Vec<PathBuf> {
+        if spec.route == Route::Responses {
+            let format = spec.format.unwrap_or(OutputFormat::Png);
+            (0..spec.n as usize)
+                .map(|i| indexed_path(&self.base, i, spec.n as usize, format))
+                .collect()
+        } else {
+            vec![self.base.clone()]
+        }
+    }
+
+    /// The request that saves to `out` (one of [`Self::request_outs`]).
+    fn render<'a>(&self, spec: &'a DraftSpec, out: &'a Path) -> Render<'a> {
+        let responses = spec.route == Route::Responses;
+        Render {
+            n: if responses { 1 } else { spec.n },
+            responses,
+            force: spec.force,
+            ..Render::image(
+                &spec.model,
+                &spec.prompt,
+                self.dims,
+                spec.quality,
+                spec.format,
+                out,
+            )
+        }
+    }
+}
+
+/// The dry run of a draft run: the same checks as [`draft`], each request exactly as it would
+/// leave (one with `n` on the Image API, `n` of one on the Responses API) with its estimate,
+/// and the contact sheet. Nothing is sent, no file is written, no ledger row is added.
+///
+/// # Errors
+/// The [`UsageError`] the real run would stop with.
+pub fn dry_run(spec: &DraftSpec, fk: &crate::Fourk) -> anyhow::Result<WorkflowDryRun> {
+    let caps = &fk.caps;
+    let p = prepare(spec, caps, true)?;
+    let mut notes = vec![format!(
+        "{} draft(s) at {}x{} {} for a {}x{} final",
+        spec.n, p.dims.0, p.dims.1, spec.quality, p.target.0, p.target.1
+    )];
+    let mut steps = Vec::new();
+    for out in p.request_outs(spec) {
+        let r = p.render(spec, &out);
+        let dry = workflow::dry_run(&r, &spec.endpoint, caps)?;
+        steps.push(PlannedStep::request("draft", &r, dry, &mut notes));
+    }
+    if !spec.no_sheet
+        && let Some(size) = workflow::sheet_size(spec.n as usize, SHEET_LINES)
+    {
+        steps.push(PlannedStep::local("sheet", size, sheet_path(&p.base)));
+    }
+    if spec.out.is_none() {
+        notes.push("the default file names are drawn again when the run starts".into());
+    }
+    let total = workflow::total_usd(&steps);
+    Ok(WorkflowDryRun {
+        steps,
+        total_usd: total,
+        worst_usd: total,
+        notes: workflow::dedup(notes),
+    })
+}
+
+/// The label lines of each draft on the contact sheet (id and file; size and verdict).
+const SHEET_LINES: usize = 2;
+
 /// Render the drafts, annotate their sidecars, record them and lay out the contact sheet.
 /// Steps (`draft`, `sheet`) are reported to `control`, which can stop the work.
 ///
@@ -140,23 +249,13 @@ fn draft_files(base: &Path, n: u32, format: OutputFormat, sheet: bool) -> Vec<Pa
 #[allow(clippy::too_many_lines)]
 pub async fn draft(spec: &DraftSpec, fk: &crate::Fourk, control: &Control) -> anyhow::Result<DraftReport> {
     let caps = &fk.caps;
-    let model = caps.model(&spec.model).map_err(|e| UsageError(format!("{e}")))?;
-    let target = check_target(model, spec.size).map_err(|e| UsageError(format!("cannot draft: {e}")))?;
-    let dims = draft_size(model, target.0, target.1);
-    let format =
-        crate::generate::output_format(spec.format, spec.out.as_deref())?.unwrap_or(OutputFormat::Png);
-    let files = |b: &Path| draft_files(b, spec.n, format, !spec.no_sheet);
-    let base = crate::outputs::resolve(spec.out.as_deref(), "fourk-draft", format, files)?;
-    crate::outputs::check(
-        &files(&base),
-        spec.force,
-        crate::outputs::worst_image_bytes(Some(dims)) * u64::from(spec.n + 1),
-    )?;
-    if let (Some(p), Some(u)) = (
+    let p = prepare(spec, caps, false)?;
+    let (model, target, dims, base) = (p.model, p.target, p.dims, &p.base);
+    if let (Some(price), Some(u)) = (
         model.price,
         fourk_api::cost::predict_usage(model, &spec.prompt, dims.0, dims.1, spec.quality, 1),
     ) {
-        let each = Cost::from_usage(&u, &p, false).usd;
+        let each = Cost::from_usage(&u, &price, false).usd;
         tracing::info!(
             "{} draft(s) at {}x{} {} for a {}x{} final (estimated ${:.3} in all)",
             spec.n,
@@ -182,19 +281,13 @@ pub async fn draft(spec: &DraftSpec, fk: &crate::Fourk, control: &Control) -> an
     if let Err(e) = record.step("draft") {
         return finish_err(&record, e.into());
     }
-    let responses = spec.route == Route::Responses;
-    let result: anyhow::Result<(Vec<ImageSummary>, bool)> = if responses {
+    let outs = p.request_outs(spec);
+    let result: anyhow::Result<(Vec<ImageSummary>, bool)> = if spec.route == Route::Responses {
         // One image per Responses API request.
         let mut all = Vec::new();
         let mut ok = true;
-        let format = spec.format.unwrap_or(OutputFormat::Png);
-        for i in 0..spec.n as usize {
-            let out = indexed_path(&base, i, spec.n as usize, format);
-            let r = Render {
-                responses: true,
-                force: spec.force,
-                ..Render::image(&spec.model, &spec.prompt, dims, spec.quality, spec.format, &out)
-            };
+        for (i, out) in outs.iter().enumerate() {
+            let r = p.render(spec, out);
             match workflow::render(&r, &spec.endpoint, caps, &record).await {
                 Ok((imgs, v)) => {
                     ok &= v;
@@ -210,11 +303,7 @@ pub async fn draft(spec: &DraftSpec, fk: &crate::Fourk, control: &Control) -> an
         }
         Ok((all, ok))
     } else {
-        let r = Render {
-            n: spec.n,
-            force: spec.force,
-            ..Render::image(&spec.model, &spec.prompt, dims, spec.quality, spec.format, &base)
-        };
+        let r = p.render(spec, base);
         workflow::render(&r, &spec.endpoint, caps, &record).await
     };
     let (images, all_ok) = match result {
@@ -277,7 +366,7 @@ pub async fn draft(spec: &DraftSpec, fk: &crate::Fourk, control: &Control) -> an
                 )
             })
             .collect();
-        match workflow::sheet(cells, sheet_path(&base)).await {
+        match workflow::sheet(cells, sheet_path(base)).await {
             Ok(p) => Some(p),
             Err(e) => {
                 tracing::warn!("the drafts are saved, but the contact sheet failed: {e:#}");

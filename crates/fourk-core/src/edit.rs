@@ -252,6 +252,25 @@ struct Field {
     value: String,
 }
 
+/// The multipart layout of an Image API edit as a dry run shows it (fields and file parts,
+/// never the bytes); the batch runner's dry run shows its edits the same way.
+pub(crate) fn multipart_layout(
+    req: &EditRequest,
+    files: &[InputRecord],
+) -> serde_json::Result<serde_json::Value> {
+    serde_json::to_value(Layout {
+        method: "POST",
+        endpoint: "images/edits",
+        content_type: "multipart/form-data",
+        fields: req
+            .form_fields()
+            .into_iter()
+            .map(|(name, value)| Field { name, value })
+            .collect(),
+        files,
+    })
+}
+
 /// The dry run of `spec`: the inputs read and checked, the request built; the body as it
 /// would leave (the multipart layout with file parts summarised, or the Responses request
 /// with image blobs summarised), and its estimate. Nothing is sent.
@@ -268,17 +287,7 @@ pub fn dry_run(spec: &EditSpec, caps: &Capabilities) -> anyhow::Result<crate::ge
         .ok()
         .and_then(|m| send::predict(m, &req.prompt, req.size, req.quality, req.n.unwrap_or(1), &dims));
     let body = match spec.route.route {
-        crate::route::Route::Images => serde_json::to_value(Layout {
-            method: "POST",
-            endpoint: "images/edits",
-            content_type: "multipart/form-data",
-            fields: req
-                .form_fields()
-                .into_iter()
-                .map(|(name, value)| Field { name, value })
-                .collect(),
-            files: &files,
-        })?,
+        crate::route::Route::Images => multipart_layout(&req, &files)?,
         crate::route::Route::Responses => {
             let images: Vec<InputImage> = loaded.into_iter().map(|l| l.image).collect();
             match crate::route::for_request(

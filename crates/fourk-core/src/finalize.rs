@@ -11,16 +11,16 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use fourk_api::plan::{check_target, master_size};
-use fourk_api::{OutputFormat, Size};
+use fourk_api::{Capabilities, ModelCaps, OutputFormat, Size};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::UsageError;
 use crate::ledger::RunStatus;
-use crate::ledger::{ImageId, LinkKind};
+use crate::ledger::{ImageId, Ledger, LinkKind};
 use crate::send::Control;
 use crate::session::Endpoint;
-use crate::workflow::{self, Record, Render, StepReport};
+use crate::workflow::{self, PlannedStep, Record, Render, StepReport, WorkflowDryRun};
 
 /// A final from an approved draft.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,13 +85,15 @@ fn str_at(v: &Value, ptr: &str) -> Option<String> {
     v.pointer(ptr).and_then(Value::as_str).map(str::to_owned)
 }
 
-/// Find a draft by ledger id or path; the sidecar fills in what the ledger lacks.
+/// Find a draft by ledger id or path in `ledger` (`None`: the ledger cannot be opened); the
+/// sidecar fills in what the ledger lacks. Reads only: a real run passes its
+/// [`Record::ledger`], a dry run a [`Ledger::open_read_only`].
 ///
 /// # Errors
 /// [`UsageError`] when the id is unknown or the file is missing.
-pub fn find_draft(record: &Record, which: &str) -> anyhow::Result<Draft> {
+pub fn find_draft(ledger: Option<&Ledger>, which: &str) -> anyhow::Result<Draft> {
     let rec = if let Ok(id) = which.trim().trim_start_matches('#').parse::<ImageId>() {
-        let Some(ledger) = record.ledger() else {
+        let Some(ledger) = ledger else {
             return Err(UsageError(format!(
                 "draft {id} is a ledger id, but the ledger cannot be opened\n\nhint: pass the draft's file instead, or --ledger PATH"
             ))
@@ -104,9 +106,7 @@ pub fn find_draft(record: &Record, which: &str) -> anyhow::Result<Draft> {
             ))
         })?)
     } else {
-        record
-            .ledger()
-            .and_then(|l| l.find_image_by_path(Path::new(which)).ok().flatten())
+        ledger.and_then(|l| l.find_image_by_path(Path::new(which)).ok().flatten())
     };
     let path = rec
         .as_ref()
@@ -178,6 +178,168 @@ pub struct FinalReport {
     pub path: PathBuf,
 }
 
+/// What a final is, checked before anything is sent or written: shared by [`finalize`] and
+/// [`dry_run`].
+struct Prepared<'c> {
+    draft: Draft,
+    model: &'c ModelCaps,
+    target: (u32, u32),
+    prompt: String,
+    format: OutputFormat,
+    /// The final's path.
+    out: PathBuf,
+    /// What the render makes: the target, or the master.
+    render_dims: (u32, u32),
+    /// A master is rendered and upscaled to the target.
+    upscaling: bool,
+    /// Where the render saves: the final, or the master.
+    render_out: PathBuf,
+}
+
+/// The draft looked up in `ledger` and every check of a final: the draft verified, its
+/// model, the target, the prompt, the format, the output names free ([`crate::outputs::check`],
+/// or [`crate::outputs::check_dry`] when `dry`).
+fn prepare<'c>(
+    spec: &FinalSpec,
+    caps: &'c Capabilities,
+    ledger: Option<&Ledger>,
+    dry: bool,
+) -> anyhow::Result<Prepared<'c>> {
+    let draft = find_draft(ledger, &spec.draft)?;
+    if !draft.verified {
+        return Err(UsageError(format!(
+            "the draft {} did not verify, so it is no reference for a final\n\nhint: pick another draft (`fourk history`), or run `fourk verify {}`",
+            draft.path.display(),
+            draft.path.display()
+        ))
+        .into());
+    }
+    let model_id = draft
+        .model
+        .clone()
+        .unwrap_or_else(|| fourk_api::DEFAULT_MODEL.to_owned());
+    let model = caps.model(&model_id).map_err(|e| UsageError(e.to_string()))?;
+    let Some(size) = spec.size.or(draft.target) else {
+        return Err(UsageError(format!(
+            "the draft {} does not say which size it was drafted for\n\nhint: pass --size 4k (or WIDTHxHEIGHT)",
+            draft.path.display()
+        ))
+        .into());
+    };
+    let target = check_target(model, size).map_err(|e| UsageError(format!("cannot make the final: {e}")))?;
+    let Some(prompt) = spec.prompt.clone().or_else(|| draft.prompt.clone()) else {
+        return Err(UsageError("the draft's prompt is not recorded\n\nhint: pass --prompt".into()).into());
+    };
+    let format = fourk_imaging::probe_file(&draft.path).map_or(OutputFormat::Png, |p| p.format);
+    let format = crate::generate::output_format(None, spec.out.as_deref())?.unwrap_or(format);
+    let master_too = spec.upscale;
+    let files = |o: &Path| {
+        let mut f = crate::outputs::image_files(o);
+        if master_too {
+            f.extend(crate::outputs::image_files(&workflow::with_suffix(o, "master")));
+        }
+        f
+    };
+    let out = crate::outputs::resolve(spec.out.as_deref(), "fourk-final", format, files)?;
+    let worst = 2 * crate::outputs::worst_image_bytes(size.dims());
+    if dry {
+        crate::outputs::check_dry(&files(&out), spec.force, worst)?;
+    } else {
+        crate::outputs::check(&files(&out), spec.force, worst)?;
+    }
+    let render_dims = if spec.upscale {
+        master_size(model, target.0, target.1)
+    } else {
+        target
+    };
+    let upscaling = spec.upscale && render_dims != target;
+    let render_out = if upscaling {
+        workflow::with_suffix(&out, "master")
+    } else {
+        out.clone()
+    };
+    Ok(Prepared {
+        draft,
+        model,
+        target,
+        prompt,
+        format,
+        out,
+        render_dims,
+        upscaling,
+        render_out,
+    })
+}
+
+impl Prepared<'_> {
+    /// The render of the final (native) or of its master: an edit of the draft, or a
+    /// continuation of a Responses API draft.
+    fn render<'a>(&'a self, spec: &FinalSpec) -> Render<'a> {
+        let draft = &self.draft;
+        Render {
+            force: spec.force,
+            previous_response: draft.response_id.as_deref(),
+            responses: draft.response_id.is_some(),
+            reference: draft.response_id.is_none().then_some(draft.path.as_path()),
+            ..Render::image(
+                &self.model.id,
+                &self.prompt,
+                self.render_dims,
+                spec.quality,
+                spec.out.is_none().then_some(self.format),
+                &self.render_out,
+            )
+        }
+    }
+
+    /// The step the render is: `master` when it is upscaled, else `native`.
+    fn step(&self) -> &'static str {
+        if self.upscaling { "master" } else { "native" }
+    }
+}
+
+/// The dry run of a final: the draft looked up in the ledger without writing to it, the same
+/// checks as [`finalize`], the render's exact request and estimate (native, or a master and
+/// its local upscale). Nothing is sent, no file is written, no ledger row is added.
+///
+/// # Errors
+/// The [`UsageError`] the real run would stop with (unknown or unverified draft, no size or
+/// prompt, output names taken); a ledger newer than this fourk.
+pub fn dry_run(spec: &FinalSpec, fk: &crate::Fourk) -> anyhow::Result<WorkflowDryRun> {
+    let caps = &fk.caps;
+    let mut notes = Vec::new();
+    let ledger = match Ledger::open_read_only(fk.ledger_path()) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            notes.push(format!(
+                "the ledger is not available, so the run would not be recorded: {e}"
+            ));
+            None
+        }
+    };
+    let p = prepare(spec, caps, ledger.as_ref(), true)?;
+    drop(ledger);
+    if spec.upscale && !p.upscaling {
+        notes.push(format!(
+            "{}x{} is not above the experimental limit, so the master is the final: no upscale",
+            p.target.0, p.target.1
+        ));
+    }
+    let r = p.render(spec);
+    let dry = workflow::dry_run(&r, &spec.endpoint, caps)?;
+    let mut steps = vec![PlannedStep::request(p.step(), &r, dry, &mut notes)];
+    if p.upscaling {
+        steps.push(PlannedStep::local("upscale", p.target, p.out.clone()));
+    }
+    let total = workflow::total_usd(&steps);
+    Ok(WorkflowDryRun {
+        steps,
+        total_usd: total,
+        worst_usd: total,
+        notes: workflow::dedup(notes),
+    })
+}
+
 /// Render the final from the draft (native, or master + local upscale), verify, annotate
 /// and record every step with the draft -> final and master -> upscale links.
 ///
@@ -197,80 +359,16 @@ pub async fn finalize(spec: &FinalSpec, fk: &crate::Fourk, control: &Control) ->
         &json!({"draft": spec.draft, "mode": mode, "quality": spec.quality, "size": spec.size}),
         control,
     );
-    let draft = match find_draft(&record, &spec.draft) {
-        Ok(d) => d,
-        Err(e) => {
-            record.finish(RunStatus::Failed);
-            return Err(e);
-        }
-    };
     let fail = |e: anyhow::Error| -> anyhow::Result<FinalReport> { Err(record.fail(e)) };
-    if !draft.verified {
-        return fail(
-            UsageError(format!(
-                "the draft {} did not verify, so it is no reference for a final\n\nhint: pick another draft (`fourk history`), or run `fourk verify {}`",
-                draft.path.display(),
-                draft.path.display()
-            ))
-            .into(),
-        );
-    }
-    let model_id = draft
-        .model
-        .clone()
-        .unwrap_or_else(|| fourk_api::DEFAULT_MODEL.to_owned());
-    let model = match caps.model(&model_id) {
-        Ok(m) => m,
-        Err(e) => return fail(UsageError(e.to_string()).into()),
-    };
-    let Some(size) = spec.size.or(draft.target) else {
-        return fail(
-            UsageError(format!(
-                "the draft {} does not say which size it was drafted for\n\nhint: pass --size 4k (or WIDTHxHEIGHT)",
-                draft.path.display()
-            ))
-            .into(),
-        );
-    };
-    let target = match check_target(model, size) {
-        Ok(t) => t,
-        Err(e) => return fail(UsageError(format!("cannot make the final: {e}")).into()),
-    };
-    let Some(prompt) = spec.prompt.clone().or_else(|| draft.prompt.clone()) else {
-        return fail(UsageError("the draft's prompt is not recorded\n\nhint: pass --prompt".into()).into());
-    };
-    let format = fourk_imaging::probe_file(&draft.path).map_or(OutputFormat::Png, |p| p.format);
-    let format = match crate::generate::output_format(None, spec.out.as_deref()) {
-        Ok(f) => f.unwrap_or(format),
+    let prepared = prepare(spec, caps, record.ledger().as_deref(), false);
+    let p = match prepared {
+        Ok(p) => p,
         Err(e) => return fail(e),
     };
-    let master_too = spec.upscale;
-    let files = |o: &Path| {
-        let mut f = crate::outputs::image_files(o);
-        if master_too {
-            f.extend(crate::outputs::image_files(&workflow::with_suffix(o, "master")));
-        }
-        f
-    };
-    let out = match crate::outputs::resolve(spec.out.as_deref(), "fourk-final", format, files) {
-        Ok(o) => o,
-        Err(e) => return fail(e),
-    };
-    if let Err(e) = crate::outputs::check(
-        &files(&out),
-        spec.force,
-        2 * crate::outputs::worst_image_bytes(size.dims()),
-    ) {
-        return fail(e);
-    }
+    let (draft, model, target, prompt, out) = (&p.draft, p.model, p.target, &p.prompt, &p.out);
+    let upscaling = p.upscaling;
     let from =
         json!({"id": draft.id, "path": draft.path.display().to_string(), "response_id": draft.response_id});
-    let render_dims = if spec.upscale {
-        master_size(model, target.0, target.1)
-    } else {
-        target
-    };
-    let upscaling = spec.upscale && render_dims != target;
     if spec.upscale && !upscaling {
         tracing::info!(
             "{}x{} is not above the experimental limit, so the master is the final: no upscale",
@@ -278,27 +376,9 @@ pub async fn finalize(spec: &FinalSpec, fk: &crate::Fourk, control: &Control) ->
             target.1
         );
     }
-    let render_out = if upscaling {
-        workflow::with_suffix(&out, "master")
-    } else {
-        out.clone()
-    };
-    let r = Render {
-        force: spec.force,
-        previous_response: draft.response_id.as_deref(),
-        responses: draft.response_id.is_some(),
-        reference: draft.response_id.is_none().then_some(draft.path.as_path()),
-        ..Render::image(
-            &model.id,
-            &prompt,
-            render_dims,
-            spec.quality,
-            spec.out.is_none().then_some(format),
-            &render_out,
-        )
-    };
+    let r = p.render(spec);
     let started = Instant::now();
-    if let Err(e) = record.step(if upscaling { "master" } else { "native" }) {
+    if let Err(e) = record.step(p.step()) {
         return fail(e.into());
     }
     let (images, ok) = match workflow::render(&r, &spec.endpoint, caps, &record).await {
@@ -332,11 +412,11 @@ pub async fn finalize(spec: &FinalSpec, fk: &crate::Fourk, control: &Control) ->
         let t = Instant::now();
         let wf = json!({"command": "final", "mode": mode, "step": "upscale", "from_draft": from,
             "master": first.path.display().to_string(), "target": format!("{}x{}", target.0, target.1)});
-        let up =
-            match workflow::upscale(&first.path, target, &out, &model.id, &prompt, spec.quality, wf).await {
-                Ok(u) => u,
-                Err(e) => return fail(e),
-            };
+        let up = match workflow::upscale(&first.path, target, out, &model.id, prompt, spec.quality, wf).await
+        {
+            Ok(u) => u,
+            Err(e) => return fail(e),
+        };
         let up_ids = record.images(std::slice::from_ref(&up));
         record.link(rendered_id, up_ids.first().copied(), LinkKind::MasterToUpscale);
         steps.push(StepReport::saved(

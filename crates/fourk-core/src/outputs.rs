@@ -138,6 +138,20 @@ pub fn worst_image_bytes(dims: Option<(u32, u32)>) -> u64 {
 /// # Errors
 /// [`UsageError`] naming the path, the rule and the fix.
 pub fn check(files: &[PathBuf], force: bool, worst_bytes: u64) -> anyhow::Result<()> {
+    check_files(files, force, worst_bytes, false)
+}
+
+/// [`check`] for a dry run: the same rules and the same messages, but a folder that does not
+/// exist yet is not made: the nearest folder that exists is probed instead (writable, with
+/// room). Nothing is left behind (the writability probe is a temporary file, removed).
+///
+/// # Errors
+/// [`UsageError`] naming the path, the rule and the fix, as [`check`] would.
+pub fn check_dry(files: &[PathBuf], force: bool, worst_bytes: u64) -> anyhow::Result<()> {
+    check_files(files, force, worst_bytes, true)
+}
+
+fn check_files(files: &[PathBuf], force: bool, worst_bytes: u64, dry: bool) -> anyhow::Result<()> {
     let mut existing = Vec::new();
     for f in files {
         match std::fs::metadata(f) {
@@ -163,7 +177,7 @@ pub fn check(files: &[PathBuf], force: bool, worst_bytes: u64) -> anyhow::Result
     }
     let folders: BTreeSet<PathBuf> = files.iter().map(|f| parent(f).to_path_buf()).collect();
     for dir in &folders {
-        probe_folder(dir, worst_bytes)?;
+        probe_folder(dir, worst_bytes, dry)?;
     }
     Ok(())
 }
@@ -176,7 +190,22 @@ fn parent(path: &Path) -> &Path {
     }
 }
 
-fn probe_folder(dir: &Path, worst_bytes: u64) -> anyhow::Result<()> {
+/// The nearest folder of `dir` (itself or an ancestor) that exists.
+fn nearest_existing(dir: &Path) -> PathBuf {
+    dir.ancestors()
+        .map(|a| {
+            if a.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                a
+            }
+        })
+        .find(|a| a.is_dir())
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
+fn probe_folder(dir: &Path, worst_bytes: u64, dry: bool) -> anyhow::Result<()> {
     // A regular file where a folder must be: say which one, rather than "Not a directory".
     let mut at = PathBuf::new();
     for c in dir.components() {
@@ -190,24 +219,36 @@ fn probe_folder(dir: &Path, worst_bytes: u64) -> anyhow::Result<()> {
             .into());
         }
     }
-    std::fs::create_dir_all(dir).map_err(|e| {
+    let cannot_make = |e: &dyn std::fmt::Display| {
         UsageError(format!(
             "cannot make the output folder {}: {}; nothing was sent or written\n\nhint: choose another --out, or create the folder first",
             dir.display(),
             e
         ))
-    })?;
+    };
+    // A dry run makes no folder: it probes the nearest one that exists, where the real run
+    // would make the rest.
+    let probed = if dry {
+        nearest_existing(dir)
+    } else {
+        std::fs::create_dir_all(dir).map_err(|e| cannot_make(&e))?;
+        dir.to_path_buf()
+    };
     tempfile::Builder::new()
         .prefix(".fourk-probe-")
-        .tempfile_in(dir)
+        .tempfile_in(&probed)
         .map_err(|e| {
-            UsageError(format!(
-                "the output folder {} is not writable: {}; nothing was sent or written\n\nhint: choose another --out, or fix the folder's permissions",
-                dir.display(),
-                e
-            ))
+            if probed.as_path() == dir {
+                UsageError(format!(
+                    "the output folder {} is not writable: {}; nothing was sent or written\n\nhint: choose another --out, or fix the folder's permissions",
+                    dir.display(),
+                    e
+                ))
+            } else {
+                cannot_make(&e)
+            }
         })?;
-    if let Ok(free) = fs4::available_space(dir)
+    if let Ok(free) = fs4::available_space(&probed)
         && free < worst_bytes
     {
         return Err(UsageError(format!(
@@ -283,6 +324,27 @@ mod tests {
         std::fs::write(&file, b"x").unwrap();
         let err = check(&image_files(&file.join("sub/a.png")), false, 1).unwrap_err();
         assert!(err.to_string().contains("is a file, not a folder"), "{err}");
+    }
+
+    #[test]
+    fn the_dry_check_makes_no_folder_and_says_what_check_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("new/deeper/a.png");
+        check_dry(&image_files(&img), false, 1).unwrap();
+        assert!(!dir.path().join("new").exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let old = dir.path().join("b.png");
+        std::fs::write(&old, b"x").unwrap();
+        let real = check(&image_files(&old), false, 1).unwrap_err().to_string();
+        let dry = check_dry(&image_files(&old), false, 1).unwrap_err().to_string();
+        assert_eq!(real, dry);
+        let real = check(&image_files(&img), false, u64::MAX)
+            .unwrap_err()
+            .to_string();
+        let dry = check_dry(&image_files(&img), false, u64::MAX)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(real, dry);
     }
 
     #[test]

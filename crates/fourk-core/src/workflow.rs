@@ -14,6 +14,7 @@ use fourk_imaging::{Cell, Expect, Filter, Line, SheetOptions};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::generate::DryRun;
 use crate::ledger::RunStatus;
 use crate::ledger::{ImageId, Ledger, RunId};
 use crate::route::{Route, RouteSpec};
@@ -91,17 +92,19 @@ fn route_of(r: &Render<'_>) -> RouteSpec {
     }
 }
 
-/// Render, save, verify and write sidecars through the core's generate or edit, every
-/// request on record in `record`'s run.
-///
-/// # Errors
-/// What generate and edit fail with: usage errors before sending, client errors, IO errors.
-pub async fn render(
-    r: &Render<'_>,
-    endpoint: &Endpoint,
-    caps: &Capabilities,
-    record: &Record,
-) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+/// What a render sends: a generation, or an edit of its reference image.
+#[derive(Debug, Clone)]
+pub enum RenderSpec {
+    /// No reference image: the core's generate.
+    Generate(GenerateSpec),
+    /// A reference image: the core's edit.
+    Edit(EditSpec),
+}
+
+/// The spec a render sends through the core's generate or edit: size, quality, count,
+/// format, output, `force` and route from `r`, every other option at its default.
+#[must_use]
+pub fn render_spec(r: &Render<'_>, endpoint: &Endpoint) -> RenderSpec {
     let size = Size::Exact {
         width: r.size.0,
         height: r.size.1,
@@ -116,7 +119,7 @@ pub async fn render(
         spec.out = Some(r.out.to_path_buf());
         spec.force = r.force;
         spec.route = route_of(r);
-        crate::edit::edit(&spec, caps, &record.rec).await
+        RenderSpec::Edit(spec)
     } else {
         let mut spec = GenerateSpec::new(r.prompt, r.model, size, endpoint.clone());
         spec.image.quality = Some(r.quality);
@@ -125,8 +128,112 @@ pub async fn render(
         spec.out = Some(r.out.to_path_buf());
         spec.force = r.force;
         spec.route = route_of(r);
-        crate::generate::generate(&spec, caps, &record.rec).await
+        RenderSpec::Generate(spec)
     }
+}
+
+/// Render, save, verify and write sidecars through the core's generate or edit, every
+/// request on record in `record`'s run.
+///
+/// # Errors
+/// What generate and edit fail with: usage errors before sending, client errors, IO errors.
+pub async fn render(
+    r: &Render<'_>,
+    endpoint: &Endpoint,
+    caps: &Capabilities,
+    record: &Record,
+) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+    match render_spec(r, endpoint) {
+        RenderSpec::Edit(spec) => crate::edit::edit(&spec, caps, &record.rec).await,
+        RenderSpec::Generate(spec) => crate::generate::generate(&spec, caps, &record.rec).await,
+    }
+}
+
+/// The dry run of a render: the exact body the core's generate or edit would send and its
+/// estimate, with the same checks (an edit reads and checks its reference image). Nothing
+/// is sent, no file is written, nothing is recorded.
+///
+/// # Errors
+/// [`crate::UsageError`] naming every broken rule, as the render would.
+pub fn dry_run(r: &Render<'_>, endpoint: &Endpoint, caps: &Capabilities) -> anyhow::Result<DryRun> {
+    match render_spec(r, endpoint) {
+        RenderSpec::Edit(spec) => crate::edit::dry_run(&spec, caps),
+        RenderSpec::Generate(spec) => crate::generate::dry_run(&spec, caps),
+    }
+}
+
+/// One step of a workflow's dry run: what it would send (or do locally), at which size,
+/// for how much, and where its file would go.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedStep {
+    /// `draft`, `native`, `master`, `upscale` or `sheet`.
+    pub step: &'static str,
+    /// The request body as it would leave (`None` for a local step, which sends nothing).
+    pub body: Option<Value>,
+    /// `WIDTHxHEIGHT` of what the step makes.
+    pub size: String,
+    /// Predicted dollars (`Some(0.0)` for a local step; `None` without prices or a token
+    /// rule).
+    pub estimate_usd: Option<f64>,
+    /// Where the step would save (for a request of several images, the base name they are
+    /// numbered from: `NAME-1.EXT`, `NAME-2.EXT`, ...).
+    pub output: PathBuf,
+}
+
+impl PlannedStep {
+    /// The planned request of a render, from its dry run; the checks' warnings go to
+    /// `notes`.
+    pub(crate) fn request(step: &'static str, r: &Render<'_>, dry: DryRun, notes: &mut Vec<String>) -> Self {
+        notes.extend(dry.warnings.into_iter().map(|w| w.message));
+        Self {
+            step,
+            body: Some(dry.body),
+            size: format!("{}x{}", r.size.0, r.size.1),
+            estimate_usd: dry.estimate.map(|e| e.cost.usd),
+            output: r.out.to_path_buf(),
+        }
+    }
+
+    /// A local step (upscale, contact sheet): nothing sent, nothing billed.
+    pub(crate) fn local(step: &'static str, (w, h): (u32, u32), output: PathBuf) -> Self {
+        Self {
+            step,
+            body: None,
+            size: format!("{w}x{h}"),
+            estimate_usd: Some(0.0),
+            output,
+        }
+    }
+}
+
+/// What a workflow's dry run shows (`draft`, `final`, `deliver`): every step it would take
+/// with its exact request and estimate, the totals, and notes (the checks' warnings, what
+/// the run would decide). Nothing is sent, no file is written, no ledger row is added.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkflowDryRun {
+    /// The steps in order. For `deliver`, the native attempt, then the fallback it takes
+    /// when the native image fails or does not verify.
+    pub steps: Vec<PlannedStep>,
+    /// Predicted dollars when every step goes as planned (for `deliver`: the native attempt
+    /// ships); `None` when a request has no estimate.
+    pub total_usd: Option<f64>,
+    /// Predicted dollars in the worst case (for `deliver`: native attempt plus fallback);
+    /// `None` when a request has no estimate.
+    pub worst_usd: Option<f64>,
+    /// Warnings of the checks and what the run would decide, in words.
+    pub notes: Vec<String>,
+}
+
+/// `notes` without repeats, in order (each request of a run warns the same way).
+pub(crate) fn dedup(notes: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    notes.into_iter().filter(|n| seen.insert(n.clone())).collect()
+}
+
+/// The sum of the steps' estimates; `None` when one has none.
+#[must_use]
+pub fn total_usd<'s>(steps: impl IntoIterator<Item = &'s PlannedStep>) -> Option<f64> {
+    steps.into_iter().map(|s| s.estimate_usd).sum()
 }
 
 /// Read a sidecar as JSON, if there is one.
@@ -290,8 +397,36 @@ pub async fn sheet(images: Vec<(Vec<String>, PathBuf)>, out: PathBuf) -> anyhow:
         .context("the contact-sheet thread stopped")?
 }
 
+/// The layout of a contact sheet of `n` pictures.
+fn sheet_options(n: usize) -> SheetOptions {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let columns = (n as f64).sqrt().ceil().max(1.0) as u32;
+    SheetOptions {
+        columns,
+        cell: 384,
+        labels: true,
+    }
+}
+
+/// The size of the contact sheet [`sheet`] lays out for `n` pictures labelled with `lines`
+/// lines each (laid out in memory, nothing written); `None` when there is nothing to lay out.
+#[must_use]
+pub fn sheet_size(n: usize, lines: usize) -> Option<(u32, u32)> {
+    let cells: Vec<Cell> = (0..n)
+        .map(|_| Cell {
+            image: None,
+            lines: (0..lines)
+                .map(|_| Line::new(String::new(), fourk_imaging::sheet::colors::TEXT))
+                .collect(),
+        })
+        .collect();
+    fourk_imaging::contact_sheet(&cells, sheet_options(n))
+        .ok()
+        .map(|c| (c.width(), c.height()))
+}
+
 fn sheet_blocking(images: &[(Vec<String>, PathBuf)], out: &Path) -> anyhow::Result<PathBuf> {
-    let cell = 384;
+    let cell = sheet_options(images.len()).cell;
     let cells: Vec<Cell> = images
         .iter()
         .map(|(label, path)| {
@@ -309,18 +444,9 @@ fn sheet_blocking(images: &[(Vec<String>, PathBuf)], out: &Path) -> anyhow::Resu
             }
         })
         .collect();
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let columns = (images.len() as f64).sqrt().ceil().max(1.0) as u32;
-    let canvas = fourk_imaging::contact_sheet(
-        &cells,
-        SheetOptions {
-            columns,
-            cell,
-            labels: true,
-        },
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))
-    .context("laying out the contact sheet")?;
+    let canvas = fourk_imaging::contact_sheet(&cells, sheet_options(images.len()))
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("laying out the contact sheet")?;
     let (w, h) = (canvas.width(), canvas.height());
     let bytes = fourk_imaging::encode(&image::DynamicImage::ImageRgb8(canvas), OutputFormat::Png, None)?;
     let report = fourk_imaging::verify_bytes(

@@ -218,3 +218,102 @@ async fn a_cancelled_batch_holds_what_was_in_flight_and_skips_the_rest() {
     assert_eq!(report.possibly_billed, 1);
     emu.shutdown().await.unwrap();
 }
+
+fn fk(ledger: &Path) -> fourk_core::Fourk {
+    fourk_core::Fourk::new(Capabilities::builtin(), ledger.to_path_buf())
+}
+
+fn runs(ledger: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(ledger).unwrap();
+    conn.query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_dry_run_shows_every_request_and_what_is_done_and_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.db");
+    let mut spec = spec(dir.path());
+    std::fs::write(
+        &spec.jobs,
+        "{\"prompt\": \"a red kite\", \"name\": \"kite\"}\n{\"prompt\": \"a blue kite\", \"name\": \"blue\", \"n\": 2}\n",
+    )
+    .unwrap();
+
+    // Nothing run yet: every job to send, nothing made (no folder, no lock, no ledger).
+    let d = batch::dry_run(&spec, &fk(&ledger)).unwrap();
+    assert_eq!(
+        (d.total, d.already_done, d.to_send, d.held),
+        (2, 0, 2, 0),
+        "{d:?}"
+    );
+    assert!(d.jobs.iter().all(|j| j.send && j.estimate_usd.unwrap() > 0.0));
+    assert_eq!(d.jobs[0].body.as_ref().unwrap()["prompt"], "a red kite");
+    assert_eq!(d.jobs[1].body.as_ref().unwrap()["n"], 2);
+    assert_eq!(d.jobs[1].outputs.len(), 2);
+    let total: f64 = d.jobs.iter().map(|j| j.estimate_usd.unwrap()).sum();
+    assert!((d.estimate_usd.unwrap() - total).abs() < 1e-9);
+    assert!(!spec.out_dir.exists(), "no folder, no lock");
+    assert!(!ledger.exists());
+
+    // A ceiling below the first job's estimate: nothing would start.
+    spec.max_cost = Some(1e-6);
+    let tight = batch::dry_run(&spec, &fk(&ledger)).unwrap();
+    assert_eq!((tight.to_send, tight.over_budget), (0, 2), "{tight:?}");
+    assert!(tight.jobs.iter().all(|j| j.state == JobState::Skipped));
+    spec.max_cost = None;
+
+    // After a run of the first job, the dry run finds it done and only the second to send.
+    let first = spec.jobs.with_file_name("first.jsonl");
+    std::fs::write(&first, "{\"prompt\": \"a red kite\", \"name\": \"kite\"}\n").unwrap();
+    let emu = emulator("").await;
+    let mut one = spec.clone();
+    one.jobs.clone_from(&first);
+    assert!(run(&one, &emu.base_url(), &ledger).await.all_succeeded());
+    emu.shutdown().await.unwrap();
+    let runs_before = runs(&ledger);
+    let files_before: Vec<_> = std::fs::read_dir(&spec.out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let d = batch::dry_run(&one, &fk(&ledger)).unwrap();
+    assert_eq!((d.total, d.already_done, d.to_send), (1, 1, 0), "{d:?}");
+    assert_eq!(d.jobs[0].state, JobState::Succeeded);
+    assert!(d.jobs[0].body.is_none() && !d.jobs[0].send);
+    assert_eq!(d.estimate_usd, Some(0.0));
+    assert!(d.spent_usd > 0.0, "what the first run spent");
+    let mut files_after: Vec<_> = std::fs::read_dir(&spec.out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let mut files_before = files_before;
+    files_before.sort();
+    files_after.sort();
+    assert_eq!(files_before, files_after);
+    assert_eq!(runs(&ledger), runs_before, "no ledger row");
+
+    // A new job's file in the way: the real run's words.
+    std::fs::write(spec.out_dir.join("blue-1.png"), b"x").unwrap();
+    let dry = batch::dry_run(&spec, &fk(&ledger)).unwrap_err();
+    let caps = Capabilities::builtin();
+    let real = batch::runner::run(
+        batch::plan(&spec, &caps).unwrap(),
+        caps,
+        client("http://127.0.0.1:9"),
+        &ledger,
+        Arc::new(Silent),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(dry.downcast_ref::<fourk_core::UsageError>().is_some(), "{dry:#}");
+    assert_eq!(format!("{dry:#}"), format!("{real:#}"));
+    assert!(format!("{dry:#}").contains("blue-1.png"));
+
+    // A broken line: the real run's words.
+    std::fs::write(&spec.jobs, "{\"prompt\": \"a red kite\", \"size\": \"17x5\"}\n").unwrap();
+    let dry = batch::dry_run(&spec, &fk(&ledger)).unwrap_err();
+    let real = batch::plan(&spec, &Capabilities::builtin()).unwrap_err();
+    assert!(dry.downcast_ref::<fourk_core::UsageError>().is_some(), "{dry:#}");
+    assert_eq!(format!("{dry:#}"), format!("{real:#}"));
+}

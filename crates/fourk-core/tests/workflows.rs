@@ -389,3 +389,202 @@ fn every_operation_can_be_spawned() {
         let _ = fourk_core::edit::edit(&e, &fk.caps, &rec).await;
     });
 }
+
+// Dry runs: the exact requests and the estimate, nothing sent, no file written, no ledger row.
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The runs in the ledger, read through the core's own reader.
+fn runs(ledger: &Path) -> i64 {
+    if !ledger.exists() {
+        return 0;
+    }
+    count(ledger, "SELECT COUNT(*) FROM runs")
+}
+
+/// The error text of a result that must fail with a usage error.
+fn usage_text<T: std::fmt::Debug>(r: anyhow::Result<T>) -> String {
+    let e = r.unwrap_err();
+    assert!(e.downcast_ref::<fourk_core::UsageError>().is_some(), "{e:#}");
+    format!("{e:#}")
+}
+
+fn steps(d: &fourk_core::workflow::WorkflowDryRun) -> Vec<&'static str> {
+    d.steps.iter().map(|s| s.step).collect()
+}
+
+#[tokio::test]
+async fn draft_dry_runs_show_the_requests_and_the_sheet_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fk = core(dir.path());
+    let spec = draft_spec(dir.path(), 3);
+    let d = fourk_core::draft::dry_run(&spec, &fk).unwrap();
+    assert_eq!(steps(&d), ["draft", "sheet"], "{d:?}");
+    let draft = &d.steps[0];
+    assert_eq!(draft.size, "1536x864");
+    let body = draft.body.as_ref().unwrap();
+    assert_eq!(body["n"], 3, "one request for all: {body}");
+    assert_eq!(body["size"], "1536x864");
+    assert!(draft.estimate_usd.unwrap() > 0.0);
+    assert_eq!(draft.output, dir.path().join("drafts").join("harbour.png"));
+    assert!(d.steps[1].body.is_none());
+    assert_eq!(d.steps[1].estimate_usd, Some(0.0));
+    assert!(d.total_usd.unwrap() > 0.0);
+    assert_eq!(d.total_usd, d.worst_usd);
+
+    // The Responses API route: one request per draft.
+    let mut responses = spec.clone();
+    responses.route = fourk_core::route::Route::Responses;
+    let r = fourk_core::draft::dry_run(&responses, &fk).unwrap();
+    assert_eq!(steps(&r), ["draft", "draft", "draft", "sheet"], "{r:?}");
+    assert!(r.steps[..3].iter().all(|s| s.estimate_usd.unwrap() > 0.0));
+    assert_eq!(r.steps[1].output, dir.path().join("drafts").join("harbour-2.png"));
+
+    assert!(
+        files_under(dir.path()).is_empty(),
+        "{:?}",
+        files_under(dir.path())
+    );
+    let ledger = fourk_core::ledger::Ledger::open(fk.ledger_path()).unwrap();
+    assert!(ledger.history(10).unwrap().is_empty());
+    assert_eq!(ledger.last_run("draft").unwrap(), None);
+
+    // A broken rule: the real run's words.
+    let mut bad = spec.clone();
+    bad.format = Some(fourk_api::OutputFormat::Jpeg);
+    let dry = usage_text(fourk_core::draft::dry_run(&bad, &fk));
+    let real = usage_text(fourk_core::draft::draft(&bad, &fk, &Control::default()).await);
+    assert_eq!(dry, real);
+}
+
+#[tokio::test]
+async fn final_dry_runs_look_the_draft_up_without_a_run_and_send_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fk = core(dir.path());
+    let final_spec = |draft: String, upscale: bool| fourk_core::finalize::FinalSpec {
+        draft,
+        upscale,
+        quality: Quality::Low,
+        size: None,
+        prompt: None,
+        out: Some(dir.path().join("final.png")),
+        force: false,
+        endpoint: Endpoint::emulator(),
+    };
+    // No ledger yet: an unknown id says what the real run says, and no ledger is made.
+    let dry = usage_text(fourk_core::finalize::dry_run(&final_spec("42".into(), true), &fk));
+    assert!(!fk.ledger_path().exists());
+    let real = usage_text(
+        fourk_core::finalize::finalize(&final_spec("42".into(), true), &fk, &Control::default()).await,
+    );
+    assert_eq!(dry, real);
+
+    let d = fourk_core::draft::draft(&draft_spec(dir.path(), 1), &fk, &Control::default())
+        .await
+        .unwrap();
+    let id = d.drafts[0].id.unwrap();
+    let before = files_under(dir.path());
+    let runs_before = runs(fk.ledger_path());
+
+    let up = fourk_core::finalize::dry_run(&final_spec(id.to_string(), true), &fk).unwrap();
+    assert_eq!(steps(&up), ["master", "upscale"], "{up:?}");
+    assert_eq!(up.steps[0].size, "2560x1440");
+    assert_eq!(up.steps[0].output, dir.path().join("final.master.png"));
+    let body = up.steps[0].body.as_ref().unwrap();
+    assert_eq!(body["endpoint"], "images/edits", "an edit of the draft: {body}");
+    assert!(up.steps[0].estimate_usd.unwrap() > 0.0);
+    assert_eq!(up.steps[1].size, "3840x2160");
+    assert_eq!(up.steps[1].estimate_usd, Some(0.0));
+    assert_eq!(up.steps[1].output, dir.path().join("final.png"));
+    assert_eq!(up.total_usd, up.steps[0].estimate_usd);
+
+    let mut native = final_spec(d.drafts[0].path.display().to_string(), false);
+    native.size = Some(Size::new(2560, 1440));
+    let n = fourk_core::finalize::dry_run(&native, &fk).unwrap();
+    assert_eq!(steps(&n), ["native"], "{n:?}");
+    assert_eq!(n.steps[0].size, "2560x1440");
+    assert!(n.total_usd.unwrap() > 0.0);
+
+    assert_eq!(files_under(dir.path()), before, "no file written");
+    assert_eq!(runs(fk.ledger_path()), runs_before, "no ledger row");
+    // The only final run is the real one that refused the unknown id.
+    let ledger = fourk_core::ledger::Ledger::open(fk.ledger_path()).unwrap();
+    assert_eq!(ledger.last_run("final").unwrap(), Some(1));
+    drop(ledger);
+
+    // A broken rule: an output in the way, in the real run's words.
+    std::fs::write(dir.path().join("final.png"), b"x").unwrap();
+    let dry = usage_text(fourk_core::finalize::dry_run(
+        &final_spec(id.to_string(), true),
+        &fk,
+    ));
+    let real = usage_text(
+        fourk_core::finalize::finalize(&final_spec(id.to_string(), true), &fk, &Control::default()).await,
+    );
+    assert_eq!(dry, real);
+    assert!(dry.contains("--force"), "{dry}");
+}
+
+#[tokio::test]
+async fn deliver_dry_runs_show_native_and_fallback_and_keep_the_ceiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let fk = core(dir.path());
+    let out = dir.path().join("lake.png");
+    let s = spec("a mountain lake", Size::new(3840, 2160), &out);
+    let d = fourk_core::deliver::dry_run(&s, &fk).unwrap();
+    assert_eq!(steps(&d), ["native", "master", "upscale"], "{d:?}");
+    assert_eq!(d.steps[0].size, "3840x2160");
+    assert_eq!(d.steps[0].output, out);
+    assert_eq!(d.steps[0].body.as_ref().unwrap()["size"], "3840x2160");
+    assert_eq!(d.steps[1].size, "2560x1440");
+    assert_eq!(d.steps[1].output, dir.path().join("lake.master.png"));
+    assert_eq!(d.steps[2].body, None);
+    let (native, master) = (d.steps[0].estimate_usd.unwrap(), d.steps[1].estimate_usd.unwrap());
+    assert!(native > 0.0 && master > 0.0);
+    assert_eq!(d.total_usd, Some(native));
+    assert!((d.worst_usd.unwrap() - (native + master)).abs() < 1e-9, "{d:?}");
+    assert!(
+        files_under(dir.path()).is_empty(),
+        "{:?}",
+        files_under(dir.path())
+    );
+
+    // The same ceiling as the real run, in its words.
+    let mut tight = s.clone();
+    tight.quality = Quality::High;
+    tight.max_cost = Some(0.01);
+    let dry = usage_text(fourk_core::deliver::dry_run(&tight, &fk));
+    let real = usage_text(deliver(&tight, &fk, &Control::default()).await);
+    assert_eq!(dry, real);
+    assert!(dry.contains("--max-cost"), "{dry}");
+    // Within it, the dry run says so.
+    let mut roomy = s.clone();
+    roomy.max_cost = Some(100.0);
+    let ok = fourk_core::deliver::dry_run(&roomy, &fk).unwrap();
+    assert!(ok.notes.iter().any(|n| n.contains("--max-cost")), "{ok:?}");
+
+    assert!(
+        files_under(dir.path()).is_empty(),
+        "{:?}",
+        files_under(dir.path())
+    );
+    let ledger = fourk_core::ledger::Ledger::open(fk.ledger_path()).unwrap();
+    assert!(ledger.history(10).unwrap().is_empty());
+    assert_eq!(ledger.last_run("deliver").unwrap(), None);
+}

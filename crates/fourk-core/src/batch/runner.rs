@@ -367,12 +367,7 @@ pub async fn run(
     let mut reports: Vec<Option<JobReport>> = vec![None; plan.jobs.len()];
     let mut done = 0;
     for (i, job) in plan.jobs.iter().enumerate() {
-        let runnable = match states[i] {
-            JobState::Pending | JobState::Failed | JobState::Skipped | JobState::Running => true,
-            JobState::PossiblyBilled => plan.retry_ambiguous,
-            JobState::Succeeded => false,
-        };
-        if runnable {
+        if runnable(states[i], plan.retry_ambiguous) {
             queue.push_back((i, ids[i]));
         } else {
             if states[i] == JobState::Succeeded {
@@ -406,29 +401,8 @@ pub async fn run(
             });
         }
     }
-    // A job this batch never tried must not replace a file that is not its own; jobs tried
-    // before own what they left (a resume keeps its verified outputs as done).
-    let fresh: Vec<PathBuf> = queue
-        .iter()
-        .filter(|(i, _)| states[*i] == JobState::Pending)
-        .flat_map(|(i, _)| {
-            let job = &plan.jobs[*i];
-            (0..usize::from(job.spec.n))
-                .flat_map(|k| crate::outputs::image_files(&output_path(&plan.out_dir, job, k)))
-        })
-        .collect();
-    // Room for the largest job's images from every worker at once (not the whole batch:
-    // most 4K files are a fraction of the raw frame this counts).
-    let worst: u64 = queue
-        .iter()
-        .map(|(i, _)| {
-            let job = &plan.jobs[*i];
-            crate::outputs::worst_image_bytes(job.spec.size.dims()) * u64::from(job.spec.n)
-        })
-        .max()
-        .unwrap_or(0)
-        * plan.concurrency.max(1) as u64;
-    if let Err(e) = crate::outputs::check(&fresh, plan.force, worst) {
+    let queued: Vec<usize> = queue.iter().map(|(i, _)| *i).collect();
+    if let Err(e) = check_outputs(&plan, &states, &queued, false) {
         ledger.finish_run(run, RunStatus::Failed)?;
         return Err(e);
     }
@@ -517,7 +491,55 @@ pub async fn run(
     Ok(report)
 }
 
-fn usage_key(job: &Job) -> UsageKey {
+/// Whether a run sends a job that stands at `state` once a resume has reconciled it: never
+/// a job that succeeded, a possibly billed one only with `retry_ambiguous`.
+pub(crate) fn runnable(state: JobState, retry_ambiguous: bool) -> bool {
+    match state {
+        JobState::Pending | JobState::Failed | JobState::Skipped | JobState::Running => true,
+        JobState::PossiblyBilled => retry_ambiguous,
+        JobState::Succeeded => false,
+    }
+}
+
+/// The check a run makes before it sends anything ([`crate::outputs::check`], or
+/// [`crate::outputs::check_dry`] when `dry`): the files of the `queued` jobs this batch
+/// never tried are free, and the folder has room for the largest job from every worker.
+pub(crate) fn check_outputs(
+    plan: &Plan,
+    states: &[JobState],
+    queued: &[usize],
+    dry: bool,
+) -> anyhow::Result<()> {
+    // A job this batch never tried must not replace a file that is not its own; jobs tried
+    // before own what they left (a resume keeps its verified outputs as done).
+    let fresh: Vec<PathBuf> = queued
+        .iter()
+        .filter(|&&i| states[i] == JobState::Pending)
+        .flat_map(|&i| {
+            let job = &plan.jobs[i];
+            (0..usize::from(job.spec.n))
+                .flat_map(|k| crate::outputs::image_files(&output_path(&plan.out_dir, job, k)))
+        })
+        .collect();
+    // Room for the largest job's images from every worker at once (not the whole batch:
+    // most 4K files are a fraction of the raw frame this counts).
+    let worst: u64 = queued
+        .iter()
+        .map(|&i| {
+            let job = &plan.jobs[i];
+            crate::outputs::worst_image_bytes(job.spec.size.dims()) * u64::from(job.spec.n)
+        })
+        .max()
+        .unwrap_or(0)
+        * plan.concurrency.max(1) as u64;
+    if dry {
+        crate::outputs::check_dry(&fresh, plan.force, worst)
+    } else {
+        crate::outputs::check(&fresh, plan.force, worst)
+    }
+}
+
+pub(crate) fn usage_key(job: &Job) -> UsageKey {
     UsageKey {
         model: job.spec.model.clone(),
         quality: job.spec.quality.map_or("auto", Quality::as_str).to_owned(),
@@ -527,12 +549,12 @@ fn usage_key(job: &Job) -> UsageKey {
 }
 
 /// The final path of image `i` of a job.
-fn output_path(out_dir: &Path, job: &Job, i: usize) -> PathBuf {
+pub(crate) fn output_path(out_dir: &Path, job: &Job, i: usize) -> PathBuf {
     let base = out_dir.join(format!("{}.{}", job.spec.name, job.spec.format.extension()));
     deliver::indexed_path(&base, i, usize::from(job.spec.n), job.spec.format)
 }
 
-fn outputs_of(first: &Path, job: &Job) -> Vec<PathBuf> {
+pub(crate) fn outputs_of(first: &Path, job: &Job) -> Vec<PathBuf> {
     let dir = first.parent().unwrap_or(Path::new("."));
     (0..usize::from(job.spec.n))
         .map(|i| output_path(dir, job, i))
@@ -540,7 +562,7 @@ fn outputs_of(first: &Path, job: &Job) -> Vec<PathBuf> {
 }
 
 /// Every image of the job verified on disk with its sidecar, read back as summaries.
-fn complete_on_disk(out_dir: &Path, job: &Job) -> Option<Vec<ImageSummary>> {
+pub(crate) fn complete_on_disk(out_dir: &Path, job: &Job) -> Option<Vec<ImageSummary>> {
     let expect = fourk_imaging::Expect {
         width: job.spec.size.dims().map(|d| d.0),
         height: job.spec.size.dims().map(|d| d.1),

@@ -135,6 +135,67 @@ impl Ledger {
         }
     }
 
+    /// Open the ledger at `path` to read it, writing nothing: no file or folder is made, no
+    /// migration runs and the connection refuses writes (`PRAGMA query_only`). A ledger that does not exist yet (or
+    /// was never written to) reads as an empty one, held in memory under the same path, so a
+    /// lookup answers what it would answer in the new ledger a real run makes. For dry runs.
+    ///
+    /// # Errors
+    /// [`LedgerError::Open`] when the file cannot be read, [`LedgerError::TooNew`] when a
+    /// newer fourk made it.
+    pub fn open_read_only(path: &Path) -> Result<Self, LedgerError> {
+        let open_err = |e: Box<dyn std::error::Error + Send + Sync>| LedgerError::Open {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        let empty = || -> Result<Self, LedgerError> {
+            let mut conn = Connection::open_in_memory().map_err(|e| open_err(Box::new(e)))?;
+            match schema::migrate(&mut conn).map_err(|e| open_err(Box::new(e)))? {
+                Ok(_) => Ok(Self {
+                    conn,
+                    path: path.to_path_buf(),
+                }),
+                Err(found) => Err(LedgerError::TooNew {
+                    path: path.to_path_buf(),
+                    found,
+                }),
+            }
+        };
+        if !path.exists() {
+            return empty();
+        }
+        // Not SQLITE_OPEN_READ_ONLY: a read-only connection to a WAL database leaves the
+        // `-wal` and `-shm` files behind, which only a read-write connection removes when it
+        // closes. So: an existing file opened for reading and writing (never created), with
+        // `query_only` refusing every write; read-only only when the file cannot be written.
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags | rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .or_else(|_| {
+                Connection::open_with_flags(path, flags | rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            })
+            .map_err(|e| open_err(Box::new(e)))?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .and_then(|()| conn.pragma_update(None, "query_only", "ON"))
+            .map_err(|e| open_err(Box::new(e)))?;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| open_err(Box::new(e)))?;
+        if found > schema::VERSION {
+            return Err(LedgerError::TooNew {
+                path: path.to_path_buf(),
+                found,
+            });
+        }
+        if found == 0 {
+            // An empty file: a real run would make the tables in it.
+            return empty();
+        }
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
     /// The file.
     #[must_use]
     pub fn path(&self) -> &Path {
@@ -245,5 +306,43 @@ impl LinkKind {
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(dir: &Path) -> Vec<PathBuf> {
+        let mut f: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        f.sort();
+        f
+    }
+
+    #[test]
+    fn a_read_only_ledger_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("ledger.db");
+        // Not there: an empty ledger in memory, no file or folder made.
+        let l = Ledger::open_read_only(&path).unwrap();
+        assert!(l.find_image(1).unwrap().is_none());
+        assert_eq!(l.path(), path);
+        drop(l);
+        assert!(files(dir.path()).is_empty());
+
+        let w = Ledger::open(&path).unwrap();
+        let run = w.begin_run("draft", &serde_json::json!({})).unwrap();
+        drop(w);
+        let before = files(&dir.path().join("sub"));
+        let bytes = std::fs::read(&path).unwrap();
+        let l = Ledger::open_read_only(&path).unwrap();
+        assert_eq!(l.last_run("draft").unwrap(), Some(run));
+        assert!(l.begin_run("draft", &serde_json::json!({})).is_err(), "read-only");
+        drop(l);
+        assert_eq!(files(&dir.path().join("sub")), before, "nothing left beside it");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
     }
 }
