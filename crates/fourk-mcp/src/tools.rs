@@ -709,6 +709,16 @@ fn dry_result(dry: &fourk_core::generate::DryRun) -> ImagesResult {
     }
 }
 
+fn workflow_dry(d: &fourk_core::workflow::WorkflowDryRun) -> ImagesResult {
+    ImagesResult {
+        all_verified: true,
+        cost_usd: d.worst_usd.or(d.total_usd),
+        cost_is_estimate: true,
+        dry_run: serde_json::to_value(d).ok(),
+        ..ImagesResult::default()
+    }
+}
+
 fn background_of(
     common: &params::Common,
     background: Option<BackgroundArg>,
@@ -720,7 +730,11 @@ fn background_of(
     }
 }
 
-fn route_spec(route: params::Route, responses_model: Option<String>, previous: Option<String>) -> fourk_core::route::RouteSpec {
+fn route_spec(
+    route: params::Route,
+    responses_model: Option<String>,
+    previous: Option<String>,
+) -> fourk_core::route::RouteSpec {
     let default = fourk_core::route::RouteSpec::default();
     fourk_core::route::RouteSpec {
         route: match route {
@@ -860,23 +874,6 @@ async fn edit(
     .await
 }
 
-/// A draft's predicted dollars: n requests of its draft size (the workflows' own dry runs
-/// replace this when they land).
-fn draft_estimate(fk: &Fourk, spec: &fourk_core::draft::DraftSpec) -> Option<f64> {
-    let model = fk.caps.model(&spec.model).ok()?;
-    let (w, h) = spec.size.dims()?;
-    let dims = fourk_api::plan::draft_size(model, w, h);
-    let e = fourk_core::send::predict(
-        model,
-        &spec.prompt,
-        Some(fourk_api::Size::new(dims.0, dims.1)),
-        Some(spec.quality),
-        1,
-        &[],
-    )?;
-    Some(e.cost.usd * f64::from(spec.n))
-}
-
 async fn draft(
     server: &Server,
     p: params::Draft,
@@ -900,17 +897,11 @@ async fn draft(
         endpoint: server.inner.opts.endpoint.clone(),
     };
     let fk = server.inner.fk.clone();
-    let est = draft_estimate(&fk, &spec);
+    let dry = fourk_core::draft::dry_run(&spec, &fk).map_err(|e| ToolError::from_core(&e))?;
     if p.common.dry_run {
-        return Err(ToolError::usage(
-            "dry_run",
-            format!(
-                "draft's dry run is not available yet; its estimate is {}",
-                est.map_or_else(|| "unknown".into(), |e| format!("${e:.3}"))
-            ),
-            "use plan for the estimate",
-        ));
+        return Ok(results::images_result(workflow_dry(&dry), false));
     }
+    let est = dry.worst_usd.or(dry.total_usd);
     let estimate = reserve(server, est, p.common.max_cost_usd)?;
     let run = Run {
         tool: "draft",
@@ -970,22 +961,12 @@ async fn finalize(
         endpoint: server.inner.opts.endpoint.clone(),
     };
     let fk = server.inner.fk.clone();
-    // The final's worst case: one render at the target size (an upscale's master is smaller).
-    let est = spec.size.and_then(|s| {
-        let model = fk.caps.model(fourk_api::DEFAULT_MODEL).ok()?;
-        fourk_core::send::predict(model, "", Some(s), Some(spec.quality), 1, &[]).map(|e| e.cost.usd)
-    });
+    let dry = fourk_core::finalize::dry_run(&spec, &fk).map_err(|e| ToolError::from_core(&e))?;
     if p.common.dry_run {
-        return Err(ToolError::usage(
-            "dry_run",
-            format!(
-                "final's dry run is not available yet; a render at the target size is estimated at {}",
-                est.map_or_else(|| "unknown (pass size)".into(), |e| format!("${e:.3}"))
-            ),
-            "use plan for the estimate",
-        ));
+        return Ok(results::images_result(workflow_dry(&dry), false));
     }
-    let estimate = reserve(server, est.or(Some(0.0)).filter(|_| true), p.common.max_cost_usd)?;
+    let est = dry.worst_usd.or(dry.total_usd);
+    let estimate = reserve(server, est, p.common.max_cost_usd)?;
     let run = Run {
         tool: "final",
         background: p.background.unwrap_or(false) || p.common.job,
@@ -1044,31 +1025,11 @@ async fn deliver(
         endpoint: server.inner.opts.endpoint.clone(),
     };
     let fk = server.inner.fk.clone();
-    // The worst case: native at the target plus the fallback master.
-    let worst = fk.caps.model(&spec.model).ok().and_then(|m| {
-        let (w, h) = spec.size.dims()?;
-        let master = fourk_api::plan::master_size(m, w, h);
-        let a = fourk_core::send::predict(m, &spec.prompt, Some(spec.size), Some(spec.quality), 1, &[])?;
-        let b = fourk_core::send::predict(
-            m,
-            &spec.prompt,
-            Some(fourk_api::Size::new(master.0, master.1)),
-            Some(spec.quality),
-            1,
-            &[],
-        )?;
-        Some(a.cost.usd + b.cost.usd)
-    });
+    let dry = fourk_core::deliver::dry_run(&spec, &fk).map_err(|e| ToolError::from_core(&e))?;
     if p.dry_run {
-        return Err(ToolError::usage(
-            "dry_run",
-            format!(
-                "deliver's dry run is not available yet; its worst case (native + fallback master) is {}",
-                worst.map_or_else(|| "unknown".into(), |e| format!("${e:.3}"))
-            ),
-            "use plan for the estimate",
-        ));
+        return Ok(results::images_result(workflow_dry(&dry), false));
     }
+    let worst = dry.worst_usd.or(dry.total_usd);
     let estimate = reserve(server, worst, None)?;
     let run = Run {
         tool: "deliver",
@@ -1183,18 +1144,19 @@ async fn batch(
         force: p.force,
     };
     let fk = server.inner.fk.clone();
-    let plan = fourk_core::batch::plan(&spec, &fk.caps).map_err(|e| ToolError::from_core(&e))?;
-    let est = plan.estimate_usd(&fk.caps);
     if p.common.dry_run {
+        let d = fourk_core::batch::dry_run(&spec, &fk).map_err(|e| ToolError::from_core(&e))?;
         let r = ImagesResult {
             all_verified: true,
-            cost_usd: Some(est),
+            cost_usd: d.estimate_usd,
             cost_is_estimate: true,
-            dry_run: Some(json!({"jobs": plan.jobs.len(), "estimate_usd": est, "out_dir": out_dir})),
+            dry_run: serde_json::to_value(&d).ok(),
             ..ImagesResult::default()
         };
         return Ok(results::images_result(r, false));
     }
+    let plan = fourk_core::batch::plan(&spec, &fk.caps).map_err(|e| ToolError::from_core(&e))?;
+    let est = plan.estimate_usd(&fk.caps);
     let estimate = reserve(
         server,
         Some(p.max_cost.map_or(est, |m| m.min(est))),
