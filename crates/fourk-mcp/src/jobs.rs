@@ -69,6 +69,7 @@ pub struct Job {
     result: watch::Sender<Option<CallToolResult>>,
     cancel: CancellationToken,
     in_flight: AtomicBool,
+    sent: AtomicBool,
     cancel_after_save: AtomicBool,
     notify: Mutex<Option<mpsc::UnboundedSender<Tick>>>,
 }
@@ -151,6 +152,12 @@ impl Job {
         }
     }
 
+    /// Whether any request of the job left (it may be billed even when the job failed).
+    #[must_use]
+    pub fn sent(&self) -> bool {
+        self.sent.load(Ordering::SeqCst)
+    }
+
     /// The job's state.
     #[must_use]
     pub fn state(&self) -> State {
@@ -208,6 +215,7 @@ impl Observer for JobObserver {
         let line = match event {
             Progress::Sending { route, attempt } => {
                 job.in_flight.store(true, Ordering::SeqCst);
+                job.sent.store(true, Ordering::SeqCst);
                 format!(
                     "sending {}{}",
                     route.as_str(),
@@ -261,6 +269,7 @@ impl Jobs {
             result: tx,
             cancel: CancellationToken::new(),
             in_flight: AtomicBool::new(false),
+            sent: AtomicBool::new(false),
             cancel_after_save: AtomicBool::new(false),
             notify: Mutex::new(notify),
         });

@@ -603,7 +603,12 @@ where
             .as_ref()
             .ok()
             .and_then(|r| r.cost_usd)
-            .unwrap_or(if outcome.is_err() { 0.0 } else { estimate });
+            // A failed job whose request left may be billed: its estimate counts.
+            .unwrap_or(if outcome.is_err() && !task_job.sent() {
+                0.0
+            } else {
+                estimate
+            });
         srv.inner
             .budget
             .lock()
