@@ -658,6 +658,11 @@ where
     }
 }
 
+/// How the core's work of `job` is followed (its progress to the job) and stopped.
+fn control_of(job: &Arc<Job>) -> Control {
+    Control::new(job.token()).observed(Arc::new(JobObserver(job.clone())))
+}
+
 /// The core's image summaries as a result: records, usage, dollars, request ids.
 fn images_of(summaries: &[ImageSummary], role: Option<&str>) -> ImagesResult {
     let mut r = ImagesResult {
@@ -806,7 +811,7 @@ async fn generate(
         estimate,
     };
     launch(server, run, ctx, move |job| async move {
-        let control = Control::new(job.token()).observed(Arc::new(JobObserver(job.clone())));
+        let control = control_of(&job);
         let rec = Recorder::new(
             fk.ledger_path(),
             "generate",
@@ -868,7 +873,7 @@ async fn edit(
         estimate,
     };
     launch(server, run, ctx, move |job| async move {
-        let control = Control::new(job.token()).observed(Arc::new(JobObserver(job.clone())));
+        let control = control_of(&job);
         let rec = Recorder::new(fk.ledger_path(), "edit", fourk_core::edit::ledger_args(&spec))
             .with_control(control);
         let result = fourk_core::edit::edit(&spec, &fk.caps, &rec).await;
@@ -915,7 +920,7 @@ async fn draft(
         estimate,
     };
     launch(server, run, ctx, move |job| async move {
-        let control = Control::new(job.token()).observed(Arc::new(JobObserver(job.clone())));
+        let control = control_of(&job);
         let report = fourk_core::draft::draft(&spec, &fk, &control)
             .await
             .map_err(|e| ToolError::from_core(&e))?;
@@ -979,7 +984,7 @@ async fn finalize(
         estimate,
     };
     launch(server, run, ctx, move |job| async move {
-        let control = Control::new(job.token()).observed(Arc::new(JobObserver(job.clone())));
+        let control = control_of(&job);
         let report = fourk_core::finalize::finalize(&spec, &fk, &control)
             .await
             .map_err(|e| ToolError::from_core(&e))?;
@@ -1043,7 +1048,7 @@ async fn deliver(
         estimate,
     };
     launch(server, run, ctx, move |job| async move {
-        let control = Control::new(job.token()).observed(Arc::new(JobObserver(job.clone())));
+        let control = control_of(&job);
         let report = fourk_core::deliver::deliver(&spec, &fk, &control)
             .await
             .map_err(|e| ToolError::from_core(&e))?;
