@@ -157,6 +157,37 @@ def test_generate_returns_paths_links_a_preview_and_the_cost_under_100_kb_even_f
     run(go())
 
 
+def test_streamed_partial_images_arrive_as_progress_on_both_routes(tmp_path):
+    async def go():
+        async with Client(server(tmp_path, "--emulator")) as c:
+            for route in ["images", "responses"]:
+                ticks = []
+
+                async def progress(p, total, message):
+                    ticks.append(message)
+
+                r = await c.call_tool(
+                    "generate",
+                    {
+                        "prompt": "a lighthouse at dusk", "size": "1024x1024", "quality": "low",
+                        "stream": True, "partials": 2, "keep_partials": route == "images",
+                        "route": route, "out": f"{route}.png",
+                    },
+                    progress_callback=progress,
+                )
+                assert not r.is_error, text(r)
+                partial = [m for m in ticks if m.startswith("partial image")]
+                assert [m.split()[2] for m in partial] == ["0", "1"], ticks
+                if route == "images":
+                    kept = [pathlib.Path(m.split("kept as ")[1]) for m in partial]
+                    assert all(k.exists() and k.parent == tmp_path / "fourk-out" for k in kept), partial
+                else:
+                    assert all("kept as" not in m for m in partial), partial
+                assert ticks.index(partial[-1]) < next(i for i, m in enumerate(ticks) if m.startswith("saved"))
+
+    run(go())
+
+
 def test_dry_runs_send_nothing_and_budgets_refuse_before_sending(tmp_path):
     async def go():
         async with Client(server(tmp_path, "--emulator", "--max-cost", "0.02")) as c:

@@ -1333,7 +1333,7 @@ fn one_result(
     {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
-    let (summaries, all_ok) = deliver::save_all(&djob, &delivery, &images)?;
+    let (summaries, all_ok) = deliver::save_all(&djob, &delivery, &images, None)?;
     if let BatchRequest::Edit(sent) = &request {
         // `SentRequest` has no JSON-edit form and sidecar.rs is not this module's to change,
         // so the body as sent (data URLs summarised; `moderation` and the image references

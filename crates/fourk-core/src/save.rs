@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use fourk_api::{
-    Cost, ImageGenCall, ImageStreamEvent, OutputFormat, Prices, ResponseObject, ResponseStreamEvent,
-    ResponsesRequest, Usage, Warning,
+    Cost, ImageGenCall, ImageStreamEvent, OutputFormat, Prices, ResponseObject, ResponseStreamEvent, Usage,
+    Warning,
 };
-use fourk_client::{ApiResponse, Client, ClientError, EventStream};
+use fourk_client::{ApiResponse, ClientError, EventStream};
 use fourk_imaging::Expect;
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -43,6 +43,19 @@ pub struct ImageSummary {
     /// The ledger's attempt (the request) it came from, once recorded.
     #[serde(skip)]
     pub attempt_id: Option<crate::ledger::AttemptId>,
+    /// SHA-256 of the file as written (empty when not known).
+    #[serde(skip)]
+    pub sha256: String,
+    /// The file's size in bytes (0 when not known).
+    #[serde(skip)]
+    pub bytes: u64,
+    /// The answer's `x-request-id`.
+    #[serde(skip)]
+    pub request_id: Option<String>,
+    /// A thumbnail made from the pixels decoded to verify, when the caller asked for one
+    /// ([`crate::send::Control::with_thumbnails`]).
+    #[serde(skip)]
+    pub thumbnail: Option<std::sync::Arc<fourk_imaging::Thumbnail>>,
 }
 
 /// What was asked, independent of the route.
@@ -167,49 +180,7 @@ pub fn from_images(resp: &ApiResponse) -> anyhow::Result<(Delivery, Vec<Cow<'_, 
 pub fn save_images_response(job: &Job, resp: &ApiResponse) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
     let (got, images) = from_images(resp)?;
     let images: Vec<&str> = images.iter().map(AsRef::as_ref).collect();
-    save_all(job, &got, &images)
-}
-
-/// Follow an Image API stream to its end, then save every completed image.
-///
-/// # Errors
-/// As [`from_image_stream`] and [`save_all`].
-pub async fn save_image_stream(
-    job: &Job,
-    events: EventStream<ImageStreamEvent>,
-    keep: Option<(&Path, OutputFormat)>,
-) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
-    let (got, images) = from_image_stream(events, keep).await?;
-    let images: Vec<&str> = images.iter().map(String::as_str).collect();
-    save_all(job, &got, &images)
-}
-
-/// Send a Responses API request (streamed when `job.stream`) and save the image of its
-/// `image_generation_call`.
-///
-/// # Errors
-/// Client errors, a failed call, and save errors.
-pub async fn via_responses(
-    client: &Client,
-    job: Job,
-    rr: &ResponsesRequest,
-    keep: Option<(&Path, OutputFormat)>,
-) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
-    let job = Job {
-        route: fourk_api::RouteLabel::Responses,
-        endpoint: client.config().endpoint("responses"),
-        request: SentRequest::Responses(Box::new(crate::route::summarised(rr))),
-        ..job
-    };
-    let previous = rr.previous_response_id.as_deref();
-    let (got, b64) = if job.stream {
-        let events = client.responses_stream(rr).await?;
-        from_responses_stream(events, keep, previous, &rr.model).await?
-    } else {
-        let resp = client.responses(rr).await?;
-        from_responses(&resp, previous, &rr.model)?
-    };
-    save_all(&job, &got, &[b64.as_str()])
+    save_all(job, &got, &images, None)
 }
 
 /// The status line and headers of an answer, whole or streamed, as the sidecar records them.
@@ -256,6 +227,7 @@ pub async fn from_responses_stream(
     keep: Option<(&Path, OutputFormat)>,
     previous: Option<&str>,
     mainline: &str,
+    partial_seen: &(dyn Fn(u32, Option<&Path>) + Sync),
 ) -> anyhow::Result<(Delivery, String)> {
     let head = events.head().clone();
     let mut done_call: Option<ImageGenCall> = None;
@@ -264,7 +236,8 @@ pub async fn from_responses_stream(
         let event = event?;
         match event {
             ResponseStreamEvent::ImageGenPartialImage(p) => {
-                partial(keep, p.partial_image_index, &p.partial_image_b64)?;
+                let path = partial(keep, p.partial_image_index, &p.partial_image_b64)?;
+                partial_seen(p.partial_image_index, path.as_deref());
             }
             ResponseStreamEvent::ImageGenGenerating(_) => tracing::info!("the image is being drawn"),
             ResponseStreamEvent::OutputItemDone(d) => {
@@ -389,22 +362,26 @@ async fn next_event<T: fourk_client::StreamEvent>(
     }
 }
 
-/// Log a partial image as progress, and save it when `keep` names the output base.
+/// Log a partial image, and save it when `keep` names the output base (its path returned).
 ///
 /// # Errors
 /// A partial that does not decode or cannot be saved.
-fn partial(keep: Option<(&Path, OutputFormat)>, k: u32, b64: &str) -> anyhow::Result<()> {
-    match keep {
+fn partial(keep: Option<(&Path, OutputFormat)>, k: u32, b64: &str) -> anyhow::Result<Option<PathBuf>> {
+    let path = match keep {
         Some((base, format)) => {
             let path = partial_path(base, k, format);
             let bytes =
                 fourk_imaging::decode_b64(b64).with_context(|| format!("decoding partial image {k}"))?;
             fourk_imaging::save_atomic(&path, &bytes).with_context(|| format!("saving partial image {k}"))?;
             tracing::info!("partial image {k} received; saved {}", path.display());
+            Some(path)
         }
-        None => tracing::info!("partial image {k} received ({} base64 bytes)", b64.len()),
-    }
-    Ok(())
+        None => {
+            tracing::info!("partial image {k} received ({} base64 bytes)", b64.len());
+            None
+        }
+    };
+    Ok(path)
 }
 
 /// Read an Image API stream to its end: log each partial on stderr (and save it when `keep`
@@ -415,6 +392,7 @@ fn partial(keep: Option<(&Path, OutputFormat)>, k: u32, b64: &str) -> anyhow::Re
 pub async fn from_image_stream(
     mut events: EventStream<ImageStreamEvent>,
     keep: Option<(&Path, OutputFormat)>,
+    partial_seen: &(dyn Fn(u32, Option<&Path>) + Sync),
 ) -> anyhow::Result<(Delivery, Vec<String>)> {
     let head = events.head().clone();
     let mut images = Vec::new();
@@ -423,7 +401,8 @@ pub async fn from_image_stream(
     while let Some(event) = next_event(&mut events).await {
         let event = event?;
         if let Some(p) = event.partial() {
-            partial(keep, p.partial_image_index, &p.b64_json)?;
+            let path = partial(keep, p.partial_image_index, &p.b64_json)?;
+            partial_seen(p.partial_image_index, path.as_deref());
         } else if let Some(c) = event.completed() {
             tracing::info!("image {} completed", images.len() + 1);
             usage = usage.or(c.usage);
@@ -461,7 +440,12 @@ pub async fn from_image_stream(
 ///
 /// # Errors
 /// IO errors while saving.
-pub fn save_all(job: &Job, got: &Delivery, images: &[&str]) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+pub fn save_all(
+    job: &Job,
+    got: &Delivery,
+    images: &[&str],
+    thumbnails: Option<u32>,
+) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
     let cost = match (got.usage, job.price) {
         (Some(u), Some(p)) => Some(Cost::from_usage(&u, &p, true)),
         _ => None,
@@ -471,6 +455,7 @@ pub fn save_all(job: &Job, got: &Delivery, images: &[&str]) -> anyhow::Result<(V
         height: job.dims.map(|d| d.1),
         format: Some(job.format),
         alpha: job.transparent.then_some(true),
+        thumbnail: thumbnails,
     };
     let request_id = got.meta.request_id.as_deref().unwrap_or("unknown");
     let mut out = Vec::new();
@@ -482,7 +467,7 @@ pub fn save_all(job: &Job, got: &Delivery, images: &[&str]) -> anyhow::Result<(V
         } else {
             fourk_imaging::Replace::No
         };
-        let saved = fourk_imaging::save_verified_as(&path, b64, &expect, replace).with_context(|| {
+        let mut saved = fourk_imaging::save_verified_as(&path, b64, &expect, replace).with_context(|| {
             format!(
                 "saving image {} of {} to {} (request {request_id})",
                 i + 1,
@@ -513,6 +498,7 @@ pub fn save_all(job: &Job, got: &Delivery, images: &[&str]) -> anyhow::Result<(V
                 saved.path.display(),
             );
         }
+        let thumbnail = saved.report.thumbnail.take().map(std::sync::Arc::new);
         let checks = Checks::from_report(job.dims, job.format, saved.report);
         let car = Sidecar {
             sidecar_version: sidecar::SIDECAR_VERSION,
@@ -554,6 +540,10 @@ pub fn save_all(job: &Job, got: &Delivery, images: &[&str]) -> anyhow::Result<(V
             },
             ledger_id: None,
             attempt_id: None,
+            sha256: checks.sha256,
+            bytes: checks.bytes,
+            request_id: got.meta.request_id.clone(),
+            thumbnail,
         });
     }
     Ok((out, all_ok))

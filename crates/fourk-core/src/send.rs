@@ -59,6 +59,14 @@ pub enum Progress {
         /// Whether it verified.
         verified: bool,
     },
+    /// A streamed partial image arrived (`index` from 0); `path` is where it was kept, when
+    /// the caller asked to keep partials.
+    Partial {
+        /// Its index in the stream.
+        index: u32,
+        /// The saved file, when kept.
+        path: Option<PathBuf>,
+    },
     /// A workflow begins a step: `draft`, `native`, `master`, `upscale`, `sheet`.
     Step {
         /// The step's name, as in the workflow's report.
@@ -91,6 +99,7 @@ pub struct Cancelled {
 pub struct Control {
     observer: Option<Arc<dyn Observer>>,
     cancel: CancellationToken,
+    thumbnails: Option<u32>,
 }
 
 impl Control {
@@ -101,6 +110,7 @@ impl Control {
         Self {
             observer: None,
             cancel,
+            thumbnails: None,
         }
     }
 
@@ -108,6 +118,14 @@ impl Control {
     #[must_use]
     pub fn observed(mut self, observer: Arc<dyn Observer>) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Make a thumbnail fitting `edge` of every image saved from an answer, from the pixels
+    /// decoded to verify it ([`ImageSummary::thumbnail`]): no second decode.
+    #[must_use]
+    pub fn with_thumbnails(mut self, edge: u32) -> Self {
+        self.thumbnails = Some(edge);
         self
     }
 
@@ -680,6 +698,16 @@ pub async fn send(
     result
 }
 
+/// Reports each streamed partial image as [`Progress::Partial`].
+fn partial_seen(rec: &Recorder) -> impl Fn(u32, Option<&Path>) + Sync + '_ {
+    move |index, path| {
+        rec.emit(&Progress::Partial {
+            index,
+            path: path.map(Path::to_path_buf),
+        });
+    }
+}
+
 async fn receive_and_save(
     client: &Client,
     rec: &Recorder,
@@ -695,7 +723,7 @@ async fn receive_and_save(
         rec.emit(&Progress::Answered {
             request_id: got.meta.request_id.clone(),
         });
-        let (mut saved, all_ok) = save::save_all(job, got, images)?;
+        let (mut saved, all_ok) = save::save_all(job, got, images, rec.control.thumbnails)?;
         let ids = rec.saved(attempt, &saved);
         for (img, id) in saved.iter_mut().zip(ids) {
             img.ledger_id = Some(id);
@@ -706,7 +734,7 @@ async fn receive_and_save(
     match out {
         Outgoing::Generate(req) if job.stream => {
             let events = client.generate_stream(req).await?;
-            let (got, images) = save::from_image_stream(events, keep).await?;
+            let (got, images) = save::from_image_stream(events, keep, &partial_seen(rec)).await?;
             finish(&got, &as_strs(&images))
         }
         Outgoing::Generate(req) => {
@@ -720,7 +748,7 @@ async fn receive_and_save(
             mask,
         } if job.stream => {
             let events = client.edit_stream(request, images, mask).await?;
-            let (got, images) = save::from_image_stream(events, keep).await?;
+            let (got, images) = save::from_image_stream(events, keep, &partial_seen(rec)).await?;
             finish(&got, &as_strs(&images))
         }
         Outgoing::Edit {
@@ -736,7 +764,7 @@ async fn receive_and_save(
             let previous = rr.previous_response_id.as_deref();
             let (got, b64) = if job.stream {
                 let events = client.responses_stream(rr).await?;
-                save::from_responses_stream(events, keep, previous, &rr.model).await?
+                save::from_responses_stream(events, keep, previous, &rr.model, &partial_seen(rec)).await?
             } else {
                 let resp = client.responses(rr).await?;
                 save::from_responses(&resp, previous, &rr.model)?

@@ -490,6 +490,7 @@ fn cut_out(
         height: Some(h),
         format: Some(format),
         alpha: Some(true),
+        thumbnail: None,
     };
     let verify = fourk_imaging::verify_bytes(&bytes, &expect);
     step.qa = vec![
@@ -565,6 +566,10 @@ fn cut_out(
         source: keyed.source,
         ledger_id: None,
         attempt_id: None,
+        sha256: checks.sha256.clone(),
+        bytes: checks.bytes,
+        request_id: keyed.request_id.clone(),
+        thumbnail: None,
     })
 }
 
@@ -585,6 +590,7 @@ fn finish_sidecar(keyed: &ImageSummary, summary: &ImageSummary, record: &Transpa
         height: summary.height,
         format: Some(format),
         alpha: Some(true),
+        thumbnail: None,
     };
     let report = fourk_imaging::verify_file(&summary.path, &expect)
         .with_context(|| format!("re-reading {}", summary.path.display()))?;

@@ -329,6 +329,7 @@ fn upscale_blocking(
         height: Some(h),
         format: Some(format),
         alpha: None,
+        thumbnail: None,
     };
     let report = fourk_imaging::verify_bytes(&bytes, &expect);
     let path = if report.ok {
@@ -383,6 +384,10 @@ fn upscale_blocking(
         source: "local",
         ledger_id: None,
         attempt_id: None,
+        sha256: checks.sha256,
+        bytes: checks.bytes,
+        request_id: None,
+        thumbnail: None,
     })
 }
 
@@ -456,6 +461,7 @@ fn sheet_blocking(images: &[(Vec<String>, PathBuf)], out: &Path) -> anyhow::Resu
             height: Some(h),
             format: Some(OutputFormat::Png),
             alpha: None,
+            thumbnail: None,
         },
     );
     let path = if report.ok {

@@ -34,6 +34,7 @@ pub mod encode;
 mod error;
 pub mod probe;
 pub mod save;
+pub mod shrink;
 pub mod verify;
 
 pub use encode::{EncodeOptions, JpegSubsampling, encode_with_options};
@@ -44,6 +45,7 @@ pub use save::{
     Replace, SavedImage, decode_b64, rejected_path, save_atomic, save_bytes_verified, save_bytes_verified_as,
     save_verified, save_verified_as,
 };
+pub use shrink::Thumbnail;
 pub use verify::{
     Check, CheckName, Expect, MAX_ALLOC, MAX_DIMENSION, VerifyReport, verify_bytes, verify_file,
 };

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use image::{DynamicImage, Rgb, RgbImage};
+use image::{DynamicImage, Rgb, RgbImage, RgbaImage};
 
 use fourk_api::OutputFormat;
 
@@ -36,19 +36,39 @@ pub fn preview_of(img: &DynamicImage, edge: u32) -> Result<Vec<u8>, PipelineErro
 /// [`PipelineError`] when a file cannot be decoded, or there is none.
 pub fn preview_jpeg(paths: &[impl AsRef<Path>], edge: u32) -> Result<Vec<u8>, PipelineError> {
     let limits = load_limits();
-    match paths {
-        [] => Err(PipelineError::EmptySource { width: 0, height: 0 }),
-        [one] => preview_of(&load_file(one.as_ref(), &limits)?, edge),
+    preview_grid(paths.len(), edge, |i| load_file(paths[i].as_ref(), &limits))
+}
+
+/// [`preview_jpeg`] of pictures already in memory: the thumbnails made while the images were
+/// verified ([`crate::Thumbnail`]), so nothing is decoded again.
+///
+/// # Errors
+/// [`PipelineError`] when there is no picture or encoding fails.
+pub fn preview_of_thumbnails(thumbs: &[&RgbaImage], edge: u32) -> Result<Vec<u8>, PipelineError> {
+    preview_grid(thumbs.len(), edge, |i| {
+        Ok(DynamicImage::ImageRgba8(thumbs[i].clone()))
+    })
+}
+
+/// The preview of `n` pictures that `picture(i)` gives, one at a time.
+fn preview_grid(
+    n: usize,
+    edge: u32,
+    picture: impl Fn(usize) -> Result<DynamicImage, PipelineError>,
+) -> Result<Vec<u8>, PipelineError> {
+    match n {
+        0 => Err(PipelineError::EmptySource { width: 0, height: 0 }),
+        1 => preview_of(&picture(0)?, edge),
         many => {
-            let n = u32::try_from(many.len()).unwrap_or(u32::MAX);
+            let n = u32::try_from(many).unwrap_or(u32::MAX);
             let cols = (f64::from(n).sqrt().ceil() as u32).max(1);
             let rows = n.div_ceil(cols);
             let cell = (edge / cols).max(16);
             let gap = 2;
             let mut canvas = RgbImage::from_pixel(cols * cell, rows * cell, Rgb([64, 64, 64]));
-            for (i, p) in many.iter().enumerate() {
+            for i in 0..many {
+                let t = thumbnail(&picture(i)?, cell - 2 * gap)?;
                 let i = u32::try_from(i).unwrap_or(u32::MAX);
-                let t = thumbnail(&load_file(p.as_ref(), &limits)?, cell - 2 * gap)?;
                 let (x, y) = ((i % cols) * cell, (i / cols) * cell);
                 paste(
                     &mut canvas,
@@ -95,5 +115,33 @@ mod tests {
         assert!(sheet.len() < 100_000);
         let none: &[&Path] = &[];
         assert!(preview_jpeg(none, 512).is_err());
+    }
+
+    #[test]
+    fn the_thumbnail_made_while_verifying_previews_like_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = write(dir.path(), "big.png", 1600, 900);
+        let bytes = std::fs::read(&big).unwrap();
+        let report = crate::verify_bytes(&bytes, &crate::Expect::default().with_thumbnail(512));
+        let thumb = report.thumbnail.expect("a thumbnail while verifying");
+        assert_eq!(thumb.0.dimensions(), (512, 288));
+        let from_thumb = preview_of_thumbnails(&[&thumb.0], 512).unwrap();
+        let from_file = preview_jpeg(&[&big], 512).unwrap();
+        let (a, b) = (
+            image::load_from_memory(&from_thumb).unwrap().to_rgb8(),
+            image::load_from_memory(&from_file).unwrap().to_rgb8(),
+        );
+        assert_eq!(a.dimensions(), b.dimensions());
+        // Box filter and Lanczos differ a little; the pictures are the same.
+        let diff: f64 = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(x, y)| f64::from(x.abs_diff(*y)))
+            .sum::<f64>()
+            / a.as_raw().len() as f64;
+        assert!(diff < 12.0, "mean difference {diff}");
+        let sheet = preview_of_thumbnails(&[&thumb.0, &thumb.0, &thumb.0], 512).unwrap();
+        assert!(crate::probe_bytes(&sheet).unwrap().width <= 512);
     }
 }

@@ -22,6 +22,7 @@ use zune_jpeg::zune_core::options::DecoderOptions;
 use crate::alpha::{has_transparency, row_has_transparency};
 use crate::error::ImagingError;
 use crate::probe::{Probe, image_error, png_error, png_has_alpha, png_limits, probe_bytes};
+use crate::shrink::{RowLayout, RowShrinker, Thumbnail, shrink_frame};
 
 /// The largest width or height that is decoded. The API's largest edge is far below this;
 /// anything bigger is hostile or broken, and would need gigabytes to decode.
@@ -48,6 +49,10 @@ pub struct Expect {
     /// maximum. `Some(false)`: no pixel may be transparent (an alpha channel that is opaque
     /// everywhere passes).
     pub alpha: Option<bool>,
+    /// Not a check: also make a thumbnail fitting this edge from the pixels decoded to
+    /// verify (see [`VerifyReport::thumbnail`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<u32>,
 }
 
 impl Expect {
@@ -71,6 +76,14 @@ impl Expect {
     #[must_use]
     pub fn with_alpha(mut self, alpha: bool) -> Self {
         self.alpha = Some(alpha);
+        self
+    }
+
+    /// Also make a thumbnail fitting `edge` x `edge` while decoding (at most about one pass
+    /// over the pixels more; no second decode).
+    #[must_use]
+    pub fn with_thumbnail(mut self, edge: u32) -> Self {
+        self.thumbnail = Some(edge);
         self
     }
 }
@@ -145,6 +158,9 @@ pub struct VerifyReport {
     pub sha256: String,
     /// Size of the bytes.
     pub bytes: u64,
+    /// The thumbnail [`Expect::thumbnail`] asked for, when every pixel decoded.
+    #[serde(skip)]
+    pub thumbnail: Option<Thumbnail>,
 }
 
 impl VerifyReport {
@@ -160,13 +176,16 @@ impl VerifyReport {
 /// `intact == false` and the reason in `decode_error`.
 #[must_use]
 pub fn verify_bytes(bytes: &[u8], expect: &Expect) -> VerifyReport {
-    let scan_alpha = expect.alpha.is_some();
+    let scan = Scan {
+        alpha: expect.alpha.is_some(),
+        thumbnail: expect.thumbnail,
+    };
     let (sha256, inspection) = if bytes.len() < PARALLEL_HASH_MIN_BYTES {
-        (sha256_hex(bytes), inspect(bytes, scan_alpha))
+        (sha256_hex(bytes), inspect(bytes, scan))
     } else {
         thread::scope(|s| {
             let hasher = s.spawn(|| sha256_hex(bytes));
-            let inspection = inspect(bytes, scan_alpha);
+            let inspection = inspect(bytes, scan);
             let sha256 = hasher
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -193,15 +212,30 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
+/// What to look for while decoding, besides errors.
+#[derive(Debug, Clone, Copy)]
+struct Scan {
+    /// Whether any pixel is transparent.
+    alpha: bool,
+    /// A thumbnail fitting this edge.
+    thumbnail: Option<u32>,
+}
+
+/// What decoding saw: whether a transparent pixel was seen (`None`: not looked for), and the
+/// thumbnail when asked.
+#[derive(Debug, Default)]
+struct Seen {
+    transparent: Option<bool>,
+    thumbnail: Option<Thumbnail>,
+}
+
 /// The result of reading an image: its header, and whether the pixels decoded.
 struct Inspection {
     probe: Option<Probe>,
-    /// `Ok(Some(t))`: decoded, and `t` says whether a transparent pixel was seen.
-    /// `Ok(None)`: decoded, transparency not looked for.
-    decoded: Result<Option<bool>, ImagingError>,
+    decoded: Result<Seen, ImagingError>,
 }
 
-fn inspect(bytes: &[u8], scan_alpha: bool) -> Inspection {
+fn inspect(bytes: &[u8], scan: Scan) -> Inspection {
     let probe = match probe_bytes(bytes) {
         Ok(p) => p,
         Err(e) => {
@@ -226,10 +260,13 @@ fn inspect(bytes: &[u8], scan_alpha: bool) -> Inspection {
         Err(e)
     } else {
         match probe.format {
-            OutputFormat::Png => decode_png(bytes, scan_alpha),
-            OutputFormat::Jpeg => decode_jpeg(bytes).map(|()| scan_alpha.then_some(false)),
+            OutputFormat::Png => decode_png(bytes, scan),
+            OutputFormat::Jpeg => decode_jpeg(bytes, scan.thumbnail).map(|thumbnail| Seen {
+                transparent: scan.alpha.then_some(false),
+                thumbnail,
+            }),
             OutputFormat::Webp => check_riff_length(bytes)
-                .and_then(|()| decode_with_image(bytes, image::ImageFormat::WebP, scan_alpha)),
+                .and_then(|()| decode_with_image(bytes, image::ImageFormat::WebP, scan)),
         }
     };
     Inspection {
@@ -240,34 +277,57 @@ fn inspect(bytes: &[u8], scan_alpha: bool) -> Inspection {
 
 /// Stream the PNG row by row. Peak memory is the decoder's inflate window plus two rows, and no
 /// whole-frame buffer is ever allocated or zeroed, so this is no slower than a normal decode.
-fn decode_png(bytes: &[u8], scan_alpha: bool) -> Result<Option<bool>, ImagingError> {
+fn decode_png(bytes: &[u8], scan: Scan) -> Result<Seen, ImagingError> {
     let err = |e| png_error(e, Path::new(""));
     let mut decoder = png::Decoder::new_with_limits(Cursor::new(bytes), png_limits());
     decoder.set_ignore_text_chunk(true);
-    if scan_alpha {
-        // Turns palette and `tRNS` transparency into a real alpha sample we can test.
+    if scan.alpha || scan.thumbnail.is_some() {
+        // Turns palette and `tRNS` transparency into real samples we can test and average
+        // (and grey below 8 bits into 8).
         decoder.set_transformations(png::Transformations::EXPAND);
     }
     let mut reader = decoder.read_info().map_err(err)?;
     let (color, depth) = reader.output_color_type();
-    let scan = scan_alpha && png_has_alpha(color);
+    let look_for_alpha = scan.alpha && png_has_alpha(color);
     let sample_bytes = if depth == png::BitDepth::Sixteen { 2 } else { 1 };
     let pixel_bytes = color.samples() * sample_bytes;
+    let (width, height) = (reader.info().width, reader.info().height);
+    let mut shrinker = scan.thumbnail.and_then(|edge| {
+        RowShrinker::new(
+            width,
+            height,
+            edge,
+            RowLayout {
+                channels: color.samples(),
+                sixteen: depth == png::BitDepth::Sixteen,
+            },
+        )
+    });
+    // An interlaced PNG's rows come pass by pass, not top to bottom.
+    if reader.info().interlaced {
+        shrinker = None;
+    }
     let mut transparent = false;
     while let Some(row) = reader.next_row().map_err(err)? {
-        if scan && !transparent {
+        if look_for_alpha && !transparent {
             transparent = row_has_transparency(row.data(), pixel_bytes, sample_bytes);
+        }
+        if let Some(s) = shrinker.as_mut() {
+            s.push_row(row.data());
         }
     }
     // Reads through to IEND, so a file cut after its last IDAT is caught too, and every
     // remaining chunk's CRC is checked.
     reader.finish().map_err(err)?;
-    Ok(scan_alpha.then_some(transparent))
+    Ok(Seen {
+        transparent: scan.alpha.then_some(transparent),
+        thumbnail: shrinker.and_then(RowShrinker::finish),
+    })
 }
 
 /// JPEG is decoded with zune-jpeg directly, in strict mode: `image` runs it leniently, which
 /// fills a truncated scan with grey and calls it success, exactly the damage we look for.
-fn decode_jpeg(bytes: &[u8]) -> Result<(), ImagingError> {
+fn decode_jpeg(bytes: &[u8], thumbnail: Option<u32>) -> Result<Option<Thumbnail>, ImagingError> {
     // A cut inside the last scan can still decode cleanly, but then the end-of-image marker is
     // gone. Zero bytes after it are padding some writers add, not damage.
     let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
@@ -281,10 +341,24 @@ fn decode_jpeg(bytes: &[u8]) -> Result<(), ImagingError> {
         .set_strict_mode(true)
         .set_max_width(max)
         .set_max_height(max);
-    zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options)
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    let pixels = decoder
         .decode()
-        .map(drop)
-        .map_err(|e| ImagingError::Decode(format!("invalid JPEG: {e}")))
+        .map_err(|e| ImagingError::Decode(format!("invalid JPEG: {e}")))?;
+    Ok(thumbnail.and_then(|edge| {
+        let (w, h) = decoder.dimensions()?;
+        let channels = decoder.output_colorspace()?.num_components();
+        shrink_frame(
+            &pixels,
+            u32::try_from(w).ok()?,
+            u32::try_from(h).ok()?,
+            edge,
+            RowLayout {
+                channels,
+                sixteen: false,
+            },
+        )
+    }))
 }
 
 /// The VP8 decoder, like libvpx, reads zeros past the end of a short partition, so a cut
@@ -305,11 +379,7 @@ fn check_riff_length(bytes: &[u8]) -> Result<(), ImagingError> {
     Ok(())
 }
 
-fn decode_with_image(
-    bytes: &[u8],
-    format: image::ImageFormat,
-    scan_alpha: bool,
-) -> Result<Option<bool>, ImagingError> {
+fn decode_with_image(bytes: &[u8], format: image::ImageFormat, scan: Scan) -> Result<Seen, ImagingError> {
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_DIMENSION);
     limits.max_image_height = Some(MAX_DIMENSION);
@@ -317,14 +387,37 @@ fn decode_with_image(
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(limits);
     let img = reader.decode().map_err(|e| image_error(e, Path::new("")))?;
-    Ok(scan_alpha.then(|| has_transparency(&img)))
+    let thumbnail = scan.thumbnail.and_then(|edge| {
+        let rgba = img.to_rgba8();
+        shrink_frame(
+            rgba.as_raw(),
+            rgba.width(),
+            rgba.height(),
+            edge,
+            RowLayout {
+                channels: 4,
+                sixteen: false,
+            },
+        )
+    });
+    Ok(Seen {
+        transparent: scan.alpha.then(|| has_transparency(&img)),
+        thumbnail,
+    })
 }
 
 fn report(len: usize, sha256: String, inspection: Inspection, expect: &Expect) -> VerifyReport {
     let Inspection { probe, decoded } = inspection;
-    let (intact, decode_error, transparent) = match decoded {
-        Ok(t) => (true, None, t),
-        Err(e) => (false, Some(e.to_string()), None),
+    let (
+        intact,
+        decode_error,
+        Seen {
+            transparent,
+            thumbnail,
+        },
+    ) = match decoded {
+        Ok(seen) => (true, None, seen),
+        Err(e) => (false, Some(e.to_string()), Seen::default()),
     };
     let unknown = || "unknown".to_owned();
     let mut checks = Vec::new();
@@ -378,6 +471,7 @@ fn report(len: usize, sha256: String, inspection: Inspection, expect: &Expect) -
         ok,
         sha256,
         bytes: len as u64,
+        thumbnail,
     }
 }
 
@@ -448,6 +542,7 @@ mod tests {
             height: Some(20),
             format: Some(OutputFormat::Jpeg),
             alpha: None,
+            thumbnail: None,
         };
         let r = verify_bytes(&bytes, &expect);
         assert!(r.intact && !r.ok);
@@ -688,5 +783,28 @@ mod tests {
         assert_eq!(json["checks"][1]["actual"], "4");
         assert_eq!(json["probe"]["format"], "png");
         assert_eq!(json["ok"], false);
+    }
+
+    #[test]
+    fn a_thumbnail_is_made_while_verifying_every_format_and_not_from_a_truncated_file() {
+        let img = DynamicImage::ImageRgb8(RgbImage::from_fn(640, 320, |x, _| {
+            if x < 320 {
+                Rgb([250, 10, 10])
+            } else {
+                Rgb([10, 10, 250])
+            }
+        }));
+        for format in [OutputFormat::Png, OutputFormat::Jpeg, OutputFormat::Webp] {
+            let bytes = encode(&img, format, Some(95)).unwrap();
+            let r = verify_bytes(&bytes, &Expect::default().with_thumbnail(64));
+            let t = r.thumbnail.unwrap_or_else(|| panic!("{format}: no thumbnail"));
+            assert_eq!(t.0.dimensions(), (64, 32), "{format}");
+            let (left, right) = (t.0.get_pixel(8, 16), t.0.get_pixel(56, 16));
+            assert!(left[0] > 200 && left[2] < 60, "{format}: {left:?}");
+            assert!(right[2] > 200 && right[0] < 60, "{format}: {right:?}");
+            assert!(verify_bytes(&bytes, &Expect::default()).thumbnail.is_none());
+            let cut = verify_bytes(&bytes[..bytes.len() / 2], &Expect::default().with_thumbnail(64));
+            assert!(!cut.intact && cut.thumbnail.is_none(), "{format}");
+        }
     }
 }

@@ -59,6 +59,7 @@ fn all_expectations() -> Expect {
         height: Some(40),
         format: None,
         alpha: Some(true),
+        thumbnail: None,
     }
 }
 

@@ -61,6 +61,8 @@ pub struct Job {
     pub id: String,
     /// The tool.
     pub tool: String,
+    /// Its result shows a preview (so the core makes thumbnails while it verifies).
+    pub preview: bool,
     started: Instant,
     state: Mutex<State>,
     log: Mutex<Vec<String>>,
@@ -239,6 +241,11 @@ impl Observer for JobObserver {
                     if *verified { "verified" } else { "NOT verified" }
                 )
             }
+            Progress::Partial { index, path } => format!(
+                "partial image {index} received{}",
+                path.as_ref()
+                    .map_or_else(String::new, |p| format!("; kept as {}", p.display()))
+            ),
             Progress::Step { step } => format!("step: {step}"),
             other => format!("{other:?}"),
         };
@@ -255,12 +262,13 @@ pub struct Jobs {
 
 impl Jobs {
     /// A new running job of `tool`, reporting ticks to `notify` while it is attached.
-    pub fn create(&self, tool: &str, notify: Option<mpsc::UnboundedSender<Tick>>) -> Arc<Job> {
+    pub fn create(&self, tool: &str, preview: bool, notify: Option<mpsc::UnboundedSender<Tick>>) -> Arc<Job> {
         let n = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, _) = watch::channel(None);
         let job = Arc::new(Job {
             id: format!("job-{n}"),
             tool: tool.to_owned(),
+            preview,
             started: Instant::now(),
             state: Mutex::new(State::Running),
             log: Mutex::new(Vec::new()),
@@ -392,7 +400,7 @@ mod tests {
     #[test]
     fn cancelling_in_flight_waits_for_the_save() {
         let jobs = Jobs::default();
-        let job = jobs.create("generate", None);
+        let job = jobs.create("generate", false, None);
         let obs = JobObserver(job.clone());
         obs.progress(&Progress::Sending {
             route: fourk_api::RouteLabel::ImagesGenerate,
@@ -405,7 +413,7 @@ mod tests {
             verified: true,
         });
         assert!(job.token().is_cancelled(), "the job stops after the save");
-        let idle = jobs.create("draft", None);
+        let idle = jobs.create("draft", false, None);
         idle.cancel();
         assert!(idle.token().is_cancelled());
         assert_eq!(jobs.all().len(), 2);

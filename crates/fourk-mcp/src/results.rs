@@ -3,12 +3,16 @@
 //! under [`MAX_RESULT_BYTES`] whatever the number and size of the images.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use rmcp::model::{CallToolResult, ContentBlock, Resource};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
+
+use fourk_core::save::ImageSummary;
+use fourk_imaging::Thumbnail;
 
 use crate::roots::file_uri;
 
@@ -101,6 +105,11 @@ pub struct ImagesResult {
     /// Set when the images come from the offline emulator (procedural placeholders).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub emulator_note: Option<String>,
+    /// Thumbnails made while the images were verified, one per listed image when the core
+    /// made them (then the preview decodes nothing again).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub thumbnails: Vec<Arc<Thumbnail>>,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)]
@@ -109,6 +118,33 @@ const fn is_zero(n: &usize) -> bool {
 }
 
 impl ImageRecord {
+    /// The record of an image the core just saved: everything from its summary (size and
+    /// hash as written and verified), nothing read again.
+    #[must_use]
+    pub fn of_summary(s: &ImageSummary) -> Self {
+        let abs = |p: &Path| {
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.to_path_buf())
+                .display()
+                .to_string()
+        };
+        if s.sha256.is_empty() {
+            return Self::of_file(&s.path, s.verified, Some(&s.sidecar), s.ledger_id);
+        }
+        Self {
+            path: abs(&s.path),
+            width: s.width,
+            height: s.height,
+            format: s.format.clone(),
+            bytes: Some(s.bytes),
+            sha256: Some(s.sha256.clone()),
+            verified: s.verified,
+            sidecar: Some(abs(&s.sidecar)),
+            ledger_id: s.ledger_id,
+            role: None,
+        }
+    }
+
     /// A record of the file at `path`: size and hash read from the disk, the rest given.
     #[must_use]
     pub fn of_file(path: &Path, verified: bool, sidecar: Option<&Path>, ledger_id: Option<i64>) -> Self {
@@ -258,7 +294,14 @@ pub fn images_result(mut r: ImagesResult, preview: bool) -> CallToolResult {
         } else {
             paths
         };
-        match fourk_imaging::preview::preview_jpeg(&paths, PREVIEW_EDGE) {
+        let made = if r.thumbnails.len() >= r.images.len() && !r.images.is_empty() {
+            let thumbs: Vec<&image::RgbaImage> =
+                r.thumbnails.iter().take(r.images.len()).map(|t| &t.0).collect();
+            fourk_imaging::preview::preview_of_thumbnails(&thumbs, PREVIEW_EDGE)
+        } else {
+            fourk_imaging::preview::preview_jpeg(&paths, PREVIEW_EDGE)
+        };
+        match made {
             Ok(p) => Some(p),
             Err(e) => {
                 tracing::debug!("no preview: {e}");

@@ -356,6 +356,7 @@ fn verify(roots: &Roots, p: &params::Verify) -> Result<CallToolResult, ToolError
         height: p.expect.and_then(fourk_api::Size::dims).map(|d| d.1),
         format: p.format,
         alpha: p.alpha.then_some(true),
+        thumbnail: None,
     };
     let mut files = Vec::new();
     for given in &p.paths {
@@ -592,7 +593,7 @@ where
     let token = ctx.meta.get_progress_token();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<jobs::Tick>();
     let notify = (!run.background && token.is_some()).then_some(tx);
-    let job = server.inner.jobs.create(run.tool, notify);
+    let job = server.inner.jobs.create(run.tool, run.preview, notify);
     let emulator = server.inner.opts.endpoint.emulator;
     let srv = server.clone();
     let (estimate, preview) = (run.estimate, run.preview);
@@ -659,8 +660,15 @@ where
 }
 
 /// How the core's work of `job` is followed (its progress to the job) and stopped.
+/// When the result shows a preview, images saved from an answer come with a thumbnail made
+/// from the pixels decoded to verify them, so the preview decodes nothing again.
 fn control_of(job: &Arc<Job>) -> Control {
-    Control::new(job.token()).observed(Arc::new(JobObserver(job.clone())))
+    let control = Control::new(job.token()).observed(Arc::new(JobObserver(job.clone())));
+    if job.preview {
+        control.with_thumbnails(results::PREVIEW_EDGE)
+    } else {
+        control
+    }
 }
 
 /// The core's image summaries as a result: records, usage, dollars, request ids.
@@ -671,14 +679,14 @@ fn images_of(summaries: &[ImageSummary], role: Option<&str>) -> ImagesResult {
     };
     let mut usage: Option<fourk_api::Usage> = None;
     for s in summaries {
-        let mut rec = ImageRecord::of_file(&s.path, s.verified, Some(&s.sidecar), s.ledger_id);
+        let mut rec = ImageRecord::of_summary(s);
         rec.role = role.map(str::to_owned);
         r.images.push(rec);
-        if let Some(rid) = fourk_core::workflow::read_sidecar(&s.path).and_then(|c| {
-            c.pointer("/response/request_id")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        }) && !r.request_ids.contains(&rid)
+        if let Some(t) = &s.thumbnail {
+            r.thumbnails.push(t.clone());
+        }
+        if let Some(rid) = s.request_id.clone()
+            && !r.request_ids.contains(&rid)
         {
             r.request_ids.push(rid);
             if let Some(u) = s.usage {

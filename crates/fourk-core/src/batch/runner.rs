@@ -568,6 +568,7 @@ pub(crate) fn complete_on_disk(out_dir: &Path, job: &Job) -> Option<Vec<ImageSum
         height: job.spec.size.dims().map(|d| d.1),
         format: Some(job.spec.format),
         alpha: (job.spec.background == Some(Background::Transparent)).then_some(true),
+        thumbnail: None,
     };
     (0..usize::from(job.spec.n))
         .map(|i| {
@@ -597,6 +598,13 @@ pub(crate) fn complete_on_disk(out_dir: &Path, job: &Job) -> Option<Vec<ImageSum
                 } else {
                     "openai"
                 },
+                request_id: car
+                    .pointer("/response/request_id")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned),
+                sha256: report.sha256,
+                bytes: report.bytes,
+                thumbnail: None,
                 path,
                 sidecar,
                 ledger_id: None,

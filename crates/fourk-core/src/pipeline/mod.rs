@@ -131,6 +131,10 @@ impl Operation {
             source: "local",
             ledger_id: None,
             attempt_id: None,
+            sha256: String::new(),
+            bytes: s.bytes,
+            request_id: None,
+            thumbnail: None,
         };
         let route = format!("local.{}", self.name());
         let result = crate::ledger::Ledger::open(ledger)
@@ -777,6 +781,7 @@ fn deliver(
         height: Some(img.height()),
         format: Some(enc.format),
         alpha: Some(transparent),
+        thumbnail: None,
     };
     // The verification (a full decode) runs while the bytes are written and synced.
     let replace = if encode.force {

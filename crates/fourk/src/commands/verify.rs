@@ -54,6 +54,7 @@ pub(super) fn run(args: &VerifyArgs) -> anyhow::Result<Exit> {
         height: args.expect.and_then(fourk_api::Size::dims).map(|d| d.1),
         format: args.format,
         alpha: args.alpha.then_some(true),
+        thumbnail: None,
     };
     let p = Printer;
     let mut all_ok = true;
