@@ -302,6 +302,49 @@ def test_every_tool_works_from_draft_to_final_and_the_local_pipeline(tmp_path):
     run(go())
 
 
+def test_batch_through_the_batch_api_waits_or_returns_an_id_to_follow_and_collect(tmp_path):
+    async def go():
+        jobs = tmp_path / "jobs.jsonl"
+        jobs.write_text(
+            '{"prompt": "one", "name": "one", "size": "1024x1024", "quality": "low"}\n'
+            '{"prompt": "two", "name": "two", "size": "1024x1024", "quality": "low"}\n'
+        )
+        async with Client(server(tmp_path, "--emulator")) as c:
+            # Waited for: submitted, polled, collected, recorded.
+            r = await c.call_tool("batch", {"jobs": "jobs.jsonl", "via": "batch-api", "out": "waited"})
+            assert not r.is_error, text(r)
+            s = r.structured_content
+            assert len(s["images"]) == 2 and s["all_verified"] and s["report"]["prices"] == "Batch API"
+            assert s["report"]["status"] == "completed" and s["cost_usd"] > 0
+
+            # Not waited for: the id comes back at once; status follows it in later calls (the
+            # server keeps one emulator, as OpenAI keeps the batch), collect saves it.
+            r = await c.call_tool("batch", {"jobs": "jobs.jsonl", "via": "batch-api", "no_wait": True, "out": "later"})
+            assert not r.is_error, text(r)
+            batch_id = r.structured_content["report"]["batch_id"]
+            assert batch_id.startswith("batch_") and "action status" in r.structured_content["next"]
+            assert not r.structured_content["images"]
+            for _ in range(100):
+                st = await c.call_tool("batch", {"action": "status", "batch_id": batch_id})
+                assert not st.is_error, text(st)
+                if st.structured_content["report"]["status"] == "completed":
+                    break
+                await asyncio.sleep(0.1)
+            assert st.structured_content["report"]["status"] == "completed"
+            got = await c.call_tool("batch", {"action": "collect", "batch_id": batch_id, "out": "later"})
+            assert not got.is_error, text(got)
+            names = sorted(pathlib.Path(i["path"]).name for i in got.structured_content["images"])
+            assert names == ["one.png", "two.png"], names
+            assert all(pathlib.Path(i["path"]).parent == tmp_path / "fourk-out" / "later" for i in got.structured_content["images"])
+
+            bad = await c.call_tool("batch", {"action": "collect"})
+            assert bad.is_error and bad.structured_content["error"]["rule"] == "batch_id"
+            bad = await c.call_tool("batch", {"jobs": "jobs.jsonl", "no_wait": True})
+            assert bad.is_error and "batch-api" in text(bad)
+
+    run(go())
+
+
 def test_background_jobs_report_through_status_with_the_same_result(tmp_path):
     async def go():
         async with Client(server(tmp_path, "--emulator")) as c:

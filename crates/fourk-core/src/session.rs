@@ -31,6 +31,37 @@ pub struct Endpoint {
     pub retries: u32,
     /// Also retry failures after the request was sent (each may be billed again).
     pub retry_ambiguous: bool,
+    /// With `emulator`: this running emulator instead of a new one per request, for a door
+    /// that lives across calls (see [`SharedEmulator`]).
+    pub shared_emulator: Option<SharedEmulator>,
+}
+
+/// One in-process emulator kept for a long-lived door (the MCP server, the studio), so that
+/// what one call creates there (a Responses API chain, a Batch API batch, uploaded files) is
+/// there for the next call, as it is at OpenAI. It stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct SharedEmulator(std::sync::Arc<fourk_emulator::RunningEmulator>);
+
+impl std::fmt::Debug for SharedEmulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedEmulator({})", self.0.base_url())
+    }
+}
+
+impl SharedEmulator {
+    /// Start an emulator on a free loopback port, with `caps`.
+    ///
+    /// # Errors
+    /// When it cannot bind.
+    pub async fn start(caps: &Capabilities) -> anyhow::Result<Self> {
+        Ok(Self(std::sync::Arc::new(spawn_emulator(caps).await?)))
+    }
+
+    /// Its base URL (`http://127.0.0.1:PORT/v1`).
+    #[must_use]
+    pub fn base_url(&self) -> String {
+        self.0.base_url()
+    }
 }
 
 /// The default total time for one request: 4K high images can take minutes.
@@ -50,6 +81,7 @@ impl Default for Endpoint {
             log_payload: None,
             retries: DEFAULT_RETRIES,
             retry_ambiguous: false,
+            shared_emulator: None,
         }
     }
 }
@@ -65,6 +97,8 @@ impl PartialEq for Endpoint {
             && self.log_payload == other.log_payload
             && self.retries == other.retries
             && self.retry_ambiguous == other.retry_ambiguous
+            && self.shared_emulator.as_ref().map(SharedEmulator::base_url)
+                == other.shared_emulator.as_ref().map(SharedEmulator::base_url)
     }
 }
 
@@ -79,6 +113,24 @@ impl Endpoint {
             ..Self::default()
         }
     }
+}
+
+/// An in-process emulator on a free loopback port, with `caps`.
+async fn spawn_emulator(caps: &Capabilities) -> anyhow::Result<fourk_emulator::RunningEmulator> {
+    let running = fourk_emulator::spawn(
+        ([127, 0, 0, 1], 0).into(),
+        fourk_emulator::EmulatorConfig {
+            capabilities: caps.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .context("starting the in-process emulator")?;
+    tracing::info!(
+        "using the offline emulator at {}: images are rendered procedurally, not by OpenAI",
+        running.base_url()
+    );
+    Ok(running)
 }
 
 /// The key the in-process emulator is called with when the user has none; it is not a secret.
@@ -122,27 +174,20 @@ impl Session {
         }
         let mut emulator = None;
         if endpoint.emulator {
-            let running = fourk_emulator::spawn(
-                ([127, 0, 0, 1], 0).into(),
-                fourk_emulator::EmulatorConfig {
-                    capabilities: caps.clone(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .context("starting the in-process emulator")?;
-            tracing::info!(
-                "using the offline emulator at {}: images are rendered procedurally, not by OpenAI",
-                running.base_url()
-            );
+            let url = match &endpoint.shared_emulator {
+                Some(shared) => shared.base_url(),
+                None => {
+                    let running = spawn_emulator(caps).await?;
+                    let url = running.base_url();
+                    emulator = Some(running);
+                    url
+                }
+            };
             // The emulator serves OpenAI's URL shape.
-            config = config
-                .with_base_url(running.base_url())
-                .with_provider(Provider::openai());
+            config = config.with_base_url(url).with_provider(Provider::openai());
             if config.api_key.is_none() {
                 config = config.with_api_key(EMULATOR_KEY);
             }
-            emulator = Some(running);
         } else if let Some(url) = &endpoint.base_url {
             config = config.with_base_url(url.clone());
         }

@@ -4,7 +4,7 @@
 //!     RUNS=3 SIZE=1024x1024 cargo bench -p fourk-mcp --bench overhead   # the CI smoke
 //!
 //! Anchors, interleaved round by round in one process so that drift hits them alike; medians:
-//! - `render`: the in-process emulator's answer alone (start it, send, read the body);
+//! - `render`: the in-process emulator's answer alone (send, read the body);
 //! - `core`: `fourk_core::generate::generate`, what `fourk generate` does: the same, then
 //!   save atomically, verify every pixel, sidecar, ledger;
 //! - `mcp`: the `generate` tool through an MCP client over an in-memory pipe, `preview: false`;
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use fourk_api::{Capabilities, Quality, Size};
 use fourk_core::Fourk;
 use fourk_core::send::Recorder;
-use fourk_core::session::{Endpoint, Session};
+use fourk_core::session::{Endpoint, Session, SharedEmulator};
 use fourk_core::spec::{GenerateSpec, ImageOptions};
 use rmcp::ServiceExt as _;
 use rmcp::model::CallToolRequestParams;
@@ -47,8 +47,8 @@ struct Case {
 }
 
 impl Case {
-    fn spec(&self, out: PathBuf) -> GenerateSpec {
-        let mut spec = GenerateSpec::new(self.prompt, "gpt-image-2", self.size, Endpoint::emulator());
+    fn spec(&self, out: PathBuf, endpoint: &Endpoint) -> GenerateSpec {
+        let mut spec = GenerateSpec::new(self.prompt, "gpt-image-2", self.size, endpoint.clone());
         spec.image = ImageOptions {
             quality: Some(self.quality),
             ..ImageOptions::default()
@@ -58,8 +58,8 @@ impl Case {
     }
 }
 
-async fn render(case: &Case, caps: &Capabilities) -> Duration {
-    let spec = case.spec(PathBuf::from("unused.png"));
+async fn render(case: &Case, caps: &Capabilities, endpoint: &Endpoint) -> Duration {
+    let spec = case.spec(PathBuf::from("unused.png"), endpoint);
     let (req, _, _) = fourk_core::generate::build_request(&spec, caps).expect("a valid request");
     let t = Instant::now();
     let session = Session::connect(&spec.endpoint, caps)
@@ -72,8 +72,8 @@ async fn render(case: &Case, caps: &Capabilities) -> Duration {
     took
 }
 
-async fn core(case: &Case, fk: &Fourk, out: &Path) -> Duration {
-    let spec = case.spec(out.to_path_buf());
+async fn core(case: &Case, fk: &Fourk, out: &Path, endpoint: &Endpoint) -> Duration {
+    let spec = case.spec(out.to_path_buf(), endpoint);
     let t = Instant::now();
     let rec = Recorder::new(
         fk.ledger_path(),
@@ -143,15 +143,21 @@ fn main() {
         .expect("runtime");
 
     rt.block_on(async {
+        // One emulator for every anchor, as `fourk mcp --emulator` keeps one for its life.
+        let endpoint = Endpoint {
+            shared_emulator: Some(SharedEmulator::start(&caps).await.expect("emulator starts")),
+            ..Endpoint::emulator()
+        };
         let server = fourk_mcp::Server::new(
             fk.clone(),
             fourk_mcp::Options {
-                endpoint: Endpoint::emulator(),
+                endpoint: endpoint.clone(),
                 roots: vec![root.clone()],
                 out_dir: None,
                 max_cost: None,
             },
         )
+        .await
         .expect("server");
         let (a, b) = tokio::io::duplex(1 << 20);
         let (sr, sw) = tokio::io::split(a);
@@ -168,8 +174,8 @@ fn main() {
         let mut last = None;
         // One warm-up round, not counted.
         for round in 0..=runs {
-            let r = render(&case, &caps).await;
-            let c = core(&case, &fk, &root.join(format!("core-{round}.png"))).await;
+            let r = render(&case, &caps, &endpoint).await;
+            let c = core(&case, &fk, &root.join(format!("core-{round}.png")), &endpoint).await;
             let m = mcp(&case, &client, &root.join(format!("mcp-{round}.png")), false).await;
             let p = mcp(&case, &client, &root.join(format!("prev-{round}.png")), true).await;
             let file = root.join(format!("core-{round}.png"));

@@ -160,6 +160,12 @@ impl Job {
         self.sent.load(Ordering::SeqCst)
     }
 
+    /// Something billable left (a Batch API batch was created): a failure from here on may
+    /// still cost money, so its estimate counts against the ceiling.
+    pub fn mark_sent(&self) {
+        self.sent.store(true, Ordering::SeqCst);
+    }
+
     /// The job's state.
     #[must_use]
     pub fn state(&self) -> State {

@@ -192,11 +192,13 @@ Way of working: 1) check_size (only the size field sets the resolution; '4K' in 
 Every spending tool takes dry_run (the exact request and the estimate, nothing sent) and max_cost_usd; the server may also have a session ceiling. 4K renders take minutes: pass job: true (or background: true) and poll status. Files never overwrite existing ones unless force is true. history and cost read the ledger.";
 
 impl Server {
-    /// A server over `fk` with `opts`.
+    /// A server over `fk` with `opts`. With `--emulator`, one emulator is started for the
+    /// server's life, so that a Responses API chain, a Batch API batch or an uploaded file
+    /// made by one call is there for the next, as at OpenAI.
     ///
     /// # Errors
-    /// When a `--root` folder does not exist.
-    pub fn new(fk: Fourk, opts: Options) -> anyhow::Result<Self> {
+    /// When a `--root` folder does not exist, or the emulator cannot start.
+    pub async fn new(fk: Fourk, mut opts: Options) -> anyhow::Result<Self> {
         let flag_roots = opts
             .roots
             .iter()
@@ -204,6 +206,9 @@ impl Server {
                 roots::canonical_root(r).map_err(|e| anyhow::Error::new(fourk_core::UsageError(e.message)))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        if opts.endpoint.emulator && opts.endpoint.shared_emulator.is_none() {
+            opts.endpoint.shared_emulator = Some(fourk_core::session::SharedEmulator::start(&fk.caps).await?);
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 budget: Mutex::new(jobs::Budget::new(opts.max_cost)),

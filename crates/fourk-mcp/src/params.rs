@@ -360,12 +360,51 @@ pub struct Deliver {
     pub preview: Option<bool>,
 }
 
+/// How a batch is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    /// Requests from this machine, as many at once as `concurrency` and the rate limits allow.
+    #[default]
+    Local,
+    /// OpenAI's Batch API: one upload, processed within 24 hours at batch prices (half).
+    BatchApi,
+}
+
+/// A later call about a Batch API batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchAction {
+    /// The batch's status and counts.
+    Status,
+    /// Download, verify and save a finished batch's images into `out`.
+    Collect,
+}
+
 /// `batch`.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct Batch {
     /// The jobs file (JSONL or CSV) inside a root: one job per line with `prompt` and
-    /// optionally `name`, `size`, `quality`, `format`, `model`.
-    pub jobs: String,
+    /// optionally `name`, `size`, `quality`, `format`, `model`. Required unless `action`.
+    #[serde(default)]
+    pub jobs: Option<String>,
+    /// `local` (default) or `batch-api` (OpenAI's Batch API: half price, within 24 hours).
+    #[serde(default)]
+    pub via: Via,
+    /// With `via: batch-api`: seconds between status checks while waiting (default 30).
+    #[serde(default)]
+    #[schemars(range(min = 0.1, max = 3600.0))]
+    pub poll: Option<f64>,
+    /// With `via: batch-api`: return once the batch is created, with its id; follow it with
+    /// `action: status` and save it with `action: collect`.
+    #[serde(default)]
+    pub no_wait: bool,
+    /// `status` or `collect` a Batch API batch named by `batch_id` (then `jobs` is not used).
+    #[serde(default)]
+    pub action: Option<BatchAction>,
+    /// The Batch API batch (`batch_...`) for `action`.
+    #[serde(default)]
+    pub batch_id: Option<String>,
     /// Most requests in flight (1-64).
     #[serde(default = "four_u8")]
     #[schemars(range(min = 1, max = 64))]

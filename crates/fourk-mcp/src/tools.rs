@@ -547,6 +547,9 @@ struct Run {
     background: bool,
     preview: bool,
     estimate: f64,
+    /// The work may spend money; `false` for work that only reads what was paid before
+    /// (collecting a Batch API batch), whose cost is reported but not counted again.
+    bills: bool,
 }
 
 /// Reserve `estimate` against the session ceiling and the call's own `max_cost_usd`.
@@ -596,20 +599,24 @@ where
     let job = server.inner.jobs.create(run.tool, run.preview, notify);
     let emulator = server.inner.opts.endpoint.emulator;
     let srv = server.clone();
-    let (estimate, preview) = (run.estimate, run.preview);
+    let (estimate, preview, bills) = (run.estimate, run.preview, run.bills);
     let task_job = job.clone();
     tokio::spawn(async move {
         let outcome = work(task_job.clone()).await;
-        let spent = outcome
-            .as_ref()
-            .ok()
-            .and_then(|r| r.cost_usd)
-            // A failed job whose request left may be billed: its estimate counts.
-            .unwrap_or(if outcome.is_err() && !task_job.sent() {
-                0.0
-            } else {
-                estimate
-            });
+        let spent = if bills {
+            outcome
+                .as_ref()
+                .ok()
+                .and_then(|r| r.cost_usd)
+                // A failed job whose request left may be billed: its estimate counts.
+                .unwrap_or(if outcome.is_err() && !task_job.sent() {
+                    0.0
+                } else {
+                    estimate
+                })
+        } else {
+            0.0
+        };
         srv.inner
             .budget
             .lock()
@@ -813,6 +820,7 @@ async fn generate(
         p.common.max_cost_usd,
     )?;
     let run = Run {
+        bills: true,
         tool: "generate",
         background,
         preview: p.common.preview.unwrap_or(true),
@@ -875,6 +883,7 @@ async fn edit(
         p.common.max_cost_usd,
     )?;
     let run = Run {
+        bills: true,
         tool: "edit",
         background,
         preview: p.common.preview.unwrap_or(true),
@@ -922,6 +931,7 @@ async fn draft(
     let est = dry.worst_usd.or(dry.total_usd);
     let estimate = reserve(server, est, p.common.max_cost_usd)?;
     let run = Run {
+        bills: true,
         tool: "draft",
         background: p.background.unwrap_or(false) || p.common.job,
         preview: p.common.preview.unwrap_or(true),
@@ -986,6 +996,7 @@ async fn finalize(
     let est = dry.worst_usd.or(dry.total_usd);
     let estimate = reserve(server, est, p.common.max_cost_usd)?;
     let run = Run {
+        bills: true,
         tool: "final",
         background: p.background.unwrap_or(false) || p.common.job,
         preview: p.common.preview.unwrap_or(true),
@@ -1050,6 +1061,7 @@ async fn deliver(
     let worst = dry.worst_usd.or(dry.total_usd);
     let estimate = reserve(server, worst, None)?;
     let run = Run {
+        bills: true,
         tool: "deliver",
         background: p.background.unwrap_or(false) || p.job,
         preview: p.preview.unwrap_or(true),
@@ -1130,7 +1142,6 @@ async fn batch(
     ctx: RequestContext<RoleServer>,
 ) -> Result<CallToolResult, ToolError> {
     let roots = server.roots(&ctx).await;
-    let jobs_file = roots.input(&p.jobs)?;
     let out_dir = roots.output(
         Some(p.out.as_deref().map_or_else(
             || "batch/".to_owned(),
@@ -1145,6 +1156,31 @@ async fn batch(
         .as_deref(),
     )?;
     let endpoint = server.inner.opts.endpoint.clone();
+    if let Some(action) = p.action {
+        let id = p.batch_id.clone().ok_or_else(|| {
+            ToolError::usage(
+                "batch_id",
+                "action status and collect need batch_id",
+                "pass batch_id: the batch_... id that batch with via batch-api returned",
+            )
+        })?;
+        return batch_action(server, action, id, out_dir, &p.common, ctx).await;
+    }
+    let jobs_file = roots.input(p.jobs.as_deref().ok_or_else(|| {
+        ToolError::usage(
+            "jobs",
+            "batch needs jobs: a JSONL or CSV file of jobs",
+            "pass jobs (a file inside a root), or action status/collect with batch_id",
+        )
+    })?)?;
+    let batch_api = p.via == params::Via::BatchApi;
+    if p.no_wait && !batch_api {
+        return Err(ToolError::usage(
+            "no_wait",
+            "no_wait is for via batch-api; a local batch runs to the end (call again to resume)",
+            "pass via: batch-api, or leave out no_wait (use job: true to run in the background)",
+        ));
+    }
     let spec = fourk_core::batch::BatchSpec {
         jobs: jobs_file,
         out_dir: out_dir.clone(),
@@ -1158,7 +1194,7 @@ async fn batch(
         max_cost: p.max_cost,
         retry_ambiguous: endpoint.retry_ambiguous,
         policy: fourk_core::session::retry_policy(&endpoint),
-        via: "local",
+        via: if batch_api { "batch-api" } else { "local" },
         force: p.force,
     };
     let fk = server.inner.fk.clone();
@@ -1174,18 +1210,46 @@ async fn batch(
         return Ok(results::images_result(r, false));
     }
     let plan = fourk_core::batch::plan(&spec, &fk.caps).map_err(|e| ToolError::from_core(&e))?;
-    let est = plan.estimate_usd(&fk.caps);
+    let est = if batch_api {
+        fourk_core::batch::remote::batch_jobs(&fk.caps, &plan)
+            .map_err(|e| ToolError::from_core(&e))?
+            .1
+    } else {
+        plan.estimate_usd(&fk.caps)
+    };
     let estimate = reserve(
         server,
         Some(p.max_cost.map_or(est, |m| m.min(est))),
         p.common.max_cost_usd,
     )?;
     let run = Run {
+        bills: true,
         tool: "batch",
         background: p.background.unwrap_or(false) || p.common.job,
         preview: p.common.preview.unwrap_or(true),
         estimate,
     };
+    if batch_api {
+        let poll = std::time::Duration::from_secs_f64(p.poll.unwrap_or(30.0).clamp(0.1, 3600.0));
+        let no_wait = p.no_wait;
+        return launch(server, run, ctx, move |job| async move {
+            let remote = fourk_core::batch::remote::RemoteSpec {
+                endpoint,
+                poll,
+                no_wait,
+                cancel: job.token(),
+            };
+            let mut ticks = batch_api_ticks(&job);
+            let outcome = fourk_core::batch::remote::submit_and_collect(&fk, &plan, &remote, &mut ticks)
+                .await
+                .map_err(|e| ToolError::from_core(&e))?;
+            Ok(match outcome {
+                fourk_core::batch::remote::RemoteOutcome::Submitted(b) => batch_submitted(&b),
+                fourk_core::batch::remote::RemoteOutcome::Collected(report) => collected(&report),
+            })
+        })
+        .await;
+    }
     launch(server, run, ctx, move |job| async move {
         let reporter: Arc<dyn fourk_core::batch::Reporter> = Arc::new(BatchTicks(job.clone()));
         let report = fourk_core::batch::run_local(plan, &fk, &endpoint, reporter, job.token())
@@ -1218,6 +1282,144 @@ async fn batch(
         Ok(r)
     })
     .await
+}
+
+/// The Batch API driver's events as job ticks; the batch's creation marks the job as sent
+/// (from then on it is billed as it runs).
+fn batch_api_ticks(job: &Arc<Job>) -> impl FnMut(&fourk_core::batch_api::BatchEvent) + Send + use<> {
+    use fourk_core::batch_api::BatchEvent;
+    let job = job.clone();
+    move |event| {
+        let line = match event {
+            BatchEvent::Uploaded {
+                file_id,
+                bytes,
+                requests,
+            } => format!("uploaded {requests} request(s) as {file_id} ({bytes} bytes)"),
+            BatchEvent::Created { batch_id } => {
+                job.mark_sent();
+                format!("batch {batch_id} created")
+            }
+            BatchEvent::Status {
+                batch_id,
+                status,
+                counts,
+            } => {
+                #[allow(clippy::cast_precision_loss)]
+                let total = Some(counts.total as f64);
+                job.tick(
+                    format!(
+                        "batch {batch_id}: {status}, {} of {} done, {} failed",
+                        counts.completed + counts.failed,
+                        counts.total,
+                        counts.failed
+                    ),
+                    total,
+                );
+                return;
+            }
+            BatchEvent::Downloading { file_id, kind } => format!("downloading the {kind} file {file_id}"),
+            BatchEvent::Downloaded { file_id, kind, bytes } => {
+                format!("downloaded the {kind} file {file_id} ({bytes} bytes)")
+            }
+            BatchEvent::Saved {
+                custom_id,
+                path,
+                verified,
+            } => format!(
+                "{custom_id}: saved {}{}",
+                path.display(),
+                if *verified { "" } else { " (NOT verified)" }
+            ),
+            BatchEvent::Failed { custom_id, message } => format!("{custom_id}: {message}"),
+        };
+        job.tick(line, None);
+    }
+}
+
+/// A Batch API batch that was created and not waited for.
+fn batch_submitted(batch: &fourk_api::batch::Batch) -> ImagesResult {
+    let c = batch.counts();
+    ImagesResult {
+        all_verified: true,
+        report: Some(json!({
+            "batch_id": batch.id, "status": batch.status, "counts": c,
+        })),
+        next: Some(format!(
+            "batch {} is {} ({} of {} done); it runs at the Batch API (up to 24 h): call batch with action status and batch_id {}, then action collect once it is completed",
+            batch.id,
+            batch.status,
+            c.completed + c.failed,
+            c.total,
+            batch.id
+        )),
+        ..ImagesResult::default()
+    }
+}
+
+/// A collected Batch API batch: its saved images, cost at batch prices, failures.
+fn collected(report: &fourk_core::batch_api::CollectReport) -> ImagesResult {
+    let summaries: Vec<ImageSummary> = report
+        .jobs
+        .iter()
+        .flat_map(|j| j.images.iter().cloned())
+        .collect();
+    let mut r = images_of(&summaries, None);
+    r.all_verified = report.failed() == 0 && r.all_verified;
+    r.cost_usd = Some(report.cost_usd);
+    r.cost_is_estimate = report.cost_estimate;
+    r.usage = serde_json::to_value(report.usage).ok();
+    let failures: Vec<Value> = report
+        .jobs
+        .iter()
+        .filter(|j| !j.ok)
+        .take(20)
+        .map(|j| json!({"custom_id": j.custom_id, "error": j.error}))
+        .collect();
+    r.report = Some(json!({
+        "batch_id": report.batch_id, "status": report.status, "counts": report.counts,
+        "succeeded": report.succeeded(), "failed": report.failed(), "failures": failures,
+        "prices": "Batch API",
+    }));
+    r
+}
+
+/// `batch` with `action`: a Batch API batch's status now, or its images collected.
+async fn batch_action(
+    server: &Server,
+    action: params::BatchAction,
+    id: String,
+    out_dir: PathBuf,
+    common: &params::Common,
+    ctx: RequestContext<RoleServer>,
+) -> Result<CallToolResult, ToolError> {
+    let fk = server.inner.fk.clone();
+    let endpoint = server.inner.opts.endpoint.clone();
+    match action {
+        params::BatchAction::Status => {
+            let b = fourk_core::batch::remote::status(&fk, &id, &endpoint)
+                .await
+                .map_err(|e| ToolError::from_core(&e))?;
+            Ok(results::images_result(batch_submitted(&b), false))
+        }
+        params::BatchAction::Collect => {
+            let run = Run {
+                bills: false,
+                tool: "batch",
+                background: common.job,
+                preview: common.preview.unwrap_or(true),
+                estimate: 0.0,
+            };
+            launch(server, run, ctx, move |job| async move {
+                let mut ticks = batch_api_ticks(&job);
+                let report = fourk_core::batch::remote::collect(&fk, &id, &out_dir, &endpoint, &mut ticks)
+                    .await
+                    .map_err(|e| ToolError::from_core(&e))?;
+                Ok(collected(&report))
+            })
+            .await
+        }
+    }
 }
 
 fn encode_of(e: &params::Encode) -> Result<fourk_core::pipeline::Encode, ToolError> {
@@ -1396,6 +1598,7 @@ async fn pipeline(
         background: false,
         preview: preview.unwrap_or(true),
         estimate: 0.0,
+        bills: false,
     };
     launch(server, run, ctx, move |job| async move {
         let token = job.token();

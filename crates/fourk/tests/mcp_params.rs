@@ -41,10 +41,6 @@ const CLI_ONLY: &[&str] = &[
     "retry_ambiguous",
     "request_timeout",
     "no_progress",
-    "via",
-    "poll",
-    "no_wait",
-    "action",
     "verbose",
     "quiet",
     "max_pixels",
@@ -74,6 +70,8 @@ const RENAMES: &[(&str, &str, &str)] = &[
     ("deliver", "max_cost_usd", "max_cost"),
     ("deliver", "timeout_s", "timeout"),
     ("cost", "limit", "limit"),
+    // `fourk batch status|collect ID`: the subcommand is the tool's `action`, its ID `batch_id`.
+    ("batch", "batch_id", "id"),
 ];
 
 #[test]
@@ -102,8 +100,22 @@ fn every_tool_takes_the_flags_of_its_command() {
                 problems.push(format!("{tool}: the CLI's `{cmd} --{f}` has no argument"));
             }
         }
+        // A command with subcommands (`fourk batch status|collect`) is one tool with an
+        // `action` argument taking the subcommand's name, and the subcommands' arguments.
+        let actions: BTreeSet<String> = sub
+            .get_subcommands()
+            .flat_map(|s| s.get_arguments().map(|a| a.get_id().as_str().replace('-', "_")))
+            .chain(sub.has_subcommands().then(|| "action".to_owned()))
+            .collect();
+        let in_action = |p: &str| {
+            actions.contains(p)
+                || RENAMES
+                    .iter()
+                    .any(|(t, a, c)| t == tool && *a == p && actions.contains(*c))
+        };
         for p in &params {
-            if !flags.contains(p) && !SERVER_ONLY.contains(&p.as_str()) && !renamed_param(p) {
+            if !flags.contains(p) && !SERVER_ONLY.contains(&p.as_str()) && !renamed_param(p) && !in_action(p)
+            {
                 problems.push(format!("{tool}: `{p}` is not a flag of `fourk {cmd}`"));
             }
         }

@@ -635,6 +635,7 @@ impl ConnectArgs {
             log_payload: delivery.log_payload.clone(),
             retries: delivery.retries,
             retry_ambiguous: delivery.retry_ambiguous,
+            shared_emulator: None,
         }
     }
 }

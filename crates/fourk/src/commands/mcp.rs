@@ -21,6 +21,7 @@ pub(super) async fn run(args: &McpArgs, fk: fourk_core::Fourk) -> anyhow::Result
         }
     );
     let server = fourk_mcp::Server::new(fk, opts)
+        .await
         .map_err(|e| e.context(crate::UsageError("cannot start the MCP server".into())))?;
     server.serve_stdio().await?;
     Ok(Exit::Success)
