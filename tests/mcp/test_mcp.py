@@ -11,9 +11,11 @@ import pathlib
 import sqlite3
 import subprocess
 
+import httpx2
 import jsonschema
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TOOLS = [
@@ -418,3 +420,76 @@ def test_a_cancelled_call_keeps_the_sent_request_and_sends_nothing_more(tmp_path
         assert attempts(tmp_path) == 1
 
     run(go())
+
+
+@pytest.fixture()
+def http_server(tmp_path):
+    proc = subprocess.Popen(
+        [fourk(), "-q", "--ledger", str(tmp_path / "ledger.db"), "mcp", "--emulator",
+         "--root", str(tmp_path), "--http", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={"OPENAI_API_KEY": "", "FOURK_NO_PROGRESS": "1"},
+    )
+    try:
+        first = proc.stdout.readline().strip()
+        assert first.startswith("mcp on http://127.0.0.1:") and first.endswith("/mcp"), first
+        auth = proc.stdout.readline().strip()
+        assert auth.startswith("Authorization: Bearer "), auth
+        yield first.removeprefix("mcp on "), auth.removeprefix("Authorization: Bearer ")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_the_http_transport_needs_the_token_a_loopback_host_and_no_browser_origin(tmp_path, http_server):
+    url, token = http_server
+    assert len(token) == 64
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    accept = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    with httpx2.Client() as h:
+        r = h.post(url, json=init, headers=accept)
+        assert r.status_code == 401 and "Bearer" in r.headers["www-authenticate"], r.text
+        r = h.post(url, json=init, headers={**accept, "Authorization": "Bearer " + "0" * 64})
+        assert r.status_code == 401
+        good = {**accept, "Authorization": f"Bearer {token}"}
+        r = h.post(url, json=init, headers={**good, "Host": "evil.example"})
+        assert r.status_code == 403, (r.status_code, r.text)
+        r = h.post(url, json=init, headers={**good, "Origin": "http://evil.example"})
+        assert r.status_code == 403, (r.status_code, r.text)
+
+    async def go():
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=120) as http:
+            async with Client(streamable_http_client(url, http_client=http)) as c:
+                tools = await c.list_tools()
+                assert [t.name for t in tools.tools][:2] == ["check_size", "plan"]
+                r = await c.call_tool("check_size", {"size": "3840x2160"})
+                assert r.structured_content["valid"] is True
+                ticks = []
+
+                async def progress(p, total, message):
+                    ticks.append(message)
+
+                r = await c.call_tool(
+                    "generate", {"prompt": "a barn", "size": "1024x1024", "quality": "low"},
+                    progress_callback=progress,
+                )
+                assert not r.is_error, text(r)
+                img = r.structured_content["images"][0]
+                assert img["verified"] and pathlib.Path(img["path"]).is_relative_to(tmp_path / "fourk-out")
+                assert any(m.startswith("saved") for m in ticks), ticks
+                r = await c.call_tool("verify", {"paths": ["/etc/hostname"]})
+                assert r.is_error and r.structured_content["error"]["rule"] == "path_outside_roots"
+
+    run(go())
+    assert attempts(tmp_path) == 1
+
+
+def test_http_refuses_an_address_that_is_not_loopback(tmp_path):
+    r = subprocess.run(
+        [fourk(), "-q", "mcp", "--emulator", "--http", "0.0.0.0:0"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+    )
+    assert r.returncode == 2 and "not a loopback address" in r.stderr and "127.0.0.1:0" in r.stderr, r.stderr

@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+pub mod http;
 pub mod jobs;
 pub mod params;
 pub mod results;
@@ -167,11 +168,14 @@ impl ToolError {
     }
 }
 
-/// The server: the core value, the options, the client's roots once asked, the session's
-/// budget and jobs. Cheap to clone (shared state).
+/// The server: the core value, the options, the session's budget and jobs (shared by every
+/// clone), and the client's roots once asked (one client's: each HTTP session gets its own,
+/// see [`Server::for_session`]). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Server {
     inner: Arc<Inner>,
+    /// The client's roots, once listed (cleared when the client says they changed).
+    client_roots: Arc<Mutex<Option<Vec<PathBuf>>>>,
 }
 
 #[derive(Debug)]
@@ -180,8 +184,6 @@ struct Inner {
     opts: Options,
     /// The `--root` folders, canonical.
     flag_roots: Vec<PathBuf>,
-    /// The client's roots, once listed (cleared when the client says they changed).
-    client_roots: Mutex<Option<Vec<PathBuf>>>,
     budget: Mutex<jobs::Budget>,
     jobs: jobs::Jobs,
 }
@@ -215,10 +217,20 @@ impl Server {
                 fk,
                 opts,
                 flag_roots,
-                client_roots: Mutex::new(None),
                 jobs: jobs::Jobs::default(),
             }),
+            client_roots: Arc::default(),
         })
+    }
+
+    /// The same server for another client (an HTTP session): the same budget, jobs and
+    /// emulator, its own client roots.
+    #[must_use]
+    pub fn for_session(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            client_roots: Arc::default(),
+        }
     }
 
     /// Serve on stdin/stdout until the client closes the connection.
@@ -244,7 +256,6 @@ impl Server {
             return roots::Roots::new(self.inner.flag_roots.clone(), roots::Source::Flag, out_dir);
         }
         let cached = self
-            .inner
             .client_roots
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -273,11 +284,7 @@ impl Server {
                 } else {
                     Vec::new()
                 };
-                *self
-                    .inner
-                    .client_roots
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(listed.clone());
+                *self.client_roots.lock().unwrap_or_else(PoisonError::into_inner) = Some(listed.clone());
                 listed
             }
         };
@@ -366,10 +373,6 @@ impl ServerHandler for Server {
     }
 
     async fn on_roots_list_changed(&self, _context: rmcp::service::NotificationContext<RoleServer>) {
-        *self
-            .inner
-            .client_roots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
+        *self.client_roots.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 }

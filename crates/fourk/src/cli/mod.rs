@@ -252,6 +252,11 @@ pub struct McpArgs {
     /// estimates of calls in flight, is checked against it before anything is sent.
     #[arg(long, value_name = "USD", value_parser = parse_max_cost)]
     pub max_cost: Option<f64>,
+    /// Serve the streamable HTTP transport on this loopback address instead of stdio
+    /// (127.0.0.1:0 picks a free port). stdout's first line is `mcp on URL`, the second the
+    /// `Authorization: Bearer TOKEN` header clients must send (FOURK_MCP_TOKEN fixes the token).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub endpoint: EndpointArgs,
 }
