@@ -22,7 +22,8 @@ pub struct StreamSpec {
 }
 
 /// How a transparent result may get its transparency.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TransparentVia {
     /// Native where the model allows it, a chroma key when it does not or the check fails.

@@ -29,7 +29,9 @@ use rayon::prelude::*;
 use crate::error::ImagingError;
 
 /// How hard the PNG encoder works.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
 pub enum PngLevel {
     /// Fastest, larger files: fdeflate's PNG-tuned fast mode, fed by a thread that filters
     /// the rows (it outruns zlib level 1 on both cores and compresses better).

@@ -34,7 +34,9 @@ pub const MAX_OUTPUT_DIMENSION: u32 = 16_384;
 pub const MAX_SHARPEN: f32 = 4.0;
 
 /// The convolution filter used for resampling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Filter {
     /// Windowed sinc over 3 lobes: the sharpest, with faint ringing on hard edges. The

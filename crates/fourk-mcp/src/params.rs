@@ -4,6 +4,10 @@
 //! `crates/fourk/tests/mcp_params.rs` checks every tool's names against the CLI's flags.
 
 use fourk_api::{Background, Moderation, OutputFormat, Quality, Size};
+// The core's and the imaging crate's own option types: one definition, one schema.
+pub use fourk_core::ledger::CostBy;
+pub use fourk_core::spec::TransparentVia;
+pub use fourk_imaging::{Filter, PngLevel};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -57,19 +61,6 @@ pub struct CheckSize {
     /// The model whose rules apply.
     #[serde(default = "default_model")]
     pub model: String,
-}
-
-/// How `transparent` gets its transparency.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum TransparentVia {
-    /// Native where the model allows it, a chroma key otherwise.
-    #[default]
-    Auto,
-    /// Native only.
-    Native,
-    /// A chroma key only.
-    Key,
 }
 
 /// The API route.
@@ -483,31 +474,6 @@ pub struct Encode {
     pub preview: Option<bool>,
 }
 
-/// PNG effort.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PngLevel {
-    /// Fastest.
-    Fast,
-    /// Balanced.
-    Default,
-    /// Smallest.
-    Best,
-}
-
-/// Resampling filter.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Filter {
-    /// Lanczos3 (sharpest).
-    #[default]
-    Lanczos3,
-    /// Catmull-Rom.
-    CatmullRom,
-    /// Mitchell.
-    Mitchell,
-}
-
 /// `upscale`.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct Upscale {
@@ -715,20 +681,6 @@ pub struct History {
 
 fn twenty() -> u32 {
     20
-}
-
-/// How `cost` groups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum CostBy {
-    /// The image model.
-    Model,
-    /// The quality asked for.
-    Quality,
-    /// The size asked for.
-    Size,
-    /// The UTC day.
-    Day,
 }
 
 /// `cost`.

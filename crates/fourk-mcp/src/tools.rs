@@ -428,19 +428,13 @@ fn history(fk: &Fourk, p: &params::History) -> Result<CallToolResult, ToolError>
 }
 
 fn cost(fk: &Fourk, p: &params::Cost) -> Result<CallToolResult, ToolError> {
-    use fourk_core::ledger::CostBy;
     let since = p
         .since
         .as_deref()
         .map(fourk_core::ledger::parse_since)
         .transpose()
         .map_err(|e| ToolError::usage("since", e, "pass since as YYYY-MM-DD or YYYY-MM-DD HH:MM (UTC)"))?;
-    let by = p.by.map(|b| match b {
-        params::CostBy::Model => CostBy::Model,
-        params::CostBy::Quality => CostBy::Quality,
-        params::CostBy::Size => CostBy::Size,
-        params::CostBy::Day => CostBy::Day,
-    });
+    let by = p.by;
     let ledger = fk.open_ledger().map_err(ledger_error)?;
     let rows = ledger.cost(since.as_deref(), by).map_err(ledger_error)?;
     let sum = |f: fn(&fourk_core::ledger::CostRow) -> f64| rows.iter().fold(0.0_f64, |a, r| a + f(r));
@@ -795,11 +789,7 @@ async fn generate(
         force: p.force,
         transparency: Transparency {
             transparent: p.transparent,
-            transparent_via: match p.transparent_via {
-                params::TransparentVia::Auto => fourk_core::spec::TransparentVia::Auto,
-                params::TransparentVia::Native => fourk_core::spec::TransparentVia::Native,
-                params::TransparentVia::Key => fourk_core::spec::TransparentVia::Key,
-            },
+            transparent_via: p.transparent_via,
         },
         stream: StreamSpec {
             stream: p.stream,
@@ -1428,11 +1418,7 @@ fn encode_of(e: &params::Encode) -> Result<fourk_core::pipeline::Encode, ToolErr
     Ok(fourk_core::pipeline::Encode {
         format: e.format,
         quality: e.quality,
-        png_level: e.png_level.map(|l| match l {
-            params::PngLevel::Fast => fourk_imaging::PngLevel::Fast,
-            params::PngLevel::Default => fourk_imaging::PngLevel::Default,
-            params::PngLevel::Best => fourk_imaging::PngLevel::Best,
-        }),
+        png_level: e.png_level,
         lossless: e.lossless,
         flatten: e
             .flatten
@@ -1467,11 +1453,7 @@ async fn pipeline(
                     input: roots.input(&p.input)?,
                     to: p.to,
                     out: roots.output(p.out.as_deref())?,
-                    filter: match p.filter {
-                        params::Filter::Lanczos3 => fourk_imaging::Filter::Lanczos3,
-                        params::Filter::CatmullRom => fourk_imaging::Filter::CatmullRom,
-                        params::Filter::Mitchell => fourk_imaging::Filter::Mitchell,
-                    },
+                    filter: p.filter,
                     sharpen: p.sharpen,
                     stretch: p.stretch,
                     encode: encode_of(&p.encode)?,
