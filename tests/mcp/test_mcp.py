@@ -6,10 +6,11 @@ assertions about what was (not) sent read a ledger nobody else wrote.
 
 import asyncio
 import json
-import os
 import pathlib
 import sqlite3
 import subprocess
+
+import sys
 
 import httpx2
 import jsonschema
@@ -17,7 +18,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from fourk_procs import emulator, fourk_binary, serving  # noqa: E402
 TOOLS = [
     "check_size", "plan", "generate", "edit", "draft", "final", "deliver", "batch", "status",
     "upscale", "fit", "convert", "cutout", "sheet", "verify", "compare", "history", "cost",
@@ -27,10 +29,7 @@ SPENDING = {"generate", "edit", "draft", "final", "deliver", "batch"}
 
 
 def fourk() -> str:
-    explicit = os.environ.get("FOURK_BIN")
-    if explicit:
-        return explicit
-    return str(ROOT / "target" / "debug" / "fourk")
+    return fourk_binary()
 
 
 def server(root: pathlib.Path, *extra: str) -> StdioServerParameters:
@@ -369,18 +368,8 @@ def test_background_jobs_report_through_status_with_the_same_result(tmp_path):
 
 @pytest.fixture()
 def slow_emulator():
-    proc = subprocess.Popen(
-        [fourk(), "-q", "emulator", "--addr", "127.0.0.1:0", "--latency", "0.15"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        first = proc.stdout.readline().strip()
-        assert first.startswith("listening on http://127.0.0.1:"), first
-        yield first.removeprefix("listening on ") + "/v1"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with emulator("--latency", "0.15") as url:
+        yield url
 
 
 def test_a_cancelled_call_keeps_the_sent_request_and_sends_nothing_more(tmp_path, slow_emulator):
@@ -424,23 +413,13 @@ def test_a_cancelled_call_keeps_the_sent_request_and_sends_nothing_more(tmp_path
 
 @pytest.fixture()
 def http_server(tmp_path):
-    proc = subprocess.Popen(
-        [fourk(), "-q", "--ledger", str(tmp_path / "ledger.db"), "mcp", "--emulator",
-         "--root", str(tmp_path), "--http", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env={"OPENAI_API_KEY": "", "FOURK_NO_PROGRESS": "1"},
-    )
-    try:
-        first = proc.stdout.readline().strip()
+    args = ["-q", "--ledger", str(tmp_path / "ledger.db"), "mcp", "--emulator",
+            "--root", str(tmp_path), "--http", "127.0.0.1:0"]
+    env = {"OPENAI_API_KEY": "", "FOURK_NO_PROGRESS": "1"}
+    with serving(args, lines=2, cwd=tmp_path, env=env) as (first, auth):
         assert first.startswith("mcp on http://127.0.0.1:") and first.endswith("/mcp"), first
-        auth = proc.stdout.readline().strip()
         assert auth.startswith("Authorization: Bearer "), auth
         yield first.removeprefix("mcp on "), auth.removeprefix("Authorization: Bearer ")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_the_http_transport_needs_the_token_a_loopback_host_and_no_browser_origin(tmp_path, http_server):

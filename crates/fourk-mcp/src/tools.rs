@@ -546,6 +546,27 @@ struct Run {
     bills: bool,
 }
 
+impl Run {
+    /// A call that spends: `estimate` reserved against the session ceiling and the call's
+    /// own `max_cost_usd` (refused before anything is sent).
+    fn spending(
+        server: &Server,
+        tool: &'static str,
+        estimate: Option<f64>,
+        call_max: Option<f64>,
+        background: bool,
+        preview: Option<bool>,
+    ) -> Result<Self, ToolError> {
+        Ok(Self {
+            tool,
+            background,
+            preview: preview.unwrap_or(true),
+            estimate: reserve(server, estimate, call_max)?,
+            bills: true,
+        })
+    }
+}
+
 /// Reserve `estimate` against the session ceiling and the call's own `max_cost_usd`.
 fn reserve(server: &Server, estimate: Option<f64>, call_max: Option<f64>) -> Result<f64, ToolError> {
     let est = estimate.unwrap_or(0.0);
@@ -804,18 +825,14 @@ async fn generate(
     if p.common.dry_run {
         return Ok(results::images_result(dry_result(&dry), false));
     }
-    let estimate = reserve(
+    let run = Run::spending(
         server,
+        "generate",
         dry.estimate.as_ref().map(|e| e.cost.usd),
         p.common.max_cost_usd,
-    )?;
-    let run = Run {
-        bills: true,
-        tool: "generate",
         background,
-        preview: p.common.preview.unwrap_or(true),
-        estimate,
-    };
+        p.common.preview,
+    )?;
     launch(server, run, ctx, move |job| async move {
         let control = control_of(&job);
         let rec = Recorder::new(
@@ -867,18 +884,14 @@ async fn edit(
     if p.common.dry_run {
         return Ok(results::images_result(dry_result(&dry), false));
     }
-    let estimate = reserve(
+    let run = Run::spending(
         server,
+        "edit",
         dry.estimate.as_ref().map(|e| e.cost.usd),
         p.common.max_cost_usd,
-    )?;
-    let run = Run {
-        bills: true,
-        tool: "edit",
         background,
-        preview: p.common.preview.unwrap_or(true),
-        estimate,
-    };
+        p.common.preview,
+    )?;
     launch(server, run, ctx, move |job| async move {
         let control = control_of(&job);
         let rec = Recorder::new(fk.ledger_path(), "edit", fourk_core::edit::ledger_args(&spec))
@@ -918,15 +931,14 @@ async fn draft(
     if p.common.dry_run {
         return Ok(results::images_result(workflow_dry(&dry), false));
     }
-    let est = dry.worst_usd.or(dry.total_usd);
-    let estimate = reserve(server, est, p.common.max_cost_usd)?;
-    let run = Run {
-        bills: true,
-        tool: "draft",
-        background: p.background.unwrap_or(false) || p.common.job,
-        preview: p.common.preview.unwrap_or(true),
-        estimate,
-    };
+    let run = Run::spending(
+        server,
+        "draft",
+        dry.worst_usd.or(dry.total_usd),
+        p.common.max_cost_usd,
+        p.background.unwrap_or(false) || p.common.job,
+        p.common.preview,
+    )?;
     launch(server, run, ctx, move |job| async move {
         let control = control_of(&job);
         let report = fourk_core::draft::draft(&spec, &fk, &control)
@@ -983,15 +995,14 @@ async fn finalize(
     if p.common.dry_run {
         return Ok(results::images_result(workflow_dry(&dry), false));
     }
-    let est = dry.worst_usd.or(dry.total_usd);
-    let estimate = reserve(server, est, p.common.max_cost_usd)?;
-    let run = Run {
-        bills: true,
-        tool: "final",
-        background: p.background.unwrap_or(false) || p.common.job,
-        preview: p.common.preview.unwrap_or(true),
-        estimate,
-    };
+    let run = Run::spending(
+        server,
+        "final",
+        dry.worst_usd.or(dry.total_usd),
+        p.common.max_cost_usd,
+        p.background.unwrap_or(false) || p.common.job,
+        p.common.preview,
+    )?;
     launch(server, run, ctx, move |job| async move {
         let control = control_of(&job);
         let report = fourk_core::finalize::finalize(&spec, &fk, &control)
@@ -1048,15 +1059,15 @@ async fn deliver(
     if p.dry_run {
         return Ok(results::images_result(workflow_dry(&dry), false));
     }
-    let worst = dry.worst_usd.or(dry.total_usd);
-    let estimate = reserve(server, worst, None)?;
-    let run = Run {
-        bills: true,
-        tool: "deliver",
-        background: p.background.unwrap_or(false) || p.job,
-        preview: p.preview.unwrap_or(true),
-        estimate,
-    };
+    // deliver's own max_cost_usd is its budget, checked by the core between its steps.
+    let run = Run::spending(
+        server,
+        "deliver",
+        dry.worst_usd.or(dry.total_usd),
+        None,
+        p.background.unwrap_or(false) || p.job,
+        p.preview,
+    )?;
     launch(server, run, ctx, move |job| async move {
         let control = control_of(&job);
         let report = fourk_core::deliver::deliver(&spec, &fk, &control)
@@ -1207,18 +1218,14 @@ async fn batch(
     } else {
         plan.estimate_usd(&fk.caps)
     };
-    let estimate = reserve(
+    let run = Run::spending(
         server,
+        "batch",
         Some(p.max_cost.map_or(est, |m| m.min(est))),
         p.common.max_cost_usd,
+        p.background.unwrap_or(false) || p.common.job,
+        p.common.preview,
     )?;
-    let run = Run {
-        bills: true,
-        tool: "batch",
-        background: p.background.unwrap_or(false) || p.common.job,
-        preview: p.common.preview.unwrap_or(true),
-        estimate,
-    };
     if batch_api {
         let poll = std::time::Duration::from_secs_f64(p.poll.unwrap_or(30.0).clamp(0.1, 3600.0));
         let no_wait = p.no_wait;
