@@ -338,6 +338,14 @@ mod tests {
             r.output(Some(via_link.to_str().unwrap())).unwrap_err().rule,
             "path_outside_roots"
         );
+        // A folder (where the core then picks the default file name) is held to the same
+        // rule: the name it adds has no separator, so the folder decides where it lands.
+        assert_eq!(r.output(Some("escape/")).unwrap_err().rule, "path_outside_roots");
+        // So is the out dir itself, when a link leads it out of the roots.
+        let linked = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(other.path(), linked.path().join("fourk-out")).unwrap();
+        let r = roots(linked.path());
+        assert_eq!(r.output(None).unwrap_err().rule, "path_outside_roots");
     }
 
     #[test]
