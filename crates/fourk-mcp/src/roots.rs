@@ -340,12 +340,15 @@ mod tests {
         );
         // A folder (where the core then picks the default file name) is held to the same
         // rule: the name it adds has no separator, so the folder decides where it lands.
-        assert_eq!(r.output(Some("escape/")).unwrap_err().rule, "path_outside_roots");
+        let folder = format!("{}/", root.path().join("escape").display());
+        assert_eq!(r.output(Some(&folder)).unwrap_err().rule, "path_outside_roots");
         // So is the out dir itself, when a link leads it out of the roots.
         let linked = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(other.path(), linked.path().join("fourk-out")).unwrap();
         let r = roots(linked.path());
         assert_eq!(r.output(None).unwrap_err().rule, "path_outside_roots");
+        assert_eq!(r.output(Some("sub/")).unwrap_err().rule, "path_outside_roots");
+        assert_eq!(r.output(Some("x.png")).unwrap_err().rule, "path_outside_roots");
     }
 
     #[test]
