@@ -40,6 +40,7 @@ pub mod pipeline;
 pub mod replay;
 pub mod route;
 pub mod save;
+pub mod secret;
 pub mod send;
 pub mod session;
 pub mod sidecar;

@@ -42,9 +42,7 @@ pub struct Listening {
 /// # Errors
 /// When the operating system has no randomness to give.
 pub fn random_token() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random bytes for the token: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    fourk_core::secret::random_token(32)
 }
 
 /// Refuse an address that is not loopback: the server spends the user's money on request.
