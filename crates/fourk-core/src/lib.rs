@@ -45,6 +45,7 @@ pub mod send;
 pub mod session;
 pub mod sidecar;
 pub mod spec;
+pub mod thumbs;
 pub mod transparent;
 pub mod workflow;
 

@@ -208,7 +208,9 @@ pub fn verify_file(path: &Path, expect: &Expect) -> Result<VerifyReport, Imaging
     Ok(verify_bytes(&bytes, expect))
 }
 
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+/// SHA-256 of `bytes`, lower-case hex (as reports and sidecars write it).
+#[must_use]
+pub fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
