@@ -268,6 +268,54 @@ pub enum BatchEvent {
     },
 }
 
+impl BatchEvent {
+    /// Whether it is bad news (a failed job, an image that did not verify): doors show it
+    /// as a warning.
+    #[must_use]
+    pub const fn is_warning(&self) -> bool {
+        matches!(self, Self::Failed { .. } | Self::Saved { verified: false, .. })
+    }
+}
+
+/// The event as one line, the same in every door (the CLI's stderr, the MCP server's
+/// progress and job log).
+impl std::fmt::Display for BatchEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Uploaded {
+                file_id,
+                bytes,
+                requests,
+            } => write!(f, "uploaded {requests} request(s) as {file_id} ({bytes} bytes)"),
+            Self::Created { batch_id } => write!(f, "batch {batch_id} created"),
+            Self::Status {
+                batch_id,
+                status,
+                counts,
+            } => write!(
+                f,
+                "batch {batch_id}: {status}, {} of {} done, {} failed",
+                counts.completed + counts.failed,
+                counts.total,
+                counts.failed
+            ),
+            Self::Downloading { file_id, kind } => write!(f, "downloading the {kind} file {file_id}"),
+            Self::Downloaded { file_id, kind, bytes } => {
+                write!(f, "downloaded the {kind} file {file_id} ({bytes} bytes)")
+            }
+            Self::Saved {
+                custom_id,
+                path,
+                verified: true,
+            } => write!(f, "{custom_id}: saved {}", path.display()),
+            Self::Saved { custom_id, path, .. } => {
+                write!(f, "{custom_id}: {} does not match the request", path.display())
+            }
+            Self::Failed { custom_id, message } => write!(f, "{custom_id}: {message}"),
+        }
+    }
+}
+
 /// What [`submit`] made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Submitted {

@@ -1281,56 +1281,22 @@ async fn batch(
     .await
 }
 
-/// The Batch API driver's events as job ticks; the batch's creation marks the job as sent
-/// (from then on it is billed as it runs).
+/// The Batch API driver's events as job ticks (the same lines as the CLI's); the batch's
+/// creation marks the job as sent (from then on it is billed as it runs).
 fn batch_api_ticks(job: &Arc<Job>) -> impl FnMut(&fourk_core::batch_api::BatchEvent) + Send + use<> {
     use fourk_core::batch_api::BatchEvent;
     let job = job.clone();
     move |event| {
-        let line = match event {
-            BatchEvent::Uploaded {
-                file_id,
-                bytes,
-                requests,
-            } => format!("uploaded {requests} request(s) as {file_id} ({bytes} bytes)"),
-            BatchEvent::Created { batch_id } => {
+        #[allow(clippy::cast_precision_loss)]
+        let total = match event {
+            BatchEvent::Created { .. } => {
                 job.mark_sent();
-                format!("batch {batch_id} created")
+                None
             }
-            BatchEvent::Status {
-                batch_id,
-                status,
-                counts,
-            } => {
-                #[allow(clippy::cast_precision_loss)]
-                let total = Some(counts.total as f64);
-                job.tick(
-                    format!(
-                        "batch {batch_id}: {status}, {} of {} done, {} failed",
-                        counts.completed + counts.failed,
-                        counts.total,
-                        counts.failed
-                    ),
-                    total,
-                );
-                return;
-            }
-            BatchEvent::Downloading { file_id, kind } => format!("downloading the {kind} file {file_id}"),
-            BatchEvent::Downloaded { file_id, kind, bytes } => {
-                format!("downloaded the {kind} file {file_id} ({bytes} bytes)")
-            }
-            BatchEvent::Saved {
-                custom_id,
-                path,
-                verified,
-            } => format!(
-                "{custom_id}: saved {}{}",
-                path.display(),
-                if *verified { "" } else { " (NOT verified)" }
-            ),
-            BatchEvent::Failed { custom_id, message } => format!("{custom_id}: {message}"),
+            BatchEvent::Status { counts, .. } => Some(counts.total as f64),
+            _ => None,
         };
-        job.tick(line, None);
+        job.tick(event.to_string(), total);
     }
 }
 

@@ -16,39 +16,10 @@ use fourk_core::batch_api::{BatchEvent, CollectReport};
 
 /// Draw the driver's events: plain lines on stderr.
 fn draw(event: &BatchEvent) {
-    match event {
-        BatchEvent::Uploaded {
-            file_id,
-            bytes,
-            requests,
-        } => tracing::info!("uploaded {requests} request(s) as {file_id} ({bytes} bytes)"),
-        BatchEvent::Created { batch_id } => tracing::info!("batch {batch_id} created"),
-        BatchEvent::Status {
-            batch_id,
-            status,
-            counts,
-        } => tracing::info!(
-            "batch {batch_id}: {status}, {} of {} done, {} failed",
-            counts.completed + counts.failed,
-            counts.total,
-            counts.failed
-        ),
-        BatchEvent::Downloading { file_id, kind } => tracing::info!("downloading the {kind} file {file_id}"),
-        BatchEvent::Downloaded { file_id, kind, bytes } => {
-            tracing::info!("downloaded the {kind} file {file_id} ({bytes} bytes)");
-        }
-        BatchEvent::Saved {
-            custom_id,
-            path,
-            verified,
-        } => {
-            if *verified {
-                tracing::info!("{custom_id}: saved {}", path.display());
-            } else {
-                tracing::warn!("{custom_id}: {} does not match the request", path.display());
-            }
-        }
-        BatchEvent::Failed { custom_id, message } => tracing::warn!("{custom_id}: {message}"),
+    if event.is_warning() {
+        tracing::warn!("{event}");
+    } else {
+        tracing::info!("{event}");
     }
 }
 
