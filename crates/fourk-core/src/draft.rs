@@ -122,6 +122,19 @@ fn sheet_path(base: &Path) -> PathBuf {
     base.with_file_name(format!("{stem}-sheet.png"))
 }
 
+/// The contact sheet of a draft run, found from one of its drafts (`drafts-2.png` ->
+/// `drafts-sheet.png`, a single `drafts.png` -> `drafts-sheet.png`), when that file exists.
+#[must_use]
+pub fn sheet_of(draft: &Path) -> Option<PathBuf> {
+    let stem = draft.file_stem()?.to_str()?;
+    let base = match stem.rsplit_once('-') {
+        Some((b, n)) if !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) => b,
+        _ => stem,
+    };
+    let sheet = sheet_path(&draft.with_file_name(format!("{base}.png")));
+    sheet.is_file().then_some(sheet)
+}
+
 /// Every file a draft run may write: each draft's files and the sheet's.
 fn draft_files(base: &Path, n: u32, format: OutputFormat, sheet: bool) -> Vec<PathBuf> {
     let mut files = crate::generate::request_files(base, n as usize, format, None);

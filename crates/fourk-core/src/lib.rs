@@ -23,6 +23,8 @@
 //! - [`models`]: the capability table in use (built in, plus a user file).
 //! - [`pipeline`]: the local pixel operations (upscale, fit, convert, cutout, sheet, compare).
 //! - [`replay`]: a logged request sent again, on record like every other.
+//! - [`jobs`]: long work on its own task for the doors that stay up (MCP, studio), with
+//!   progress, safe cancellation and a spending ceiling.
 
 #![warn(missing_docs)]
 
@@ -33,6 +35,7 @@ pub mod draft;
 pub mod edit;
 pub mod finalize;
 pub mod generate;
+pub mod jobs;
 pub mod ledger;
 pub mod models;
 pub mod outputs;
@@ -89,4 +92,35 @@ impl Fourk {
     pub fn open_ledger(&self) -> Result<ledger::Ledger, ledger::LedgerError> {
         ledger::Ledger::open(&self.ledger)
     }
+}
+
+/// An error in the words every door shows (the CLI after `error: `, the studio's pages): each
+/// cause of the chain once (an error that already quotes its source is not followed by it
+/// again), and for a failure that may have been billed a note saying so, with the request id
+/// to quote, even when the error's own words do not.
+#[must_use]
+pub fn error_text(err: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    if let Some(c) = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<fourk_client::ClientError>())
+        && c.possibly_billed()
+        && !msg.contains("possibly billed")
+    {
+        msg.push_str(&format!(
+            "\n\nnote: possibly billed (request {})",
+            c.request_id().unwrap_or("unknown")
+        ));
+    }
+    msg
 }

@@ -74,6 +74,42 @@ pub enum Progress {
     },
 }
 
+impl std::fmt::Display for Progress {
+    /// The line every door shows for the event (a job's log, a progress notification).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sending { route, attempt } => {
+                write!(f, "sending {}", route.as_str())?;
+                if let Some(a) = attempt {
+                    write!(f, " (ledger attempt {a})")?;
+                }
+                Ok(())
+            }
+            Self::Answered { request_id } => {
+                f.write_str("answered")?;
+                if let Some(r) = request_id {
+                    write!(f, " (request {r})")?;
+                }
+                Ok(())
+            }
+            Self::Saved { path, verified } => write!(
+                f,
+                "saved {} ({})",
+                path.display(),
+                if *verified { "verified" } else { "NOT verified" }
+            ),
+            Self::Partial { index, path } => {
+                write!(f, "partial image {index} received")?;
+                if let Some(p) = path {
+                    write!(f, "; kept as {}", p.display())?;
+                }
+                Ok(())
+            }
+            Self::Step { step } => write!(f, "step: {step}"),
+        }
+    }
+}
+
 /// Receives [`Progress`] events; implementations must be cheap (they run on the request's
 /// task).
 pub trait Observer: Send + Sync + std::fmt::Debug {

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::jobs::{self, Job, JobObserver, JobStatus};
+use crate::jobs::{self, Job, JobStatus};
 use crate::params::{self, BackgroundArg};
 use crate::results::{self, EMULATOR_NOTE, ImageRecord, ImagesResult, JobRef};
 use crate::roots::Roots;
@@ -468,7 +468,7 @@ fn job_ref(job: &Job) -> JobRef {
     JobRef {
         id: job.id.clone(),
         state: job.state().as_str().to_owned(),
-        tool: job.tool.clone(),
+        tool: job.kind.clone(),
     }
 }
 
@@ -481,7 +481,7 @@ fn status(server: &Server, p: &params::Status) -> CallToolResult {
                 "no jobs in this server".to_owned()
             } else {
                 all.iter()
-                    .map(|s| format!("{} {} {} ({:.0} s)", s.id, s.tool, s.state, s.elapsed_s))
+                    .map(|s| format!("{} {} {} ({:.0} s)", s.id, s.kind, s.state, s.elapsed_s))
                     .collect::<Vec<_>>()
                     .join("\n")
             };
@@ -516,7 +516,7 @@ fn status(server: &Server, p: &params::Status) -> CallToolResult {
                     let text = format!(
                         "job {} ({}) is running for {:.0} s; last: {}",
                         s.id,
-                        s.tool,
+                        s.kind,
                         s.elapsed_s,
                         s.log.last().map_or("started", String::as_str)
                     );
@@ -579,20 +579,15 @@ fn reserve(server: &Server, estimate: Option<f64>, call_max: Option<f64>) -> Res
             "raise max_cost_usd, or lower the size, quality or n (plan shows the cheaper routes)",
         ));
     }
-    if estimate.is_none() && (call_max.is_some() || server.inner.opts.max_cost.is_some()) {
-        return Err(ToolError::usage(
-            "max_cost",
-            "a spending ceiling is set, and this request has no estimate (the model has no prices in the capability table); nothing was sent".to_owned(),
-            "add the model's prices in a models file (FOURK_MODELS), or drop the ceiling",
-        ));
+    if estimate.is_none() && call_max.is_some() {
+        return Err(fourk_core::jobs::Refusal::NoEstimate.into());
     }
-    server
+    Ok(server
         .inner
         .budget
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .reserve(est)?;
-    Ok(est)
+        .reserve(estimate)?)
 }
 
 /// Spawn `work` as a job and answer: the job id at once (background), or its result,
@@ -611,7 +606,10 @@ where
     let token = ctx.meta.get_progress_token();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<jobs::Tick>();
     let notify = (!run.background && token.is_some()).then_some(tx);
-    let job = server.inner.jobs.create(run.tool, run.preview, notify);
+    let job = server
+        .inner
+        .jobs
+        .create(run.tool, run.preview.then_some(results::PREVIEW_EDGE), notify);
     let emulator = server.inner.opts.endpoint.emulator;
     let srv = server.clone();
     let (estimate, preview, bills) = (run.estimate, run.preview, run.bills);
@@ -668,7 +666,7 @@ where
         });
     }
     tokio::select! {
-        r = job.wait() => Ok(r),
+        r = jobs::wait(&job) => Ok(r),
         () = ctx.ct.cancelled() => {
             job.cancel();
             job.detach();
@@ -685,11 +683,10 @@ where
 /// When the result shows a preview, images saved from an answer come with a thumbnail made
 /// from the pixels decoded to verify them, so the preview decodes nothing again.
 fn control_of(job: &Arc<Job>) -> Control {
-    let control = Control::new(job.token()).observed(Arc::new(JobObserver(job.clone())));
-    if job.preview {
-        control.with_thumbnails(results::PREVIEW_EDGE)
-    } else {
-        control
+    let control = Control::new(job.token()).observed(Arc::new(fourk_core::jobs::JobObserver(job.clone())));
+    match job.thumbnails {
+        Some(edge) => control.with_thumbnails(edge),
+        None => control,
     }
 }
 

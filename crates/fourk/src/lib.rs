@@ -120,33 +120,9 @@ fn note_stopped(ledger: &std::path::Path, stop: Exit) {
     }
 }
 
-/// Print an error chain once, on stderr. A failure that may have been billed says so, with
-/// the request id to quote, even when the error's own words do not.
+/// Print an error on stderr, in the words every door uses ([`fourk_core::error_text`]).
 fn report_error(err: &anyhow::Error) {
-    // Each cause once: an error that already quotes its source (an OS error, a SQLite error)
-    // is not followed by it again.
-    let mut msg = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if msg.contains(&text) {
-            continue;
-        }
-        if !msg.is_empty() {
-            msg.push_str(": ");
-        }
-        msg.push_str(&text);
-    }
-    if let Some(c) = err
-        .chain()
-        .find_map(|c| c.downcast_ref::<fourk_client::ClientError>())
-        && c.possibly_billed()
-        && !msg.contains("possibly billed")
-    {
-        msg.push_str(&format!(
-            "\n\nnote: possibly billed (request {})",
-            c.request_id().unwrap_or("unknown")
-        ));
-    }
+    let msg = fourk_core::error_text(err);
     #[allow(clippy::print_stderr)]
     {
         eprintln!("error: {msg}");

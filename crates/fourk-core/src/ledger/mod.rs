@@ -24,7 +24,9 @@ use rusqlite::Connection;
 
 pub use hook::record_delivery;
 pub use jobs::{JobRow, JobState, NewJob};
-pub use query::{CostBy, CostRow, HistoryRow, ImageRecord, parse_since};
+pub use query::{
+    CostBy, CostRow, GalleryFacets, GalleryFilter, GalleryRow, HistoryRow, ImageRecord, parse_since,
+};
 pub use record::{AttemptOutcome, UsageKey};
 
 /// Id of a row in `runs`.

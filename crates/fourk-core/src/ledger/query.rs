@@ -198,15 +198,30 @@ impl Ledger {
             .map_err(|e| self.sql(e))
     }
 
-    /// The links that start at an image.
+    /// The links that start at an image: what was made from it.
     ///
     /// # Errors
     /// SQL errors.
     pub fn links_from(&self, image: ImageId) -> Result<Vec<(ImageId, LinkKind)>, LedgerError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT to_image, kind FROM links WHERE from_image = ?1 ORDER BY id")
-            .map_err(|e| self.sql(e))?;
+        self.links(
+            "SELECT to_image, kind FROM links WHERE from_image = ?1 ORDER BY id",
+            image,
+        )
+    }
+
+    /// The links that end at an image: what it was made from.
+    ///
+    /// # Errors
+    /// SQL errors.
+    pub fn links_to(&self, image: ImageId) -> Result<Vec<(ImageId, LinkKind)>, LedgerError> {
+        self.links(
+            "SELECT from_image, kind FROM links WHERE to_image = ?1 ORDER BY id",
+            image,
+        )
+    }
+
+    fn links(&self, sql: &str, image: ImageId) -> Result<Vec<(ImageId, LinkKind)>, LedgerError> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.sql(e))?;
         let rows: Vec<(ImageId, String)> = stmt
             .query_map([image], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(Iterator::collect)
@@ -302,6 +317,98 @@ impl Ledger {
         })
         .and_then(Iterator::collect)
         .map_err(|e| self.sql(e))
+    }
+}
+
+/// Which images a gallery shows (`None`: any).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct GalleryFilter {
+    /// The command that made them (`generate`, `draft`, `final`, `upscale`, ...).
+    pub command: Option<String>,
+    /// The file's `WIDTHxHEIGHT`.
+    pub size: Option<String>,
+    /// Recorded on or after this ISO date or time prefix (UTC; see [`parse_since`]).
+    pub since: Option<String>,
+}
+
+/// One image of a gallery: its record, the command that made it and its dollars.
+#[derive(Debug, Clone, Serialize)]
+pub struct GalleryRow {
+    /// The image.
+    #[serde(flatten)]
+    pub image: ImageRecord,
+    /// The command that made it.
+    pub command: String,
+    /// This image's share of its request's dollars (`None` for local work).
+    pub usd: Option<f64>,
+    /// True when `usd` is an estimate.
+    pub estimate: bool,
+}
+
+/// What a gallery can be filtered by: the commands and file sizes on record.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GalleryFacets {
+    /// Commands, sorted.
+    pub commands: Vec<String>,
+    /// `WIDTHxHEIGHT` of the files, most pixels first.
+    pub sizes: Vec<String>,
+}
+
+impl Ledger {
+    /// The newest `limit` images that pass `filter`, newest first, with the command that
+    /// made each and its share of its request's dollars.
+    ///
+    /// # Errors
+    /// SQL errors.
+    pub fn gallery(&self, filter: &GalleryFilter, limit: u32) -> Result<Vec<GalleryRow>, LedgerError> {
+        let cols = IMAGE_COLS
+            .split(',')
+            .map(|c| format!("i.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {cols}, r.kind,
+                    (SELECT SUM(u.usd) FROM usage u WHERE u.attempt_id = i.attempt_id)
+                      / MAX(1, (SELECT COUNT(*) FROM images j WHERE j.attempt_id = i.attempt_id)),
+                    COALESCE((SELECT MAX(u.estimate) FROM usage u WHERE u.attempt_id = i.attempt_id), 0)
+             FROM images i JOIN runs r ON r.id = i.run_id
+             WHERE (?1 IS NULL OR r.kind = ?1)
+               AND (?2 IS NULL OR (i.width || 'x' || i.height) = ?2)
+               AND (?3 IS NULL OR i.created_at >= ?3)
+             ORDER BY i.created_at DESC, i.id DESC
+             LIMIT ?4"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
+        stmt.query_map(params![filter.command, filter.size, filter.since, limit], |r| {
+            Ok(GalleryRow {
+                image: image_row(r)?,
+                command: r.get(20)?,
+                usd: r.get(21)?,
+                estimate: r.get(22)?,
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(|e| self.sql(e))
+    }
+
+    /// The commands and sizes a gallery can be filtered by.
+    ///
+    /// # Errors
+    /// SQL errors.
+    pub fn gallery_facets(&self) -> Result<GalleryFacets, LedgerError> {
+        let list = |sql: &str| -> Result<Vec<String>, LedgerError> {
+            let mut stmt = self.conn.prepare(sql).map_err(|e| self.sql(e))?;
+            stmt.query_map([], |r| r.get::<_, String>(0))
+                .and_then(Iterator::collect)
+                .map_err(|e| self.sql(e))
+        };
+        Ok(GalleryFacets {
+            commands: list("SELECT DISTINCT r.kind FROM images i JOIN runs r ON r.id = i.run_id ORDER BY 1")?,
+            sizes: list(
+                "SELECT w || 'x' || h FROM (SELECT DISTINCT width AS w, height AS h FROM images
+                 WHERE width IS NOT NULL AND height IS NOT NULL) ORDER BY w * h DESC, w DESC",
+            )?,
+        })
     }
 }
 

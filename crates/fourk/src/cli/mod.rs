@@ -233,6 +233,41 @@ pub enum Command {
     /// Serve fourk to coding agents over MCP (stdio): verified files, paths and previews,
     /// never megabytes of base64; the same checks, ledger and messages as these commands.
     Mcp(Box<McpArgs>),
+    /// Serve the local review page: gallery, make (size check, estimate, generate, draft),
+    /// review drafts and make the final, each image with its sidecar, and cost.
+    Studio(Box<StudioArgs>),
+}
+
+/// `fourk studio`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example: fourk studio --emulator --open    (stdout's first line is the address to open, with its token)"
+)]
+pub struct StudioArgs {
+    /// Where to listen. 127.0.0.1:0 picks a free port; a non-loopback address needs
+    /// --allow-remote.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub addr: std::net::SocketAddr,
+    /// Listen on a non-loopback --addr (anyone who can reach it and has the token can spend
+    /// money and see your images).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Open the page in the default browser.
+    #[arg(long)]
+    pub open: bool,
+    /// A folder whose images may be shown (repeatable; default: the working folder). Images
+    /// on record elsewhere are listed but never served.
+    #[arg(long = "root", value_name = "DIR")]
+    pub roots: Vec<PathBuf>,
+    /// Where images made from the page go (default: fourk-out/ in the first root).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// The spending ceiling in US dollars for everything started from the page: each
+    /// estimate, with those of work in flight, is checked before anything is sent.
+    #[arg(long, value_name = "USD", value_parser = parse_max_cost)]
+    pub max_cost: Option<f64>,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
 }
 
 /// `fourk mcp`.

@@ -21,6 +21,7 @@ pub mod plan;
 pub mod ship;
 // The doors beside the CLI.
 mod mcp;
+mod studio;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;
@@ -59,5 +60,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Final(a) => finalize::run(&a, &fk).await,
         Command::Deliver(a) => ship::run(&a, &fk).await,
         Command::Mcp(a) => mcp::run(&a, fk).await,
+        Command::Studio(a) => studio::run(&a, fk).await,
     }
 }

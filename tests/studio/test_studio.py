@@ -1,0 +1,225 @@
+"""`fourk studio --emulator` in headless Chromium, as a person uses it: the gallery, the Make
+form (a bad size shows its rule and the nearest sizes before anything can be sent), drafts
+reviewed and one made final by upscale, the image page at 100% zoom, the cost page; and the
+local-server checks (token, Host, paths) from outside the browser."""
+
+import http.client
+import json
+import sqlite3
+import subprocess
+import urllib.parse
+
+from conftest import shot
+
+from fourk_procs import fourk_binary
+
+EVIL = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+
+
+def request(studio, path, method="GET", host=None, headers=None, body=None, cookie=True):
+    c = http.client.HTTPConnection("127.0.0.1", studio.port, timeout=30)
+    h = {"Host": host or f"127.0.0.1:{studio.port}", **(headers or {})}
+    if cookie:
+        h["Cookie"] = studio.cookie
+    c.request(method, path, body=body, headers=h)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, dict(r.getheaders()), data
+
+
+def make(page, prompt, size="3840x2160", n=1, button="Generate"):
+    """Fill the Make form, accept the estimate, press `button`, wait for the job's end."""
+    page.goto(page.url.split("/", 3)[0] + "//" + page.url.split("/")[2] + "/make")
+    page.get_by_label("Prompt").fill(prompt)
+    page.get_by_label("Size").fill(size)
+    page.get_by_label("Count").fill(str(n))
+    page.locator("#check.valid").wait_for()
+    page.get_by_label("I have read the estimate").check()
+    return start_and_wait(page, lambda: page.get_by_role("button", name=button, exact=True).click())
+
+
+def start_and_wait(page, click, timeout=180_000):
+    """Click what starts a job; wait for that job's card to show its end."""
+    with page.expect_response(lambda r: r.url.split("/api/")[-1] in ("generate", "draft", "final")) as r:
+        click()
+    job = r.value.json()["job"]
+    card = page.locator(f"#job-{job}")
+    card.locator(".state.done, .state.failed, .state.cancelled").wait_for(timeout=timeout)
+    return card
+
+
+def test_the_token_becomes_a_cookie_and_leaves_the_address_bar(page, studio):
+    assert page.url == studio.base + "/", page.url
+    assert page.get_by_role("heading", name="Gallery").is_visible()
+    assert "Offline emulator" in page.locator(".banner").inner_text()
+    cookies = page.context.cookies()
+    c = next(c for c in cookies if c["name"] == f"fourk_studio_{studio.port}")
+    assert c["httpOnly"] and c["sameSite"] == "Strict"
+
+
+def test_local_server_checks(studio, tmp_path):
+    # No token: 401. A foreign Host (DNS rebinding): 403. Security headers on every answer.
+    status, headers, _ = request(studio, "/", cookie=False)
+    assert status == 401
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert request(studio, "/", host=f"evil.example:{studio.port}")[0] == 403
+    assert request(studio, "/", host=f"localhost:{studio.port}")[0] == 200
+    # A change without the page's own Origin: 403.
+    body = json.dumps({"prompt": "x", "size": "1024x1024"})
+    assert request(studio, "/api/generate", "POST", body=body,
+                   headers={"Content-Type": "application/json"})[0] == 403
+    assert request(studio, "/api/generate", "POST", body=body, headers={
+        "Content-Type": "application/json", "Origin": "http://evil.example"})[0] == 403
+    # Paths: outside the roots 403; inside but not an image 404.
+    q = urllib.parse.quote("/etc/passwd")
+    assert request(studio, f"/raw?path={q}")[0] == 403
+    notes = studio.root / "notes.png"
+    notes.write_text("not an image")
+    assert request(studio, f"/raw?path={urllib.parse.quote(str(notes))}")[0] == 404
+    # A ledger row that points outside the roots (a copied ledger) is listed, never served.
+    outside = tmp_path / "elsewhere.png"
+    subprocess.run([fourk_binary(), "-q", "--ledger", str(studio.ledger), "generate", "outside",
+                    "--size", "1024x1024", "--emulator", "--out", str(outside)], check=True)
+    image_id = sqlite3.connect(studio.ledger).execute(
+        "SELECT id FROM images WHERE path = ?", (str(outside),)).fetchone()[0]
+    for path in (f"/file/{image_id}", f"/thumb/{image_id}"):
+        status, _, data = request(studio, path)
+        assert status == 403, (path, status, data)
+        assert b"--root" in data
+
+
+def test_a_bad_size_shows_its_rule_then_generate_makes_a_verified_image(page, studio):
+    page.get_by_role("link", name="Make").click()
+    page.get_by_label("Prompt").fill("a lighthouse at dusk, studio test")
+    page.get_by_label("Size").fill("4000x2000")
+    check = page.locator("#check.invalid")
+    check.wait_for()
+    text = check.inner_text()
+    assert "max_edge" in text and "3840" in text, text
+    assert page.get_by_role("button", name="Generate", exact=True).is_disabled()
+    shot(page, "make-bad-size")
+    page.get_by_role("button", name="Use 3840x1920").click()
+    page.locator("#check.valid").wait_for()
+    assert page.get_by_label("Size").input_value() == "3840x1920"
+    assert "experimental" in page.locator("#check").inner_text()
+    assert "$" in page.locator("#check .estimate").first.inner_text()
+    # Nothing can be sent before the estimate is accepted.
+    assert page.get_by_role("button", name="Generate", exact=True).is_disabled()
+    page.get_by_label("I have read the estimate").check()
+    card = start_and_wait(page, lambda: page.get_by_role("button", name="Generate", exact=True).click())
+    assert card.locator(".state").inner_text() == "done"
+    # Streamed partial images were shown as progress.
+    assert card.locator(".partials img").count() >= 1
+    assert "all verified" in card.locator(".message").inner_text()
+    shot(page, "make-done")
+    card.get_by_role("link", name="Open the result").click()
+    assert page.get_by_role("heading", name="Image #").is_visible() or page.locator("h1").inner_text().startswith("Image #")
+    assert "3840x1920" in page.locator(".facts").inner_text()
+    assert page.locator(".facts .badge.ok").inner_text() == "verified"
+    page.get_by_role("link", name="Gallery").click()
+    first = page.locator("ul.grid li.card").first
+    assert "3840x1920" in first.inner_text() and "verified" in first.inner_text()
+    assert first.locator("img").get_attribute("alt") == "a lighthouse at dusk, studio test"
+
+
+def test_a_prompt_carrying_a_script_stays_text(page, studio):
+    card = make(page, EVIL, size="1024x1024")
+    assert "all verified" in card.locator(".message").inner_text()
+    page.goto(studio.base + "/")
+    img = page.locator("ul.grid li.card img").first
+    assert img.get_attribute("alt") == EVIL
+    assert page.evaluate("window.__pwned") is None
+    card.page.get_by_role("link", name="Make").click()
+    page.goto(studio.base + "/")
+    page.locator("ul.grid li.card a").first.click()
+    assert EVIL in page.locator(".prompt").inner_text()
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("script").count() == 1  # the studio's own, nothing from the prompt
+
+
+def test_drafts_reviewed_and_one_made_final_by_upscale(page, studio):
+    card = make(page, "a red fox in snow, drafts", size="3840x2160", n=3, button="Draft")
+    assert "3 images, all verified" in card.locator(".message").inner_text()
+    card.get_by_role("link", name="Review the drafts").click()
+    assert page.locator("h1").inner_text() == "Review"
+    picks = page.locator("input[name=draft]")
+    assert picks.count() == 3
+    page.locator("img.sheet").wait_for()
+    assert page.locator("img.sheet").evaluate("i => i.complete && i.naturalWidth > 0")
+    second = picks.nth(1)
+    draft_id = int(second.get_attribute("value"))
+    second.check()
+    page.get_by_label("upscale", exact=False).first.check()
+    shot(page, "review")
+    job = start_and_wait(page, lambda: page.get_by_role("button", name="Make final").click())
+    assert job.locator(".state").inner_text() == "done", job.inner_text()
+    assert "all verified" in job.locator(".message").inner_text()
+    job.get_by_role("link", name="Open the result").click()
+    assert "3840x2160" in page.locator(".facts").inner_text()
+    path = page.locator(".facts .path code").inner_text()
+    out = subprocess.run([fourk_binary(), "verify", path, "--expect", "3840x2160"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # The final is linked to its draft, both ways.
+    lineage = page.locator(".lineage").inner_text()
+    assert "master->upscale" in lineage
+    page.goto(f"{studio.base}/review/{draft_id}")
+    final_links = page.locator("ul.drafts li").nth(1).locator("a.final")
+    assert final_links.count() >= 2
+    assert "3840x2160" in final_links.last.inner_text()
+
+
+def test_work_survives_a_reload(page, studio):
+    page.goto(studio.base + "/make")
+    page.get_by_label("Prompt").fill("kept across reloads")
+    page.get_by_label("Size").fill("1536x1024")
+    page.get_by_label("Count").fill("2")
+    page.locator("#check.valid").wait_for()
+    page.get_by_label("I have read the estimate").check()
+    with page.expect_response("**/api/draft") as r:
+        page.get_by_role("button", name="Draft", exact=True).click()
+    job_id = "job-" + r.value.json()["job"]
+    page.reload()
+    card = page.locator(f"#{job_id}")
+    card.wait_for()
+    card.locator(".state.done").wait_for(timeout=120_000)
+    assert "2 images" in card.locator(".message").inner_text()
+
+
+def test_full_size_is_one_image_pixel_per_device_pixel(browser, studio):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, device_scale_factor=2)
+    page = ctx.new_page()
+    page.goto(studio.url)
+    page.goto(studio.base + "/?size=3840x2160")
+    page.locator("ul.grid li.card a").first.click()
+    img = page.locator("#full")
+    img.evaluate("i => i.decode()")
+    fitted = img.evaluate("i => i.getBoundingClientRect().width")
+    page.get_by_role("button", name="100% zoom").click()
+    assert page.get_by_role("button", name="100% zoom").get_attribute("aria-pressed") == "true"
+    natural, shown, dpr = img.evaluate(
+        "i => [i.naturalWidth, i.getBoundingClientRect().width, window.devicePixelRatio]")
+    assert dpr == 2
+    assert abs(shown * dpr - natural) < 1, (natural, shown, dpr)
+    assert shown > fitted
+    shot(page, "image-100")
+    ctx.close()
+
+
+def test_cost_page_charts_the_ledger(page, studio):
+    page.get_by_role("link", name="Cost").click()
+    assert page.get_by_role("img", name="By model").is_visible()
+    assert "gpt-image-2" in page.locator("figure", has_text="By model").inner_text()
+    assert page.get_by_role("img", name="By day").is_visible()
+    shot(page, "cost")
+    page.get_by_role("link", name="Gallery").click()
+    page.locator("ul.grid li.card img").first.evaluate("i => i.decode()")
+    shot(page, "gallery")
+    # Filters narrow the gallery.
+    page.get_by_label("Command").select_option("draft")
+    page.get_by_role("button", name="Filter").click()
+    cmds = page.locator("ul.grid .cmd").all_inner_texts()
+    assert cmds and set(cmds) == {"draft"}, cmds
