@@ -271,6 +271,144 @@ function initImage() {
     apply();
   });
   matchMedia(`(resolution: ${window.devicePixelRatio}dppx)`).addEventListener("change", apply);
+  initActions();
+}
+
+function startJob(path, body) {
+  return api(path, body).then((r) => {
+    render({ status: r.status, outcome: null });
+    watch(r.job);
+    return r.job;
+  }).catch((e) => {
+    document.getElementById("jobs").prepend(el("li", { class: "job" }, el("p", { class: "error", role: "alert" }, e.message)));
+  });
+}
+
+function initActions() {
+  const form = document.getElementById("actions");
+  if (!form) return;
+  const id = Number(form.dataset.id);
+  form.addEventListener("submit", (e) => e.preventDefault());
+  for (const b of form.querySelectorAll("button[data-op]")) {
+    b.addEventListener("click", () => {
+      const body = { op: b.dataset.op, id };
+      if (b.dataset.op === "convert") body.format = form.elements.format.value;
+      startJob("/api/local", body);
+    });
+  }
+  document.getElementById("compare").addEventListener("click", () => {
+    const other = Number(form.elements.b.value);
+    if (!other) { form.elements.b.focus(); return; }
+    location.href = `/compare?a=${id}&b=${other}`;
+  });
+  loadJobs(["upscale", "cutout", "convert", "edit"]);
+}
+
+// ---- Compare: side by side at 100% (scrolls together) or a slider; numbers from the CLI's compare
+function initCompare() {
+  const measure = document.getElementById("measure");
+  const dpr = window.devicePixelRatio || 1;
+  const imgs = [...document.querySelectorAll("img.cmp")];
+  for (const i of imgs) {
+    const size = () => { i.style.width = `${i.naturalWidth / dpr}px`; i.style.height = `${i.naturalHeight / dpr}px`; };
+    if (i.complete) size(); else i.addEventListener("load", size);
+  }
+  const views = [...document.querySelectorAll(".viewer.sync")];
+  let syncing = false;
+  for (const v of views) {
+    v.addEventListener("scroll", () => {
+      if (syncing) return;
+      syncing = true;
+      for (const o of views) if (o !== v) { o.scrollLeft = v.scrollLeft; o.scrollTop = v.scrollTop; }
+      requestAnimationFrame(() => { syncing = false; });
+    });
+  }
+  const side = document.getElementById("side");
+  const slider = document.getElementById("slider");
+  for (const r of document.querySelectorAll("input[name=view]")) {
+    r.addEventListener("change", () => {
+      side.hidden = r.value !== "side";
+      slider.hidden = r.value !== "slider";
+    });
+  }
+  const over = document.getElementById("over");
+  const slide = document.getElementById("slide");
+  const clip = () => { over.style.clipPath = `inset(0 0 0 ${slide.value}%)`; };
+  slide.addEventListener("input", clip);
+  clip();
+  api("/api/local", { op: "compare", id: Number(measure.dataset.a), b: Number(measure.dataset.b) }).then((r) => {
+    const src = new EventSource(`/api/jobs/${r.job}/events`);
+    src.addEventListener("done", (e) => {
+      src.close();
+      const v = JSON.parse(e.data);
+      const o = v.outcome || {};
+      const rep = o.report;
+      if (!rep) { measure.textContent = o.message || "the comparison failed"; measure.classList.add("error"); return; }
+      const psnr = rep.psnr_db == null ? (rep.identical ? "identical" : "n/a") : `${rep.psnr_db.toFixed(2)} dB`;
+      measure.replaceChildren(
+        el("span", { class: "metric" }, "Detail ratio (B/A): ", el("strong", { id: "detail-ratio" }, rep.detail_ratio.toFixed(3))),
+        el("span", { class: "metric" }, "PSNR: ", el("strong", { id: "psnr" }, psnr)),
+        el("span", { class: "metric" }, "SSIM: ", el("strong", {}, rep.ssim == null ? "n/a" : rep.ssim.toFixed(4))),
+        ...(rep.notes || []).map((n) => el("p", { class: "hint" }, n)));
+    });
+  }).catch((e) => { measure.textContent = e.message; measure.classList.add("error"); });
+}
+
+// ---- Edit: a mask painted on a canvas at the image's own size -------------------------------
+function initEdit() {
+  const form = document.getElementById("edit-form");
+  const canvas = document.getElementById("mask-canvas");
+  const ctx = canvas.getContext("2d");
+  const brush = document.getElementById("brush");
+  let painting = false;
+  let last = null;
+  const tool = () => form.elements.tool.value;
+  const at = (e) => {
+    const r = canvas.getBoundingClientRect();
+    return [(e.clientX - r.left) * canvas.width / r.width, (e.clientY - r.top) * canvas.height / r.height];
+  };
+  const scale = () => canvas.width / canvas.getBoundingClientRect().width;
+  function stroke(p) {
+    ctx.globalCompositeOperation = tool() === "eraser" ? "destination-out" : "source-over";
+    ctx.strokeStyle = ctx.fillStyle = "rgba(230, 40, 40, 1)";
+    ctx.lineCap = ctx.lineJoin = "round";
+    ctx.lineWidth = Number(brush.value) * scale();
+    ctx.beginPath();
+    const from = last || p;
+    ctx.moveTo(from[0], from[1]);
+    ctx.lineTo(p[0] + 0.01, p[1]);
+    ctx.stroke();
+    last = p;
+  }
+  canvas.addEventListener("pointerdown", (e) => { painting = true; last = null; canvas.setPointerCapture(e.pointerId); stroke(at(e)); });
+  canvas.addEventListener("pointermove", (e) => { if (painting) stroke(at(e)); });
+  const end = () => { painting = false; last = null; };
+  canvas.addEventListener("pointerup", end);
+  canvas.addEventListener("pointercancel", end);
+  document.getElementById("mask-all").addEventListener("click", () => {
+    ctx.globalCompositeOperation = "source-over";
+    ctx.fillStyle = "rgba(230, 40, 40, 1)";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+  });
+  document.getElementById("mask-clear").addEventListener("click", () => ctx.clearRect(0, 0, canvas.width, canvas.height));
+  form.addEventListener("submit", (e) => e.preventDefault());
+  document.getElementById("send-edit").addEventListener("click", () => {
+    // The mask: opaque everywhere, transparent (alpha 0) where painted.
+    const m = document.createElement("canvas");
+    m.width = canvas.width;
+    m.height = canvas.height;
+    const mc = m.getContext("2d");
+    mc.fillStyle = "#000";
+    mc.fillRect(0, 0, m.width, m.height);
+    mc.globalCompositeOperation = "destination-out";
+    mc.drawImage(canvas, 0, 0);
+    startJob("/api/edit", {
+      id: Number(form.dataset.id),
+      prompt: form.elements.prompt.value,
+      mask: m.toDataURL("image/png"),
+    });
+  });
+  loadJobs(["edit"]);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -278,4 +416,6 @@ document.addEventListener("DOMContentLoaded", () => {
   if (page === "make") initMake();
   else if (page === "review") initReview();
   else if (page === "image") initImage();
+  else if (page === "compare") initCompare();
+  else if (page === "edit") initEdit();
 });

@@ -57,6 +57,9 @@ pub struct Outcome {
     pub estimate: bool,
     /// Where to look next (`/review/ID`, `/image/ID`).
     pub next: Option<String>,
+    /// The operation's report (a comparison's detail ratio, PSNR and SSIM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<Value>,
 }
 
 /// An error for the page: the CLI's message, and the HTTP status.
@@ -98,6 +101,12 @@ pub(crate) fn routes() -> Router<Studio> {
         .route("/api/generate", post(generate))
         .route("/api/draft", post(draft))
         .route("/api/final", post(finalize))
+        .route("/api/local", post(local))
+        // A painted mask at 4K travels as a PNG in the body.
+        .route(
+            "/api/edit",
+            post(edit).layer(axum::extract::DefaultBodyLimit::max(MAX_EDIT_BODY)),
+        )
         .route("/api/jobs", get(jobs))
         .route("/api/jobs/{id}", get(job))
         .route("/api/jobs/{id}/events", get(events))
@@ -122,6 +131,8 @@ pub(crate) struct MakeForm {
 }
 
 const DEFAULT_MODEL: &str = "gpt-image-2";
+/// The largest Edit request: the mask PNG as base64 (a mask is at most 50 MB, as the API's).
+const MAX_EDIT_BODY: usize = 72 * 1024 * 1024;
 const DEFAULT_DRAFTS: u32 = 4;
 
 fn model_of(f: &MakeForm) -> String {
@@ -340,37 +351,7 @@ async fn generate(State(studio): State<Studio>, Json(f): Json<MakeForm>) -> Resu
             let result = fourk_core::generate::generate(&spec, &fk.caps, &rec).await;
             rec.finish(&result);
             let (images, all_ok) = result?;
-            let mut o = Outcome {
-                ok: all_ok,
-                ..Outcome::default()
-            };
-            let mut seen = std::collections::HashSet::new();
-            for s in &images {
-                if let Some(t) = &s.thumbnail
-                    && let Err(e) = thumbs.store(&s.sha256, t)
-                {
-                    tracing::warn!("no thumbnail for {}: {e:#}", s.path.display());
-                }
-                if let Some(c) = &s.cost
-                    && seen.insert(s.attempt_id)
-                {
-                    *o.usd.get_or_insert(0.0) += c.usd;
-                    o.estimate |= c.estimate;
-                }
-                o.images.push(Made {
-                    id: s.ledger_id,
-                    path: s.path.clone(),
-                    verified: s.verified,
-                    role: "image",
-                });
-            }
-            o.next = o
-                .images
-                .first()
-                .and_then(|m| m.id)
-                .map(|id| format!("/image/{id}"));
-            o.message = made_line(&o);
-            Ok(o)
+            Ok(images_outcome(&images, all_ok, &thumbs))
         },
     )?;
     Ok(started(&job))
@@ -577,4 +558,283 @@ async fn events(
             }
         });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+impl Studio {
+    /// The file of ledger image `id`, resolved inside the roots, or a usage error.
+    fn input_of(&self, id: i64) -> Result<(fourk_core::ledger::ImageRecord, PathBuf), ApiError> {
+        let rec = self
+            .ledger()
+            .and_then(|l| l.find_image(id).ok().flatten())
+            .ok_or_else(|| ApiError::not_found(format!("no image {id} in the ledger")))?;
+        let path = self.inside(&rec.path).ok_or_else(|| {
+            ApiError::usage(format!(
+                "image {id} ({}) is not under the studio's roots (or is gone); nothing was read\n\nhint: start `fourk studio` with --root FOLDER",
+                rec.path.display()
+            ))
+        })?;
+        Ok((rec, path))
+    }
+}
+
+/// An Image page action that runs here, sends nothing and costs nothing.
+#[derive(Debug, Deserialize)]
+struct LocalForm {
+    /// `upscale` (to the 4K frame of the image's orientation), `cutout`, `convert`, `compare`.
+    op: String,
+    /// The image (A of a comparison).
+    id: i64,
+    /// B of a comparison.
+    #[serde(default)]
+    b: Option<i64>,
+    /// `convert`: png, jpeg or webp.
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// The 4K frame with the image's orientation and ratio: long edge 3840, the other edge in
+/// proportion (3840x2160 for 16:9).
+fn four_k(w: u32, h: u32) -> Size {
+    let (long, short) = (w.max(h).max(1), w.min(h));
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let other = ((f64::from(short) * 3840.0 / f64::from(long)).round() as u32).max(1);
+    if w >= h {
+        Size::Exact {
+            width: 3840,
+            height: other,
+        }
+    } else {
+        Size::Exact {
+            width: other,
+            height: 3840,
+        }
+    }
+}
+
+/// `POST /api/local`: Upscale to 4K, Cutout, Convert, Compare, as the CLI's commands.
+async fn local(State(studio): State<Studio>, Json(f): Json<LocalForm>) -> Result<Json<Value>, ApiError> {
+    use fourk_core::pipeline::{self as pl, Encode, Operation};
+    let (rec, input) = studio.input_of(f.id)?;
+    let out = studio.inner.out_dir.clone();
+    let (kind, op) = match f.op.as_str() {
+        "upscale" => {
+            let (w, h) = rec
+                .width
+                .zip(rec.height)
+                .ok_or_else(|| ApiError::usage(format!("image {} has no recorded size", f.id)))?;
+            (
+                "upscale",
+                Operation::Upscale(pl::UpscaleSpec {
+                    input,
+                    to: four_k(w, h),
+                    out,
+                    filter: fourk_imaging::Filter::default(),
+                    sharpen: None,
+                    stretch: false,
+                    encode: Encode::default(),
+                }),
+            )
+        }
+        "cutout" => (
+            "cutout",
+            Operation::Cutout(pl::CutoutSpec {
+                input,
+                method: pl::CutoutMethod::Key {
+                    key: fourk_imaging::KeySpec::Auto,
+                    tolerance: fourk_imaging::DEFAULT_TOLERANCE,
+                    feather: fourk_imaging::DEFAULT_FEATHER,
+                },
+                out,
+                encode: Encode {
+                    format: Some(OutputFormat::Png),
+                    ..Encode::default()
+                },
+            }),
+        ),
+        "convert" => (
+            "convert",
+            Operation::Convert(pl::ConvertSpec {
+                input,
+                out,
+                encode: Encode {
+                    format: Some(parse_format(f.format.as_deref())?.ok_or_else(|| {
+                        ApiError::usage("choose the format to convert to: png, jpeg or webp")
+                    })?),
+                    ..Encode::default()
+                },
+            }),
+        ),
+        "compare" => {
+            let b = f
+                .b
+                .ok_or_else(|| ApiError::usage("choose the image to compare with (its # in the gallery)"))?;
+            let (_, b) = studio.input_of(b)?;
+            (
+                "compare",
+                Operation::Compare(pl::CompareSpec {
+                    a: input,
+                    b,
+                    crop: None,
+                    out,
+                    encode: Encode::default(),
+                }),
+            )
+        }
+        other => {
+            return Err(ApiError::usage(format!(
+                "unknown action '{other}': upscale, cutout, convert or compare"
+            )));
+        }
+    };
+    let ledger = studio.inner.fk.ledger_path().to_path_buf();
+    let job = studio.launch(kind, Some(0.0), move |job, _| async move {
+        let token = job.token();
+        job.tick(format!("{kind}: working"), None);
+        let on = ledger.clone();
+        let summary = tokio::task::spawn_blocking(move || op.run(&on, &token)).await??;
+        let id = fourk_core::ledger::Ledger::open_read_only(&ledger)
+            .ok()
+            .and_then(|l| l.find_image_by_path(&summary.path).ok().flatten())
+            .map(|i| i.id);
+        let mut o = Outcome {
+            ok: summary.verified && summary.inputs_ok,
+            images: vec![Made {
+                id,
+                path: summary.path.clone(),
+                verified: summary.verified,
+                role: kind,
+            }],
+            report: summary.report.clone(),
+            next: id.map(|i| format!("/image/{i}")),
+            ..Outcome::default()
+        };
+        o.message = format!(
+            "{kind}: {}x{} {}, {}",
+            summary.width,
+            summary.height,
+            summary.format.extension(),
+            if summary.verified {
+                "verified"
+            } else {
+                "NOT verified"
+            }
+        );
+        Ok(o)
+    })?;
+    Ok(started(&job))
+}
+
+/// The Edit page's request: the image, the prompt, and the painted mask as a PNG data URL.
+#[derive(Debug, Deserialize)]
+struct EditForm {
+    id: i64,
+    prompt: String,
+    /// `data:image/png;base64,...`: transparent where the image is to change.
+    #[serde(default)]
+    mask: Option<String>,
+    #[serde(default)]
+    quality: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+}
+
+/// `POST /api/edit`: the mask is written beside the outputs, then checked by the same rules
+/// as `fourk edit --mask` before anything is sent.
+async fn edit(State(studio): State<Studio>, Json(f): Json<EditForm>) -> Result<Json<Value>, ApiError> {
+    use base64::Engine as _;
+    if f.prompt.trim().is_empty() {
+        return Err(ApiError::usage(
+            "the prompt is empty: say what to change in Prompt",
+        ));
+    }
+    let (rec, input) = studio.input_of(f.id)?;
+    let model = f
+        .model
+        .clone()
+        .filter(|m| !m.trim().is_empty())
+        .or_else(|| rec.model.clone())
+        .unwrap_or_else(|| DEFAULT_MODEL.to_owned());
+    let mut spec =
+        fourk_core::spec::EditSpec::new(vec![input], &f.prompt, &model, studio.inner.opts.endpoint.clone());
+    if let Some(data) = f.mask.as_deref().filter(|m| !m.is_empty()) {
+        let b64 = data.strip_prefix("data:image/png;base64,").ok_or_else(|| {
+            ApiError::usage("mask_format: the mask must be a PNG (data:image/png;base64,...)")
+        })?;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| ApiError::usage(format!("mask_format: the mask is not base64: {e}")))?;
+        let path = fourk_core::outputs::resolve(
+            Some(&studio.inner.out_dir),
+            &format!("fourk-mask-{}", f.id),
+            OutputFormat::Png,
+            |p| vec![p.to_path_buf()],
+        )
+        .map_err(|e| ApiError::core(&e))?;
+        fourk_imaging::save_atomic(&path, &png)
+            .map_err(|e| ApiError::usage(format!("cannot write the mask {}: {e}", path.display())))?;
+        spec.mask = Some(path);
+    }
+    if let (Some(w), Some(h)) = (rec.width, rec.height)
+        && studio.inner.fk.caps.verdict(&format!("{w}x{h}"), &model).valid
+    {
+        spec.size = Size::Exact { width: w, height: h };
+    }
+    spec.image.quality = parse_quality(f.quality.as_deref())?;
+    spec.out = Some(studio.inner.out_dir.clone());
+    let fk = studio.inner.fk.clone();
+    let dry = fourk_core::edit::dry_run(&spec, &fk.caps).map_err(|e| ApiError::core(&e))?;
+    let thumbs = studio.inner.thumbs.clone();
+    let job = studio.launch(
+        "edit",
+        dry.estimate.map(|e| e.cost.usd),
+        move |_, control| async move {
+            let rec = Recorder::new(fk.ledger_path(), "edit", fourk_core::edit::ledger_args(&spec))
+                .with_control(control);
+            let result = fourk_core::edit::edit(&spec, &fk.caps, &rec).await;
+            rec.finish(&result);
+            let (images, all_ok) = result?;
+            Ok(images_outcome(&images, all_ok, &thumbs))
+        },
+    )?;
+    Ok(started(&job))
+}
+
+/// The outcome of a request's saved images; their thumbnails (made from the pixels decoded to
+/// verify them) go to the cache.
+fn images_outcome(
+    images: &[fourk_core::save::ImageSummary],
+    all_ok: bool,
+    thumbs: &fourk_core::thumbs::ThumbCache,
+) -> Outcome {
+    let mut o = Outcome {
+        ok: all_ok,
+        ..Outcome::default()
+    };
+    let mut seen = std::collections::HashSet::new();
+    for s in images {
+        if let Some(t) = &s.thumbnail
+            && let Err(e) = thumbs.store(&s.sha256, t)
+        {
+            tracing::warn!("no thumbnail for {}: {e:#}", s.path.display());
+        }
+        if let Some(c) = &s.cost
+            && seen.insert(s.attempt_id)
+        {
+            *o.usd.get_or_insert(0.0) += c.usd;
+            o.estimate |= c.estimate;
+        }
+        o.images.push(Made {
+            id: s.ledger_id,
+            path: s.path.clone(),
+            verified: s.verified,
+            role: "image",
+        });
+    }
+    o.next = o
+        .images
+        .first()
+        .and_then(|m| m.id)
+        .map(|id| format!("/image/{id}"));
+    o.message = made_line(&o);
+    o
 }

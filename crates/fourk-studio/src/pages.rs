@@ -28,6 +28,8 @@ pub(crate) fn routes() -> Router<Studio> {
         .route("/review/{id}", get(review))
         .route("/image/{id}", get(image))
         .route("/cost", get(cost))
+        .route("/compare", get(compare))
+        .route("/edit/{id}", get(edit))
 }
 
 fn layout(studio: &Studio, title: &str, page: &str, body: &Markup) -> Markup {
@@ -365,6 +367,8 @@ async fn image(State(studio): State<Studio>, UrlPath(id): UrlPath<i64>) -> Respo
     let from = ledger.links_to(id).unwrap_or_default();
     let into = ledger.links_from(id).unwrap_or_default();
     let dims = rec.width.zip(rec.height).map(|(w, h)| format!("{w}x{h}"));
+    // Compare with what it was made from, else with what was made from it.
+    let compare_default = from.first().or_else(|| into.first()).map(|(i, _)| *i);
     let section = |key: &str| sidecar.as_ref().and_then(|s| s.get(key)).cloned();
     let body = html! {
         h1 { "Image #" (rec.id) }
@@ -376,10 +380,26 @@ async fn image(State(studio): State<Studio>, UrlPath(id): UrlPath<i64>) -> Respo
             span.path { code { (rec.path.display()) } }
         }
         @if served {
-            div.toolbar {
+            div.toolbar role="group" aria-label="View" {
                 button #zoom type="button" aria-pressed="false" { "100% zoom" }
                 a.button href={ "/file/" (rec.id) "?download=1" } download { "Download" }
             }
+            form #actions.actions data-id=(rec.id) aria-label="Actions on this image" {
+                button type="button" data-op="upscale" { "Upscale to 4K" }
+                button type="button" data-op="cutout" { "Cutout" }
+                span.group {
+                    label { "Convert to" select name="format" {
+                        option value="jpeg" { "jpeg" } option value="webp" { "webp" } option value="png" { "png" }
+                    } }
+                    button type="button" data-op="convert" { "Convert" }
+                }
+                span.group {
+                    label { "Compare with image #" input name="b" type="number" min="1" value=[compare_default]; }
+                    button #compare type="button" { "Compare" }
+                }
+                a.button href={ "/edit/" (rec.id) } { "Edit" }
+            }
+            ol #jobs.jobs aria-live="polite" {}
             div #viewer.viewer {
                 img #full src={ "/file/" (rec.id) } alt=(alt_of(&rec)) width=[rec.width] height=[rec.height];
             }
@@ -458,4 +478,83 @@ async fn cost(State(studio): State<Studio>) -> Response {
         p.hint { "The same numbers as " code { "fourk cost --by day|model|size" } "." }
     };
     layout(&studio, "Cost", "cost", &body).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct CompareQuery {
+    a: i64,
+    b: i64,
+}
+
+async fn compare(State(studio): State<Studio>, Query(q): Query<CompareQuery>) -> Response {
+    let Some(ledger) = studio.ledger() else {
+        return not_found(&studio, "nothing is on record yet");
+    };
+    let (Some(a), Some(b)) = (
+        ledger.find_image(q.a).ok().flatten(),
+        ledger.find_image(q.b).ok().flatten(),
+    ) else {
+        return not_found(&studio, &format!("image {} or {} is not in the ledger", q.a, q.b));
+    };
+    let dims = |r: &ImageRecord| {
+        r.width
+            .zip(r.height)
+            .map(|(w, h)| format!("{w}x{h}"))
+            .unwrap_or_default()
+    };
+    let body = html! {
+        h1 { "Compare #" (a.id) " and #" (b.id) }
+        div #measure.measure data-a=(a.id) data-b=(b.id) aria-live="polite" { "Measuring detail and PSNR…" }
+        fieldset.modes {
+            legend { "View" }
+            label { input type="radio" name="view" value="side" checked; " Side by side at 100%" }
+            label { input type="radio" name="view" value="slider"; " Slider" }
+        }
+        div #side.side {
+            @for r in [&a, &b] {
+                figure {
+                    figcaption { a href={ "/image/" (r.id) } { "#" (r.id) } " " (dims(r)) " " (r.route.as_deref().unwrap_or("")) }
+                    div.viewer.actual.sync { img.cmp src={ "/file/" (r.id) } alt=(alt_of(r)) width=[r.width] height=[r.height]; }
+                }
+            }
+        }
+        div #slider.slider hidden {
+            div.stack {
+                img src={ "/file/" (a.id) } alt={ "A: #" (a.id) };
+                div #over.over { img src={ "/file/" (b.id) } alt={ "B: #" (b.id) }; }
+            }
+            label { "Slider position" input #slide type="range" min="0" max="100" value="50"; }
+        }
+    };
+    layout(&studio, "Compare", "compare", &body).into_response()
+}
+
+async fn edit(State(studio): State<Studio>, UrlPath(id): UrlPath<i64>) -> Response {
+    let Some(rec) = studio.ledger().and_then(|l| l.find_image(id).ok().flatten()) else {
+        return not_found(&studio, &format!("no image {id} in the ledger"));
+    };
+    let body = html! {
+        h1 { "Edit image #" (rec.id) }
+        form #edit-form.make data-id=(rec.id) data-width=[rec.width] data-height=[rec.height] {
+            label.wide { "Prompt" textarea name="prompt" rows="3" required { } }
+            div.row role="group" aria-label="Mask tools" {
+                fieldset.modes.inline {
+                    legend { "Tool" }
+                    label { input type="radio" name="tool" value="brush" checked; " Brush" }
+                    label { input type="radio" name="tool" value="eraser"; " Eraser" }
+                }
+                label { "Brush size" input #brush type="range" min="8" max="400" value="96"; }
+                button #mask-all type="button" class="secondary" { "Mask everything" }
+                button #mask-clear type="button" class="secondary" { "Clear mask" }
+            }
+            p.hint { "Paint over what should change: the painted area becomes transparent in the mask (alpha 0), as the API expects. The mask is checked by the same rules as " code { "fourk edit --mask" } " before anything is sent." }
+            div.paint {
+                img #base src={ "/file/" (rec.id) } alt=(alt_of(&rec)) width=[rec.width] height=[rec.height];
+                canvas #mask-canvas width=[rec.width] height=[rec.height] aria-label="Mask: paint with the pointer over the area to change" {}
+            }
+            div.buttons { button #send-edit type="button" { "Edit" } }
+        }
+        ol #jobs.jobs aria-live="polite" {}
+    };
+    layout(&studio, &format!("Edit #{id}"), "edit", &body).into_response()
 }
