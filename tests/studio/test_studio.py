@@ -5,13 +5,14 @@ local-server checks (token, Host, paths) from outside the browser."""
 
 import http.client
 import json
+import os
 import sqlite3
 import subprocess
 import urllib.parse
 
 from conftest import shot
 
-from fourk_procs import fourk_binary
+from fourk_procs import emulator, fourk_binary
 
 EVIL = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
@@ -300,3 +301,28 @@ def test_edit_with_a_painted_mask(page, studio):
         alpha = m.getchannel("A")
         assert alpha.getpixel((0, 1023)) == 255
         assert alpha.getpixel((768, 512)) == 0
+
+
+def test_a_batch_from_the_cli_is_watched_live_to_its_end(page, studio, tmp_path):
+    page.get_by_role("link", name="Batches").click()
+    assert page.locator("h1").inner_text() == "Batches"
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("prompt,size,name\n" + "".join(
+        f"batch item {i},1024x1024,item{i}\n" for i in range(3)))
+    with emulator("--latency", "0.02") as url:
+        env = {**os.environ, "OPENAI_API_KEY": "sk-studio-test", "FOURK_NO_PROGRESS": "1"}
+        proc = subprocess.Popen(
+            [fourk_binary(), "-q", "--ledger", str(studio.ledger), "batch", str(jobs), "--base-url", url,
+             "--concurrency", "1", "--out", str(studio.root / "batch-out")],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            row = page.locator("table.batches tr", has_text="jobs.csv")
+            # Seen while it runs (the page was open before the batch started), then at its end.
+            page.locator("table.batches tr[data-state=running]", has_text="jobs.csv").wait_for(timeout=30_000)
+            shot(page, "batches-running")
+            page.locator("table.batches tr[data-state=ok]", has_text="jobs.csv").wait_for(timeout=60_000)
+        finally:
+            assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    text = row.inner_text()
+    assert "3 / 3" in text and "$" in text, text
+    shot(page, "batches")

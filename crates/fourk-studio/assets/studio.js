@@ -411,6 +411,17 @@ function initEdit() {
   loadJobs(["edit"]);
 }
 
+// ---- Batches: the table as the studio renders it (escaped there), replaced when it changes
+function initBatches() {
+  const box = document.getElementById("batches");
+  const src = new EventSource("/api/batches/events");
+  src.addEventListener("batches", (e) => {
+    const t = document.createElement("template");
+    t.innerHTML = e.data;
+    box.replaceChildren(t.content);
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const page = document.body.dataset.page;
   if (page === "make") initMake();
@@ -418,4 +429,5 @@ document.addEventListener("DOMContentLoaded", () => {
   else if (page === "image") initImage();
   else if (page === "compare") initCompare();
   else if (page === "edit") initEdit();
+  else if (page === "batches") initBatches();
 });

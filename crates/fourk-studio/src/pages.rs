@@ -30,6 +30,8 @@ pub(crate) fn routes() -> Router<Studio> {
         .route("/cost", get(cost))
         .route("/compare", get(compare))
         .route("/edit/{id}", get(edit))
+        .route("/batches", get(batches))
+        .route("/api/batches/events", get(batch_events))
 }
 
 fn layout(studio: &Studio, title: &str, page: &str, body: &Markup) -> Markup {
@@ -49,6 +51,7 @@ fn layout(studio: &Studio, title: &str, page: &str, body: &Markup) -> Markup {
                     nav aria-label="Pages" {
                         a href="/" aria-current=[(page == "gallery").then_some("page")] { "Gallery" }
                         a href="/make" aria-current=[(page == "make").then_some("page")] { "Make" }
+                        a href="/batches" aria-current=[(page == "batches").then_some("page")] { "Batches" }
                         a href="/cost" aria-current=[(page == "cost").then_some("page")] { "Cost" }
                     }
                     @if studio.emulated() {
@@ -557,4 +560,84 @@ async fn edit(State(studio): State<Studio>, UrlPath(id): UrlPath<i64>) -> Respon
         ol #jobs.jobs aria-live="polite" {}
     };
     layout(&studio, &format!("Edit #{id}"), "edit", &body).into_response()
+}
+
+/// "1 m 05 s".
+fn duration(s: f64) -> String {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let s = s.max(0.0).round() as u64;
+    if s >= 60 {
+        format!("{} m {:02} s", s / 60, s % 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// The batches table: every batch on record (also those run from the CLI), newest change first.
+pub(crate) fn batch_table(studio: &Studio) -> Markup {
+    let rows = studio
+        .ledger()
+        .and_then(|l| l.batches(100).ok())
+        .unwrap_or_default();
+    html! {
+        @if rows.is_empty() {
+            p.empty { "No batches on record. Run one with " code { "fourk batch JOBS.csv" } " (with the same --ledger); it shows here as it runs." }
+        } @else {
+            table.batches {
+                caption { (rows.len()) " batch" @if rows.len() != 1 { "es" } ", newest change first" }
+                thead { tr {
+                    th scope="col" { "Jobs file" } th scope="col" { "State" } th scope="col" { "Progress" }
+                    th scope="col" { "Succeeded" } th scope="col" { "Failed" } th scope="col" { "Possibly billed" }
+                    th scope="col" { "Spend" } th scope="col" { "ETA" } th scope="col" { "Started" }
+                } }
+                tbody {
+                    @for b in &rows {
+                        @let name = b.jobs_file.as_deref().map_or_else(|| b.batch_key.get(..12).unwrap_or("").to_owned(), |f| file_name(Path::new(f)));
+                        tr data-batch=(b.batch_key) data-state=(b.run_status) {
+                            th scope="row" title=[b.jobs_file.as_deref()] { (name) }
+                            td.state { (b.run_status) }
+                            td { progress value=(b.done()) max=(b.total.max(1)) aria-label={ (name) " progress" } {} " " span.count { (b.done()) " / " (b.total) } }
+                            td { (b.succeeded) } td { (b.failed) } td { (b.possibly_billed) }
+                            td { (dollars(Some(b.usd), b.estimate)) }
+                            td { (b.eta_s().map_or_else(|| "—".to_owned(), duration)) }
+                            td { time datetime=(b.run_started_at) { (b.run_started_at.get(..19).unwrap_or(&b.run_started_at).replace('T', " ")) } " (" (duration(b.run_elapsed_s)) ")" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn batches(State(studio): State<Studio>) -> Response {
+    let body = html! {
+        h1 { "Batches" }
+        p.hint { "Batches run by " code { "fourk batch" } " on this ledger, from any terminal, updated live." }
+        div #batches aria-live="polite" { (batch_table(&studio)) }
+    };
+    layout(&studio, "Batches", "batches", &body).into_response()
+}
+
+/// `GET /api/batches/events`: the batches table (escaped HTML) each time it changes; the
+/// ledger is read once a second.
+async fn batch_events(
+    State(studio): State<Studio>,
+) -> axum::response::sse::Sse<
+    impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let stream = futures_util::stream::unfold((studio, String::new()), |(studio, last)| async move {
+        loop {
+            let s = studio.clone();
+            let table = tokio::task::spawn_blocking(move || batch_table(&s).into_string())
+                .await
+                .unwrap_or_default();
+            if table != last {
+                let e = Event::default().event("batches").data(table.clone());
+                return Some((Ok(e), (studio, table)));
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }

@@ -323,3 +323,119 @@ fn succeeded_tx(tx: &rusqlite::Connection, job: JobId, output: Option<&str>) -> 
     )?;
     Ok(())
 }
+
+/// One batch as the studio's Batches page shows it: its jobs by state, its spend, and its
+/// newest run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BatchSummary {
+    /// The batch's key (the jobs file and the output folder).
+    pub batch_key: String,
+    /// The jobs file, from the newest run's arguments.
+    pub jobs_file: Option<String>,
+    /// The output folder.
+    pub out: Option<String>,
+    /// Jobs in all.
+    pub total: u64,
+    /// Jobs by state.
+    pub succeeded: u64,
+    /// Failed jobs.
+    pub failed: u64,
+    /// Jobs being worked on.
+    pub running: u64,
+    /// Jobs not started.
+    pub pending: u64,
+    /// Jobs whose request may have been billed without an image.
+    pub possibly_billed: u64,
+    /// Skipped jobs.
+    pub skipped: u64,
+    /// Dollars of every attempt of its jobs (measured and estimated).
+    pub usd: f64,
+    /// True when part of `usd` is an estimate.
+    pub estimate: bool,
+    /// The newest run of the batch.
+    pub run_id: RunId,
+    /// Its status (`running`, `ok`, `failed`, ...).
+    pub run_status: String,
+    /// When it started (UTC).
+    pub run_started_at: String,
+    /// Seconds since it started.
+    pub run_elapsed_s: f64,
+    /// The last change of any job (UTC).
+    pub updated_at: String,
+}
+
+impl BatchSummary {
+    /// Jobs that are over (succeeded, failed, possibly billed or skipped).
+    #[must_use]
+    pub const fn done(&self) -> u64 {
+        self.succeeded + self.failed + self.possibly_billed + self.skipped
+    }
+
+    /// Seconds until the rest is done at the newest run's pace, while it runs.
+    #[must_use]
+    pub fn eta_s(&self) -> Option<f64> {
+        let done = self.done();
+        if self.run_status != "running" || done == 0 || done >= self.total {
+            return None;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let per_job = self.run_elapsed_s / done as f64;
+        #[allow(clippy::cast_precision_loss)]
+        Some(per_job * (self.total - done) as f64)
+    }
+}
+
+impl Ledger {
+    /// The newest `limit` batches (local runs of `fourk batch`), most recently changed first.
+    ///
+    /// # Errors
+    /// SQL errors.
+    pub fn batches(&self, limit: u32) -> Result<Vec<BatchSummary>, LedgerError> {
+        let sql = "
+            SELECT b.batch_key, b.total, b.succeeded, b.failed, b.running, b.pending, b.billed,
+                   b.skipped, b.updated, r.id, r.status, r.started_at, r.args,
+                   (julianday(COALESCE(r.finished_at, strftime('%Y-%m-%dT%H:%M:%fZ','now')))
+                     - julianday(r.started_at)) * 86400.0,
+                   COALESCE((SELECT SUM(u.usd) FROM usage u JOIN attempts a ON a.id = u.attempt_id
+                             JOIN jobs j ON j.id = a.job_id WHERE j.batch_key = b.batch_key), 0),
+                   COALESCE((SELECT MAX(u.estimate) FROM usage u JOIN attempts a ON a.id = u.attempt_id
+                             JOIN jobs j ON j.id = a.job_id WHERE j.batch_key = b.batch_key), 0)
+            FROM (SELECT batch_key, COUNT(*) AS total,
+                         SUM(state = 'succeeded') AS succeeded, SUM(state = 'failed') AS failed,
+                         SUM(state = 'running') AS running, SUM(state = 'pending') AS pending,
+                         SUM(state = 'possibly_billed') AS billed, SUM(state = 'skipped') AS skipped,
+                         MAX(updated_at) AS updated, MAX(last_run) AS last_run
+                  FROM jobs GROUP BY batch_key) b
+            JOIN runs r ON r.id = b.last_run
+            ORDER BY b.updated DESC
+            LIMIT ?1";
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.sql(e))?;
+        stmt.query_map([limit], |r| {
+            let n = |i: usize| r.get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0));
+            let args: serde_json::Value =
+                serde_json::from_str(&r.get::<_, String>(12)?).unwrap_or(serde_json::Value::Null);
+            let text = |k: &str| args.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+            Ok(BatchSummary {
+                batch_key: r.get(0)?,
+                jobs_file: text("jobs"),
+                out: text("out"),
+                total: n(1)?,
+                succeeded: n(2)?,
+                failed: n(3)?,
+                running: n(4)?,
+                pending: n(5)?,
+                possibly_billed: n(6)?,
+                skipped: n(7)?,
+                updated_at: r.get(8)?,
+                run_id: r.get(9)?,
+                run_status: r.get(10)?,
+                run_started_at: r.get(11)?,
+                run_elapsed_s: r.get(13)?,
+                usd: r.get(14)?,
+                estimate: r.get(15)?,
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(|e| self.sql(e))
+    }
+}

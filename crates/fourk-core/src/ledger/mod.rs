@@ -23,7 +23,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use hook::record_delivery;
-pub use jobs::{JobRow, JobState, NewJob};
+pub use jobs::{BatchSummary, JobRow, JobState, NewJob};
 pub use query::{
     CostBy, CostRow, GalleryFacets, GalleryFilter, GalleryRow, HistoryRow, ImageRecord, parse_since,
 };
