@@ -326,3 +326,53 @@ def test_a_batch_from_the_cli_is_watched_live_to_its_end(page, studio, tmp_path)
     text = row.inner_text()
     assert "3 / 3" in text and "$" in text, text
     shot(page, "batches")
+
+
+UNNAMED_CONTROLS = """() => [...document.querySelectorAll('input, select, textarea, button, a[href], canvas')]
+  .filter(e => e.type !== 'hidden' && !e.closest('[hidden]'))
+  .filter(e => {
+    const named = (e.labels && e.labels.length > 0) || e.getAttribute('aria-label')
+      || e.getAttribute('aria-labelledby') || (e.textContent || '').trim() || e.getAttribute('title')
+      || (e.querySelector && e.querySelector('img[alt]'));
+    return !named;
+  })
+  .map(e => e.outerHTML.slice(0, 120))"""
+
+
+def test_every_page_names_its_controls_and_fits_1280_and_a_4k_screen(browser, studio):
+    ids = sqlite3.connect(studio.ledger).execute(
+        "SELECT i.id FROM images i JOIN runs r ON r.id = i.run_id WHERE r.kind = 'draft' ORDER BY i.id").fetchall()
+    draft = ids[0][0]
+    pages = ["/", "/make", f"/review/{draft}", f"/image/{draft}", f"/edit/{draft}",
+             f"/compare?a={draft}&b={ids[1][0]}", "/batches", "/cost"]
+    for width, height, dpr in ((1280, 800, 1), (1920, 1080, 2), (3840, 2160, 1)):
+        ctx = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=dpr)
+        page = ctx.new_page()
+        page.goto(studio.url)
+        for path in pages:
+            page.goto(studio.base + path)
+            page.wait_for_load_state("load")
+            assert page.evaluate(UNNAMED_CONTROLS) == [], path
+            overflow = page.evaluate("() => document.scrollingElement.scrollWidth - innerWidth")
+            assert overflow <= 0, (path, width, overflow)
+        if dpr == 2:
+            page.goto(studio.base + "/")
+            shot(page, "gallery-4k-screen")
+        ctx.close()
+
+
+def test_the_make_form_works_from_the_keyboard(page, studio):
+    page.goto(studio.base + "/make")
+    page.get_by_label("Prompt").focus()
+    page.keyboard.type("made with the keyboard only")
+    page.keyboard.press("Tab")  # Size
+    page.keyboard.press("Control+A")
+    page.keyboard.type("1536x1024")
+    page.locator("#check.valid").wait_for()
+    page.get_by_label("I have read the estimate").focus()
+    page.keyboard.press("Space")
+    page.keyboard.press("Tab")
+    active = page.evaluate("document.activeElement.outerHTML.slice(0, 200)")
+    assert 'id="generate"' in active, (active, page.locator("#check").inner_text())
+    card = start_and_wait(page, lambda: page.keyboard.press("Enter"))
+    assert "1 image, all verified" in card.locator(".message").inner_text()

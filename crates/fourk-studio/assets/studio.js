@@ -201,6 +201,8 @@ function initMake() {
   function changed() {
     valid = false;
     confirm.checked = false;
+    // The verdict shown is for the old values until the new check answers.
+    check.className = "check pending";
     buttons();
     clearTimeout(timer);
     timer = setTimeout(runCheck, 150);

@@ -107,14 +107,18 @@ fn verified_badge(ok: bool) -> Markup {
     }
 }
 
-fn card(row: &GalleryRow) -> Markup {
+fn card(row: &GalleryRow, served: bool) -> Markup {
     let rec = &row.image;
     let (w, h) = thumb_box(rec);
     let dims = rec.width.zip(rec.height).map(|(w, h)| format!("{w}x{h}"));
     html! {
         li.card {
             a href={ "/image/" (rec.id) } {
-                img src={ "/thumb/" (rec.id) } alt=(alt_of(rec)) width=(w) height=(h) loading="lazy" decoding="async";
+                @if served {
+                    img src={ "/thumb/" (rec.id) } alt=(alt_of(rec)) width=(w) height=(h) loading="lazy" decoding="async";
+                } @else {
+                    span.unserved title=(alt_of(rec)) { "not under --root: " (file_name(&rec.path)) }
+                }
             }
             div.meta {
                 span.size { (dims.as_deref().unwrap_or("?")) }
@@ -185,7 +189,7 @@ async fn gallery(State(studio): State<Studio>, Query(q): Query<GalleryQuery>) ->
             p.empty { "No images on record" @if filter != GalleryFilter::default() { " that pass these filters" } ". " a href="/make" { "Make one" } "." }
         } @else {
             p.count { (rows.len()) " image" @if rows.len() != 1 { "s" } ", newest first" }
-            ul.grid { @for r in &rows { (card(r)) } }
+            ul.grid { @for r in &rows { (card(r, studio.inside(&r.image.path).is_some())) } }
         }
     };
     layout(&studio, "Gallery", "gallery", &body).into_response()
