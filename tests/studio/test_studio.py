@@ -12,7 +12,7 @@ import urllib.parse
 
 from conftest import shot
 
-from fourk_procs import emulator, fourk_binary
+from fourk_procs import emulator, fourk_binary, serving
 
 EVIL = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
@@ -340,9 +340,11 @@ UNNAMED_CONTROLS = """() => [...document.querySelectorAll('input, select, textar
 
 
 def test_every_page_names_its_controls_and_fits_1280_and_a_4k_screen(browser, studio):
+    subprocess.run([fourk_binary(), "-q", "--ledger", str(studio.ledger), "draft", "named controls",
+                    "--n", "2", "--size", "4k", "--emulator", "--out", str(studio.root / "a11y")], check=True)
     ids = sqlite3.connect(studio.ledger).execute(
-        "SELECT i.id FROM images i JOIN runs r ON r.id = i.run_id WHERE r.kind = 'draft' ORDER BY i.id").fetchall()
-    draft = ids[0][0]
+        "SELECT i.id FROM images i JOIN runs r ON r.id = i.run_id WHERE r.kind = 'draft' ORDER BY i.id DESC").fetchall()
+    draft = ids[1][0]
     pages = ["/", "/make", f"/review/{draft}", f"/image/{draft}", f"/edit/{draft}",
              f"/compare?a={draft}&b={ids[1][0]}", "/batches", "/cost"]
     for width, height, dpr in ((1280, 800, 1), (1920, 1080, 2), (3840, 2160, 1)):
@@ -376,3 +378,61 @@ def test_the_make_form_works_from_the_keyboard(page, studio):
     assert 'id="generate"' in active, (active, page.locator("#check").inner_text())
     card = start_and_wait(page, lambda: page.keyboard.press("Enter"))
     assert "1 image, all verified" in card.locator(".message").inner_text()
+
+
+def test_cancel_keeps_what_was_sent(browser, tmp_path):
+    """A slow API: Cancel while the request is in flight; the answer is still saved, verified
+    and recorded, and the job stops before its next step."""
+    root = tmp_path / "slow"
+    root.mkdir()
+    with emulator("--latency", "0.05") as url:
+        env = {**os.environ, "OPENAI_API_KEY": "sk-studio-test", "FOURK_NO_PROGRESS": "1"}
+        args = ["-q", "--ledger", str(root / "ledger.db"), "studio", "--base-url", url, "--root", str(root)]
+        with serving(args, cwd=str(root), env=env) as (first,):
+            studio_url = first.removeprefix("studio on ")
+            ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+            page = ctx.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(studio_url)
+            page.get_by_role("link", name="Make", exact=True).click()
+            assert page.locator(".banner").count() == 0, "no emulator banner on a real endpoint"
+            page.get_by_label("Prompt").fill("cancel me")
+            page.get_by_label("Size").fill("1536x1024")
+            page.get_by_label("Count").fill("2")
+            page.locator("#check.valid").wait_for()
+            page.get_by_label("I have read the estimate").check()
+            with page.expect_response("**/api/draft") as r:
+                page.get_by_role("button", name="Draft", exact=True).click()
+            card = page.locator(f"#job-{r.value.json()['job']}")
+            card.locator(".log li", has_text="sending").wait_for()
+            card.get_by_role("button", name="Cancel").click()
+            card.locator(".log li", has_text="cancel asked while a request is in flight").wait_for()
+            card.locator(".state.cancelled, .state.done, .state.failed").wait_for(timeout=60_000)
+            state = card.locator(".state").inner_text()
+            log = card.locator(".log").inner_text()
+            assert "saved" in log and "(verified)" in log, log
+            assert state == "cancelled", (state, log)
+            assert "step: sheet" not in log, "stopped before its next step"
+            ctx.close()
+    saved = sqlite3.connect(root / "ledger.db").execute("SELECT COUNT(*) FROM images WHERE verified = 1").fetchone()[0]
+    assert saved == 2
+
+
+def test_a_non_loopback_address_is_refused_unless_allowed():
+    out = subprocess.run([fourk_binary(), "studio", "--emulator", "--addr", "0.0.0.0:0"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2, out
+    assert "--allow-remote" in out.stderr and "127.0.0.1:0" in out.stderr, out.stderr
+    assert out.stdout == ""
+
+
+def test_download_is_an_attachment(studio):
+    path = studio.root / "download me.png"
+    subprocess.run([fourk_binary(), "-q", "--ledger", str(studio.ledger), "generate", "download",
+                    "--size", "1024x1024", "--emulator", "--out", str(path)], check=True)
+    image_id = sqlite3.connect(studio.ledger).execute(
+        "SELECT id FROM images WHERE path = ?", (str(path),)).fetchone()[0]
+    status, headers, data = request(studio, f"/file/{image_id}?download=1")
+    assert status == 200
+    assert headers["content-disposition"] == 'attachment; filename="download_me.png"'
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"

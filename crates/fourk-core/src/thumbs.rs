@@ -74,7 +74,14 @@ impl ThumbCache {
         anyhow::ensure!(is_sha256(sha256), "{sha256:?} is not a SHA-256");
         let jpeg = fourk_imaging::preview::preview_of_thumbnails(&[&thumb.0], self.edge)?;
         let path = self.dir.join(format!("{sha256}.jpg"));
-        fourk_imaging::save_atomic(&path, &jpeg).with_context(|| format!("writing {}", path.display()))?;
+        // Atomic (a reader sees the whole JPEG or none) but not synced: a cache entry lost to a
+        // crash is made again on the next view, and the sync was most of the store's time.
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)
+            .with_context(|| format!("writing in {}", self.dir.display()))?;
+        std::io::Write::write_all(&mut tmp, &jpeg).with_context(|| format!("writing {}", path.display()))?;
+        tmp.persist(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
     }
 
