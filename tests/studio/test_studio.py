@@ -42,7 +42,7 @@ def make(page, prompt, size="3840x2160", n=1, button="Generate"):
 
 def start_and_wait(page, click, timeout=180_000):
     """Click what starts a job; wait for that job's card to show its end."""
-    with page.expect_response(lambda r: r.url.split("/api/")[-1] in ("generate", "draft", "final", "local", "edit")) as r:
+    with page.expect_response(lambda r: r.url.split("/api/")[-1] in ("generate", "draft", "final", "local", "edit", "batch")) as r:
         click()
     answer = r.value.json()
     assert "job" in answer, answer
@@ -436,3 +436,25 @@ def test_download_is_an_attachment(studio):
     assert status == 200
     assert headers["content-disposition"] == 'attachment; filename="download_me.png"'
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_batch_started_from_the_page(page, studio):
+    (studio.root / "page-jobs.csv").write_text(
+        "prompt,size,name\nfrom the page one,1024x1024,one\nfrom the page two,1024x1024,two\n")
+    page.goto(studio.base + "/batches")
+    page.get_by_label("Jobs file").fill("/etc/passwd")
+    page.get_by_role("button", name="Check").click()
+    assert "does not exist under the studio's roots" in page.locator("#batch-check").inner_text()
+    assert page.get_by_role("button", name="Run batch").is_disabled()
+    page.get_by_label("Jobs file").fill("page-jobs.csv")
+    page.get_by_role("button", name="Check").click()
+    page.locator("#batch-check.valid").wait_for()
+    assert "2 job(s), 0 already done, 2 to send" in page.locator("#batch-check").inner_text()
+    page.get_by_label("I have read the estimate").check()
+    card = start_and_wait(page, lambda: page.get_by_role("button", name="Run batch").click())
+    assert "2 succeeded, 0 failed" in card.locator(".message").inner_text(), card.inner_text()
+    page.locator("table.batches tr[data-state=ok]", has_text="page-jobs.csv").wait_for()
+    # Run again: nothing to send (resume without paying twice).
+    page.get_by_role("button", name="Check").click()
+    page.locator("#batch-check", has_text="2 already done, 0 to send").wait_for()
+    assert page.get_by_role("button", name="Run batch").is_disabled()

@@ -61,6 +61,13 @@ pub struct DraftOut {
     pub verified: bool,
     /// The Responses API response id, for a continuation.
     pub response_id: Option<String>,
+    /// SHA-256 of the file as written (empty when not known).
+    #[serde(skip)]
+    pub sha256: String,
+    /// The thumbnail made from the pixels decoded to verify it, when the run's
+    /// [`crate::send::Control`] asked for thumbnails.
+    #[serde(skip)]
+    pub thumbnail: Option<std::sync::Arc<fourk_imaging::Thumbnail>>,
 }
 
 /// What a draft run made (the CLI's `--json`).
@@ -350,6 +357,8 @@ pub async fn draft(spec: &DraftSpec, fk: &crate::Fourk, control: &Control) -> an
                     .and_then(|v| v.as_str())
                     .map(str::to_owned)
             }),
+            sha256: img.sha256.clone(),
+            thumbnail: img.thumbnail.clone(),
         })
         .collect();
     let sheet = if spec.no_sheet || images.is_empty() {

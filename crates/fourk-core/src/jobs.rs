@@ -261,6 +261,38 @@ impl<R: Clone + Send + Sync + fmt::Debug> Observer for JobObserver<R> {
     }
 }
 
+/// A local batch's progress as ticks of a job (the total known from the start).
+#[derive(Debug)]
+pub struct BatchTicks<R>(pub Arc<Job<R>>);
+
+impl<R: Clone + Send + Sync> crate::batch::Reporter for BatchTicks<R> {
+    fn start(&self, total: usize, done: usize, queued: usize, spent_usd: f64) {
+        #[allow(clippy::cast_precision_loss)]
+        self.0.tick(
+            format!(
+                "batch: {total} job(s), {done} already done, {queued} to run; ${spent_usd:.4} recorded so far"
+            ),
+            Some(total as f64),
+        );
+    }
+
+    fn job(&self, job: &crate::batch::JobReport, spent_usd: f64) {
+        self.0.tick(
+            format!(
+                "{} line {} {}; ${spent_usd:.4} spent",
+                job.state.as_str(),
+                job.line,
+                job.outputs
+                    .first()
+                    .map_or_else(|| job.name.clone(), |p| p.display().to_string())
+            ),
+            None,
+        );
+    }
+
+    fn finish(&self) {}
+}
+
 /// A door's jobs.
 #[derive(Debug)]
 pub struct Jobs<R> {

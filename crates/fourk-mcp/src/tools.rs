@@ -1103,37 +1103,6 @@ async fn deliver(
     .await
 }
 
-/// Batch progress as job ticks with a total.
-struct BatchTicks(Arc<Job>);
-
-impl fourk_core::batch::Reporter for BatchTicks {
-    fn start(&self, total: usize, done: usize, queued: usize, spent_usd: f64) {
-        #[allow(clippy::cast_precision_loss)]
-        self.0.tick(
-            format!(
-                "batch: {total} job(s), {done} already done, {queued} to run; ${spent_usd:.4} recorded so far"
-            ),
-            Some(total as f64),
-        );
-    }
-
-    fn job(&self, job: &fourk_core::batch::JobReport, spent_usd: f64) {
-        self.0.tick(
-            format!(
-                "{} line {} {}; ${spent_usd:.4} spent",
-                job.state.as_str(),
-                job.line,
-                job.outputs
-                    .first()
-                    .map_or_else(|| job.name.clone(), |p| p.display().to_string())
-            ),
-            None,
-        );
-    }
-
-    fn finish(&self) {}
-}
-
 async fn batch(
     server: &Server,
     p: params::Batch,
@@ -1245,7 +1214,8 @@ async fn batch(
         .await;
     }
     launch(server, run, ctx, move |job| async move {
-        let reporter: Arc<dyn fourk_core::batch::Reporter> = Arc::new(BatchTicks(job.clone()));
+        let reporter: Arc<dyn fourk_core::batch::Reporter> =
+            Arc::new(fourk_core::jobs::BatchTicks(job.clone()));
         let report = fourk_core::batch::run_local(plan, &fk, &endpoint, reporter, job.token())
             .await
             .map_err(|e| ToolError::from_core(&e))?;

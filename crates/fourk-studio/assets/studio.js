@@ -415,6 +415,40 @@ function initEdit() {
 
 // ---- Batches: the table as the studio renders it (escaped there), replaced when it changes
 function initBatches() {
+  const form = document.getElementById("batch-form");
+  const check = document.getElementById("batch-check");
+  const confirm = document.getElementById("batch-confirm");
+  const run = document.getElementById("run-batch");
+  let ok = false;
+  const fields = () => ({ jobs: form.elements.jobs.value.trim(), concurrency: Number(form.elements.concurrency.value || 4) });
+  const buttons = () => { run.disabled = !(ok && confirm.checked); };
+  form.addEventListener("submit", (e) => e.preventDefault());
+  form.addEventListener("input", (e) => { if (e.target !== confirm) { ok = false; confirm.checked = false; check.className = "check pending"; buttons(); } });
+  confirm.addEventListener("change", buttons);
+  document.getElementById("batch-check-button").addEventListener("click", async () => {
+    const f = fields();
+    try {
+      const d = await api(`/api/batch/check?${new URLSearchParams({ jobs: f.jobs, concurrency: String(f.concurrency) })}`);
+      ok = d.to_send > 0;
+      check.className = `check ${ok ? "valid" : "invalid"}`;
+      const usd = d.estimate_usd == null ? "no price known" : `$${d.estimate_usd.toFixed(3)}`;
+      check.replaceChildren(el("p", { class: "estimate" },
+        `${d.total} job(s), ${d.already_done} already done, ${d.to_send} to send, estimated ${usd}; images go to ${d.out_dir}`),
+        ...d.notes.map((n) => el("p", { class: "hint" }, n)));
+    } catch (e) {
+      ok = false;
+      check.className = "check invalid";
+      check.replaceChildren(el("p", { class: "error", role: "alert" }, e.message));
+    }
+    buttons();
+  });
+  run.addEventListener("click", async () => {
+    run.disabled = true;
+    await startJob("/api/batch", fields());
+    confirm.checked = false;
+    buttons();
+  });
+  loadJobs(["batch"]);
   const box = document.getElementById("batches");
   const src = new EventSource("/api/batches/events");
   src.addEventListener("batches", (e) => {

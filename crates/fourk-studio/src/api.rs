@@ -102,6 +102,8 @@ pub(crate) fn routes() -> Router<Studio> {
         .route("/api/draft", post(draft))
         .route("/api/final", post(finalize))
         .route("/api/local", post(local))
+        .route("/api/batch", post(batch))
+        .route("/api/batch/check", get(batch_check))
         // A painted mask at 4K travels as a PNG in the body.
         .route(
             "/api/edit",
@@ -130,7 +132,7 @@ pub(crate) struct MakeForm {
     n: Option<u32>,
 }
 
-const DEFAULT_MODEL: &str = "gpt-image-2";
+const DEFAULT_MODEL: &str = fourk_api::DEFAULT_MODEL;
 /// The largest Edit request: the mask PNG as base64 (a mask is at most 50 MB, as the API's).
 const MAX_EDIT_BODY: usize = 72 * 1024 * 1024;
 const DEFAULT_DRAFTS: u32 = 4;
@@ -362,6 +364,7 @@ async fn draft(State(studio): State<Studio>, Json(f): Json<MakeForm>) -> Result<
     let spec = studio.draft_spec(&f)?;
     let fk = studio.inner.fk.clone();
     let dry = fourk_core::draft::dry_run(&spec, &fk).map_err(|e| ApiError::core(&e))?;
+    let thumbs = studio.inner.thumbs.clone();
     let job = studio.launch(
         "draft",
         dry.worst_usd.or(dry.total_usd),
@@ -374,6 +377,11 @@ async fn draft(State(studio): State<Studio>, Json(f): Json<MakeForm>) -> Result<
                 ..Outcome::default()
             };
             for d in &report.drafts {
+                if let Some(t) = &d.thumbnail
+                    && let Err(e) = thumbs.store(&d.sha256, t)
+                {
+                    tracing::warn!("no thumbnail for {}: {e:#}", d.path.display());
+                }
                 o.images.push(Made {
                     id: d.id,
                     path: d.path.clone(),
@@ -837,4 +845,98 @@ fn images_outcome(
         .map(|id| format!("/image/{id}"));
     o.message = made_line(&o);
     o
+}
+
+/// The Batches page's form: a jobs file under a root (JSONL or CSV, as `fourk batch` takes).
+#[derive(Debug, Clone, Deserialize)]
+struct BatchForm {
+    jobs: String,
+    #[serde(default)]
+    concurrency: Option<usize>,
+}
+
+impl Studio {
+    fn batch_spec(&self, f: &BatchForm) -> Result<fourk_core::batch::BatchSpec, ApiError> {
+        let given = f.jobs.trim();
+        if given.is_empty() {
+            return Err(ApiError::usage(
+                "name the jobs file (JSONL or CSV, as `fourk batch` takes) in Jobs file",
+            ));
+        }
+        let jobs = self.inside(std::path::Path::new(given)).ok_or_else(|| {
+            ApiError::usage(format!(
+                "the jobs file {given} does not exist under the studio's roots ({}); nothing was read\n\nhint: put it under a root, or start `fourk studio` with --root FOLDER",
+                self.inner.roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        let stem = jobs
+            .file_stem()
+            .map_or_else(|| "batch".to_owned(), |s| s.to_string_lossy().into_owned());
+        let endpoint = &self.inner.opts.endpoint;
+        Ok(fourk_core::batch::BatchSpec {
+            out_dir: self.inner.out_dir.join(format!("batch-{stem}")),
+            jobs,
+            // As `fourk batch` without flags: jobs that do not say are gpt-image-2 at 4k.
+            defaults: fourk_core::batch::Defaults {
+                model: fourk_api::DEFAULT_MODEL.to_owned(),
+                size: Size::new(3840, 2160),
+                quality: None,
+                format: OutputFormat::Png,
+            },
+            concurrency: f.concurrency.unwrap_or(4).clamp(1, 64),
+            max_cost: None,
+            retry_ambiguous: endpoint.retry_ambiguous,
+            policy: fourk_core::session::retry_policy(endpoint),
+            via: "local",
+            force: false,
+        })
+    }
+}
+
+/// `GET /api/batch/check`: the batch's dry run (jobs, what is done, the estimate).
+async fn batch_check(
+    State(studio): State<Studio>,
+    Query(f): Query<BatchForm>,
+) -> Result<Json<Value>, ApiError> {
+    let spec = studio.batch_spec(&f)?;
+    let d = fourk_core::batch::dry_run(&spec, &studio.inner.fk).map_err(|e| ApiError::core(&e))?;
+    Ok(Json(json!({
+        "total": d.total,
+        "already_done": d.already_done,
+        "to_send": d.to_send,
+        "estimate_usd": d.estimate_usd,
+        "out_dir": d.out_dir,
+        "notes": d.notes,
+    })))
+}
+
+/// `POST /api/batch`: run the batch as `fourk batch` does (resumable; a failed job does not
+/// stop the rest); it shows in the batches table as it runs.
+async fn batch(State(studio): State<Studio>, Json(f): Json<BatchForm>) -> Result<Json<Value>, ApiError> {
+    let spec = studio.batch_spec(&f)?;
+    let fk = studio.inner.fk.clone();
+    let plan = fourk_core::batch::plan(&spec, &fk.caps).map_err(|e| ApiError::core(&e))?;
+    let estimate = plan.estimate_usd(&fk.caps);
+    let endpoint = studio.inner.opts.endpoint.clone();
+    let job = studio.launch("batch", Some(estimate), move |job, _| async move {
+        let reporter: Arc<dyn fourk_core::batch::Reporter> =
+            Arc::new(fourk_core::jobs::BatchTicks(job.clone()));
+        let report = fourk_core::batch::run_local(plan, &fk, &endpoint, reporter, job.token()).await?;
+        Ok(Outcome {
+            ok: report.all_succeeded(),
+            message: format!(
+                "batch: {} succeeded, {} failed, {} possibly billed, {} skipped of {}; ${:.3} this run",
+                report.succeeded,
+                report.failed,
+                report.possibly_billed,
+                report.skipped,
+                report.total,
+                report.spent_this_run_usd
+            ),
+            usd: Some(report.spent_this_run_usd),
+            next: Some("/batches".to_owned()),
+            ..Outcome::default()
+        })
+    })?;
+    Ok(started(&job))
 }

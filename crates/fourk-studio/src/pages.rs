@@ -616,7 +616,18 @@ pub(crate) fn batch_table(studio: &Studio) -> Markup {
 async fn batches(State(studio): State<Studio>) -> Response {
     let body = html! {
         h1 { "Batches" }
-        p.hint { "Batches run by " code { "fourk batch" } " on this ledger, from any terminal, updated live." }
+        p.hint { "Batches run by " code { "fourk batch" } " on this ledger, from any terminal or from here, updated live." }
+        form #batch-form.make aria-label="Run a batch" {
+            div.row {
+                label { "Jobs file" input name="jobs" placeholder="jobs.csv (under the root)" autocomplete="off" spellcheck="false" aria-describedby="batch-check"; }
+                label { "Concurrency" input name="concurrency" type="number" min="1" max="64" value="4"; }
+                button #batch-check-button type="button" class="secondary" { "Check" }
+            }
+            div #batch-check.check aria-live="polite" { "A JSONL or CSV jobs file, as " code { "fourk batch" } " takes; Check shows its jobs and estimate." }
+            label.confirm { input #batch-confirm type="checkbox"; " I have read the estimate; spend it" }
+            div.buttons { button #run-batch type="button" disabled { "Run batch" } }
+        }
+        ol #jobs.jobs aria-live="polite" {}
         div #batches aria-live="polite" { (batch_table(&studio)) }
     };
     layout(&studio, "Batches", "batches", &body).into_response()
