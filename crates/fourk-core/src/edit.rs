@@ -321,6 +321,22 @@ pub fn ledger_args(spec: &EditSpec) -> serde_json::Value {
     })
 }
 
+/// [`edit`] as one ledger run of kind `edit` (with the spec's [`ledger_args`]), followed and
+/// stopped by `control`, and closed with its outcome: what every door runs.
+///
+/// # Errors
+/// As [`edit`].
+pub async fn edit_recorded(
+    spec: &EditSpec,
+    fk: &crate::Fourk,
+    control: crate::send::Control,
+) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+    let rec = Recorder::new(fk.ledger_path(), "edit", ledger_args(spec)).with_control(control);
+    let result = edit(spec, &fk.caps, &rec).await;
+    rec.finish(&result);
+    result
+}
+
 /// Edit, save, verify and record. Returns one summary per image and whether all verified.
 /// The request is on record through `rec` before it is sent.
 ///

@@ -213,6 +213,22 @@ pub async fn generate(
     generate_with(spec, caps, &Overrides::default(), rec).await
 }
 
+/// [`generate`] as one ledger run of kind `generate` (with the spec's [`ledger_args`]),
+/// followed and stopped by `control`, and closed with its outcome: what every door runs.
+///
+/// # Errors
+/// As [`generate`].
+pub async fn generate_recorded(
+    spec: &GenerateSpec,
+    fk: &crate::Fourk,
+    control: crate::send::Control,
+) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+    let rec = Recorder::new(fk.ledger_path(), "generate", ledger_args(spec)).with_control(control);
+    let result = generate(spec, &fk.caps, &rec).await;
+    rec.finish(&result);
+    result
+}
+
 /// One generation request: the user's request with `over` applied.
 pub async fn generate_with(
     spec: &GenerateSpec,

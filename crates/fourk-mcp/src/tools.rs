@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use fourk_core::Fourk;
 use fourk_core::save::ImageSummary;
-use fourk_core::send::{Control, Recorder};
+use fourk_core::send::Control;
 use fourk_core::spec::{EditSpec, GenerateSpec, ImageOptions, StreamSpec, Transparency};
 use rmcp::RoleServer;
 use rmcp::model::{
@@ -831,16 +831,9 @@ async fn generate(
         p.common.preview,
     )?;
     launch(server, run, ctx, move |job| async move {
-        let control = control_of(&job);
-        let rec = Recorder::new(
-            fk.ledger_path(),
-            "generate",
-            fourk_core::generate::ledger_args(&spec),
-        )
-        .with_control(control);
-        let result = fourk_core::generate::generate(&spec, &fk.caps, &rec).await;
-        rec.finish(&result);
-        let (images, _) = result.map_err(|e| ToolError::from_core(&e))?;
+        let (images, _) = fourk_core::generate::generate_recorded(&spec, &fk, control_of(&job))
+            .await
+            .map_err(|e| ToolError::from_core(&e))?;
         Ok(images_of(&images, None))
     })
     .await
@@ -890,12 +883,9 @@ async fn edit(
         p.common.preview,
     )?;
     launch(server, run, ctx, move |job| async move {
-        let control = control_of(&job);
-        let rec = Recorder::new(fk.ledger_path(), "edit", fourk_core::edit::ledger_args(&spec))
-            .with_control(control);
-        let result = fourk_core::edit::edit(&spec, &fk.caps, &rec).await;
-        rec.finish(&result);
-        let (images, _) = result.map_err(|e| ToolError::from_core(&e))?;
+        let (images, _) = fourk_core::edit::edit_recorded(&spec, &fk, control_of(&job))
+            .await
+            .map_err(|e| ToolError::from_core(&e))?;
         Ok(images_of(&images, None))
     })
     .await

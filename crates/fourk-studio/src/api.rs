@@ -21,7 +21,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use fourk_api::{OutputFormat, Quality, Size};
 use fourk_core::jobs::{Job, JobObserver, State as JobState};
-use fourk_core::send::{Control, Recorder};
+use fourk_core::send::Control;
 use fourk_core::spec::{GenerateSpec, ImageOptions, StreamSpec};
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
@@ -344,15 +344,7 @@ async fn generate(State(studio): State<Studio>, Json(f): Json<MakeForm>) -> Resu
         "generate",
         dry.estimate.map(|e| e.cost.usd),
         move |_, control| async move {
-            let rec = Recorder::new(
-                fk.ledger_path(),
-                "generate",
-                fourk_core::generate::ledger_args(&spec),
-            )
-            .with_control(control);
-            let result = fourk_core::generate::generate(&spec, &fk.caps, &rec).await;
-            rec.finish(&result);
-            let (images, all_ok) = result?;
+            let (images, all_ok) = fourk_core::generate::generate_recorded(&spec, &fk, control).await?;
             Ok(images_outcome(&images, all_ok, &thumbs))
         },
     )?;
@@ -796,11 +788,7 @@ async fn edit(State(studio): State<Studio>, Json(f): Json<EditForm>) -> Result<J
         "edit",
         dry.estimate.map(|e| e.cost.usd),
         move |_, control| async move {
-            let rec = Recorder::new(fk.ledger_path(), "edit", fourk_core::edit::ledger_args(&spec))
-                .with_control(control);
-            let result = fourk_core::edit::edit(&spec, &fk.caps, &rec).await;
-            rec.finish(&result);
-            let (images, all_ok) = result?;
+            let (images, all_ok) = fourk_core::edit::edit_recorded(&spec, &fk, control).await?;
             Ok(images_outcome(&images, all_ok, &thumbs))
         },
     )?;

@@ -2,8 +2,7 @@
 //! inputs, sends, saves, verifies and records; this module prints (the multipart layout for
 //! `--dry-run`, paths or JSON).
 
-use fourk_core::edit::{dry_run, edit, ledger_args};
-use fourk_core::send::Recorder;
+use fourk_core::edit::{dry_run, edit_recorded};
 
 use crate::cli::EditArgs;
 use crate::exit::Exit;
@@ -17,10 +16,6 @@ pub(super) async fn run(args: &EditArgs, fk: &fourk_core::Fourk) -> anyhow::Resu
         Printer.json(&dry_run(&spec, caps)?.body);
         return Ok(Exit::Success);
     }
-    let record = ledger_args(&spec);
-    let rec = Recorder::new(fk.ledger_path(), "edit", record);
-    let result = edit(&spec, caps, &rec).await;
-    rec.finish(&result);
-    let (images, all_ok) = result?;
+    let (images, all_ok) = edit_recorded(&spec, fk, fourk_core::send::Control::default()).await?;
     Ok(crate::output::report(&images, all_ok, args.json))
 }

@@ -1,8 +1,7 @@
 //! `fourk generate`: the flags become a [`GenerateSpec`]; the core checks, sends, saves,
 //! verifies and records; this module prints (the body for `--dry-run`, paths or JSON).
 
-use fourk_core::generate::{dry_run, generate, ledger_args};
-use fourk_core::send::Recorder;
+use fourk_core::generate::{dry_run, generate_recorded};
 
 use crate::cli::GenerateArgs;
 use crate::exit::Exit;
@@ -19,10 +18,6 @@ pub(super) async fn run(args: &GenerateArgs, fk: &fourk_core::Fourk) -> anyhow::
         Printer.line(&serde_json::to_string(&dry.body)?);
         return Ok(Exit::Success);
     }
-    let record = ledger_args(&spec);
-    let rec = Recorder::new(fk.ledger_path(), "generate", record);
-    let result = generate(&spec, caps, &rec).await;
-    rec.finish(&result);
-    let (images, all_ok) = result?;
+    let (images, all_ok) = generate_recorded(&spec, fk, fourk_core::send::Control::default()).await?;
     Ok(crate::output::report(&images, all_ok, args.json))
 }
