@@ -7,29 +7,17 @@ flags that keep it off the network. Screenshots go to target/studio-screenshots/
 
 import os
 import pathlib
-import shutil
 import sys
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from fourk_procs import ROOT, serving  # noqa: E402
+from fourk_procs import serving  # noqa: E402
 
-SHOTS = ROOT / "target" / "studio-screenshots"
-
-CHROMIUM_FLAGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-default-apps", "--disable-extensions", "--no-proxy-server",
-]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from chromium import CHROMIUM_FLAGS, SHOTS, chromium_path  # noqa: E402
 
 
-def chromium_path() -> str:
-    explicit = os.environ.get("FOURK_CHROMIUM")
-    for candidate in (explicit, shutil.which("chromium"), "/usr/bin/chromium"):
-        if candidate and pathlib.Path(candidate).exists():
-            return candidate
-    raise RuntimeError("Chromium not found: `apt-get install chromium` (scripts/test does it) or set FOURK_CHROMIUM")
 
 
 class Studio:
@@ -80,7 +68,3 @@ def page(browser, studio):
     yield pg
     ctx.close()
     assert not errors, f"script errors on the page: {errors}"
-
-
-def shot(page, name: str):
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)

@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import urllib.parse
 
-from conftest import shot
+from chromium import shot
 
 from fourk_procs import emulator, fourk_binary, serving
 
@@ -95,7 +95,7 @@ def test_local_server_checks(studio, tmp_path):
 
 
 def test_a_bad_size_shows_its_rule_then_generate_makes_a_verified_image(page, studio):
-    page.get_by_role("link", name="Make").click()
+    page.get_by_role("link", name="Make", exact=True).click()
     page.get_by_label("Prompt").fill("a lighthouse at dusk, studio test")
     page.get_by_label("Size").fill("4000x2000")
     check = page.locator("#check.invalid")
@@ -135,7 +135,7 @@ def test_a_prompt_carrying_a_script_stays_text(page, studio):
     img = page.locator("ul.grid li.card img").first
     assert img.get_attribute("alt") == EVIL
     assert page.evaluate("window.__pwned") is None
-    card.page.get_by_role("link", name="Make").click()
+    card.page.get_by_role("link", name="Make", exact=True).click()
     page.goto(studio.base + "/")
     page.locator("ul.grid li.card a").first.click()
     assert EVIL in page.locator(".prompt").inner_text()
@@ -444,6 +444,7 @@ def test_a_batch_started_from_the_page(page, studio):
     page.goto(studio.base + "/batches")
     page.get_by_label("Jobs file").fill("/etc/passwd")
     page.get_by_role("button", name="Check").click()
+    page.locator("#batch-check.invalid").wait_for()
     assert "does not exist under the studio's roots" in page.locator("#batch-check").inner_text()
     assert page.get_by_role("button", name="Run batch").is_disabled()
     page.get_by_label("Jobs file").fill("page-jobs.csv")
