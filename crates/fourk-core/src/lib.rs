@@ -41,6 +41,7 @@ pub mod models;
 pub mod outputs;
 pub mod pipeline;
 pub mod replay;
+pub mod roots;
 pub mod route;
 pub mod save;
 pub mod secret;

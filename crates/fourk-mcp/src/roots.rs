@@ -37,26 +37,13 @@ pub struct Roots {
     pub out_dir: PathBuf,
 }
 
-/// A folder as a root: made absolute and canonical (symlinks followed).
+/// A folder as a root: made absolute and canonical (symlinks followed), by the core's rule.
 ///
 /// # Errors
 /// When it does not exist or is not a folder.
 pub fn canonical_root(dir: &Path) -> Result<PathBuf, ToolError> {
-    let c = std::fs::canonicalize(dir).map_err(|e| {
-        ToolError::usage(
-            "root_missing",
-            format!("the root {} cannot be used: {e}", dir.display()),
-            "pass an existing folder to --root",
-        )
-    })?;
-    if !c.is_dir() {
-        return Err(ToolError::usage(
-            "root_missing",
-            format!("the root {} is not a folder", dir.display()),
-            "pass a folder to --root",
-        ));
-    }
-    Ok(c)
+    fourk_core::roots::canonical_root(dir)
+        .map_err(|e| ToolError::usage("root_missing", e.to_string(), e.fix()))
 }
 
 /// A `file://` URI as a path (percent-decoded); `None` for other schemes.
@@ -118,7 +105,7 @@ impl Roots {
     }
 
     fn inside(&self, p: &Path) -> bool {
-        self.dirs.iter().any(|r| p.starts_with(r)) || p.starts_with(&self.out_dir)
+        fourk_core::roots::within(p, &self.dirs, &self.out_dir)
     }
 
     fn outside(&self, given: &str, resolved: &Path, what: &str) -> ToolError {

@@ -592,23 +592,19 @@ struct LocalForm {
     format: Option<String>,
 }
 
-/// The 4K frame with the image's orientation and ratio: long edge 3840, the other edge in
-/// proportion (3840x2160 for 16:9).
+/// The largest size with the image's ratio that fits the 4K UHD frame of its orientation
+/// (3840x2160 or 2160x3840): 3840x2160 for 16:9, 3240x2160 for 3:2, 2160x2160 for a square.
 fn four_k(w: u32, h: u32) -> Size {
-    let (long, short) = (w.max(h).max(1), w.min(h));
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let other = ((f64::from(short) * 3840.0 / f64::from(long)).round() as u32).max(1);
-    if w >= h {
-        Size::Exact {
-            width: 3840,
-            height: other,
-        }
+    let (w, h) = (w.max(1), h.max(1));
+    let (fw, fh) = if w >= h {
+        (3840.0, 2160.0)
     } else {
-        Size::Exact {
-            width: other,
-            height: 3840,
-        }
-    }
+        (2160.0, 3840.0)
+    };
+    let scale = f64::min(fw / f64::from(w), fh / f64::from(h));
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let edge = |v: u32, max: f64| (f64::from(v) * scale).round().clamp(1.0, max) as u32;
+    Size::new(edge(w, fw), edge(h, fh))
 }
 
 /// `POST /api/local`: Upscale to 4K, Cutout, Convert, Compare, as the CLI's commands.
@@ -927,4 +923,19 @@ async fn batch(State(studio): State<Studio>, Json(f): Json<BatchForm>) -> Result
         })
     })?;
     Ok(started(&job))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn four_k_fits_the_uhd_frame_with_the_images_ratio() {
+        assert_eq!(four_k(2560, 1440), Size::new(3840, 2160));
+        assert_eq!(four_k(1536, 864), Size::new(3840, 2160));
+        assert_eq!(four_k(1536, 1024), Size::new(3240, 2160));
+        assert_eq!(four_k(1024, 1024), Size::new(2160, 2160));
+        assert_eq!(four_k(1024, 1536), Size::new(2160, 3240));
+        assert_eq!(four_k(3072, 1024), Size::new(3840, 1280));
+    }
 }

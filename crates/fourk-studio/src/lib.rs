@@ -86,22 +86,10 @@ pub fn check_addr(addr: SocketAddr, allow_remote: bool) -> Result<(), fourk_core
     )))
 }
 
-/// A folder as a root: absolute and canonical.
+/// A folder as a root (the core's rule), or the usage error naming the flag.
 fn canonical_root(dir: &Path) -> anyhow::Result<PathBuf> {
-    let c = std::fs::canonicalize(dir).map_err(|e| {
-        fourk_core::UsageError(format!(
-            "the root {} cannot be used: {e}\n\nhint: pass an existing folder to --root",
-            dir.display()
-        ))
-    })?;
-    if !c.is_dir() {
-        return Err(fourk_core::UsageError(format!(
-            "the root {} is not a folder\n\nhint: pass a folder to --root",
-            dir.display()
-        ))
-        .into());
-    }
-    Ok(c)
+    fourk_core::roots::canonical_root(dir)
+        .map_err(|e| fourk_core::UsageError(format!("{e}\n\nhint: {}", e.fix())).into())
 }
 
 impl Studio {
@@ -207,7 +195,7 @@ impl Studio {
             self.inner.roots[0].join(path)
         };
         let c = std::fs::canonicalize(p).ok()?;
-        (self.inner.roots.iter().any(|r| c.starts_with(r)) || c.starts_with(&self.inner.out_dir)).then_some(c)
+        fourk_core::roots::within(&c, &self.inner.roots, &self.inner.out_dir).then_some(c)
     }
 
     /// The ledger, read-only (`None` before anything was recorded).
