@@ -459,3 +459,16 @@ def test_a_batch_started_from_the_page(page, studio):
     page.get_by_role("button", name="Check").click()
     page.locator("#batch-check", has_text="2 already done, 0 to send").wait_for()
     assert page.get_by_role("button", name="Run batch").is_disabled()
+
+
+def test_a_native_final_from_the_review_page(page, studio):
+    card = make(page, "a windmill at noon, native", size="2560x1440", n=2, button="Draft")
+    card.get_by_role("link", name="Review the drafts").click()
+    page.get_by_label("native", exact=False).first.check()
+    job = start_and_wait(page, lambda: page.get_by_role("button", name="Make final").click())
+    assert job.locator(".state").inner_text() == "done", job.inner_text()
+    assert "step: native" in job.locator(".log").inner_text()
+    job.get_by_role("link", name="Open the result").click()
+    assert "2560x1440" in page.locator(".facts").inner_text()
+    assert page.locator(".facts .badge.ok").inner_text() == "verified"
+    assert "draft->final" in page.locator(".lineage").inner_text()
