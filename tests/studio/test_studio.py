@@ -472,3 +472,10 @@ def test_a_native_final_from_the_review_page(page, studio):
     assert "2560x1440" in page.locator(".facts").inner_text()
     assert page.locator(".facts .badge.ok").inner_text() == "verified"
     assert "draft->final" in page.locator(".lineage").inner_text()
+
+
+def test_allow_remote_needs_one_named_address():
+    out = subprocess.run([fourk_binary(), "studio", "--emulator", "--addr", "0.0.0.0:0", "--allow-remote"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2, out
+    assert "name the one address" in out.stderr, out.stderr

@@ -41,6 +41,8 @@ pub struct Guard {
     port: u16,
     token: Arc<str>,
     cookie: Arc<str>,
+    /// One more `Host` (`IP:PORT`) for a studio served on a non-loopback address.
+    extra_host: Option<Arc<str>>,
 }
 
 impl Guard {
@@ -51,7 +53,15 @@ impl Guard {
             port,
             token: token.into(),
             cookie: cookie_name(port).into(),
+            extra_host: None,
         }
+    }
+
+    /// Also answer to `host` (`IP:PORT`, the address given with `--allow-remote`).
+    #[must_use]
+    pub fn also_answering(mut self, host: &str) -> Self {
+        self.extra_host = Some(host.into());
+        self
     }
 
     /// The `Host` values this studio answers to.
@@ -59,6 +69,7 @@ impl Guard {
         ["127.0.0.1", "localhost", "[::1]"]
             .iter()
             .any(|name| host == format!("{name}:{}", self.port))
+            || self.extra_host.as_deref() == Some(host)
     }
 
     fn token_ok(&self, given: &str) -> bool {
@@ -275,6 +286,38 @@ mod tests {
             assert_eq!(r.status(), StatusCode::FORBIDDEN, "{host}");
             assert_eq!(r.headers()[header::CONTENT_SECURITY_POLICY], CSP);
         }
+    }
+
+    #[tokio::test]
+    async fn a_remote_address_is_answered_only_when_given() {
+        let lan = format!("192.168.1.10:{PORT}");
+        let req = || {
+            signed_in(Request::builder().uri("/").header(header::HOST, lan.clone()))
+                .body(Body::empty())
+                .unwrap()
+        };
+        assert_eq!(
+            app().oneshot(req()).await.unwrap().status(),
+            StatusCode::FORBIDDEN
+        );
+        let remote = Router::new().route("/", get(|| async { "gallery" })).layer(
+            axum::middleware::from_fn_with_state(Guard::new(PORT, TOKEN).also_answering(&lan), check),
+        );
+        assert_eq!(
+            remote.clone().oneshot(req()).await.unwrap().status(),
+            StatusCode::OK
+        );
+        let other = signed_in(
+            Request::builder()
+                .uri("/")
+                .header(header::HOST, format!("10.0.0.1:{PORT}")),
+        )
+        .body(Body::empty())
+        .unwrap();
+        assert_eq!(
+            remote.oneshot(other).await.unwrap().status(),
+            StatusCode::FORBIDDEN
+        );
     }
 
     #[tokio::test]

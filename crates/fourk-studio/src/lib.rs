@@ -77,7 +77,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// # Errors
 /// [`fourk_core::UsageError`] naming the flag.
 pub fn check_addr(addr: SocketAddr, allow_remote: bool) -> Result<(), fourk_core::UsageError> {
-    if addr.ip().is_loopback() || allow_remote {
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    if allow_remote && addr.ip().is_unspecified() {
+        return Err(fourk_core::UsageError(format!(
+            "--addr {addr} listens on every interface, and the studio answers only to the Host it was started on (against DNS rebinding)\n\nhint: name the one address to serve on, for example --addr 192.168.1.10:{} --allow-remote",
+            addr.port()
+        )));
+    }
+    if allow_remote {
         return Ok(());
     }
     Err(fourk_core::UsageError(format!(
@@ -151,7 +160,11 @@ impl Studio {
     /// The app for a listener on `port` with `token`: the pages, the API and the files,
     /// behind the [`guard`].
     pub fn app(&self, port: u16, token: &str) -> Router {
-        let guard = guard::Guard::new(port, token);
+        self.app_with(guard::Guard::new(port, token))
+    }
+
+    /// The app behind `guard`.
+    fn app_with(&self, guard: guard::Guard) -> Router {
         pages::routes()
             .merge(api::routes())
             .merge(files::routes())
@@ -171,8 +184,13 @@ impl Studio {
         token: &str,
         stop: CancellationToken,
     ) -> anyhow::Result<()> {
-        let port = listener.local_addr()?.port();
-        let app = self.app(port, token);
+        let addr = listener.local_addr()?;
+        let mut guard = guard::Guard::new(addr.port(), token);
+        if !addr.ip().is_loopback() {
+            // --allow-remote: the address it was started on is a Host it answers to.
+            guard = guard.also_answering(&addr.to_string());
+        }
+        let app = self.app_with(guard);
         let jobs = self.clone();
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })

@@ -26,12 +26,7 @@ pub(super) async fn run(args: &StudioArgs, fk: fourk_core::Fourk) -> anyhow::Res
     })?;
     let addr = listener.local_addr()?;
     let token = fourk_studio::guard::random_token()?;
-    let host = if addr.ip().is_unspecified() {
-        format!("127.0.0.1:{}", addr.port())
-    } else {
-        addr.to_string()
-    };
-    let url = format!("http://{host}/?token={token}");
+    let url = format!("http://{addr}/?token={token}");
     Printer.line(&format!("studio on {url}"));
     tracing::info!(
         "fourk studio: ledger {}, images under {}, new ones in {}; {}",
