@@ -190,12 +190,15 @@ impl Studio {
         };
         spec.n = f.n.filter(|n| *n > 1).map(|n| u8::try_from(n).unwrap_or(u8::MAX));
         spec.out = Some(self.inner.out_dir.clone());
-        // Partial images show the render coming (kept as files, so the page can show them).
-        spec.stream = StreamSpec {
-            stream: true,
-            partials: Some(2),
-            keep_partials: true,
-        };
+        // Partial images show the render coming (kept as files, so the page can show them),
+        // where the model streams.
+        if self.inner.fk.caps.model(&spec.model).is_ok_and(|m| m.streaming) {
+            spec.stream = StreamSpec {
+                stream: true,
+                partials: Some(2),
+                keep_partials: true,
+            };
+        }
         Ok(spec)
     }
 

@@ -188,7 +188,10 @@ async fn gallery(State(studio): State<Studio>, Query(q): Query<GalleryQuery>) ->
         @if rows.is_empty() {
             p.empty { "No images on record" @if filter != GalleryFilter::default() { " that pass these filters" } ". " a href="/make" { "Make one" } "." }
         } @else {
-            p.count { (rows.len()) " image" @if rows.len() != 1 { "s" } ", newest first" }
+            p.count {
+                (rows.len()) " image" @if rows.len() != 1 { "s" } ", newest first"
+                @if rows.len() == GALLERY_LIMIT as usize { " (the newest " (GALLERY_LIMIT) " only: filter by command, size or date for older ones)" }
+            }
             ul.grid { @for r in &rows { (card(r, studio.inside(&r.image.path).is_some())) } }
         }
     };
@@ -422,7 +425,7 @@ async fn image(State(studio): State<Studio>, UrlPath(id): UrlPath<i64>) -> Respo
         }
         h2 { "Record" }
         dl.record {
-            dt { "Command route" } dd { (rec.route.as_deref().unwrap_or("—")) }
+            dt { "Route" } dd { (rec.route.as_deref().unwrap_or("—")) }
             dt { "Model" } dd { (rec.model.as_deref().unwrap_or("—")) }
             dt { "Quality" } dd { (rec.quality.as_deref().unwrap_or("—")) }
             dt { "Size asked" } dd { (rec.size.as_deref().unwrap_or("—")) }
