@@ -178,6 +178,25 @@ pub struct FinalReport {
     pub path: PathBuf,
 }
 
+impl FinalReport {
+    /// The files the steps wrote with their roles, as every door lists them: the last file
+    /// written first, as `final`, then each other step's under its step's name (`master`,
+    /// `native`, `upscale`).
+    #[must_use]
+    pub fn files(&self) -> Vec<(&'static str, &StepReport)> {
+        let mut files: Vec<(&'static str, &StepReport)> = self
+            .steps
+            .iter()
+            .filter_map(|s| {
+                let path = s.path.as_ref()?;
+                Some((if *path == self.path { "final" } else { s.step }, s))
+            })
+            .collect();
+        files.sort_by_key(|(role, _)| *role != "final");
+        files
+    }
+}
+
 /// What a final is, checked before anything is sent or written: shared by [`finalize`] and
 /// [`dry_run`].
 struct Prepared<'c> {

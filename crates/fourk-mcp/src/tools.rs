@@ -2,7 +2,7 @@
 //! the core's operation -> a result).
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use fourk_core::Fourk;
@@ -1001,18 +1001,13 @@ async fn finalize(
             cost_is_estimate: report.estimate,
             ..ImagesResult::default()
         };
-        for s in &report.steps {
+        for (role, s) in report.files() {
             if let Some(path) = &s.path {
                 r.images.push(
                     ImageRecord::of_file(path, s.verified, Some(&fourk_core::sidecar::path_for(path)), s.id)
-                        .role(s.step),
+                        .role(role),
                 );
             }
-        }
-        // The shipped file first.
-        if let Some(i) = r.images.iter().position(|i| Path::new(&i.path) == report.path) {
-            let shipped = r.images.remove(i).role("final");
-            r.images.insert(0, shipped);
         }
         r.report = serde_json::to_value(&report).ok();
         Ok(r)

@@ -25,7 +25,6 @@ use axum::body::Body;
 use axum::http::Request;
 use fourk_api::{Capabilities, Quality, Size};
 use fourk_core::Fourk;
-use fourk_core::send::Recorder;
 use fourk_core::session::Endpoint;
 use fourk_core::spec::{GenerateSpec, ImageOptions};
 use fourk_core::thumbs::ThumbCache;
@@ -69,10 +68,9 @@ fn main() {
             ..ImageOptions::default()
         };
         spec.out = Some(root.join("image.png"));
-        let rec = Recorder::new(fk.ledger_path(), "generate", fourk_core::generate::ledger_args(&spec));
-        let result = fourk_core::generate::generate(&spec, &caps, &rec).await;
-        rec.finish(&result);
-        let (images, ok) = result.expect("generates");
+        let (images, ok) = fourk_core::generate::generate_recorded(&spec, &fk, fourk_core::send::Control::default())
+            .await
+            .expect("generates");
         assert!(ok);
         let file = images[0].path.clone();
         let id = images[0].ledger_id.expect("recorded");

@@ -447,13 +447,8 @@ async fn finalize(State(studio): State<Studio>, Json(f): Json<FinalForm>) -> Res
                 estimate: report.estimate,
                 ..Outcome::default()
             };
-            for s in &report.steps {
+            for (role, s) in report.files() {
                 if let Some(path) = &s.path {
-                    let role = if Some(path) == report.shipped.as_ref() {
-                        "final"
-                    } else {
-                        s.step
-                    };
                     o.images.push(Made {
                         id: s.id,
                         path: path.clone(),
@@ -462,7 +457,6 @@ async fn finalize(State(studio): State<Studio>, Json(f): Json<FinalForm>) -> Res
                     });
                 }
             }
-            o.images.sort_by_key(|m| m.role != "final");
             o.next = report.id.map(|id| format!("/image/{id}"));
             o.message = made_line(&o);
             Ok(o)

@@ -8,7 +8,6 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use fourk_api::{Capabilities, Size};
 use fourk_core::Fourk;
-use fourk_core::send::Recorder;
 use fourk_core::session::Endpoint;
 use fourk_core::spec::GenerateSpec;
 use tower::ServiceExt as _;
@@ -32,14 +31,10 @@ fn fixture() -> Fixture {
 async fn generate(fk: &Fourk, prompt: &str, out: &Path) -> i64 {
     let mut spec = GenerateSpec::new(prompt, "gpt-image-2", Size::new(1024, 1024), Endpoint::emulator());
     spec.out = Some(out.to_path_buf());
-    let rec = Recorder::new(
-        fk.ledger_path(),
-        "generate",
-        fourk_core::generate::ledger_args(&spec),
-    );
-    let result = fourk_core::generate::generate(&spec, &fk.caps, &rec).await;
-    rec.finish(&result);
-    let (images, ok) = result.unwrap();
+    let (images, ok) =
+        fourk_core::generate::generate_recorded(&spec, fk, fourk_core::send::Control::default())
+            .await
+            .unwrap();
     assert!(ok);
     images[0].ledger_id.unwrap()
 }
