@@ -473,6 +473,13 @@ impl Budget {
         Ok(estimate)
     }
 
+    /// A job with `reserved` ended: what it measured when it finished, else (it failed) its
+    /// reservation when a request had left, since that may be billed, else nothing.
+    pub fn settle_job(&mut self, reserved: f64, measured: Option<f64>, failed: bool, sent: bool) {
+        let spent = measured.unwrap_or(if failed && !sent { 0.0 } else { reserved });
+        self.settle(reserved, spent);
+    }
+
     /// A job with `estimate` reserved ended having spent `spent`.
     pub fn settle(&mut self, estimate: f64, spent: f64) {
         self.reserved = (self.reserved - estimate).max(0.0);

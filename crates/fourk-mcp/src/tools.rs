@@ -616,25 +616,18 @@ where
     let task_job = job.clone();
     tokio::spawn(async move {
         let outcome = work(task_job.clone()).await;
-        let spent = if bills {
-            outcome
-                .as_ref()
-                .ok()
-                .and_then(|r| r.cost_usd)
-                // A failed job whose request left may be billed: its estimate counts.
-                .unwrap_or(if outcome.is_err() && !task_job.sent() {
-                    0.0
-                } else {
-                    estimate
-                })
-        } else {
-            0.0
-        };
-        srv.inner
+        let mut budget = srv
+            .inner
             .budget
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .settle(estimate, spent);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if bills {
+            let measured = outcome.as_ref().ok().and_then(|r| r.cost_usd);
+            budget.settle_job(estimate, measured, outcome.is_err(), task_job.sent());
+        } else {
+            budget.settle(estimate, 0.0);
+        }
+        drop(budget);
         let outcome = outcome.map(|mut r| {
             if emulator {
                 r.emulator_note = Some(EMULATOR_NOTE.to_owned());

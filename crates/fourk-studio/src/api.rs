@@ -246,13 +246,12 @@ impl Studio {
         let task_job = job.clone();
         tokio::spawn(async move {
             let outcome = work(task_job.clone(), control).await;
-            let spent = match &outcome {
-                Ok(o) => o.usd.unwrap_or(reserved),
-                // A failed job whose request left may be billed: its estimate counts.
-                Err(_) if task_job.sent() => reserved,
-                Err(_) => 0.0,
-            };
-            lock(&studio.inner.budget).settle(reserved, spent);
+            lock(&studio.inner.budget).settle_job(
+                reserved,
+                outcome.as_ref().ok().map(|o| o.usd.unwrap_or(reserved)),
+                outcome.is_err(),
+                task_job.sent(),
+            );
             match outcome {
                 Ok(o) => task_job.finish(JobState::Done, o),
                 Err(e) => {

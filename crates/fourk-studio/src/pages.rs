@@ -3,7 +3,6 @@
 //! script (`/assets/studio.js`) adds the live parts; each page names itself in
 //! `body[data-page]`.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use axum::Router;
@@ -317,23 +316,10 @@ async fn review(State(studio): State<Studio>, UrlPath(id): UrlPath<i64>) -> Resp
         ol #jobs.jobs aria-live="polite" {}
         @if let Some(s) = sheet {
             h2 { "Contact sheet" }
-            img.sheet src={ "/raw?path=" (urlencode(&s.display().to_string())) } alt={ "Contact sheet of run " (first.run_id) };
+            img.sheet src={ "/raw?" (serde_urlencoded::to_string([("path", s.display().to_string())]).unwrap_or_default()) } alt={ "Contact sheet of run " (first.run_id) };
         }
     };
     layout(&studio, "Review", "review", &body).into_response()
-}
-
-/// Percent-encode a query value.
-fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
 }
 
 /// A sidecar's JSON as nested definition lists (escaped by the template).
