@@ -201,6 +201,15 @@ pub struct ModelCaps {
     /// What no source fourk could read confirms (shown as unknown; never sent).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unverified: Vec<String>,
+    /// The providers that serve it (default: OpenAI, Azure OpenAI and compatible gateways,
+    /// which all speak OpenAI's image endpoints).
+    #[serde(default = "openai_shaped")]
+    pub providers: Vec<crate::ProviderKind>,
+}
+
+fn openai_shaped() -> Vec<crate::ProviderKind> {
+    use crate::ProviderKind as P;
+    vec![P::Openai, P::Azure, P::Compatible]
 }
 
 fn unsupported() -> TransparentSupport {
@@ -228,6 +237,24 @@ impl ModelCaps {
         .into_iter()
         .find(|q| self.qualities.iter().any(|a| a == q.as_str()))
         .unwrap_or(Quality::High)
+    }
+
+    /// The provider that must serve the model when none is named: its first provider, when
+    /// OpenAI's API does not serve it (Gemini's models); `None` when OpenAI's does.
+    #[must_use]
+    pub fn home_provider(&self) -> Option<crate::ProviderKind> {
+        if self.providers.contains(&crate::ProviderKind::Openai) {
+            None
+        } else {
+            self.providers.first().copied()
+        }
+    }
+
+    /// Whether `provider` serves the model. A compatible gateway may serve anything: a user
+    /// models file names its models (and what they take) when they differ.
+    #[must_use]
+    pub fn served_by(&self, provider: crate::ProviderKind) -> bool {
+        provider == crate::ProviderKind::Compatible || self.providers.contains(&provider)
     }
 
     /// True for the id or one of its aliases.

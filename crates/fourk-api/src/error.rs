@@ -18,6 +18,36 @@ pub struct ApiError {
     /// Machine-readable code such as `invalid_value` or `insufficient_quota`.
     #[serde(default)]
     pub code: Option<String>,
+    /// Azure OpenAI's details (`inner_error`, or `innererror` on some routes): the policy
+    /// code and, for a content-filter rejection, `content_filter_results` per category.
+    #[serde(default, alias = "innererror", skip_serializing_if = "Option::is_none")]
+    pub inner_error: Option<Box<serde_json::Value>>,
+}
+
+impl ApiError {
+    /// The content-filter categories that were filtered (Azure's
+    /// `inner_error.content_filter_results`), as `violence (medium)`.
+    #[must_use]
+    pub fn filtered_categories(&self) -> Vec<String> {
+        let Some(results) = self
+            .inner_error
+            .as_ref()
+            .and_then(|i| i.get("content_filter_results"))
+            .and_then(serde_json::Value::as_object)
+        else {
+            return Vec::new();
+        };
+        results
+            .iter()
+            .filter(|(_, r)| r.get("filtered").and_then(serde_json::Value::as_bool) == Some(true))
+            .map(
+                |(name, r)| match r.get("severity").and_then(serde_json::Value::as_str) {
+                    Some(sev) => format!("{name} ({sev})"),
+                    None => name.clone(),
+                },
+            )
+            .collect()
+    }
 }
 
 /// The whole error body.
@@ -37,6 +67,7 @@ impl ErrorEnvelope {
                 kind: kind.to_owned(),
                 param: param.map(str::to_owned),
                 code: code.map(str::to_owned),
+                inner_error: None,
             },
         }
     }
@@ -77,7 +108,11 @@ impl ErrorClass {
         let kind = error.map_or("", |e| e.kind.as_str());
         let message = error.map_or("", |e| e.message.as_str());
         match status {
-            400 if code == "moderation_blocked" || code == "content_policy_violation" => {
+            400 if matches!(
+                code,
+                "moderation_blocked" | "content_policy_violation" | "contentFilter" | "content_filter"
+            ) =>
+            {
                 Self::ModerationBlocked
             }
             400 => Self::InvalidRequest,
@@ -124,6 +159,36 @@ impl ErrorClass {
             // A stream error event often carries only a type (`server_error`, code null).
             _ if error.kind == "server_error" => Self::Server,
             _ => Self::Other,
+        }
+    }
+
+    /// [`Self::hint`] in the words of `provider`: its own variables and places.
+    #[must_use]
+    pub fn hint_for(self, provider: crate::ProviderKind) -> &'static str {
+        use crate::ProviderKind as P;
+        match (self, provider) {
+            (Self::Authentication, P::Azure) => {
+                "check AZURE_OPENAI_API_KEY (sent as api-key) or the Entra ID token (AZURE_OPENAI_AD_TOKEN, --token-command), and that AZURE_OPENAI_ENDPOINT is this key's resource; or run offline with --emulator"
+            }
+            (Self::NotFound, P::Azure) => {
+                "check --deployment (default: the model id) and --api-version / OPENAI_API_VERSION against the resource's deployments (AZURE_OPENAI_ENDPOINT)"
+            }
+            (Self::ModerationBlocked, P::Azure) => {
+                "Azure's content filter rejected the prompt or image (the categories are in the error's inner_error.content_filter_results): rephrase it, or ask the resource's owner about its content filter configuration"
+            }
+            (Self::Authentication | Self::PermissionDenied, P::Gemini) => {
+                "check GEMINI_API_KEY (or GOOGLE_API_KEY; sent as x-goog-api-key); or run offline with --emulator"
+            }
+            (Self::NotFound, P::Gemini) => {
+                "check --model against the Gemini API's image models (fourk models --provider gemini)"
+            }
+            (Self::Authentication, P::Compatible) => {
+                "check the gateway's key: OPENAI_API_KEY, or the --header that carries it"
+            }
+            (Self::NotFound, P::Compatible) => {
+                "check --model, the gateway's base URL (--base-url / OPENAI_BASE_URL) and --path-prefix"
+            }
+            _ => self.hint(),
         }
     }
 

@@ -29,6 +29,7 @@ mod error;
 pub mod latency;
 mod options;
 pub mod plan;
+mod provider;
 mod request;
 mod response;
 pub mod responses;
@@ -47,6 +48,7 @@ pub use edit::{EditRequest, InputImage, MAX_EDIT_IMAGES, MAX_IMAGE_BYTES, MAX_MA
 pub use edit_json::{DataUrl, EditJsonBody, ImageRef, ImageSource, ImageUrlError, MAX_IMAGE_URL_CHARS};
 pub use error::{ApiError, ErrorClass, ErrorEnvelope};
 pub use latency::LatencyModel;
+pub use provider::{ProviderKind, ProviderParseError};
 pub use request::{ImageRequest, Warning, json_kind};
 pub use response::{
     ImageData, ImageDataRef, ImageSettings, ImagesResponse, ImagesResponseRef, InputTokensDetails,

@@ -105,7 +105,9 @@ impl Client {
                 data: jsonl,
             },
         ];
-        let resp = self.send_full("files", Payload::Multipart(parts.into())).await?;
+        let resp = self
+            .send_full("files", None, Payload::Multipart(parts.into()))
+            .await?;
         parse(&resp.body, "a file object", resp.request_id.as_deref())
     }
 
@@ -222,13 +224,11 @@ impl Client {
         loop {
             let started = Instant::now();
             tracing::debug!(%url, attempt = retries + 1, "GET");
-            let sent = self
-                .http()
-                .get(&url)
-                .query(query)
-                .header(auth.0.clone(), auth.1.clone())
-                .send()
-                .await;
+            let mut get = self.http().get(&url).query(query);
+            for (name, value) in &auth {
+                get = get.header(name.clone(), value.clone());
+            }
+            let sent = get.send().await;
             let (error, hints, status) = match sent {
                 Ok(resp) if resp.status().is_success() => return Ok((resp, url, started)),
                 Ok(resp) => {
@@ -240,6 +240,7 @@ impl Client {
                         .map(|e| Box::new(e.error));
                     let err = ClientError::Api {
                         status,
+                        provider: self.config().provider.kind,
                         class: ErrorClass::of(status, error.as_deref()),
                         error,
                         request_id: request_id_of(&headers),

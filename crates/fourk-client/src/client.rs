@@ -102,6 +102,36 @@ fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
+/// The server's id of an answer: `x-request-id` (OpenAI, gateways), else Azure's
+/// `apim-request-id`.
+pub(crate) fn request_id_of(h: &HeaderMap) -> Option<String> {
+    header_str(h, "x-request-id").or_else(|| header_str(h, "apim-request-id"))
+}
+
+/// A request body whose `model` a provider may rename.
+pub(crate) trait HasModel {
+    fn model(&self) -> &str;
+    fn set_model(&mut self, model: &str);
+}
+
+impl HasModel for ImageRequest {
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn set_model(&mut self, model: &str) {
+        model.clone_into(&mut self.model);
+    }
+}
+
+impl HasModel for EditRequest {
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn set_model(&mut self, model: &str) {
+        model.clone_into(&mut self.model);
+    }
+}
+
 fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
     header_str(h, name)
         .and_then(|v| v.trim().parse::<f64>().ok())
@@ -121,7 +151,7 @@ fn head_of(
 ) -> ResponseHead {
     ResponseHead {
         status,
-        request_id: header_str(&headers, "x-request-id"),
+        request_id: request_id_of(&headers),
         client_request_id: client_request_id.to_owned(),
         processing_ms: header_u64(&headers, "openai-processing-ms"),
         emulator: header_str(&headers, "x-fourk-emulator"),
@@ -303,12 +333,35 @@ impl Client {
         &self.http
     }
 
-    /// The header that carries the key, in the provider's way, marked sensitive.
-    pub(crate) fn auth(&self) -> Result<(HeaderName, HeaderValue), ClientError> {
-        let key = self.config.api_key.as_ref().ok_or(ClientError::MissingKey)?;
-        let bad =
-            |_| ClientError::Config("OPENAI_API_KEY contains characters not allowed in a header".into());
-        let (name, mut value) = match &self.config.provider.auth {
+    /// The headers that carry the key, in the provider's way, and the `--header`s, all marked
+    /// sensitive. A token command runs here when its token is stale.
+    pub(crate) fn auth(&self) -> Result<Vec<(HeaderName, HeaderValue)>, ClientError> {
+        let provider = &self.config.provider;
+        let mut out = Vec::new();
+        for h in &provider.headers {
+            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| {
+                ClientError::Config(format!("--header: '{}' is not a valid header name", h.name))
+            })?;
+            let mut value = HeaderValue::from_str(h.value.expose_secret())
+                .map_err(|_| ClientError::Config(format!("--header {}: the value cannot be sent", h.name)))?;
+            value.set_sensitive(true);
+            out.push((name, value));
+        }
+        if provider.auth == Auth::None {
+            return Ok(out);
+        }
+        let token;
+        let key = match (&self.config.token_command, &provider.auth) {
+            (Some(cmd), Auth::Bearer) => {
+                token = cmd.token()?;
+                &token
+            }
+            _ => self.config.api_key.as_ref().ok_or(ClientError::MissingKey {
+                provider: provider.kind,
+            })?,
+        };
+        let bad = |_| ClientError::Config("the key contains characters not allowed in a header".into());
+        let (name, mut value) = match &provider.auth {
             Auth::Header(name) => (
                 HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
                     ClientError::Config(format!("'{name}' is not a valid header name for the key"))
@@ -321,7 +374,20 @@ impl Client {
             ),
         };
         value.set_sensitive(true);
-        Ok((name, value))
+        out.push((name, value));
+        Ok(out)
+    }
+
+    /// `request` with the `model` the provider wants in the body (Azure: the deployment).
+    fn for_provider<'r, R: Clone + HasModel>(&self, request: &'r R) -> std::borrow::Cow<'r, R> {
+        let model = self.config.provider.model_for(request.model());
+        if model == request.model() {
+            std::borrow::Cow::Borrowed(request)
+        } else {
+            let mut r = request.clone();
+            r.set_model(model);
+            std::borrow::Cow::Owned(r)
+        }
     }
 
     /// `POST /images/generations` with a JSON body, retried by the client's policy.
@@ -331,8 +397,14 @@ impl Client {
     /// # Errors
     /// Every failure as a typed [`ClientError`].
     pub async fn generate(&self, request: &ImageRequest) -> Result<ApiResponse, ClientError> {
-        let body = serde_json::to_vec(request).map_err(|e| ClientError::Config(e.to_string()))?;
-        self.post_json(ImageEndpoint::Generations.path(), body).await
+        let sent = self.for_provider(request);
+        let body = serde_json::to_vec(&*sent).map_err(|e| ClientError::Config(e.to_string()))?;
+        self.send_full(
+            ImageEndpoint::Generations.path(),
+            Some(&request.model),
+            Payload::Json(body.into()),
+        )
+        .await
     }
 
     /// POST a JSON body to an endpoint below the base URL, retried by the client's policy.
@@ -340,7 +412,7 @@ impl Client {
     /// # Errors
     /// Every failure as a typed [`ClientError`].
     pub async fn post_json(&self, path: &str, body: Vec<u8>) -> Result<ApiResponse, ClientError> {
-        self.send_full(path, Payload::Json(body.into())).await
+        self.send_full(path, None, Payload::Json(body.into())).await
     }
 
     /// `POST /images/edits` as `multipart/form-data`: the request's text fields, the images
@@ -355,8 +427,13 @@ impl Client {
         images: &[InputImage],
         mask: Option<&InputImage>,
     ) -> Result<ApiResponse, ClientError> {
-        self.send_full(ImageEndpoint::Edits.path(), Payload::edit(request, images, mask))
-            .await
+        let sent = self.for_provider(request);
+        self.send_full(
+            ImageEndpoint::Edits.path(),
+            Some(&request.model),
+            Payload::edit(&sent, images, mask),
+        )
+        .await
     }
 
     /// `POST /images/generations` with `stream: true` (set here if the request lacks it):
@@ -379,9 +456,11 @@ impl Client {
             };
             &streaming
         };
-        let body = serde_json::to_vec(request).map_err(|e| ClientError::Config(e.to_string()))?;
+        let sent = self.for_provider(request);
+        let body = serde_json::to_vec(&*sent).map_err(|e| ClientError::Config(e.to_string()))?;
         self.send_stream(
             ImageEndpoint::Generations.path(),
+            Some(&request.model),
             Payload::Json(body.into()),
             u32::from(request.n.unwrap_or(1)),
         )
@@ -398,12 +477,17 @@ impl Client {
         images: &[InputImage],
         mask: Option<&InputImage>,
     ) -> Result<EventStream<ImageStreamEvent>, ClientError> {
-        let streaming = EditRequest {
+        let mut streaming = EditRequest {
             stream: Some(true),
             ..request.clone()
         };
+        self.config
+            .provider
+            .model_for(&request.model)
+            .clone_into(&mut streaming.model);
         self.send_stream(
             ImageEndpoint::Edits.path(),
+            Some(&request.model),
             Payload::edit(&streaming, images, mask),
             u32::from(request.n.unwrap_or(1)),
         )
@@ -417,7 +501,7 @@ impl Client {
     /// Every failure as a typed [`ClientError`].
     pub async fn responses(&self, request: &ResponsesRequest) -> Result<ApiResponse, ClientError> {
         let body = serde_json::to_vec(request).map_err(|e| ClientError::Config(e.to_string()))?;
-        self.send_full(ImageEndpoint::Responses.path(), Payload::Json(body.into()))
+        self.send_full(ImageEndpoint::Responses.path(), None, Payload::Json(body.into()))
             .await
     }
 
@@ -437,12 +521,22 @@ impl Client {
             serde_json::to_vec(&v)
         }
         .map_err(|e| ClientError::Config(e.to_string()))?;
-        self.send_stream(ImageEndpoint::Responses.path(), Payload::Json(body.into()), 1)
-            .await
+        self.send_stream(
+            ImageEndpoint::Responses.path(),
+            None,
+            Payload::Json(body.into()),
+            1,
+        )
+        .await
     }
 
-    pub(crate) async fn send_full(&self, path: &str, payload: Payload) -> Result<ApiResponse, ClientError> {
-        match self.send(path, payload, Mode::Full).await? {
+    pub(crate) async fn send_full(
+        &self,
+        path: &str,
+        model: Option<&str>,
+        payload: Payload,
+    ) -> Result<ApiResponse, ClientError> {
+        match self.send(path, model, payload, Mode::Full).await? {
             Sent::Full(r) => Ok(r),
             Sent::Stream(_) => unreachable!("a full-body send returns the full body"),
         }
@@ -451,10 +545,11 @@ impl Client {
     async fn send_stream<T: StreamEvent>(
         &self,
         path: &str,
+        model: Option<&str>,
         payload: Payload,
         finals_expected: u32,
     ) -> Result<EventStream<T>, ClientError> {
-        match self.send(path, payload, Mode::Stream).await? {
+        match self.send(path, model, payload, Mode::Stream).await? {
             Sent::Stream(start) => {
                 let StreamStart {
                     head,
@@ -471,14 +566,23 @@ impl Client {
     }
 
     /// The one send path: attempts, retry decisions, logging.
-    async fn send(&self, path: &str, payload: Payload, mode: Mode) -> Result<Sent, ClientError> {
+    async fn send(
+        &self,
+        path: &str,
+        model: Option<&str>,
+        payload: Payload,
+        mode: Mode,
+    ) -> Result<Sent, ClientError> {
         let auth = self.auth()?;
-        let url = self.config.endpoint(path);
+        let url = match model {
+            Some(m) => self.config.endpoint_for(path, m),
+            None => self.config.endpoint(path),
+        };
         let route = route_of(path);
-        let log = self
-            .payload_log
-            .as_ref()
-            .map(|l| l.begin(&route, self.config.api_key.clone()));
+        let log = self.payload_log.as_ref().map(|l| {
+            l.begin(&route, self.config.secrets())
+                .hiding_headers(self.config.provider.secret_header_names())
+        });
         let start = Instant::now();
         let mut retries = 0u32;
         loop {
@@ -529,7 +633,7 @@ impl Client {
         path: &str,
         payload: &Payload,
         mode: Mode,
-        auth: &(HeaderName, HeaderValue),
+        auth: &[(HeaderName, HeaderValue)],
         log: Option<&LogEntry>,
         attempt_no: u32,
     ) -> Result<Sent, (ClientError, Failed)> {
@@ -540,8 +644,10 @@ impl Client {
         let mut builder = self
             .http
             .post(url)
-            .header(auth.0.clone(), auth.1.clone())
             .header(CLIENT_REQUEST_ID, client_request_id.as_str());
+        for (name, value) in auth {
+            builder = builder.header(name.clone(), value.clone());
+        }
         builder = match payload {
             Payload::Json(body) => builder
                 .header(CONTENT_TYPE, "application/json")
@@ -593,7 +699,7 @@ impl Client {
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let request_id = header_str(&headers, "x-request-id");
+        let request_id = request_id_of(&headers);
         let success = (200..300).contains(&status);
         let is_event_stream = header_str(&headers, "content-type")
             .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/event-stream"));
@@ -650,6 +756,7 @@ impl Client {
             return Err((
                 ClientError::Api {
                     status,
+                    provider: self.config.provider.kind,
                     class: ErrorClass::of(status, error.as_deref()),
                     error,
                     request_id,

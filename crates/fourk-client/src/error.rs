@@ -9,16 +9,19 @@ use fourk_api::{ApiError, ErrorClass};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// No key configured.
-    #[error(
-        "OPENAI_API_KEY is not set\n\nhint: export OPENAI_API_KEY=sk-..., or run offline with --emulator"
-    )]
-    MissingKey,
+    /// No key configured for the provider.
+    #[error("{}", missing_key(*.provider))]
+    MissingKey {
+        /// The provider that wants one.
+        provider: fourk_api::ProviderKind,
+    },
     /// The API answered with an error status.
-    #[error("{}", api_message(*.status, *.class, .error.as_deref(), .request_id.as_deref()))]
+    #[error("{}", api_message(*.status, *.class, .error.as_deref(), .request_id.as_deref(), *.provider))]
     Api {
         /// HTTP status.
         status: u16,
+        /// The provider that answered (its hints name its own variables).
+        provider: fourk_api::ProviderKind,
         /// What the error means.
         class: ErrorClass,
         /// The parsed envelope, when the body had one.
@@ -123,7 +126,13 @@ fn stream_message(class: ErrorClass, error: &ApiError, request_id: Option<&str>)
     s
 }
 
-fn api_message(status: u16, class: ErrorClass, error: Option<&ApiError>, request_id: Option<&str>) -> String {
+fn api_message(
+    status: u16,
+    class: ErrorClass,
+    error: Option<&ApiError>,
+    request_id: Option<&str>,
+    provider: fourk_api::ProviderKind,
+) -> String {
     let what = match class {
         ErrorClass::InvalidRequest => "the API rejected the request",
         ErrorClass::ModerationBlocked => "blocked by moderation",
@@ -147,6 +156,10 @@ fn api_message(status: u16, class: ErrorClass, error: Option<&ApiError>, request
         if let Some(c) = &e.code {
             extra.push(format!("code: {c}"));
         }
+        let filtered = e.filtered_categories();
+        if !filtered.is_empty() {
+            extra.push(format!("content filter: {}", filtered.join(", ")));
+        }
         if !extra.is_empty() {
             s.push_str(&format!(" [{}]", extra.join(", ")));
         }
@@ -155,7 +168,7 @@ fn api_message(status: u16, class: ErrorClass, error: Option<&ApiError>, request
         s.push_str(&format!(" (request {r})"));
     }
     s.push_str("\n\nhint: ");
-    s.push_str(class.hint());
+    s.push_str(class.hint_for(provider));
     s
 }
 
@@ -208,6 +221,25 @@ impl ClientError {
             | Self::Stream { request_id, .. }
             | Self::InvalidResponse { request_id, .. } => request_id.as_deref(),
             _ => None,
+        }
+    }
+}
+
+/// What to set when `provider` has no key.
+fn missing_key(provider: fourk_api::ProviderKind) -> &'static str {
+    use fourk_api::ProviderKind as P;
+    match provider {
+        P::Openai => {
+            "OPENAI_API_KEY is not set\n\nhint: export OPENAI_API_KEY=sk-..., or run offline with --emulator"
+        }
+        P::Azure => {
+            "no Azure OpenAI credential is set\n\nhint: export AZURE_OPENAI_API_KEY=... (sent as api-key), or AZURE_OPENAI_AD_TOKEN=... (an Entra ID token), or give --token-command 'az account get-access-token --resource https://cognitiveservices.azure.com --query accessToken -o tsv'; or run offline with --emulator"
+        }
+        P::Gemini => {
+            "GEMINI_API_KEY is not set\n\nhint: export GEMINI_API_KEY=... (or GOOGLE_API_KEY), or run offline with --emulator"
+        }
+        P::Compatible => {
+            "the gateway has no key: OPENAI_API_KEY is not set and no --header carries one\n\nhint: export OPENAI_API_KEY=..., or --header 'NAME:${VAR}' with the gateway's own header; or run offline with --emulator"
         }
     }
 }

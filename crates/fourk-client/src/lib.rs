@@ -54,9 +54,12 @@ mod stream;
 
 pub use batch::FileContent;
 pub use client::{ApiResponse, Client, RateLimits};
-pub use config::{Auth, Config, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Provider};
+pub use config::{
+    Auth, Config, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, ExtraHeader, GEMINI_BASE_URL,
+    Provider, ProviderOptions, Resolved, TOKEN_REFRESH, Target, TokenCommand,
+};
 pub use error::ClientError;
-pub use payload_log::{ImageInspector, PayloadLog};
+pub use payload_log::{ImageInspector, PayloadLog, redact_url};
 pub use replay::{Logged, replay};
 pub use retry::{Attempt, Decision, Outcome, RetryPolicy, RetryReason, ServerHints};
 pub use stream::{EventStream, ResponseHead, StreamEvent};

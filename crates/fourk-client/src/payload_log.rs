@@ -87,13 +87,14 @@ impl PayloadLog {
     }
 
     /// Start logging one call (all its attempts share the number).
-    pub(crate) fn begin(&self, route: &str, secret: Option<SecretString>) -> LogEntry {
+    pub(crate) fn begin(&self, route: &str, secrets: Vec<SecretString>) -> LogEntry {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         LogEntry {
             dir: self.dir.clone(),
             prefix: format!("{n:03}-{route}"),
             inspector: self.inspector,
-            secret,
+            secrets,
+            hidden: Vec::new(),
         }
     }
 }
@@ -104,7 +105,10 @@ pub(crate) struct LogEntry {
     dir: PathBuf,
     prefix: String,
     inspector: Option<ImageInspector>,
-    secret: Option<SecretString>,
+    /// Values scrubbed from every file written (the key, a token, `--header` values).
+    secrets: Vec<SecretString>,
+    /// Header names redacted besides the secret-looking ones (every `--header`).
+    hidden: Vec<String>,
 }
 
 /// The request as it goes out.
@@ -117,6 +121,16 @@ pub(crate) struct LoggedRequest<'a> {
 }
 
 impl LogEntry {
+    /// Also redact these headers (lower-case names), whatever they are called.
+    pub(crate) fn hiding_headers(mut self, names: Vec<String>) -> Self {
+        self.hidden = names;
+        self
+    }
+
+    fn redact(&self, headers: &HeaderMap) -> Value {
+        redact_headers_with(headers, &self.hidden)
+    }
+
     fn stem(&self, attempt: u32) -> String {
         format!("{}-attempt-{attempt}", self.prefix)
     }
@@ -133,7 +147,7 @@ impl LogEntry {
     fn write(&self, name: &str, value: &Value) {
         let result = std::fs::create_dir_all(&self.dir).and_then(|()| {
             let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
-            if let Some(key) = &self.secret {
+            for key in &self.secrets {
                 let key = key.expose_secret();
                 if !key.is_empty() && text.contains(key) {
                     text = text.replace(key, "[REDACTED]");
@@ -152,10 +166,10 @@ impl LogEntry {
         let mut blobs = self.blobs(attempt, "request");
         let mut doc = json!({
             "method": req.method,
-            "url": req.url,
+            "url": redact_url(req.url),
             "path": req.path,
             "attempt": attempt,
-            "headers": redact_headers(req.headers),
+            "headers": self.redact(req.headers),
         });
         match req.payload {
             Payload::Json(body) => {
@@ -198,7 +212,7 @@ impl LogEntry {
         let mut blobs = self.blobs(attempt, "response");
         let doc = json!({
             "status": status,
-            "headers": redact_headers(headers),
+            "headers": self.redact(headers),
             "elapsed_ms": elapsed.as_millis(),
             "body": body_value(body, &mut blobs),
         });
@@ -223,7 +237,7 @@ impl LogEntry {
             entry: self.clone(),
             attempt,
             blobs: self.blobs(attempt, "response"),
-            head: json!({"status": status, "headers": redact_headers(headers)}),
+            head: json!({"status": status, "headers": self.redact(headers)}),
             events: Vec::new(),
             written: false,
         }
@@ -399,9 +413,35 @@ fn is_secret_header(name: &str) -> bool {
     WORDS.iter().any(|w| n.contains(w))
 }
 
-/// Headers as a JSON object, secrets redacted. `Authorization` keeps its scheme so the log
-/// still shows which kind of credential was sent.
-pub(crate) fn redact_headers(headers: &HeaderMap) -> Value {
+/// A URL with the values of secret-looking query parameters (`?key=`, as the Gemini API
+/// accepts a key) replaced by `[REDACTED]`.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut u) = reqwest::Url::parse(url) else {
+        return url.to_owned();
+    };
+    if !u.query_pairs().any(|(k, _)| is_secret_header(&k)) {
+        return url.to_owned();
+    }
+    let pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if is_secret_header(&k) {
+                "[REDACTED]".to_owned()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    u.query_pairs_mut().clear().extend_pairs(pairs);
+    u.into()
+}
+
+/// Headers as a JSON object, secrets redacted: the secret-looking ones and those named in
+/// `hidden`. `Authorization` keeps its scheme so the log still shows which kind of
+/// credential was sent.
+pub(crate) fn redact_headers_with(headers: &HeaderMap, hidden: &[String]) -> Value {
     let mut out = Map::new();
     for (name, value) in headers {
         let name = name.as_str();
@@ -415,7 +455,7 @@ pub(crate) fn redact_headers(headers: &HeaderMap) -> Value {
                 Some(_) => "Bearer [REDACTED]".to_owned(),
                 None => "[REDACTED]".to_owned(),
             }
-        } else if is_secret_header(name) {
+        } else if is_secret_header(name) || hidden.iter().any(|h| h.eq_ignore_ascii_case(name)) {
             "[REDACTED]".to_owned()
         } else {
             String::from_utf8_lossy(value.as_bytes()).into_owned()
@@ -444,7 +484,7 @@ mod tests {
         h.insert("x-api-key", HeaderValue::from_static("sk-abc"));
         h.insert("set-cookie", HeaderValue::from_static("session=1"));
         h.insert("openai-project", HeaderValue::from_static("proj_1"));
-        let v = redact_headers(&h);
+        let v = redact_headers_with(&h, &[]);
         assert_eq!(
             v,
             json!({"authorization": "Bearer [REDACTED]", "x-api-key": "[REDACTED]",
@@ -496,8 +536,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("041-images-edits-attempt-1.request.json"), "{}").unwrap();
         let log = PayloadLog::new(dir.path());
-        assert_eq!(log.begin("responses", None).prefix, "042-responses");
-        assert_eq!(log.begin("responses", None).prefix, "043-responses");
+        assert_eq!(log.begin("responses", Vec::new()).prefix, "042-responses");
+        assert_eq!(log.begin("responses", Vec::new()).prefix, "043-responses");
     }
 
     #[test]
@@ -505,7 +545,7 @@ mod tests {
         let file = tempfile::NamedTempFile::new().unwrap();
         // A file where the folder should be: every write fails.
         let log = PayloadLog::new(file.path().join("sub"));
-        let entry = log.begin("images-generations", None);
+        let entry = log.begin("images-generations", Vec::new());
         entry.response(1, 200, &HeaderMap::new(), Duration::ZERO, b"{}");
     }
 }

@@ -76,7 +76,12 @@ impl Logged {
     /// # Errors
     /// Whatever the call returns.
     pub async fn send(self, client: &Client) -> Result<ApiResponse, ClientError> {
-        client.send_full(&self.endpoint, self.payload).await
+        // The body already carries the model as the provider wants it (Azure: the
+        // deployment), which names the deployment in Azure's deployment URLs.
+        let model = self.fields()["model"].as_str().map(str::to_owned);
+        client
+            .send_full(&self.endpoint, model.as_deref(), self.payload)
+            .await
     }
 }
 

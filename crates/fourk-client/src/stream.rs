@@ -58,6 +58,7 @@ impl StreamEvent for ResponseStreamEvent {
                 kind: "error".to_owned(),
                 param: e.param.clone(),
                 code: e.code.clone(),
+                inner_error: None,
             }),
             _ => None,
         }
@@ -200,6 +201,7 @@ impl<T: StreamEvent> EventStream<T> {
                 kind: "error".to_owned(),
                 param: None,
                 code: None,
+                inner_error: None,
             });
             let err = self.stream_error(error);
             self.close("error event");
@@ -258,6 +260,7 @@ fn error_in(data: &[u8]) -> Option<ApiError> {
         kind: "error".to_owned(),
         param: flat.param,
         code: flat.code,
+        inner_error: None,
     })
 }
 

@@ -188,7 +188,7 @@ async fn missing_key_is_caught_before_sending() {
         .generate(&ImageRequest::new("gpt-image-2", "x"))
         .await
         .unwrap_err();
-    assert!(matches!(err, ClientError::MissingKey));
+    assert!(matches!(err, ClientError::MissingKey { .. }));
     assert!(err.to_string().contains("--emulator"));
 }
 

@@ -1335,7 +1335,8 @@ fn one_result(
     let djob = deliver::Job {
         route: fourk_api::RouteLabel::Batch,
         stream: false,
-        endpoint: client.config().endpoint(&format!("batches/{batch_id}")),
+        endpoint: fourk_client::redact_url(&client.config().endpoint(&format!("batches/{batch_id}"))),
+        provider: crate::sidecar::ProviderRecord::of(client.config()),
         model: request.model().to_owned(),
         price,
         request: match &request {

@@ -199,6 +199,7 @@ pub fn build_request(
         route: fourk_api::RouteLabel::ImagesEdit,
         stream: spec.stream.stream,
         endpoint: String::new(),
+        provider: crate::sidecar::ProviderRecord::default(),
         model: req.model.clone(),
         price: model.price,
         request: SentRequest::Edit(req.clone()),

@@ -249,6 +249,7 @@ pub async fn generate_with(
         route: fourk_api::RouteLabel::ImagesGenerate,
         stream: spec.stream.stream,
         endpoint: String::new(),
+        provider: crate::sidecar::ProviderRecord::default(),
         model: req.model.clone(),
         price: model.price,
         request: SentRequest::Generate(req.clone()),

@@ -103,7 +103,7 @@ pub async fn replay(spec: &ReplaySpec, fk: &crate::Fourk, control: &Control) -> 
         json!({"path": std::path::absolute(&spec.path).unwrap_or_else(|_| spec.path.clone())}),
     )
     .with_control(control.clone());
-    let attempt = rec.sending(route.as_str(), est.as_ref());
+    let attempt = rec.sending(route.as_str(), session.provider(), est.as_ref());
     let result = tokio::select! {
         r = logged.send(&session.client) => r,
         () = control.cancel_token().cancelled() => {

@@ -67,6 +67,8 @@ pub struct Job {
     pub stream: bool,
     /// The endpoint URL.
     pub endpoint: String,
+    /// The provider it goes to (filled in when it is sent).
+    pub provider: crate::sidecar::ProviderRecord,
     /// The image model.
     pub model: String,
     /// The model's prices, for the cost.
@@ -513,6 +515,7 @@ pub fn save_all(
             stream: job.stream,
             attempts: got.attempts,
             endpoint: job.endpoint.clone(),
+            provider: job.provider.clone(),
             model: job.model.clone(),
             request: job.request.clone(),
             inputs: job.inputs.clone(),

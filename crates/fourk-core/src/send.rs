@@ -20,6 +20,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use fourk_api::ProviderKind;
 use fourk_api::{
     Cost, EditRequest, ImageEndpoint, ImageRequest, InputImage, ModelCaps, OutputFormat, Quality,
     ResponsesRequest, RouteLabel, Size, Usage,
@@ -32,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ledger::RunStatus;
 use crate::ledger::{AttemptId, AttemptOutcome, ImageId, JobId, Ledger, RunId, UsageKey};
 use crate::save::{self, Delivery, ImageSummary, Job};
-use crate::sidecar::SentRequest;
+use crate::sidecar::{ProviderRecord, SentRequest};
 
 /// What the core reports while a request is under way. The CLI logs it, the MCP server turns
 /// it into progress notifications, the studio into server-sent events.
@@ -407,23 +408,41 @@ impl Recorder {
         Some(LedgerGuard(conn))
     }
 
-    /// Before a request leaves: the attempt and its estimate on record.
-    pub fn sending(&self, route: &str, estimate: Option<&Estimate>) -> Option<AttemptId> {
-        self.sending_for(None, route, estimate)
+    /// Before a request leaves: the attempt (its route and provider) and its estimate on
+    /// record.
+    pub fn sending(
+        &self,
+        route: &str,
+        provider: ProviderKind,
+        estimate: Option<&Estimate>,
+    ) -> Option<AttemptId> {
+        self.sending_for(None, route, provider, estimate)
     }
 
     /// Before a batch job's request leaves: the attempt, for `job`, and its estimate on
     /// record; the job becomes `running`.
-    pub fn sending_job(&self, job: JobId, route: &str, estimate: Option<&Estimate>) -> Option<AttemptId> {
-        self.sending_for(Some(job), route, estimate)
+    pub fn sending_job(
+        &self,
+        job: JobId,
+        route: &str,
+        provider: ProviderKind,
+        estimate: Option<&Estimate>,
+    ) -> Option<AttemptId> {
+        self.sending_for(Some(job), route, provider, estimate)
     }
 
-    fn sending_for(&self, job: Option<JobId>, route: &str, estimate: Option<&Estimate>) -> Option<AttemptId> {
+    fn sending_for(
+        &self,
+        job: Option<JobId>,
+        route: &str,
+        provider: ProviderKind,
+        estimate: Option<&Estimate>,
+    ) -> Option<AttemptId> {
         let ledger = self.open()?;
         let mut st = self.lock();
         let begin = (st.run.is_none()).then_some((self.kind.as_str(), &self.args));
         let est = estimate.map(|e| (&e.key, &e.usage, &e.cost));
-        match ledger.attempt_sending(st.run, begin, job, route, est) {
+        match ledger.attempt_sending(st.run, begin, job, route, provider.as_str(), est) {
             Ok((run, attempt)) => {
                 st.run = Some(run);
                 st.open.push(attempt);
@@ -696,7 +715,8 @@ pub async fn send(
 ) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
     let mut job = Job {
         route: out.endpoint().label(),
-        endpoint: client.config().endpoint(out.endpoint().path()),
+        endpoint: fourk_client::redact_url(&client.config().endpoint_for(out.endpoint().path(), &job.model)),
+        provider: ProviderRecord::of(client.config()),
         ..job
     };
     if let Outgoing::Responses(rr) = out {
@@ -708,7 +728,7 @@ pub async fn send(
         }
         .into());
     }
-    let attempt = rec.sending(job.route.as_str(), estimate);
+    let attempt = rec.sending(job.route.as_str(), job.provider.name, estimate);
     rec.emit(&Progress::Sending {
         route: job.route.clone(),
         attempt,

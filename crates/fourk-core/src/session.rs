@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use fourk_api::Capabilities;
-use fourk_client::{Client, Config, PayloadLog, Provider, RetryPolicy};
+use fourk_client::{Client, PayloadLog, ProviderOptions, RetryPolicy, Target};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use std::path::PathBuf;
@@ -21,8 +21,10 @@ pub struct Endpoint {
     /// The API key (default: `$OPENAI_API_KEY`). A door that holds the key itself passes it
     /// here instead of through the process environment; `Debug` never shows it.
     pub api_key: Option<SecretString>,
-    /// How the provider is reached: URL shape and the key's header (default: OpenAI's).
-    pub provider: Provider,
+    /// The provider settings (`--provider`, `--deployment`, `--api-version`, `--header`,
+    /// `--path-prefix`, `--token-command`); the environment and the model fill in the rest
+    /// when a session connects.
+    pub provider: ProviderOptions,
     /// Total time to wait for one request.
     pub timeout: Duration,
     /// Write every request and response (key redacted, images summarised) to this folder.
@@ -62,6 +64,12 @@ impl SharedEmulator {
     pub fn base_url(&self) -> String {
         self.0.base_url()
     }
+
+    /// Its root URL (`http://127.0.0.1:PORT`), below which every provider's routes are.
+    #[must_use]
+    pub fn root_url(&self) -> String {
+        self.0.root_url()
+    }
 }
 
 /// The default total time for one request: 4K high images can take minutes.
@@ -76,7 +84,7 @@ impl Default for Endpoint {
             emulator: false,
             base_url: None,
             api_key: None,
-            provider: Provider::openai(),
+            provider: ProviderOptions::default(),
             timeout: DEFAULT_TIMEOUT,
             log_payload: None,
             retries: DEFAULT_RETRIES,
@@ -166,37 +174,66 @@ impl Session {
     /// # Errors
     /// When the emulator cannot start or the configuration cannot make a client.
     pub async fn connect(endpoint: &Endpoint, caps: &Capabilities) -> anyhow::Result<Self> {
-        let mut config = Config::from_env()
-            .with_timeout(endpoint.timeout)
-            .with_provider(endpoint.provider.clone());
-        if let Some(key) = &endpoint.api_key {
-            config.api_key = Some(key.clone());
-        }
+        Self::connect_for(endpoint, caps, None).await
+    }
+
+    /// [`Self::connect`] for requests of `model`: a model only one provider serves (Gemini's)
+    /// chooses that provider when none is named. The choice, and why, goes to the log (on
+    /// stderr at the default level when other providers' variables are set too).
+    ///
+    /// # Errors
+    /// When the emulator cannot start or the configuration cannot make a client (a missing
+    /// variable is named).
+    pub async fn connect_for(
+        endpoint: &Endpoint,
+        caps: &Capabilities,
+        model: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let model_kind = model
+            .and_then(|m| caps.model(m).ok())
+            .and_then(fourk_api::ModelCaps::home_provider);
         let mut emulator = None;
-        if endpoint.emulator {
-            let url = match &endpoint.shared_emulator {
-                Some(shared) => shared.base_url(),
+        let root;
+        let target = if endpoint.emulator {
+            root = match &endpoint.shared_emulator {
+                Some(shared) => shared.root_url(),
                 None => {
                     let running = spawn_emulator(caps).await?;
-                    let url = running.base_url();
+                    let url = running.root_url();
                     emulator = Some(running);
                     url
                 }
             };
-            // The emulator serves OpenAI's URL shape.
-            config = config.with_base_url(url).with_provider(Provider::openai());
-            if config.api_key.is_none() {
-                config = config.with_api_key(EMULATOR_KEY);
+            Target::Emulator {
+                root: &root,
+                key: EMULATOR_KEY,
             }
-        } else if let Some(url) = &endpoint.base_url {
-            config = config.with_base_url(url.clone());
+        } else {
+            Target::Url(endpoint.base_url.as_deref())
+        };
+        let mut resolved = endpoint
+            .provider
+            .resolve(target, model_kind, |k| std::env::var(k).ok())?;
+        if let Some(key) = &endpoint.api_key {
+            resolved.config.api_key = Some(key.clone());
         }
+        match resolved.notice() {
+            Some(line) => tracing::info!("{line}"),
+            None => tracing::debug!("provider {} ({})", resolved.config.provider.kind, resolved.why),
+        }
+        let config = resolved.config.with_timeout(endpoint.timeout);
         let mut client = Client::new(config)?.with_retry_policy(retry_policy(endpoint));
         if let Some(dir) = &endpoint.log_payload {
             tracing::info!("logging requests and responses to {}", dir.display());
             client = client.with_payload_log(PayloadLog::new(dir).with_inspector(inspect));
         }
         Ok(Self { client, emulator })
+    }
+
+    /// The provider the session sends to.
+    #[must_use]
+    pub fn provider(&self) -> fourk_api::ProviderKind {
+        self.client.config().provider.kind
     }
 
     /// Stop the in-process emulator, if any.

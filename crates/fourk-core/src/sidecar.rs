@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use fourk_api::{Cost, EditRequest, ImageRequest, OutputFormat, ResponsesRequest, Usage, Warning};
 use fourk_client::RateLimits;
 use fourk_imaging::VerifyReport;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Bumped when a field changes meaning.
 pub const SIDECAR_VERSION: u32 = 1;
@@ -129,6 +129,42 @@ pub struct ResponsesMeta {
     pub model: String,
 }
 
+/// Which provider a request went to, as a sidecar records it: the name, and what chose its
+/// URL (an Azure deployment and API version) and the names (never the values) of the extra
+/// headers it carried.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderRecord {
+    /// `openai`, `azure`, `gemini` or `compatible`.
+    pub name: fourk_api::ProviderKind,
+    /// The Azure OpenAI deployment, when one was named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// The `api-version` sent, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// The names of the `--header`s sent (their values are secrets and never recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
+}
+
+impl ProviderRecord {
+    /// The record of a client's provider.
+    #[must_use]
+    pub fn of(config: &fourk_client::Config) -> Self {
+        let p = &config.provider;
+        Self {
+            name: p.kind,
+            deployment: p.deployment.clone(),
+            api_version: p
+                .query
+                .iter()
+                .find(|(k, _)| k == "api-version")
+                .map(|(_, v)| v.clone()),
+            headers: p.headers.iter().map(|h| h.name.clone()).collect(),
+        }
+    }
+}
+
 /// The whole sidecar.
 #[derive(Debug, Clone, Serialize)]
 pub struct Sidecar {
@@ -148,6 +184,8 @@ pub struct Sidecar {
     pub attempts: u32,
     /// The endpoint called (no credentials are ever part of it).
     pub endpoint: String,
+    /// The provider it went to, and how (deployment, API version, extra header names).
+    pub provider: ProviderRecord,
     /// The model.
     pub model: String,
     /// The request body as sent (the key is a header and is never recorded).

@@ -76,6 +76,7 @@ fn job(s: &Setup, req: &ImageRequest, out: &Path) -> Job {
         route: fourk_api::RouteLabel::ImagesGenerate,
         stream: false,
         endpoint: String::new(),
+        provider: fourk_core::sidecar::ProviderRecord::default(),
         model: req.model.clone(),
         price: model.price,
         request: SentRequest::Generate(req.clone()),

@@ -64,7 +64,8 @@ pub fn app(state: Arc<EmulatorState>) -> Router {
         .route("/v1/models/{id}", get(get_model))
         // Only matched routes: an unknown path gets its 404 with or without a key.
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), require_key));
-    api.route("/health", get(health))
+    let openai = api
+        .route("/health", get(health))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // The per-route limits of `crate::limits` replace axum's 2 MB default.
@@ -74,7 +75,13 @@ pub fn app(state: Arc<EmulatorState>) -> Router {
             crate::limits::guard,
         ))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), common))
-        .with_state(state)
+        .with_state(Arc::clone(&state));
+    // Azure OpenAI's URLs and key header, answered in its shapes and rewritten to the routes
+    // above before they are routed (a layer on a router runs after its routing, so the
+    // adapter wraps the whole router as its fallback).
+    Router::new()
+        .fallback_service(openai)
+        .layer(middleware::from_fn_with_state(state, crate::azure::adapter))
 }
 
 /// A place among the requests in progress, or the `429` that says there is none; `/health`
@@ -100,6 +107,11 @@ async fn common(State(state): State<Arc<EmulatorState>>, mut req: Request, next:
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let id = state.next_request_id();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    // The log names the path the client used (Azure's, before the adapter's rewrite).
+    let logged_path = req
+        .extensions()
+        .get::<crate::azure::ArrivedOn>()
+        .map_or_else(|| path.clone(), |a| a.0.clone());
     let place = admit(&state, &path);
     // Drawn for every request to an image route, in arrival order, so a seed replays the
     // same sequence; applied only to authorised requests, since a real server checks the
@@ -119,7 +131,7 @@ async fn common(State(state): State<Arc<EmulatorState>>, mut req: Request, next:
         .map(str::to_owned);
     let line = {
         let (state, ctx, id) = (Arc::clone(&state), Arc::clone(&ctx), id.clone());
-        let (method, path, client_request_id) = (method.clone(), path.clone(), client_request_id.clone());
+        let (method, path, client_request_id) = (method.clone(), logged_path, client_request_id.clone());
         reqlog::LineGuard::new(move |status| {
             if let Some(log) = &state.request_log {
                 log.write(&Entry {

@@ -72,6 +72,9 @@ pub struct EmulatorConfig {
     /// `429` with `retry-after: 1`. `/health` is not counted. Default:
     /// [`DEFAULT_MAX_CONCURRENT_REQUESTS`]; 0 is taken as 1.
     pub max_concurrent_requests: usize,
+    /// Azure OpenAI deployment names and the model each serves (`--deployment NAME=MODEL`).
+    /// A deployment named after a model id needs no entry. Default: none.
+    pub deployments: Vec<(String, String)>,
 }
 
 impl Default for EmulatorConfig {
@@ -90,6 +93,7 @@ impl Default for EmulatorConfig {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            deployments: Vec::new(),
         }
     }
 }

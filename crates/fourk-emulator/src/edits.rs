@@ -165,11 +165,13 @@ async fn edit(
     request: Request,
 ) -> Result<Response, EmulatorError> {
     state.limiter.acquire([1, 0, 0])?;
+    let azure = request.extensions().get::<crate::azure::AzureRoute>().cloned();
+    let azure = azure.as_ref();
     let json = content_type(headers).is_some_and(|t| t == "application/json" || t.ends_with("+json"));
     let (plan, stream) = if json {
-        json_edit(state, ctx, request).await?
+        json_edit(state, ctx, azure, request).await?
     } else {
-        form_edit(state, ctx, headers, request).await?
+        form_edit(state, ctx, azure, headers, request).await?
     };
     respond(state, plan, stream, Endpoint::Edits).await
 }
@@ -177,6 +179,7 @@ async fn edit(
 async fn json_edit(
     state: &EmulatorState,
     ctx: &RequestContext,
+    azure: Option<&crate::azure::AzureRoute>,
     request: Request,
 ) -> Result<(Plan, Option<u8>), EmulatorError> {
     let bytes = Bytes::from_request(request, &())
@@ -185,7 +188,8 @@ async fn json_edit(
             status: r.status(),
             message: r.body_text(),
         })?;
-    let json: Value = serde_json::from_slice(&bytes).map_err(|_| EmulatorError::InvalidJson)?;
+    let mut json: Value = serde_json::from_slice(&bytes).map_err(|_| EmulatorError::InvalidJson)?;
+    crate::azure::map_model(state, azure, &mut json)?;
     // The data URLs are in the body, the JSON and the read edit in turn: hold one copy.
     drop(bytes);
     let edit = read_json(&json)?;
@@ -198,6 +202,7 @@ async fn json_edit(
 async fn form_edit(
     state: &EmulatorState,
     ctx: &RequestContext,
+    azure: Option<&crate::azure::AzureRoute>,
     headers: &HeaderMap,
     request: Request,
 ) -> Result<(Plan, Option<u8>), EmulatorError> {
@@ -215,7 +220,8 @@ async fn form_edit(
         }
     })?;
     let form = read_form(multipart).await?;
-    let json = Value::Object(form.fields);
+    let mut json = Value::Object(form.fields);
+    crate::azure::map_model(state, azure, &mut json)?;
     let req = read_request(&json)?;
     ctx.set_prompt(&req.prompt);
     if form.images.is_empty() {

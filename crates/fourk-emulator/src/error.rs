@@ -191,6 +191,9 @@ pub enum EmulatorError {
     /// The request took longer than the emulator's request timeout.
     #[error("request timed out after {0:?}")]
     Timeout(Duration),
+    /// Azure OpenAI: the deployment name serves no model.
+    #[error("the deployment does not exist")]
+    DeploymentNotFound,
     /// A bug or a failed encoder; the detail is logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -223,7 +226,7 @@ impl EmulatorError {
                 _ => StatusCode::BAD_REQUEST,
             },
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::NotFound { .. } | Self::DeploymentNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Timeout(_) | Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -237,6 +240,12 @@ impl EmulatorError {
     pub fn envelope(&self) -> ErrorEnvelope {
         const INVALID: &str = "invalid_request_error";
         match self {
+            Self::DeploymentNotFound => ErrorEnvelope::new(
+                INVALID,
+                Some("DeploymentNotFound"),
+                None,
+                "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again. (fourk emulator: name a model id, or map the name with `fourk emulator --deployment NAME=MODEL`.)",
+            ),
             Self::MissingKey => ErrorEnvelope::new(
                 INVALID,
                 None,

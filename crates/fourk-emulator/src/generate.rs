@@ -21,17 +21,21 @@ use crate::state::{EmulatorState, RequestContext};
 pub(crate) async fn generations(
     State(state): State<Arc<EmulatorState>>,
     Extension(ctx): Extension<Arc<RequestContext>>,
+    azure: Option<Extension<crate::azure::AzureRoute>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    state.answer(generate(&state, &ctx, body)).await
+    let azure = azure.map(|Extension(a)| a);
+    state.answer(generate(&state, &ctx, azure.as_ref(), body)).await
 }
 
 async fn generate(
     state: &Arc<EmulatorState>,
     ctx: &RequestContext,
+    azure: Option<&crate::azure::AzureRoute>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, EmulatorError> {
-    let json = crate::state::json_request(state, body)?;
+    let mut json = crate::state::json_request(state, body)?;
+    crate::azure::map_model(state, azure, &mut json)?;
     let req = read_request(&json)?;
     ctx.set_prompt(&req.prompt);
     let plan = plan_generation(state, ctx, &req)?;

@@ -30,6 +30,8 @@
 //! | `POST /v1/files`, `GET`/`DELETE /v1/files/{id}`, `GET /v1/files/{id}/content` | uploads (`multipart/form-data`: `purpose` (`assistants`, `batch`, `fine-tune`, `vision`, `user_data`, `evals`), `file`); `vision` and `user_data` files are input images for JSON edits by `file_id`; a `batch` file must be `.jsonl` with one `{custom_id, method: POST, url, body}` object a line (the first bad line is named); files are kept on disk in a temporary folder and streamed back |
 //! | `POST /v1/batches`, `GET /v1/batches` (`after`, `limit`), `GET /v1/batches/{id}`, `POST /v1/batches/{id}/cancel` | the Batch API for `/v1/images/generations` and `/v1/images/edits` (each line's body a JSON edit, as the live endpoint reads it): validation (unique `custom_id`s, the batch's endpoint on every line, or `failed` with line numbers), then each request in the background through the live endpoint's checks and renderer; output and error files, `request_counts`, `usage`, timestamps; see `batch.rs` for how faults apply |
 //! | `GET /v1/models`, `GET /v1/models/{id}` | the active models of the capability table |
+//! | `POST /openai/deployments/{deployment}/images/generations?api-version=...`, `.../images/edits?api-version=...` | Azure OpenAI's deployment URLs: the key in `api-key` (or an Entra ID token as a bearer), a dated `api-version` from 2025-04-01 (else Azure's 404 `Resource not found`), the deployment a model id or a name given with `--deployment NAME=MODEL` (else 404 `DeploymentNotFound`); answers carry `apim-request-id`, `x-ms-region` and `x-ms-deployment-name`; a moderation rejection is Azure's 400 `content_policy_violation` with `inner_error.content_filter_results` |
+//! | `POST /openai/v1/images/generations`, `/openai/v1/images/edits`, `/openai/v1/responses` | Azure OpenAI's v1 API: the body's `model` names the deployment; no dated `api-version` (400 `API version not supported`) |
 //! | `GET /health` | readiness, no key needed |
 //!
 //! Every answer carries `x-request-id`, `openai-processing-ms`, `openai-version`; the image
@@ -99,6 +101,7 @@
 //! - [`FaultSpec`], [`PerMinute`] and [`LatencyScale`] are the parsed forms of the flags.
 
 mod app;
+mod azure;
 mod batch;
 mod compose;
 mod config;

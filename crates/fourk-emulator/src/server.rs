@@ -133,6 +133,13 @@ impl RunningEmulator {
     /// bind address (`0.0.0.0`, `::`) is reported as loopback, which reaches it.
     #[must_use]
     pub fn base_url(&self) -> String {
+        format!("{}/v1", self.root_url())
+    }
+
+    /// The root URL, such as `http://127.0.0.1:8089`: Azure OpenAI clients take it as their
+    /// endpoint (`/openai/...` below it), Gemini clients as their base URL (`/v1beta/...`).
+    #[must_use]
+    pub fn root_url(&self) -> String {
         let mut addr = self.addr;
         if addr.ip().is_unspecified() {
             addr.set_ip(match addr.ip() {
@@ -140,7 +147,7 @@ impl RunningEmulator {
                 IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
             });
         }
-        format!("http://{addr}/v1")
+        format!("http://{addr}")
     }
 
     /// Stop accepting connections and wait for the requests in flight to finish.

@@ -155,7 +155,9 @@ pub fn exit_for(err: &anyhow::Error) -> Exit {
         }
         if let Some(c) = cause.downcast_ref::<ClientError>() {
             return match c {
-                ClientError::MissingKey | ClientError::Config(_) | ClientError::Replay { .. } => Exit::Usage,
+                ClientError::MissingKey { .. } | ClientError::Config(_) | ClientError::Replay { .. } => {
+                    Exit::Usage
+                }
                 ClientError::Api { class, .. } | ClientError::Stream { class, .. } => exit_for_class(*class),
                 ClientError::Timeout { .. } => Exit::Timeout,
                 ClientError::Connect { .. } | ClientError::Transport { .. } => Exit::Network,

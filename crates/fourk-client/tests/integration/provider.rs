@@ -10,10 +10,11 @@ use crate::server::{Act, KEY, images_body, json, serve};
 async fn a_deployment_provider_sends_to_its_url_with_its_key_header() {
     let server = serve(vec![Act::Reply(json("200 OK", "", &images_body("QUJD")))]).await;
     let provider = Provider {
-        name: "azure".into(),
         auth: Auth::Header("api-key".into()),
+        deployment_urls: true,
         deployment: Some("gpt-image-2-eu".into()),
         query: vec![("api-version".into(), "2025-04-01-preview".into())],
+        ..Provider::of(fourk_api::ProviderKind::Azure)
     };
     let c = Client::new(
         Config::default()
@@ -37,6 +38,36 @@ async fn a_deployment_provider_sends_to_its_url_with_its_key_header() {
         None,
         "the key goes once, in its own header"
     );
+    let body: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
+    assert_eq!(
+        body["model"], "gpt-image-2-eu",
+        "Azure's body names the deployment"
+    );
+}
+
+#[tokio::test]
+async fn extra_headers_go_with_every_request_and_a_token_command_gives_the_bearer() {
+    let server = serve(vec![Act::Reply(json("200 OK", "", &images_body("QUJD")))]).await;
+    let provider = Provider {
+        headers: vec![fourk_client::ExtraHeader {
+            name: "X-Gateway-Key".into(),
+            value: "gw-1".to_owned().into(),
+        }],
+        path_prefix: Some("/gw/".into()),
+        ..Provider::of(fourk_api::ProviderKind::Compatible)
+    };
+    let mut config = Config::default()
+        .with_base_url(&server.url)
+        .with_provider(provider);
+    config.token_command = Some(fourk_client::TokenCommand::new("echo tok-abc"));
+    let c = Client::new(config).unwrap();
+    c.generate(&ImageRequest::new("gpt-image-2", "a fox"))
+        .await
+        .unwrap();
+    let sent = server.request(0);
+    assert_eq!(sent.path, "/v1/gw/images/generations");
+    assert_eq!(sent.header("x-gateway-key"), Some("gw-1"));
+    assert_eq!(sent.header("authorization"), Some("Bearer tok-abc"));
 }
 
 #[tokio::test]

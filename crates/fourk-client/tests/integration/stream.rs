@@ -235,7 +235,7 @@ async fn stream_setup_errors_are_typed() {
     let c = fourk_client::Client::new(Config::default().with_base_url("http://127.0.0.1:9/v1")).unwrap();
     assert!(matches!(
         c.generate_stream(&req()).await.unwrap_err(),
-        ClientError::MissingKey
+        ClientError::MissingKey { .. }
     ));
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

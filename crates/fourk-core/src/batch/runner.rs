@@ -859,7 +859,7 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
         }
         let attempt = ctx
             .rec
-            .sending_job(id, route.as_str(), sent_estimate.as_ref())
+            .sending_job(id, route.as_str(), ctx.client.config().provider.kind, sent_estimate.as_ref())
             .ok_or_else(|| {
                 anyhow::anyhow!(
                     "the ledger could not put job {} on record before sending it; the batch stops so that nothing is sent off the record",
@@ -908,7 +908,10 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
                 let djob = deliver::Job {
                     route: route.clone(),
                     stream: false,
-                    endpoint: ctx.client.config().endpoint(endpoint),
+                    endpoint: fourk_client::redact_url(
+                        &ctx.client.config().endpoint_for(endpoint, &job.spec.model),
+                    ),
+                    provider: crate::sidecar::ProviderRecord::of(ctx.client.config()),
                     model: job.spec.model.clone(),
                     price,
                     request: match &request {

@@ -210,7 +210,7 @@ pub(super) fn summaries_tx(
                 a
             } else {
                 tx.execute(
-                    "INSERT INTO attempts (run_id, job_id, route, state) VALUES (?1, ?2, ?3, 'sent')",
+                    "INSERT INTO attempts (run_id, job_id, route, provider, state) VALUES (?1, ?2, ?3, CASE WHEN ?3 LIKE 'local.%' THEN 'local' ELSE 'openai' END, 'sent')",
                     params![run, job, f.route.as_deref().unwrap_or("unknown")],
                 )?;
                 tx.last_insert_rowid()
@@ -369,6 +369,7 @@ impl Ledger {
         begin: Option<(&str, &Value)>,
         job: Option<JobId>,
         route: &str,
+        provider: &str,
         estimate: Option<(&UsageKey, &Usage, &Cost)>,
     ) -> Result<(RunId, AttemptId), LedgerError> {
         self.write(|tx| {
@@ -378,8 +379,8 @@ impl Ledger {
                 (None, None) => return Err(rusqlite::Error::InvalidParameterName("run".into())),
             };
             tx.execute(
-                "INSERT INTO attempts (run_id, job_id, route, state, possibly_billed) VALUES (?1, ?2, ?3, 'sent', 1)",
-                params![run, job, route],
+                "INSERT INTO attempts (run_id, job_id, route, provider, state, possibly_billed) VALUES (?1, ?2, ?3, ?4, 'sent', 1)",
+                params![run, job, route, provider],
             )?;
             let attempt = tx.last_insert_rowid();
             if let Some((key, usage, cost)) = estimate {

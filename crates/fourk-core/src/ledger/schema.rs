@@ -5,7 +5,7 @@ use rusqlite::Connection;
 
 /// The version this build writes. A database with a higher version was made by a newer
 /// fourk and is refused rather than guessed at.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 /// `strftime` for "now" in UTC with milliseconds; sorts as text.
 pub const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
@@ -102,8 +102,14 @@ CREATE TABLE links (
 );
 ";
 
+/// Version 2: the provider each attempt went to (`openai`, `azure`, `gemini`, `compatible`,
+/// or `local` for a step done on this machine); remote attempts recorded before it were all
+/// OpenAI's shape.
+const V2: &str = "ALTER TABLE attempts ADD COLUMN provider TEXT NOT NULL DEFAULT 'openai';
+UPDATE attempts SET provider = 'local' WHERE route LIKE 'local.%';";
+
 /// Migrations in order: `MIGRATIONS[i]` takes version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Bring the database to [`VERSION`]. Returns the version found, or `Err(found)` when the
 /// file is newer than this build.

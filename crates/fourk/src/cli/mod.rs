@@ -637,9 +637,64 @@ pub struct ConnectArgs {
     /// Start the offline emulator in-process and send the request there (no key needed).
     #[arg(long, conflicts_with = "base_url")]
     pub emulator: bool,
-    /// API base URL (default: $OPENAI_BASE_URL, else https://api.openai.com/v1).
+    /// API base URL (default: $OPENAI_BASE_URL, else https://api.openai.com/v1); with
+    /// --provider azure the resource URL (default: $AZURE_OPENAI_ENDPOINT), with gemini the
+    /// API's root.
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+}
+
+/// Which provider and how to reach it (shared by every sending command).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Provider")]
+pub struct ProviderArgs {
+    /// openai, azure, gemini or compatible (default: $FOURK_PROVIDER, else the model's
+    /// provider, else from the variables set: OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT,
+    /// GEMINI_API_KEY).
+    #[arg(long, value_name = "NAME", value_parser = parse_provider)]
+    pub provider: Option<fourk_api::ProviderKind>,
+    /// Azure OpenAI deployment name (default: the model id).
+    #[arg(long, value_name = "NAME")]
+    pub deployment: Option<String>,
+    /// Azure OpenAI api-version: a dated one (2025-04-01-preview) uses the
+    /// /openai/deployments/NAME/... URLs, none or v1 the /openai/v1/... API (default:
+    /// $OPENAI_API_VERSION).
+    #[arg(long, value_name = "VERSION")]
+    pub api_version: Option<String>,
+    /// Send this header with every request, NAME:VALUE; ${VAR} in VALUE is read from the
+    /// environment (single-quote it so no secret sits in shell history). Repeatable. Values
+    /// are redacted in every log and record.
+    #[arg(long = "header", value_name = "NAME:VALUE")]
+    pub headers: Vec<String>,
+    /// A path between the base URL and every endpoint (a gateway's own prefix).
+    #[arg(long, value_name = "PATH")]
+    pub path_prefix: Option<String>,
+    /// A command that prints a bearer token (an Entra ID token for Azure OpenAI), run again
+    /// every 5 minutes (default: $FOURK_TOKEN_COMMAND).
+    #[arg(long, value_name = "COMMAND")]
+    pub token_command: Option<String>,
+}
+
+fn parse_provider(s: &str) -> Result<fourk_api::ProviderKind, String> {
+    s.parse()
+        .map_err(|e: fourk_api::ProviderParseError| e.to_string())
+}
+
+impl ProviderArgs {
+    /// The client's provider options.
+    #[must_use]
+    pub fn options(&self) -> fourk_client::ProviderOptions {
+        fourk_client::ProviderOptions {
+            kind: self.provider,
+            deployment: self.deployment.clone(),
+            api_version: self.api_version.clone(),
+            headers: self.headers.clone(),
+            path_prefix: self.path_prefix.clone(),
+            token_command: self.token_command.clone(),
+        }
+    }
 }
 
 /// The payload log and the retry policy (shared by every sending command).
@@ -670,7 +725,7 @@ impl ConnectArgs {
             emulator: self.emulator,
             base_url: self.base_url.clone(),
             api_key: None,
-            provider: fourk_client::Provider::openai(),
+            provider: self.provider.options(),
             timeout,
             log_payload: delivery.log_payload.clone(),
             retries: delivery.retries,
@@ -754,6 +809,21 @@ pub struct EmulatorArgs {
     /// Requests processed at once; more get 429 with retry-after (/health is not counted).
     #[arg(long, value_name = "N", default_value_t = fourk_emulator::DEFAULT_MAX_CONCURRENT_REQUESTS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_concurrent_requests: usize,
+    /// An Azure OpenAI deployment name and the model it serves, NAME=MODEL (repeatable); a
+    /// deployment named after a model id needs none.
+    #[arg(long = "deployment", value_name = "NAME=MODEL", value_parser = parse_deployment)]
+    pub deployments: Vec<(String, String)>,
+}
+
+fn parse_deployment(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, model)) if !name.trim().is_empty() && !model.trim().is_empty() => {
+            Ok((name.trim().to_owned(), model.trim().to_owned()))
+        }
+        _ => Err(format!(
+            "'{s}' is not NAME=MODEL; write e.g. --deployment img-eu=gpt-image-2"
+        )),
+    }
 }
 
 /// `fourk models`.

@@ -40,6 +40,7 @@ pub(super) async fn run(args: &EmulatorArgs, caps: Capabilities) -> anyhow::Resu
         header_read_timeout: Duration::from_millis(args.header_timeout_ms),
         body_read_timeout: Duration::from_millis(args.body_timeout_ms),
         max_concurrent_requests: args.max_concurrent_requests,
+        deployments: args.deployments.clone(),
     };
     if let Some(path) = &args.request_log {
         // Checked here, before binding, so the message names the flag rather than the port.

@@ -24,6 +24,15 @@ pub fn fourk() -> Command {
         "OPENAI_PROJECT_ID",
         "FOURK_MODELS",
         "RUST_LOG",
+        "FOURK_PROVIDER",
+        "FOURK_TOKEN_COMMAND",
+        "AZURE_OPENAI_ENDPOINT",
+        "AZURE_OPENAI_API_KEY",
+        "AZURE_OPENAI_AD_TOKEN",
+        "OPENAI_API_VERSION",
+        "GEMINI_API_KEY",
+        "GOOGLE_API_KEY",
+        "GOOGLE_GEMINI_BASE_URL",
     ] {
         c.env_remove(var);
     }

@@ -9,5 +9,6 @@ mod generate;
 mod money;
 mod outputs;
 mod pipeline;
+mod providers;
 mod routes;
 mod workflow;

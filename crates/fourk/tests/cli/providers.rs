@@ -1,0 +1,389 @@
+//! Providers through the `fourk` binary, against a `fourk emulator` child on 127.0.0.1: Azure
+//! OpenAI on both of its URL shapes (key header, Entra token from a command, deployments,
+//! its errors as typed exit codes), an OpenAI-compatible gateway with its own headers and
+//! path prefix, the provider on record in sidecars and the ledger, every secret kept out of
+//! output, payload logs and sidecars, and the line that says which provider was chosen.
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+
+use crate::common::{self, Emulator, sidecar};
+
+const AZURE_KEY: &str = "az-key-PROVIDERS-5d1e-never-print";
+const GATEWAY_SECRET: &str = "gw-secret-PROVIDERS-77aa-never-print";
+const TOKEN: &str = "entra-token-PROVIDERS-31c9-never-print";
+
+const SMALL: [&str; 4] = ["--size", "1024x1024", "--quality", "low"];
+
+/// Every file below `dir`, as text, for secret scans.
+fn all_text(dir: &Path) -> String {
+    let mut out = String::new();
+    for entry in walk(dir) {
+        if let Ok(bytes) = std::fs::read(&entry) {
+            out.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    out
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files.extend(walk(&p));
+        } else {
+            files.push(p);
+        }
+    }
+    files
+}
+
+/// The emulator's root (`http://127.0.0.1:PORT`), which Azure clients take as the endpoint.
+fn root(emu: &Emulator) -> String {
+    emu.base.trim_end_matches("/v1").to_owned()
+}
+
+fn run(mut cmd: Command, dir: &Path, args: &[&str]) -> Output {
+    let out = cmd.current_dir(dir).args(args).output().unwrap();
+    for stream in [&out.stdout, &out.stderr] {
+        let text = String::from_utf8_lossy(stream);
+        for secret in [AZURE_KEY, GATEWAY_SECRET, TOKEN] {
+            assert!(!text.contains(secret), "a secret was printed: {text}");
+        }
+    }
+    out
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn azure(emu: &Emulator) -> Command {
+    let mut c = common::fourk();
+    c.env("AZURE_OPENAI_ENDPOINT", root(emu))
+        .env("AZURE_OPENAI_API_KEY", AZURE_KEY);
+    c
+}
+
+#[test]
+fn azure_serves_both_url_shapes_and_the_provider_is_on_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start_in(
+        dir.path(),
+        &["--require-key", AZURE_KEY, "--deployment", "img-eu=gpt-image-2"],
+    );
+    let ledger = dir.path().join("ledger.db");
+    let ledger = ledger.to_str().unwrap();
+    // No --provider: AZURE_OPENAI_ENDPOINT alone chooses Azure. A dated api-version takes
+    // the deployment URLs.
+    let mut args = vec![
+        "--ledger",
+        ledger,
+        "-vv",
+        "generate",
+        "a harbour at dusk",
+        "--deployment",
+        "img-eu",
+        "--api-version",
+        "2025-04-01-preview",
+        "--out",
+        "classic.png",
+        "--log-payload",
+        "payloads",
+    ];
+    args.extend(SMALL);
+    let out = run(azure(&emu), dir.path(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let sc = sidecar(&dir.path().join("classic.png"));
+    assert_eq!(sc["provider"]["name"], "azure");
+    assert_eq!(sc["provider"]["deployment"], "img-eu");
+    assert_eq!(sc["provider"]["api_version"], "2025-04-01-preview");
+    assert_eq!(sc["model"], "gpt-image-2", "the model, not the deployment");
+    assert!(
+        sc["endpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with("/openai/deployments/img-eu/images/generations?api-version=2025-04-01-preview"),
+        "{}",
+        sc["endpoint"]
+    );
+    assert_eq!(sc["checks"]["verified"], true);
+
+    // The v1 API: no api-version, the deployment in the body's model.
+    let mut args = vec![
+        "--ledger",
+        ledger,
+        "generate",
+        "a harbour at dawn",
+        "--deployment",
+        "img-eu",
+        "--out",
+        "v1.png",
+        "--log-payload",
+        "payloads",
+    ];
+    args.extend(SMALL);
+    let out = run(azure(&emu), dir.path(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let sc = sidecar(&dir.path().join("v1.png"));
+    assert!(
+        sc["endpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with("/openai/v1/images/generations")
+    );
+    assert_eq!(sc["provider"]["deployment"], "img-eu");
+    assert!(sc["provider"].get("api_version").is_none());
+
+    let routes: Vec<String> = emu
+        .posts()
+        .iter()
+        .map(|r| r["route"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            "/openai/deployments/img-eu/images/generations",
+            "/openai/v1/images/generations"
+        ]
+    );
+    // The payload log shows the deployment as the body's model on v1, and never the key.
+    let logged = all_text(&dir.path().join("payloads"));
+    assert!(logged.contains("\"api-key\": \"[REDACTED]\""), "{logged}");
+    assert!(logged.contains("\"model\": \"img-eu\""));
+    assert!(!all_text(dir.path()).contains(AZURE_KEY), "the key is in a file");
+
+    let db = rusqlite::Connection::open(dir.path().join("ledger.db")).unwrap();
+    let providers: Vec<String> = db
+        .prepare("SELECT provider FROM attempts ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(providers, ["azure", "azure"]);
+}
+
+#[test]
+fn an_azure_edit_goes_to_the_deployments_edit_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start_in(dir.path(), &["--require-key", AZURE_KEY]);
+    image::RgbImage::from_fn(1024, 1024, |x, y| image::Rgb([(x / 4) as u8, (y / 4) as u8, 80]))
+        .save(dir.path().join("in.png"))
+        .unwrap();
+    let mut args = vec![
+        "edit",
+        "in.png",
+        "make it night",
+        "--provider",
+        "azure",
+        "--api-version",
+        "2025-04-01-preview",
+        "--out",
+        "night.png",
+    ];
+    args.extend(SMALL);
+    let out = run(azure(&emu), dir.path(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        emu.posts()[0]["route"],
+        "/openai/deployments/gpt-image-2/images/edits",
+        "the model id names the deployment when --deployment is not given"
+    );
+    assert_eq!(
+        sidecar(&dir.path().join("night.png"))["provider"]["name"],
+        "azure"
+    );
+}
+
+#[test]
+fn azure_errors_are_typed_and_say_what_to_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start_in(
+        dir.path(),
+        &[
+            "--require-key",
+            AZURE_KEY,
+            "--moderation-block-words",
+            "forbidden",
+        ],
+    );
+    let mut wrong = azure(&emu);
+    wrong.env("AZURE_OPENAI_API_KEY", "not-the-key");
+    let mut args = vec!["generate", "a fox", "--out", "a.png"];
+    args.extend(SMALL);
+    let out = run(wrong, dir.path(), &args);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("authentication failed (HTTP 401)") && err.contains("Access denied"),
+        "{err}"
+    );
+    assert!(
+        err.contains("AZURE_OPENAI_API_KEY"),
+        "the hint names Azure's variable: {err}"
+    );
+
+    let mut args = vec!["generate", "a fox", "--deployment", "nope", "--out", "b.png"];
+    args.extend(SMALL);
+    let out = run(azure(&emu), dir.path(), &args);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("HTTP 404") && err.contains("DeploymentNotFound"),
+        "{err}"
+    );
+    assert!(err.contains("--deployment"), "{err}");
+
+    let mut args = vec!["generate", "a forbidden fox", "--out", "c.png"];
+    args.extend(SMALL);
+    let out = run(azure(&emu), dir.path(), &args);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("blocked by moderation (HTTP 400)"), "{err}");
+    assert!(err.contains("content filter: violence (medium)"), "{err}");
+    assert!(err.contains("code: content_policy_violation"), "{err}");
+
+    // Without an endpoint nothing can be sent, and the variable is named.
+    let mut none = common::fourk();
+    none.env_remove("AZURE_OPENAI_ENDPOINT");
+    let out = run(
+        none,
+        dir.path(),
+        &["generate", "a fox", "--provider", "azure", "--out", "d.png"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("AZURE_OPENAI_ENDPOINT"));
+    assert!(!dir.path().join("d.png").exists());
+}
+
+#[test]
+fn an_entra_token_comes_from_the_token_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start_in(dir.path(), &["--require-key", TOKEN]);
+    let mut c = common::fourk();
+    c.env("AZURE_OPENAI_ENDPOINT", root(&emu))
+        .env("FOURK_TEST_TOKEN", TOKEN);
+    let mut args = vec![
+        "generate",
+        "a fox",
+        "--token-command",
+        "printf '%s\\n' \"$FOURK_TEST_TOKEN\"",
+        "--out",
+        "fox.png",
+        "--log-payload",
+        "payloads",
+    ];
+    args.extend(SMALL);
+    let out = run(c, dir.path(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let logged = all_text(&dir.path().join("payloads"));
+    assert!(logged.contains("Bearer [REDACTED]"), "{logged}");
+    assert!(!all_text(dir.path()).contains(TOKEN), "the token is in a file");
+
+    let mut c = common::fourk();
+    c.env("AZURE_OPENAI_ENDPOINT", root(&emu));
+    let out = run(
+        c,
+        dir.path(),
+        &[
+            "generate",
+            "a fox",
+            "--token-command",
+            "exit 4",
+            "--out",
+            "no.png",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--token-command"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_gateway_gets_its_headers_and_prefix_and_none_of_them_is_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    // The emulator's v1 routes are below the root: the gateway's URL is the root, and its
+    // prefix is `/v1`.
+    let emu = Emulator::start_in(dir.path(), &["--require-key", GATEWAY_SECRET]);
+    let mut c = common::fourk();
+    c.env("OPENAI_API_KEY", GATEWAY_SECRET)
+        .env("GW_TEAM_TOKEN", GATEWAY_SECRET);
+    let root = root(&emu);
+    let mut args = vec![
+        "-vv",
+        "generate",
+        "a fox",
+        "--base-url",
+        &root,
+        "--path-prefix",
+        "/v1",
+        "--header",
+        "X-Team-Token:${GW_TEAM_TOKEN}",
+        "--header",
+        "X-Team: imaging",
+        "--out",
+        "fox.png",
+        "--log-payload",
+        "payloads",
+    ];
+    args.extend(SMALL);
+    let out = run(c, dir.path(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let sc = sidecar(&dir.path().join("fox.png"));
+    assert_eq!(
+        sc["provider"]["name"], "compatible",
+        "a base URL that is not OpenAI's is a gateway"
+    );
+    assert_eq!(
+        sc["provider"]["headers"],
+        serde_json::json!(["X-Team-Token", "X-Team"])
+    );
+    let logged = all_text(&dir.path().join("payloads"));
+    assert!(logged.contains("\"x-team-token\": \"[REDACTED]\""), "{logged}");
+    assert!(
+        logged.contains("\"x-team\": \"[REDACTED]\""),
+        "every --header is redacted: {logged}"
+    );
+    assert!(!all_text(dir.path()).contains(GATEWAY_SECRET));
+    assert_eq!(emu.posts()[0]["route"], "/v1/images/generations");
+
+    let mut c = common::fourk();
+    c.env("OPENAI_API_KEY", GATEWAY_SECRET);
+    let out = run(
+        c,
+        dir.path(),
+        &[
+            "generate",
+            "a fox",
+            "--base-url",
+            &root,
+            "--header",
+            "X-Team-Token:${UNSET_VAR_FOURK}",
+            "--out",
+            "x.png",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("UNSET_VAR_FOURK"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_chosen_provider_is_named_when_others_are_set_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = common::fourk();
+    c.env("AZURE_OPENAI_ENDPOINT", "http://127.0.0.1:9")
+        .env("GEMINI_API_KEY", "g-unused");
+    let mut args = vec!["generate", "a fox", "--emulator", "--out", "fox.png"];
+    args.extend(SMALL);
+    let out = run(c, dir.path(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("provider openai (--emulator); also set: AZURE_OPENAI_ENDPOINT, GEMINI_API_KEY"),
+        "{err}"
+    );
+    assert!(!err.contains("g-unused"));
+}
