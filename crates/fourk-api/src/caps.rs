@@ -70,6 +70,8 @@ pub enum TokenRule {
         #[serde(default)]
         bases: QualityBases,
     },
+    /// Gemini: fixed tokens per image at the tier that makes the size (`[model.gemini]`).
+    GeminiTiers,
     /// Fixed tokens per quality, for square, portrait and landscape sizes.
     Table {
         /// `low` quality: square, portrait, landscape.
@@ -205,6 +207,9 @@ pub struct ModelCaps {
     /// which all speak OpenAI's image endpoints).
     #[serde(default = "openai_shaped")]
     pub providers: Vec<crate::ProviderKind>,
+    /// Gemini's tiers (ratios and native sizes), for Gemini models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gemini: Option<crate::gemini::GeminiCaps>,
 }
 
 fn openai_shaped() -> Vec<crate::ProviderKind> {

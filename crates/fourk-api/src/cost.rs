@@ -41,6 +41,7 @@ pub fn output_tokens(model: &ModelCaps, width: u32, height: u32, quality: Qualit
     };
     match model.tokens.as_ref()? {
         TokenRule::GptImage2 { bases } => Some(formula_tokens(width, height, bases.of(quality))),
+        TokenRule::GeminiTiers => model.gemini.as_ref()?.plan(width, height)?.tokens,
         TokenRule::Table { low, medium, high } => {
             let row = match quality {
                 Quality::Low => low,

@@ -108,6 +108,7 @@ impl ErrorClass {
         let kind = error.map_or("", |e| e.kind.as_str());
         let message = error.map_or("", |e| e.message.as_str());
         match status {
+            400 | 403 if code == "API_KEY_INVALID" => Self::Authentication,
             400 if matches!(
                 code,
                 "moderation_blocked" | "content_policy_violation" | "contentFilter" | "content_filter"

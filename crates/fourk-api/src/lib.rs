@@ -26,6 +26,7 @@ pub mod cost;
 mod edit;
 mod edit_json;
 mod error;
+pub mod gemini;
 pub mod latency;
 mod options;
 pub mod plan;

@@ -74,6 +74,8 @@ pub enum RouteLabel {
     Batch,
     /// A local upscale of a master: `local.upscale`.
     LocalUpscale,
+    /// Gemini's `generateContent`: `gemini.generate`.
+    GeminiGenerate,
     /// A label this build does not know (a ledger written by a newer fourk).
     Other(String),
 }
@@ -88,6 +90,7 @@ impl RouteLabel {
             Self::Responses => "responses",
             Self::Batch => "batch",
             Self::LocalUpscale => "local.upscale",
+            Self::GeminiGenerate => "gemini.generate",
             Self::Other(s) => s,
         }
     }
@@ -101,6 +104,7 @@ impl RouteLabel {
             "responses" => Self::Responses,
             "batch" => Self::Batch,
             "local.upscale" => Self::LocalUpscale,
+            "gemini.generate" => Self::GeminiGenerate,
             other => Self::Other(other.to_owned()),
         }
     }

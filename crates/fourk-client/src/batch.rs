@@ -9,8 +9,8 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use fourk_api::ErrorClass;
 use fourk_api::batch::{Batch, BatchList, CreateBatchRequest, OpenAIFile};
-use fourk_api::{ErrorClass, ErrorEnvelope};
 use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
 
@@ -235,9 +235,7 @@ impl Client {
                     let status = resp.status().as_u16();
                     let headers = resp.headers().clone();
                     let body = resp.bytes().await.unwrap_or_default();
-                    let error = serde_json::from_slice::<ErrorEnvelope>(&body)
-                        .ok()
-                        .map(|e| Box::new(e.error));
+                    let error = crate::client::error_of(&body);
                     let err = ClientError::Api {
                         status,
                         provider: self.config().provider.kind,

@@ -72,6 +72,17 @@ impl ApiResponse {
         })
     }
 
+    /// Parse the body of Gemini's `generateContent`.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidResponse`] when the body is not a `GenerateContentResponse`.
+    pub fn gemini(&self) -> Result<fourk_api::gemini::GenerateContentResponse, ClientError> {
+        serde_json::from_slice(&self.body).map_err(|e| ClientError::InvalidResponse {
+            message: format!("body is not a Gemini GenerateContentResponse: {e}"),
+            request_id: self.request_id.clone(),
+        })
+    }
+
     /// Parse the body of a non-streamed `POST /v1/responses` as a [`ResponseObject`].
     ///
     /// # Errors
@@ -240,7 +251,18 @@ async fn off_runtime(work: impl FnOnce() + Send + 'static) {
 
 /// A route name for logs: `images/generations` becomes `images-generations`.
 fn route_of(path: &str) -> String {
-    path.trim_matches('/').replace('/', "-")
+    path.trim_matches('/').replace(['/', ':'], "-")
+}
+
+/// The error in an error body: OpenAI's envelope (Azure's too), else Gemini's.
+pub(crate) fn error_of(body: &[u8]) -> Option<Box<fourk_api::ApiError>> {
+    serde_json::from_slice::<ErrorEnvelope>(body)
+        .map(|e| e.error)
+        .or_else(|_| {
+            serde_json::from_slice::<fourk_api::gemini::GeminiErrorEnvelope>(body).map(|g| g.to_api_error())
+        })
+        .ok()
+        .map(Box::new)
 }
 
 /// The base URL must be an absolute http(s) URL; say which setting holds it when not.
@@ -494,6 +516,25 @@ impl Client {
         .await
     }
 
+    /// Gemini's `POST v1beta/models/{model}:generateContent` (below the Gemini API's root);
+    /// read the answer with [`ApiResponse::gemini`].
+    ///
+    /// # Errors
+    /// Every failure as a typed [`ClientError`] (Gemini's error envelope read into the same
+    /// [`fourk_api::ApiError`]).
+    pub async fn generate_content(
+        &self,
+        model: &str,
+        request: &fourk_api::gemini::GenerateContentRequest,
+    ) -> Result<ApiResponse, ClientError> {
+        let body = serde_json::to_vec(request).map_err(|e| ClientError::Config(e.to_string()))?;
+        let path = format!(
+            "{}/models/{model}:generateContent",
+            fourk_api::gemini::API_VERSION
+        );
+        self.send_full(&path, None, Payload::Json(body.into())).await
+    }
+
     /// `POST /responses` without streaming; read the answer with
     /// [`ApiResponse::response_object`].
     ///
@@ -744,9 +785,7 @@ impl Client {
             off_runtime(move || log.response(attempt_no, status, &headers, elapsed, &body)).await;
         }
         if !success {
-            let error = serde_json::from_slice::<ErrorEnvelope>(&body)
-                .ok()
-                .map(|e| Box::new(e.error));
+            let error = error_of(&body);
             let failed = Failed::Status {
                 status,
                 code: error.as_ref().and_then(|e| e.code.clone()),

@@ -207,6 +207,9 @@ pub async fn generate(
     caps: &Capabilities,
     rec: &Recorder,
 ) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+    if crate::gemini::is_gemini(caps, &spec.model) {
+        return crate::gemini::generate(spec, caps, rec).await;
+    }
     if spec.transparency.transparent {
         return crate::transparent::generate(spec, caps, rec).await;
     }

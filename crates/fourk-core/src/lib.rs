@@ -34,6 +34,7 @@ pub mod deliver;
 pub mod draft;
 pub mod edit;
 pub mod finalize;
+pub mod gemini;
 pub mod generate;
 pub mod jobs;
 pub mod ledger;

@@ -109,12 +109,13 @@ mod tests {
     #[test]
     fn entries_older_than_ninety_days_are_flagged_with_a_fixed_clock() {
         let caps = Capabilities::builtin();
+        // The OpenAI entries were checked on 2026-12-03, Gemini's on 2026-12-04.
         let checked = day_number("2026-12-03").unwrap();
-        assert!(stale(&caps, checked).is_empty(), "the built-in table is fresh");
+        assert!(stale(&caps, checked + 1).is_empty(), "the built-in table is fresh");
         assert!(stale(&caps, checked + STALE_AFTER_DAYS).is_empty());
-        let late = stale(&caps, checked + STALE_AFTER_DAYS + 1);
+        let late = stale(&caps, checked + STALE_AFTER_DAYS + 2);
         assert_eq!(late.len(), caps.models.len());
-        assert_eq!(late[0].age_days, Some(STALE_AFTER_DAYS + 1));
+        assert_eq!(late[0].age_days, Some(STALE_AFTER_DAYS + 2));
         let legacy =
             Capabilities::from_toml("[[model]]\nid = \"x\"\nstatus = \"retired\"\nretired = \"gone\"\n")
                 .unwrap();

@@ -166,6 +166,12 @@ impl Control {
         self
     }
 
+    /// The thumbnail edge asked for, if any ([`Self::with_thumbnails`]).
+    #[must_use]
+    pub fn thumbnails(&self) -> Option<u32> {
+        self.thumbnails
+    }
+
     /// The token that stops the work.
     #[must_use]
     pub fn cancel_token(&self) -> &CancellationToken {

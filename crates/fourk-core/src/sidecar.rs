@@ -93,6 +93,8 @@ pub enum SentRequest {
     Edit(EditRequest),
     /// `responses`: the JSON body, with input images' data URLs replaced by a summary.
     Responses(Box<ResponsesRequest>),
+    /// `gemini.generate`: the `generateContent` body, inline images summarised.
+    Gemini(Box<fourk_api::gemini::GenerateContentRequest>),
 }
 
 /// One input image of an edit, as sent.

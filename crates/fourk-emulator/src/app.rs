@@ -66,6 +66,8 @@ pub fn app(state: Arc<EmulatorState>) -> Router {
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), require_key));
     let openai = api
         .route("/health", get(health))
+        // Gemini's route checks its own key (x-goog-api-key), in its own words.
+        .route("/v1beta/models/{target}", post(crate::gemini::generate_content))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // The per-route limits of `crate::limits` replace axum's 2 MB default.

@@ -110,6 +110,17 @@ pub(crate) async fn adapter(
     next: Next,
 ) -> Response {
     let path = req.uri().path().to_owned();
+    // google-genai's default API version is v1: the same Gemini route.
+    if let Some(target) = path.strip_prefix("/v1/models/")
+        && target.ends_with(":generateContent")
+    {
+        let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+        if let Ok(u) = format!("/v1beta/models/{target}{query}").parse::<Uri>() {
+            *req.uri_mut() = u;
+            req.extensions_mut().insert(ArrivedOn(path.clone()));
+        }
+        return next.run(req).await;
+    }
     let Some(rest) = path.strip_prefix("/openai/") else {
         return next.run(req).await;
     };

@@ -32,6 +32,7 @@
 //! | `GET /v1/models`, `GET /v1/models/{id}` | the active models of the capability table |
 //! | `POST /openai/deployments/{deployment}/images/generations?api-version=...`, `.../images/edits?api-version=...` | Azure OpenAI's deployment URLs: the key in `api-key` (or an Entra ID token as a bearer), a dated `api-version` from 2025-04-01 (else Azure's 404 `Resource not found`), the deployment a model id or a name given with `--deployment NAME=MODEL` (else 404 `DeploymentNotFound`); answers carry `apim-request-id`, `x-ms-region` and `x-ms-deployment-name`; a moderation rejection is Azure's 400 `content_policy_violation` with `inner_error.content_filter_results` |
 //! | `POST /openai/v1/images/generations`, `/openai/v1/images/edits`, `/openai/v1/responses` | Azure OpenAI's v1 API: the body's `model` names the deployment; no dated `api-version` (400 `API version not supported`) |
+//! | `POST /v1beta/models/{model}:generateContent` (also `/v1/...`) | Google's Gemini API for its image models (`gemini-3-pro-image`, `gemini-3.1-flash-image` and their `-preview` ids): the key in `x-goog-api-key` or `?key=` (none: 403 `PERMISSION_DENIED`; a wrong one with `--require-key`: 400 `API_KEY_INVALID`), `generationConfig.responseModalities` with `IMAGE`, `imageConfig.aspectRatio` and `imageSize` from the model's tier table (else 400 `INVALID_ARGUMENT`); the answer one inline PNG at the tier's native size with `usageMetadata` (the tier's tokens); a blocked prompt is a 200 with `promptFeedback.blockReason`; an unknown model 404 `NOT_FOUND`; an edit's first inline image is fitted to the native size under the label |
 //! | `GET /health` | readiness, no key needed |
 //!
 //! Every answer carries `x-request-id`, `openai-processing-ms`, `openai-version`; the image
@@ -109,6 +110,7 @@ mod edits;
 mod error;
 mod faults;
 mod files;
+mod gemini;
 mod generate;
 mod images;
 mod limits;

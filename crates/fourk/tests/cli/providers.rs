@@ -387,3 +387,167 @@ fn the_chosen_provider_is_named_when_others_are_set_too() {
     );
     assert!(!err.contains("g-unused"));
 }
+
+const GEMINI_KEY: &str = "gemini-key-PROVIDERS-90b2-never-print";
+
+fn gemini(emu: &Emulator) -> Command {
+    let mut c = common::fourk();
+    c.env("GEMINI_API_KEY", GEMINI_KEY);
+    let root = root(emu);
+    c.env("GOOGLE_GEMINI_BASE_URL", root);
+    c
+}
+
+#[test]
+fn gemini_makes_the_exact_target_from_its_4k_tier_and_records_both_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start_in(dir.path(), &["--require-key", GEMINI_KEY]);
+    let ledger = dir.path().join("ledger.db");
+    let out = run(
+        gemini(&emu),
+        dir.path(),
+        &[
+            "--ledger",
+            ledger.to_str().unwrap(),
+            "-vv",
+            "generate",
+            "a lighthouse at dawn",
+            "--model",
+            "gemini-3-pro-image-preview",
+            "--size",
+            "4k",
+            "--out",
+            "lh.png",
+            "--log-payload",
+            "payloads",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(common::dims(&dir.path().join("lh.png")), (3840, 2160));
+    assert_eq!(common::dims(&dir.path().join("lh.native.png")), (5504, 3072));
+    let sc = sidecar(&dir.path().join("lh.png"));
+    let g = &sc["gemini"];
+    assert_eq!(
+        (g["aspect_ratio"].as_str(), g["image_size"].as_str()),
+        (Some("16:9"), Some("4K"))
+    );
+    assert_eq!(g["native"]["checks"]["verified"], true);
+    assert_eq!(g["native"]["width"], 5504);
+    assert_eq!(
+        g["crop"],
+        serde_json::json!({"x": 21, "y": 0, "width": 5461, "height": 3072})
+    );
+    assert_eq!(g["cost"]["usd"].as_f64().map(|u| (u * 100.0).round()), Some(24.0));
+    assert_eq!(sc["checks"]["verified"], true, "the fitted file is verified too");
+    let native = sidecar(&dir.path().join("lh.native.png"));
+    assert_eq!(native["provider"]["name"], "gemini");
+    assert_eq!(native["route"], "gemini.generate");
+    assert_eq!(native["usage_metadata"]["candidatesTokenCount"], 2000);
+    assert_eq!(
+        emu.posts()[0]["route"],
+        "/v1beta/models/gemini-3-pro-image-preview:generateContent"
+    );
+    let logged = all_text(&dir.path().join("payloads"));
+    assert!(logged.contains("\"x-goog-api-key\": \"[REDACTED]\""), "{logged}");
+    assert!(logged.contains("\"imageSize\": \"4K\""));
+    assert!(!all_text(dir.path()).contains(GEMINI_KEY));
+    let db = rusqlite::Connection::open(&ledger).unwrap();
+    let (provider, route): (String, String) = db
+        .query_row("SELECT provider, route FROM attempts", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((provider.as_str(), route.as_str()), ("gemini", "gemini.generate"));
+    let links: i64 = db
+        .query_row("SELECT COUNT(*) FROM links WHERE kind = 'image->fit'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(links, 1, "the native image is linked to the fitted one");
+}
+
+#[test]
+fn gemini_failures_are_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start_in(
+        dir.path(),
+        &[
+            "--require-key",
+            GEMINI_KEY,
+            "--moderation-block-words",
+            "forbidden",
+        ],
+    );
+    let args = |prompt: &'static str, out: &'static str| {
+        vec![
+            "generate",
+            prompt,
+            "--model",
+            "gemini-3.1-flash-image",
+            "--size",
+            "1024x1024",
+            "--out",
+            out,
+        ]
+    };
+    let mut wrong = gemini(&emu);
+    wrong.env("GEMINI_API_KEY", "not-the-key");
+    let out = run(wrong, dir.path(), &args("a fox", "a.png"));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("authentication failed") && err.contains("API key not valid"),
+        "{err}"
+    );
+    assert!(err.contains("GEMINI_API_KEY"), "{err}");
+
+    let out = run(gemini(&emu), dir.path(), &args("a forbidden fox", "b.png"));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the prompt was blocked (PROHIBITED_CONTENT)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("b.png").exists());
+
+    // Gemini's model through the OpenAI provider: refused before anything is sent.
+    let mut c = common::fourk();
+    c.env("OPENAI_API_KEY", "sk-x");
+    let out = run(
+        c,
+        dir.path(),
+        &[
+            "generate",
+            "a fox",
+            "--model",
+            "gemini-3-pro-image",
+            "--provider",
+            "openai",
+            "--size",
+            "1024x1024",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("served by the Gemini API"),
+        "{}",
+        stderr(&out)
+    );
+    // Gemini's tiers need a target.
+    let out = run(
+        gemini(&emu),
+        dir.path(),
+        &[
+            "generate",
+            "a fox",
+            "--model",
+            "gemini-3-pro-image",
+            "--size",
+            "auto",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--size"), "{}", stderr(&out));
+}
