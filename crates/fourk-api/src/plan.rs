@@ -244,6 +244,80 @@ pub struct Plan {
     pub rules: Vec<PlanRule>,
     /// Why the winner won, one sentence per reason.
     pub why: Vec<String>,
+    /// The same deliverable from other providers' models (Gemini's tiers), for comparison:
+    /// one image each, its cost, time and how the exact size is reached.
+    pub other_providers: Vec<ProviderOption>,
+}
+
+/// One deliverable from another provider's model: what it renders natively and how the
+/// exact target is reached from it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProviderOption {
+    /// The provider (`gemini`).
+    pub provider: crate::ProviderKind,
+    /// The model.
+    pub model: String,
+    /// Its request: `aspectRatio` and `imageSize`.
+    pub aspect_ratio: String,
+    /// The tier.
+    pub image_size: String,
+    /// The native size of the answer.
+    pub native: Size,
+    /// How the target is reached: `downscale` (a Lanczos3 cover, sharper than native), or
+    /// `upscale` when no tier covers it.
+    pub resampled: &'static str,
+    /// Target pixels per native pixel.
+    pub scale: f64,
+    /// Pixels cropped off the native image (width, height) by the cover.
+    pub cropped: (u32, u32),
+    /// Output tokens per image.
+    pub tokens: u64,
+    /// Dollars for the variants asked (one image each).
+    pub usd: f64,
+    /// Median rendering time of one image, from the model's latency entry.
+    pub seconds: f64,
+    /// Where the tier table comes from.
+    pub source: Option<String>,
+}
+
+/// Every other provider's active model that can make `target`, priced for `variants`.
+fn other_providers(
+    caps: &Capabilities,
+    target: (u32, u32),
+    variants: u32,
+    prompt_tokens: u64,
+) -> Vec<ProviderOption> {
+    caps.models
+        .iter()
+        .filter(|m| m.status == crate::ModelStatus::Active)
+        .filter_map(|m| {
+            let g = m.gemini.as_ref()?;
+            let p = g.plan(target.0, target.1)?;
+            let prices = m.price?;
+            let tokens = p.tokens?;
+            let usage = crate::Usage::new(prompt_tokens, 0, tokens);
+            let one = crate::Cost::from_usage(&usage, &prices, false).usd;
+            let seconds =
+                m.latency
+                    .clone()
+                    .unwrap_or_default()
+                    .seconds(p.native.0, p.native.1, Quality::High);
+            Some(ProviderOption {
+                provider: m.providers.first().copied().unwrap_or_default(),
+                model: m.id.clone(),
+                aspect_ratio: p.aspect_ratio,
+                image_size: p.image_size,
+                native: Size::new(p.native.0, p.native.1),
+                resampled: if p.upscaled { "upscale" } else { "downscale" },
+                scale: p.scale,
+                cropped: (p.native.0 - p.crop.2, p.native.1 - p.crop.3),
+                tokens,
+                usd: one * f64::from(variants.max(1)),
+                seconds,
+                source: g.source.clone(),
+            })
+        })
+        .collect()
 }
 
 impl Plan {
@@ -839,7 +913,9 @@ pub fn plan(caps: &Capabilities, input: &PlanInput) -> Result<Plan, PlanError> {
             .cmp(&(Some(a.id) == recommended))
             .then(a.usd.total_cmp(&b.usd))
     });
+    let other_providers = other_providers(caps, target, n, input.prompt_tokens);
     Ok(Plan {
+        other_providers,
         model: model.id.clone(),
         size: input.size,
         quality: q,

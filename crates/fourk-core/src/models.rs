@@ -111,7 +111,10 @@ mod tests {
         let caps = Capabilities::builtin();
         // The OpenAI entries were checked on 2026-12-03, Gemini's on 2026-12-04.
         let checked = day_number("2026-12-03").unwrap();
-        assert!(stale(&caps, checked + 1).is_empty(), "the built-in table is fresh");
+        assert!(
+            stale(&caps, checked + 1).is_empty(),
+            "the built-in table is fresh"
+        );
         assert!(stale(&caps, checked + STALE_AFTER_DAYS).is_empty());
         let late = stale(&caps, checked + STALE_AFTER_DAYS + 2);
         assert_eq!(late.len(), caps.models.len());

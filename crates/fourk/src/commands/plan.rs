@@ -91,6 +91,28 @@ pub fn render_text(p: &Plan) -> Vec<String> {
             out.push(format!("      note: {n}"));
         }
     }
+    if !p.other_providers.is_empty() {
+        out.push(String::new());
+        out.push(
+            "other providers (one image per variant; the exact size is made locally from a tier):".into(),
+        );
+        for o in &p.other_providers {
+            out.push(format!(
+                "  {:<30} ${:.3}  {:>10}  {} at {} = {} native, {} x{:.2} to {}, {}x{} px cropped",
+                format!("{}/{}", o.provider, o.model),
+                o.usd,
+                human_seconds(o.seconds),
+                o.image_size,
+                o.aspect_ratio,
+                o.native,
+                o.resampled,
+                o.scale,
+                p.size,
+                o.cropped.0,
+                o.cropped.1
+            ));
+        }
+    }
     out.push(String::new());
     out.push(format!(
         "prices: ${}/M image output, ${}/M image input, ${}/M text input{}",

@@ -551,3 +551,30 @@ fn gemini_failures_are_typed() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--size"), "{}", stderr(&out));
 }
+
+#[test]
+fn plan_compares_the_deliverable_across_providers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(common::fourk(), dir.path(), &["plan", "--size", "4k", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan = common::json_stdout(&out);
+    let others = plan["other_providers"].as_array().unwrap();
+    let pro = others
+        .iter()
+        .find(|o| o["model"] == "gemini-3-pro-image")
+        .unwrap();
+    assert_eq!(pro["provider"], "gemini");
+    assert_eq!(
+        (pro["aspect_ratio"].as_str(), pro["image_size"].as_str()),
+        (Some("16:9"), Some("4K"))
+    );
+    assert_eq!(pro["native"], "5504x3072");
+    assert_eq!(pro["resampled"], "downscale");
+    assert!((pro["usd"].as_f64().unwrap() - 0.24).abs() < 0.001, "{pro}");
+    let text = run(common::fourk(), dir.path(), &["plan", "--size", "4k"]);
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        text.contains("gemini/gemini-3-pro-image") && text.contains("5504x3072 native"),
+        "{text}"
+    );
+}
