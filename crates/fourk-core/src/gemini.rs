@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::UsageError;
 use crate::save::{self, Delivery, ImageSummary, Job};
-use crate::send::{Cancelled, Estimate, Progress, Recorder};
+use crate::send::{Estimate, Progress, Recorder};
 use crate::session::Session;
 use crate::sidecar::{ProviderRecord, ResponseMeta, SentRequest};
 use crate::spec::GenerateSpec;
@@ -241,36 +241,11 @@ async fn send(
         provider: ProviderRecord::of(client.config()),
         ..job
     };
-    if rec.cancel_token().is_cancelled() {
-        return Err(Cancelled {
-            possibly_billed: false,
-        }
-        .into());
-    }
-    let attempt = rec.sending(job.route.as_str(), ProviderKind::Gemini, estimate);
-    rec.control().emit(&Progress::Sending {
-        route: job.route.clone(),
-        attempt,
-    });
-    let result = tokio::select! {
-        r = receive(client, rec, attempt, &job, body, model) => r,
-        () = rec.cancel_token().cancelled() => {
-            rec.abandon("cancelled after the request was sent");
-            return Err(Cancelled { possibly_billed: true }.into());
-        }
-    };
-    match &result {
-        Ok((images, _)) => {
-            for img in images {
-                rec.control().emit(&Progress::Saved {
-                    path: img.path.clone(),
-                    verified: img.verified,
-                });
-            }
-        }
-        Err(e) => rec.failed(attempt, e),
-    }
-    result
+    let route = job.route.clone();
+    crate::send::on_record(rec, &route, ProviderKind::Gemini, estimate, |attempt| {
+        receive(client, rec, attempt, &job, body, model)
+    })
+    .await
 }
 
 async fn receive(

@@ -728,19 +728,43 @@ pub async fn send(
     if let Outgoing::Responses(rr) = out {
         job.request = SentRequest::Responses(Box::new(crate::route::summarised(rr)));
     }
+    let (route, provider) = (job.route.clone(), job.provider.name);
+    on_record(rec, &route, provider, estimate, |attempt| {
+        receive_and_save(client, rec, attempt, &job, out, key, keep)
+    })
+    .await
+}
+
+/// The record around one request, for every route and provider: nothing leaves once `rec`
+/// is cancelled; the attempt and its estimate are on record before `work` sends; a
+/// cancellation after that abandons the attempt as possibly billed; each saved image is
+/// reported, or the failure is put on record.
+///
+/// # Errors
+/// [`Cancelled`], and whatever `work` returns.
+pub async fn on_record<F>(
+    rec: &Recorder,
+    route: &fourk_api::RouteLabel,
+    provider: ProviderKind,
+    estimate: Option<&Estimate>,
+    work: impl FnOnce(Option<AttemptId>) -> F,
+) -> anyhow::Result<(Vec<ImageSummary>, bool)>
+where
+    F: std::future::Future<Output = anyhow::Result<(Vec<ImageSummary>, bool)>>,
+{
     if rec.control.cancel.is_cancelled() {
         return Err(Cancelled {
             possibly_billed: false,
         }
         .into());
     }
-    let attempt = rec.sending(job.route.as_str(), job.provider.name, estimate);
+    let attempt = rec.sending(route.as_str(), provider, estimate);
     rec.emit(&Progress::Sending {
-        route: job.route.clone(),
+        route: route.clone(),
         attempt,
     });
     let result = tokio::select! {
-        r = receive_and_save(client, rec, attempt, &job, out, key, keep) => r,
+        r = work(attempt) => r,
         () = rec.control.cancel.cancelled() => {
             rec.abandon("cancelled after the request was sent");
             return Err(Cancelled { possibly_billed: true }.into());
