@@ -46,7 +46,7 @@ pub(crate) fn resolve_model<'c>(
     model: &str,
     prefix: Prefix<'_>,
 ) -> Result<&'c ModelCaps, Violation> {
-    caps.model(model).map_err(|e| {
+    let m = caps.model(model).map_err(|e| {
         Violation::new(
             if e.rule() == "retired" {
                 Rule::Retired
@@ -56,7 +56,19 @@ pub(crate) fn resolve_model<'c>(
             prefix.param("model"),
             e.to_string(),
         )
-    })
+    })?;
+    // OpenAI's request shapes are for the models OpenAI-shaped providers serve.
+    if !m.providers.iter().any(|p| p.speaks_openai()) {
+        let home = m.providers.first().copied().unwrap_or_default();
+        return Err(Violation::new(
+            Rule::UnknownModel,
+            prefix.param("model"),
+            format!(
+                "The model `{model}` is served by the {home} provider, not by OpenAI's image endpoints; `fourk generate --model {model}` sends it there (edits, drafts, finals and batches of {home} models are not supported yet)"
+            ),
+        ));
+    }
+    Ok(m)
 }
 
 /// Check every option against the model; all violations are returned, not just the first.

@@ -50,6 +50,13 @@ pub fn plan(spec: &GenerateSpec, caps: &Capabilities) -> anyhow::Result<GeminiPl
         .ok_or_else(|| UsageError(format!("{} has no tier table to plan {w}x{h} with", model.id)).into())
 }
 
+/// A table of `model`'s entry alone, served by OpenAI's shape, for the option checks.
+fn as_image_api(caps: &Capabilities, model: &str) -> anyhow::Result<Capabilities> {
+    let mut m = caps.model(model).map_err(|e| UsageError(e.to_string()))?.clone();
+    m.providers = vec![ProviderKind::Openai];
+    Ok(Capabilities { models: vec![m] })
+}
+
 /// `out.png` -> `out.native.png`: where Gemini's native answer is kept.
 #[must_use]
 pub fn native_path(out: &Path) -> PathBuf {
@@ -69,7 +76,11 @@ pub async fn generate(
     caps: &Capabilities,
     rec: &Recorder,
 ) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
-    let (req, model, warnings) = crate::generate::build_request(spec, caps)?;
+    // The options are checked by the Image API's rules (quality, format, prompt), on this
+    // model's entry as if an OpenAI-shaped provider served it; the size is planned below.
+    let image_api = as_image_api(caps, &spec.model)?;
+    let (req, _, warnings) = crate::generate::build_request(spec, &image_api)?;
+    let model = caps.model(&spec.model).map_err(|e| UsageError(e.to_string()))?;
     for w in &warnings {
         tracing::warn!("{}", w.message);
     }

@@ -578,3 +578,48 @@ fn plan_compares_the_deliverable_across_providers() {
         "{text}"
     );
 }
+
+#[test]
+fn gemini_models_are_refused_where_only_openai_s_shape_is_spoken() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("jobs.jsonl"),
+        "{\"prompt\": \"a fox\", \"model\": \"gemini-3-pro-image\", \"size\": \"1024x1024\"}\n",
+    )
+    .unwrap();
+    let out = run(
+        common::fourk(),
+        dir.path(),
+        &["batch", "jobs.jsonl", "--emulator"],
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("served by the gemini provider"),
+        "{}",
+        stderr(&out)
+    );
+    // The emulator's Image API answers as OpenAI would: no such model there.
+    let emu = Emulator::start(&[]);
+    let body = serde_json::json!({"model": "gemini-3-pro-image", "prompt": "a fox", "size": "1024x1024"})
+        .to_string();
+    let addr = emu
+        .base
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    use std::io::{Read as _, Write as _};
+    write!(
+        stream,
+        "POST /v1/images/generations HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer k\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert!(
+        answer.contains("\"code\":\"model_not_found\""),
+        "OpenAI's own words: {answer}"
+    );
+}
