@@ -142,7 +142,12 @@ async fn a_job_killed_in_flight_is_on_record_at_its_estimate_once() {
             }
         }
     }
+    // The "kill": the run and its workers are gone before the emulator goes away. (Aborting
+    // the run's task only schedules its end; a worker woken before it ends would otherwise
+    // see the emulator's shutdown as a refused connection and record a failure no killed
+    // process could.)
     task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
     assert_eq!(
         seen,
         vec![("sent".to_owned(), true, true)],
