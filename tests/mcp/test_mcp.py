@@ -472,3 +472,42 @@ def test_http_refuses_an_address_that_is_not_loopback(tmp_path):
         capture_output=True, text=True, cwd=tmp_path, timeout=60,
     )
     assert r.returncode == 2 and "not a loopback address" in r.stderr and "127.0.0.1:0" in r.stderr, r.stderr
+
+
+def test_gemini_models_work_through_the_same_tools(tmp_path):
+    """Nano Banana through `generate` and `edit`: the exact size from its tier, both files
+    verified and returned as paths, the native one second."""
+
+    async def go():
+        async with Client(server(tmp_path, "--emulator")) as c:
+            r = await c.call_tool(
+                "generate",
+                {"prompt": "a lighthouse", "model": "gemini-3-pro-image", "size": "1024x576"},
+            )
+            assert not r.is_error, text(r)
+            s = r.structured_content
+            fitted, native = s["images"]
+            assert (fitted["width"], fitted["height"], fitted["verified"]) == (1024, 576, True)
+            assert (native["width"], native["height"], native["verified"]) == (1376, 768, True)
+            assert native["path"].endswith(".native.png")
+            assert s["cost_usd"] > 0
+            assert len(r.model_dump_json()) < 100_000
+
+            e = await c.call_tool(
+                "edit",
+                {"images": [fitted["path"]], "prompt": "the same at night", "model": "gemini-3.1-flash-image"},
+            )
+            assert not e.is_error, text(e)
+            out = e.structured_content["images"][0]
+            assert (out["width"], out["height"], out["verified"]) == (1024, 576, True)
+
+            bad = await c.call_tool(
+                "generate",
+                {"prompt": "x", "model": "gemini-3-pro-image", "size": "1024x576", "n": 2},
+            )
+            assert bad.is_error and "Gemini answers one image" in text(bad)
+        with sqlite3.connect(tmp_path / "ledger.db") as db:
+            rows = db.execute("SELECT DISTINCT provider FROM attempts WHERE provider != 'local'").fetchall()
+        assert rows == [("gemini",)]
+
+    run(go())

@@ -112,3 +112,17 @@ def test_gemini_errors(root):
             model="gemini-3-pro-image", contents="x", config=image_config("1:1", "4k")
         )
     assert "uppercase K" in info.value.message
+
+
+def test_more_reference_images_than_the_model_takes(root):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 120, 10)).save(buf, "PNG")
+    part = types.Part.from_bytes(data=buf.getvalue(), mime_type="image/png")
+    with pytest.raises(errors.ClientError) as info:
+        client(root).models.generate_content(
+            model="gemini-3-pro-image", contents=[part] * 15 + ["a collage"], config=image_config("1:1", "1K")
+        )
+    assert info.value.code == 400 and info.value.status == "INVALID_ARGUMENT"
+    assert "at most 14 input images" in info.value.message

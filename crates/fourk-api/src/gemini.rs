@@ -14,6 +14,29 @@ use serde::{Deserialize, Serialize};
 /// The API version in Gemini's paths.
 pub const API_VERSION: &str = "v1beta";
 
+/// Most reference images one request takes (Nano Banana Pro and Nano Banana 2 both take up
+/// to 14).
+pub const MAX_REFERENCE_IMAGES: usize = 14;
+/// Largest `generateContent` request with inline data, in bytes (Google raised the inline
+/// limit from 20 MB to 100 MB in January 2026).
+pub const MAX_INLINE_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+
+/// Whether `path` is Gemini's `generateContent` route (`/v1beta/models/{model}:generateContent`).
+#[must_use]
+pub fn is_generate_content_path(path: &str) -> bool {
+    path.strip_prefix('/')
+        .unwrap_or(path)
+        .strip_prefix(API_VERSION)
+        .and_then(|p| p.strip_prefix("/models/"))
+        .is_some_and(|t| t.ends_with(":generateContent"))
+}
+
+/// `v1beta/models/{model}:generateContent`, below the Gemini API's root.
+#[must_use]
+pub fn generate_content_path(model: &str) -> String {
+    format!("{API_VERSION}/models/{model}:generateContent")
+}
+
 /// A Gemini model's tiers, as data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GeminiCaps {
@@ -143,6 +166,18 @@ pub struct Blob {
     pub mime_type: String,
     /// Standard base64.
     pub data: String,
+}
+
+impl Blob {
+    /// An input image, inline.
+    #[must_use]
+    pub fn of(image: &crate::InputImage) -> Self {
+        use base64::Engine as _;
+        Self {
+            mime_type: image.mime().to_owned(),
+            data: base64::engine::general_purpose::STANDARD.encode(&image.data),
+        }
+    }
 }
 
 /// One message.

@@ -64,7 +64,7 @@ pub(crate) fn resolve_model<'c>(
             Rule::UnknownModel,
             prefix.param("model"),
             format!(
-                "The model `{model}` is served by the {home} provider, not by OpenAI's image endpoints; `fourk generate --model {model}` sends it there (edits, drafts, finals and batches of {home} models are not supported yet)"
+                "The model `{model}` is served by the {home} provider, not by OpenAI's image endpoints; `fourk generate` and `fourk edit` with --model {model} send it there (drafts, finals and batches of {home} models are not supported yet)"
             ),
         ));
     }

@@ -216,7 +216,7 @@ impl Client {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<(reqwest::Response, String, Instant), ClientError> {
-        let auth = self.auth()?;
+        let auth = self.auth().await?;
         let url = self.config().endpoint(path);
         let policy = self.retry_policy();
         let first = Instant::now();

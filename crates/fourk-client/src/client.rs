@@ -357,7 +357,7 @@ impl Client {
 
     /// The headers that carry the key, in the provider's way, and the `--header`s, all marked
     /// sensitive. A token command runs here when its token is stale.
-    pub(crate) fn auth(&self) -> Result<Vec<(HeaderName, HeaderValue)>, ClientError> {
+    pub(crate) async fn auth(&self) -> Result<Vec<(HeaderName, HeaderValue)>, ClientError> {
         let provider = &self.config.provider;
         let mut out = Vec::new();
         for h in &provider.headers {
@@ -375,7 +375,7 @@ impl Client {
         let token;
         let key = match (&self.config.token_command, &provider.auth) {
             (Some(cmd), Auth::Bearer) => {
-                token = cmd.token()?;
+                token = cmd.token_async().await?;
                 &token
             }
             _ => self.config.api_key.as_ref().ok_or(ClientError::MissingKey {
@@ -499,18 +499,15 @@ impl Client {
         images: &[InputImage],
         mask: Option<&InputImage>,
     ) -> Result<EventStream<ImageStreamEvent>, ClientError> {
-        let mut streaming = EditRequest {
+        let streaming = EditRequest {
             stream: Some(true),
             ..request.clone()
         };
-        self.config
-            .provider
-            .model_for(&request.model)
-            .clone_into(&mut streaming.model);
+        let sent = self.for_provider(&streaming);
         self.send_stream(
             ImageEndpoint::Edits.path(),
             Some(&request.model),
-            Payload::edit(&streaming, images, mask),
+            Payload::edit(&sent, images, mask),
             u32::from(request.n.unwrap_or(1)),
         )
         .await
@@ -528,10 +525,7 @@ impl Client {
         request: &fourk_api::gemini::GenerateContentRequest,
     ) -> Result<ApiResponse, ClientError> {
         let body = serde_json::to_vec(request).map_err(|e| ClientError::Config(e.to_string()))?;
-        let path = format!(
-            "{}/models/{model}:generateContent",
-            fourk_api::gemini::API_VERSION
-        );
+        let path = fourk_api::gemini::generate_content_path(model);
         self.send_full(&path, None, Payload::Json(body.into())).await
     }
 
@@ -614,7 +608,7 @@ impl Client {
         payload: Payload,
         mode: Mode,
     ) -> Result<Sent, ClientError> {
-        let auth = self.auth()?;
+        let auth = self.auth().await?;
         let url = match model {
             Some(m) => self.config.endpoint_for(path, m),
             None => self.config.endpoint(path),

@@ -224,6 +224,33 @@ impl TokenCommand {
         &self.command
     }
 
+    /// The cached token while it is fresh.
+    fn fresh(&self) -> Option<SecretString> {
+        let cached = self
+            .cached
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cached
+            .as_ref()
+            .filter(|(_, at)| at.elapsed() < TOKEN_REFRESH)
+            .map(|(token, _)| token.clone())
+    }
+
+    /// [`Self::token`] from async code: the command, when it has to run, runs on the blocking
+    /// pool, not on a runtime worker.
+    ///
+    /// # Errors
+    /// As [`Self::token`].
+    pub async fn token_async(&self) -> Result<SecretString, crate::ClientError> {
+        if let Some(token) = self.fresh() {
+            return Ok(token);
+        }
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.token())
+            .await
+            .map_err(|e| crate::ClientError::Config(format!("the token command's task failed: {e}")))?
+    }
+
     /// A token: the cached one while it is fresh, else the command's output (trimmed).
     ///
     /// # Errors
@@ -565,20 +592,16 @@ impl ProviderOptions {
             (k, format!("the model is served by {k}"))
         } else if matches!(target, Target::Emulator { .. }) {
             (ProviderKind::Openai, "--emulator".to_owned())
-        } else if let Some(u) = base_flag {
-            let k = if is_openai_host(u) {
-                ProviderKind::Openai
-            } else {
-                ProviderKind::Compatible
-            };
-            (k, "--base-url".to_owned())
-        } else if let Some(u) = get("OPENAI_BASE_URL") {
+        } else if let Some((u, from)) = base_flag
+            .map(|u| (u.to_owned(), "--base-url"))
+            .or_else(|| get("OPENAI_BASE_URL").map(|u| (u, "OPENAI_BASE_URL")))
+        {
             let k = if is_openai_host(&u) {
                 ProviderKind::Openai
             } else {
                 ProviderKind::Compatible
             };
-            (k, "OPENAI_BASE_URL".to_owned())
+            (k, from.to_owned())
         } else if get("OPENAI_API_KEY").is_some() {
             (ProviderKind::Openai, "OPENAI_API_KEY".to_owned())
         } else if get("AZURE_OPENAI_ENDPOINT").is_some() {

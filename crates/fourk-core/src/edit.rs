@@ -279,6 +279,9 @@ pub(crate) fn multipart_layout(
 /// # Errors
 /// [`UsageError`] naming every broken rule, as a real run would.
 pub fn dry_run(spec: &EditSpec, caps: &Capabilities) -> anyhow::Result<crate::generate::DryRun> {
+    if crate::gemini::is_gemini(caps, &spec.model) {
+        return crate::gemini::dry_run_edit(spec, caps);
+    }
     let (loaded, mask) = load_inputs(spec)?;
     let (req, job) = build_request(spec, caps, loaded.len())?;
     let files = records(&loaded, mask.as_ref());
@@ -348,6 +351,9 @@ pub async fn edit(
     caps: &Capabilities,
     rec: &Recorder,
 ) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
+    if crate::gemini::is_gemini(caps, &spec.model) {
+        return crate::gemini::edit(spec, caps, rec).await;
+    }
     let (loaded, mask) = load_inputs(spec)?;
     let (req, job) = build_request(spec, caps, loaded.len())?;
     let dims: Vec<(u32, u32)> = loaded.iter().map(|l| (l.width, l.height)).collect();

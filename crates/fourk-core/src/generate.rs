@@ -164,6 +164,9 @@ pub struct DryRun {
 /// # Errors
 /// [`UsageError`] naming every broken rule, as a real run would.
 pub fn dry_run(spec: &GenerateSpec, caps: &Capabilities) -> anyhow::Result<DryRun> {
+    if crate::gemini::is_gemini(caps, &spec.model) {
+        return crate::gemini::dry_run_generate(spec, caps);
+    }
     let over = if spec.transparency.transparent {
         crate::transparent::first_request(spec, caps)?
     } else {

@@ -67,10 +67,7 @@ pub fn day_number(date: &str) -> Option<i64> {
 /// Today as a day number, from the system clock.
 #[must_use]
 pub fn today() -> i64 {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    i64::try_from(secs / 86_400).unwrap_or(0)
+    i64::try_from(crate::outputs::since_epoch().as_secs() / 86_400).unwrap_or(0)
 }
 
 /// The entries of `caps` not checked within [`STALE_AFTER_DAYS`] of `today` (a day number),

@@ -28,10 +28,16 @@ pub fn names_folder(out: &Path) -> bool {
     s.ends_with('/') || s.ends_with(std::path::MAIN_SEPARATOR) || out.is_dir()
 }
 
+/// Time since the Unix epoch by the system clock (zero for a clock set before it).
+#[must_use]
+pub fn since_epoch() -> std::time::Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
 /// A default file name no other run picks: `PREFIX-YYYYMMDD-HHMMSS-mmm-XXXX.EXT` (UTC).
 #[must_use]
 pub fn default_name(prefix: &str, ext: &str) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = since_epoch();
     let secs = now.as_secs();
     let (y, m, d) = civil(i64::try_from(secs / 86_400).unwrap_or(0));
     let t = secs % 86_400;

@@ -59,7 +59,7 @@ pub struct ImageSummary {
 }
 
 /// What was asked, independent of the route.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Job {
     /// What made it: `images.generate`, `images.edit`, `responses`, ...
     pub route: fourk_api::RouteLabel,

@@ -81,10 +81,17 @@ pub fn app(state: Arc<EmulatorState>) -> Router {
     // Azure OpenAI's URLs and key header, answered in its shapes and rewritten to the routes
     // above before they are routed (a layer on a router runs after its routing, so the
     // adapter wraps the whole router as its fallback).
+    // google-genai's default `/v1/models/M:generateContent` is rewritten to Gemini's route the
+    // same way.
     Router::new()
         .fallback_service(openai)
         .layer(middleware::from_fn_with_state(state, crate::azure::adapter))
+        .layer(middleware::from_fn(crate::gemini::v1_alias))
 }
+
+/// The path a request arrived on, before an adapter rewrote it; the request log shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct ArrivedOn(pub(crate) String);
 
 /// A place among the requests in progress, or the `429` that says there is none; `/health`
 /// needs none, so readiness checks pass under load.
@@ -112,7 +119,7 @@ async fn common(State(state): State<Arc<EmulatorState>>, mut req: Request, next:
     // The log names the path the client used (Azure's, before the adapter's rewrite).
     let logged_path = req
         .extensions()
-        .get::<crate::azure::ArrivedOn>()
+        .get::<ArrivedOn>()
         .map_or_else(|| path.clone(), |a| a.0.clone());
     let place = admit(&state, &path);
     // Drawn for every request to an image route, in arrival order, so a seed replays the

@@ -44,10 +44,6 @@ pub(crate) enum AzureRoute {
     V1,
 }
 
-/// The path a request arrived on, before the adapter rewrote it; the request log shows it.
-#[derive(Debug, Clone)]
-pub(crate) struct ArrivedOn(pub(crate) String);
-
 /// An Azure-shaped error: `{"error": {"code": CODE, "message": MESSAGE}}`.
 fn azure_error(status: StatusCode, code: &str, message: &str) -> Response {
     (
@@ -110,17 +106,6 @@ pub(crate) async fn adapter(
     next: Next,
 ) -> Response {
     let path = req.uri().path().to_owned();
-    // google-genai's default API version is v1: the same Gemini route.
-    if let Some(target) = path.strip_prefix("/v1/models/")
-        && target.ends_with(":generateContent")
-    {
-        let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
-        if let Ok(u) = format!("/v1beta/models/{target}{query}").parse::<Uri>() {
-            *req.uri_mut() = u;
-            req.extensions_mut().insert(ArrivedOn(path.clone()));
-        }
-        return next.run(req).await;
-    }
     let Some(rest) = path.strip_prefix("/openai/") else {
         return next.run(req).await;
     };
@@ -195,7 +180,7 @@ pub(crate) async fn adapter(
     if let Some(route) = route {
         req.extensions_mut().insert(route);
     }
-    req.extensions_mut().insert(ArrivedOn(path.clone()));
+    req.extensions_mut().insert(crate::app::ArrivedOn(path.clone()));
     let response = next.run(req).await;
     restate(response, deployment.as_deref()).await
 }

@@ -27,6 +27,24 @@ use crate::error::EmulatorError;
 use crate::policy::{self, Verdict};
 use crate::state::{EmulatorState, RequestContext};
 
+/// google-genai's default API version is `v1`: `/v1/models/{model}:generateContent` is
+/// the same route as `/v1beta/...`, rewritten before routing (the request log keeps the path
+/// the client used).
+pub(crate) async fn v1_alias(mut req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = req.uri().path();
+    if let Some(target) = path.strip_prefix("/v1/models/")
+        && target.ends_with(":generateContent")
+    {
+        let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+        let arrived = path.to_owned();
+        if let Ok(u) = format!("/v1beta/models/{target}{query}").parse::<Uri>() {
+            *req.uri_mut() = u;
+            req.extensions_mut().insert(crate::app::ArrivedOn(arrived));
+        }
+    }
+    next.run(req).await
+}
+
 /// A Gemini error answer.
 struct GeminiFailure(StatusCode, GeminiErrorEnvelope);
 
@@ -44,6 +62,12 @@ impl IntoResponse for GeminiFailure {
     fn into_response(self) -> Response {
         (self.0, axum::Json(self.1)).into_response()
     }
+}
+
+/// An emulator error answered in Gemini's envelope (the body guard's `413` and `408` on
+/// Gemini's route).
+pub(crate) fn error_response(e: EmulatorError) -> Response {
+    GeminiFailure::from(e).into_response()
 }
 
 impl From<EmulatorError> for GeminiFailure {
@@ -197,6 +221,14 @@ async fn answer(
         .flat_map(|c| c.parts.iter())
         .filter_map(|p| p.inline_data.clone())
         .collect();
+    if inputs.len() > fourk_api::gemini::MAX_REFERENCE_IMAGES {
+        return Err(GeminiFailure::invalid(format!(
+            "{} takes at most {} input images; the request has {}.",
+            caps.id,
+            fourk_api::gemini::MAX_REFERENCE_IMAGES,
+            inputs.len()
+        )));
+    }
     // 560 tokens per input image (Gemini 3 Pro Image's documented image input).
     let input_tokens = prompt_tokens + 560 * inputs.len() as u64;
     if policy::judge(&state.config, &prompt) == Verdict::ModerationBlocked {

@@ -95,6 +95,11 @@ pub(crate) fn body_limit(method: &Method, path: &str, headers: &HeaderMap) -> Bo
             bytes: RESPONSES_BODY_BYTES,
             hint: "Input images count toward it: send fewer, smaller or more compressed (JPEG or WebP) images.",
         }
+    } else if fourk_api::gemini::is_generate_content_path(path) {
+        BodyLimit {
+            bytes: fourk_api::gemini::MAX_INLINE_REQUEST_BYTES as u64,
+            hint: "Gemini takes at most 100 MB of inline data a request: send fewer or smaller images.",
+        }
     } else if path == "/v1/files" {
         BodyLimit {
             bytes: FILE_UPLOAD_BODY_BYTES,
@@ -186,9 +191,14 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
-/// An answer that ends the connection: the rest of the body will not be read.
-fn closing(e: EmulatorError) -> Response {
-    let mut r = e.into_response();
+/// An answer that ends the connection: the rest of the body will not be read. Gemini's
+/// route answers in Gemini's envelope.
+fn closing(e: EmulatorError, path: &str) -> Response {
+    let mut r = if fourk_api::gemini::is_generate_content_path(path) {
+        crate::gemini::error_response(e)
+    } else {
+        e.into_response()
+    };
     r.headers_mut()
         .insert(CONNECTION, HeaderValue::from_static("close"));
     r
@@ -199,7 +209,8 @@ fn closing(e: EmulatorError) -> Response {
 /// (instead of whatever the handler made of the failed read) when the guard stopped it.
 pub(crate) async fn guard(State(state): State<Arc<EmulatorState>>, req: Request, next: Next) -> Response {
     let limit = body_limit(req.method(), req.uri().path(), req.headers());
-    let route = format!("{} {}", req.method(), req.uri().path());
+    let path = req.uri().path().to_owned();
+    let route = format!("{} {path}", req.method());
     let timeout = state.config.body_read_timeout;
     let too_large = |route: String| EmulatorError::BodyTooLarge {
         route,
@@ -215,10 +226,10 @@ pub(crate) async fn guard(State(state): State<Arc<EmulatorState>>, req: Request,
                 while let Some(Ok(_)) = body.frame().await {}
             };
             if tokio::time::timeout(timeout, drain).await.is_err() {
-                return closing(EmulatorError::BodyTimeout(timeout));
+                return closing(EmulatorError::BodyTimeout(timeout), &path);
             }
         }
-        return closing(too_large(route));
+        return closing(too_large(route), &path);
     }
     let stop = Arc::new(OnceLock::new());
     let req = req.map(|inner| {
@@ -233,8 +244,8 @@ pub(crate) async fn guard(State(state): State<Arc<EmulatorState>>, req: Request,
     });
     let response = next.run(req).await;
     match stop.get() {
-        Some(Stop::TooLarge) => closing(too_large(route)),
-        Some(Stop::TimedOut) => closing(EmulatorError::BodyTimeout(timeout)),
+        Some(Stop::TooLarge) => closing(too_large(route), &path),
+        Some(Stop::TimedOut) => closing(EmulatorError::BodyTimeout(timeout), &path),
         None => response,
     }
 }

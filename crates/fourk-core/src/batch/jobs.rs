@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use fourk_api::{Background, Moderation, OutputFormat, Quality, Size};
+use fourk_api::{Background, Moderation, OutputFormat, ProviderKind, Quality, Size};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -27,6 +27,7 @@ pub const KEYS: &[&str] = &[
     "compression",
     "moderation",
     "n",
+    "provider",
 ];
 
 /// Values every job gets unless it sets its own (from the command line).
@@ -70,6 +71,11 @@ pub struct JobSpec {
     pub mask: Option<PathBuf>,
     /// The output file stem (sanitised).
     pub name: String,
+    /// The provider this job goes to (`provider` key); `None`: the batch's (`--provider`,
+    /// the environment, or the model's own). Not in the JSON when unset, so the keys of jobs
+    /// written before the key existed do not change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProviderKind>,
 }
 
 /// A parsed job with its identity.
@@ -473,6 +479,14 @@ fn spec_of(rec: &BTreeMap<String, Value>, base: &Path, d: &Defaults) -> Result<J
             .map(|s: String| s.parse::<Moderation>())
             .transpose()
     );
+    let provider: Option<ProviderKind> = take!(
+        take!(parse("provider"))
+            .map(|s: String| s
+                .trim()
+                .parse::<ProviderKind>()
+                .map_err(|e| format!("provider: {e}")))
+            .transpose()
+    );
     if !errs.is_empty() {
         return Err(errs);
     }
@@ -489,6 +503,7 @@ fn spec_of(rec: &BTreeMap<String, Value>, base: &Path, d: &Defaults) -> Result<J
         images: images.iter().map(|p| resolve(p)).collect(),
         mask,
         name,
+        provider,
     })
 }
 

@@ -18,7 +18,7 @@ pub use dry::{BatchDryRun, PlannedJob, dry_run};
 pub use jobs::{Defaults, Job, JobSpec};
 pub use pace::Governor;
 pub use plan::{BatchSpec, lock_output, plan};
-pub use runner::{BatchReport, Budget, JobReport, Plan, Reporter};
+pub use runner::{BatchReport, Budget, Clients, JobReport, Plan, Reporter};
 
 /// Run a checked local batch to the end through `endpoint`: the output folder made and
 /// locked, a client whose every retry decision the runner makes (so each attempt is on
@@ -37,13 +37,37 @@ pub async fn run_local(
     std::fs::create_dir_all(&plan.out_dir)
         .with_context(|| format!("creating the output folder {}", plan.out_dir.display()))?;
     let _lock = lock_output(&plan.out_dir)?;
-    let session = crate::session::Session::connect(endpoint, &fk.caps).await?;
-    let client = session
-        .client
-        .clone()
-        .with_retry_policy(fourk_client::RetryPolicy::none());
-    let result = runner::run(plan, fk.caps.clone(), client, fk.ledger_path(), reporter, cancel).await;
-    session.close().await;
+    // The providers jobs go to besides the batch's own, each with its client; with the
+    // emulator, one emulator answers them all.
+    let mut kinds: Vec<fourk_api::ProviderKind> = Vec::new();
+    for k in plan.jobs.iter().filter_map(|j| runner::provider_of(&fk.caps, j)) {
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    let mut endpoint = endpoint.clone();
+    if endpoint.emulator && endpoint.shared_emulator.is_none() && !kinds.is_empty() {
+        endpoint.shared_emulator = Some(crate::session::SharedEmulator::start(&fk.caps).await?);
+    }
+    let no_retries = |s: &crate::session::Session| {
+        s.client
+            .clone()
+            .with_retry_policy(fourk_client::RetryPolicy::none())
+    };
+    let session = crate::session::Session::connect(&endpoint, &fk.caps).await?;
+    let mut clients = runner::Clients::from(no_retries(&session));
+    let mut sessions = vec![session];
+    for kind in kinds {
+        let mut to = endpoint.clone();
+        to.provider.kind = Some(kind);
+        let session = crate::session::Session::connect(&to, &fk.caps).await?;
+        clients = clients.with(kind, no_retries(&session));
+        sessions.push(session);
+    }
+    let result = runner::run(plan, fk.caps.clone(), clients, fk.ledger_path(), reporter, cancel).await;
+    for session in sessions {
+        session.close().await;
+    }
     result
 }
 

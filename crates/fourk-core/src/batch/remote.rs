@@ -90,6 +90,13 @@ pub fn batch_jobs(caps: &Capabilities, plan: &Plan) -> anyhow::Result<(Vec<Batch
     let mut estimate = 0.0;
     let (mut generations, mut edits) = (Vec::new(), Vec::new());
     for job in &plan.jobs {
+        if let Some(k) = runner::provider_of(caps, job) {
+            return Err(UsageError(format!(
+                "line {}: the job goes to the {k} provider ('provider' or its model), and a Batch API batch sends every job to the batch's own; nothing was sent\n\nhint: run this jobs file without --via batch-api (the local runner sends each job to its provider), or drop 'provider' from the line",
+                job.line
+            ))
+            .into());
+        }
         let (request, input_dims) =
             runner::build(caps, job).map_err(|e| UsageError(format!("line {}: {e}", job.line)))?;
         estimate += estimate_usd(caps, job, &input_dims);
@@ -108,6 +115,13 @@ pub fn batch_jobs(caps: &Capabilities, plan: &Plan) -> anyhow::Result<(Vec<Batch
                     EditJsonBody::from_edit(&req, &images, mask.as_ref()),
                     out,
                 )
+            }
+            Request::Gemini { .. } => {
+                return Err(UsageError(format!(
+                    "line {}: {} is a Gemini model, which OpenAI's Batch API does not serve; nothing was sent\n\nhint: run this jobs file without --via batch-api",
+                    job.line, job.spec.model
+                ))
+                .into());
             }
         });
     }

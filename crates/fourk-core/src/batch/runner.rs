@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use fourk_api::gemini::{Blob, GeminiPlan, GenerateContentRequest};
 use fourk_api::{
-    Background, Capabilities, Cost, EditRequest, ImageRequest, InputImage, Prices, Quality, Size, Usage,
+    Background, Capabilities, Cost, EditRequest, ImageRequest, InputImage, ModelCaps, Prices, ProviderKind,
+    Quality, Size, Usage,
 };
 use fourk_client::{Attempt, Client, ClientError, Decision, Outcome, RetryPolicy, ServerHints};
 use serde::Serialize;
@@ -248,11 +250,56 @@ pub fn estimate(caps: &Capabilities, job: &Job, input_dims: &[(u32, u32)]) -> Op
     })
 }
 
+/// The clients a batch sends with: the batch's own, and one for each provider its jobs name
+/// (a `provider` key, or a model only one non-OpenAI provider serves).
+#[derive(Debug, Clone)]
+pub struct Clients {
+    default: Client,
+    by_provider: Vec<(ProviderKind, Client)>,
+}
+
+impl From<Client> for Clients {
+    fn from(default: Client) -> Self {
+        Self {
+            default,
+            by_provider: Vec::new(),
+        }
+    }
+}
+
+impl Clients {
+    /// `client` for the jobs that go to `kind`.
+    #[must_use]
+    pub fn with(mut self, kind: ProviderKind, client: Client) -> Self {
+        self.by_provider.retain(|(k, _)| *k != kind);
+        self.by_provider.push((kind, client));
+        self
+    }
+
+    /// The client for a job that goes to `kind` (`None`: the batch's).
+    fn get(&self, kind: Option<ProviderKind>) -> &Client {
+        kind.and_then(|k| self.by_provider.iter().find(|(p, _)| *p == k))
+            .map_or(&self.default, |(_, c)| c)
+    }
+}
+
+/// The provider `job` goes to when it is not the batch's: the job's `provider`, else the
+/// model's own when only a provider that does not speak OpenAI's shape serves it (Gemini's).
+#[must_use]
+pub fn provider_of(caps: &Capabilities, job: &Job) -> Option<ProviderKind> {
+    job.spec.provider.or_else(|| {
+        caps.model(&job.spec.model)
+            .ok()
+            .and_then(ModelCaps::home_provider)
+            .filter(|k| !k.speaks_openai())
+    })
+}
+
 /// Everything the workers share.
 struct Ctx {
     plan: Plan,
     caps: Capabilities,
-    client: Client,
+    clients: Clients,
     ledger_path: PathBuf,
     /// One connection for all workers: writes are short, and a `Connection` is not `Sync`.
     ledger: Mutex<Ledger>,
@@ -280,7 +327,7 @@ struct Ctx {
 pub async fn run(
     plan: Plan,
     caps: Capabilities,
-    client: Client,
+    clients: impl Into<Clients>,
     ledger_path: &Path,
     reporter: Arc<dyn Reporter>,
     cancel: CancellationToken,
@@ -414,7 +461,7 @@ pub async fn run(
         gov: Governor::new(plan.concurrency),
         plan,
         caps,
-        client,
+        clients: clients.into(),
         ledger_path: ledger_path.to_path_buf(),
         ledger: Mutex::new(ledger),
         rec: crate::send::Recorder::for_run(ledger_path, run),
@@ -693,12 +740,109 @@ pub enum Request {
         /// What the sidecar records about the inputs.
         records: Vec<InputRecord>,
     },
+    /// A job on a Gemini model: one `generateContent` request (reference images inline), its
+    /// native answer fitted to the job's size.
+    Gemini {
+        /// The body.
+        body: GenerateContentRequest,
+        /// The ratio and tier asked for, and the fit to the target.
+        plan: GeminiPlan,
+        /// What the sidecar records about the inputs.
+        records: Vec<InputRecord>,
+    },
+}
+
+/// Read, probe and decode one reference image as `fourk edit` does, with its record.
+fn load_input(p: &Path, limit: usize, part: &'static str) -> Result<(InputImage, InputRecord), String> {
+    let loaded = crate::edit::load(p, limit, part).map_err(|e| format!("{e:#}"))?;
+    let image = loaded.image;
+    let record = InputRecord {
+        part,
+        filename: image.filename.clone(),
+        content_type: image.format.mime(),
+        bytes: image.data.len(),
+        sha256: format!("{:x}", Sha256::digest(&image.data)),
+        width: loaded.width,
+        height: loaded.height,
+    };
+    Ok((image, record))
+}
+
+/// A Gemini job's request: the options Gemini cannot honour refused, the rest checked by the
+/// Image API's rules on the model's entry, the target planned on its tier table.
+fn build_gemini(caps: &Capabilities, job: &Job) -> Result<(Request, Vec<(u32, u32)>), String> {
+    let s = &job.spec;
+    let mut errs = crate::gemini::Asked {
+        n: s.n,
+        transparent: s.background == Some(Background::Transparent),
+        mask: s.mask.is_some(),
+        images: s.images.len(),
+        ..crate::gemini::Asked::default()
+    }
+    .unsupported();
+    let image_api = crate::gemini::as_image_api(caps, &s.model).map_err(|e| format!("{e:#}"))?;
+    // Gemini has tiers, not qualities: the batch's `--quality` (a default for every job) does
+    // not apply.
+    let mut req = ImageRequest::new(&s.model, &s.prompt);
+    req.size = Some(s.size);
+    req.output_format = Some(s.format);
+    req.output_compression = s.compression;
+    req.moderation = s.moderation;
+    if let Err(v) = req.validate(&image_api) {
+        errs.push(rule_list(&v));
+    }
+    if !errs.is_empty() {
+        return Err(errs.join("; "));
+    }
+    let mut blobs = Vec::new();
+    let mut records = Vec::new();
+    let mut dims = Vec::new();
+    let part = if s.images.len() == 1 { "image" } else { "image[]" };
+    for p in &s.images {
+        let (img, rec) = load_input(p, fourk_api::MAX_IMAGE_BYTES, part)?;
+        dims.push((rec.width, rec.height));
+        blobs.push(Blob::of(&img));
+        records.push(rec);
+    }
+    if let Some(why) = crate::gemini::too_large(&blobs, &s.prompt) {
+        return Err(why);
+    }
+    let (w, h) = s.size.dims().or_else(|| dims.first().copied()).ok_or_else(|| {
+        format!(
+            "size: {} makes only its own tier sizes; give the job an exact size (WIDTHxHEIGHT or a preset such as 4k) to choose one and fit it",
+            s.model
+        )
+    })?;
+    let plan = caps
+        .model(&s.model)
+        .ok()
+        .and_then(|m| m.gemini.as_ref())
+        .and_then(|g| g.plan(w, h))
+        .ok_or_else(|| format!("{} has no tier table to plan {w}x{h} with", s.model))?;
+    let body = GenerateContentRequest::image(&s.prompt, blobs, &plan);
+    Ok((Request::Gemini { body, plan, records }, dims))
 }
 
 /// Build a job's request (and the reference images' dimensions). Usage problems (rules) were caught when the file was loaded;
 /// what fails here is reading reference images, which fails the job, not the batch.
 pub fn build(caps: &Capabilities, job: &Job) -> Result<(Request, Vec<(u32, u32)>), String> {
     let s = &job.spec;
+    if let (Some(k), Ok(m)) = (s.provider, caps.model(&s.model))
+        && !m.served_by(k)
+    {
+        return Err(format!(
+            "provider: {} is not served by {k} (it is served by {}); drop 'provider' or choose another 'model'",
+            m.id,
+            m.providers
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if crate::gemini::is_gemini(caps, &s.model) {
+        return build_gemini(caps, job);
+    }
     if s.images.is_empty() {
         let mut req = ImageRequest::new(&s.model, &s.prompt);
         req.size = Some(s.size);
@@ -712,20 +856,7 @@ pub fn build(caps: &Capabilities, job: &Job) -> Result<(Request, Vec<(u32, u32)>
         return Ok((Request::Generate(req), Vec::new()));
     }
     // The same reading, probing and full decode as `fourk edit`.
-    let load = |p: &Path, limit: usize, part: &'static str| -> Result<(InputImage, InputRecord), String> {
-        let loaded = crate::edit::load(p, limit, part).map_err(|e| format!("{e:#}"))?;
-        let image = loaded.image;
-        let record = InputRecord {
-            part,
-            filename: image.filename.clone(),
-            content_type: image.format.mime(),
-            bytes: image.data.len(),
-            sha256: format!("{:x}", Sha256::digest(&image.data)),
-            width: loaded.width,
-            height: loaded.height,
-        };
-        Ok((image, record))
-    };
+    let load = load_input;
     let part = if s.images.len() == 1 { "image" } else { "image[]" };
     let mut images = Vec::new();
     let mut records = Vec::new();
@@ -830,11 +961,21 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
         usage: e.usage,
         cost: e.cost,
     });
-    let target = match &request {
-        Request::Generate(_) => fourk_api::ImageEndpoint::Generations,
-        Request::Edit { .. } => fourk_api::ImageEndpoint::Edits,
+    let client = ctx.clients.get(provider_of(&ctx.caps, job));
+    let (route, endpoint) = match &request {
+        Request::Generate(_) => (
+            fourk_api::ImageEndpoint::Generations.label(),
+            fourk_api::ImageEndpoint::Generations.path().to_owned(),
+        ),
+        Request::Edit { .. } => (
+            fourk_api::ImageEndpoint::Edits.label(),
+            fourk_api::ImageEndpoint::Edits.path().to_owned(),
+        ),
+        Request::Gemini { .. } => (
+            fourk_api::RouteLabel::GeminiGenerate,
+            fourk_api::gemini::generate_content_path(&job.spec.model),
+        ),
     };
-    let (route, endpoint) = (target.label(), target.path());
     let price = ctx.caps.model(&job.spec.model).ok().and_then(|m| m.price);
     let mut report = base_report(job, JobState::Pending, None);
     report.requested = true;
@@ -859,7 +1000,7 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
         }
         let attempt = ctx
             .rec
-            .sending_job(id, route.as_str(), ctx.client.config().provider.kind, sent_estimate.as_ref())
+            .sending_job(id, route.as_str(), client.config().provider.kind, sent_estimate.as_ref())
             .ok_or_else(|| {
                 anyhow::anyhow!(
                     "the ledger could not put job {} on record before sending it; the batch stops so that nothing is sent off the record",
@@ -869,10 +1010,11 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
         ctx.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let call = async {
             match &request {
-                Request::Generate(req) => ctx.client.generate(req).await,
+                Request::Generate(req) => client.generate(req).await,
                 Request::Edit {
                     req, images, mask, ..
-                } => ctx.client.edit(req, images, mask.as_ref()).await,
+                } => client.edit(req, images, mask.as_ref()).await,
+                Request::Gemini { body, .. } => client.generate_content(&job.spec.model, body).await,
             }
         };
         let result = tokio::select! {
@@ -896,48 +1038,77 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
                 ctx.gov
                     .on_success(&resp.rate_limits, est.as_ref().map_or(0, |e| e.tokens));
                 report.request_id.clone_from(&resp.request_id);
-                let measured = resp
-                    .images()
-                    .ok()
-                    .and_then(|r| crate::send::Estimate::measured(&key, r.usage, price, &r.settings));
+                let measured = if matches!(request, Request::Gemini { .. }) {
+                    resp.gemini().ok().and_then(|g| {
+                        crate::send::Estimate::measured(
+                            &key,
+                            crate::gemini::usage_of(&g),
+                            price,
+                            &fourk_api::ImageSettings::default(),
+                        )
+                    })
+                } else {
+                    resp.images()
+                        .ok()
+                        .and_then(|r| crate::send::Estimate::measured(&key, r.usage, price, &r.settings))
+                };
                 ctx.rec
                     .answered(Some(attempt), resp.request_id.as_deref(), measured.as_ref());
                 let cost_now = measured.as_ref().map_or(est_usd, |m| m.cost.usd);
                 ctx.budget.settle(est_usd, cost_now, measured.is_none());
                 report.usd += cost_now;
-                let djob = deliver::Job {
+                let out = ctx
+                    .plan
+                    .out_dir
+                    .join(format!("{}.{}", job.spec.name, job.spec.format.extension()));
+                let mut djob = deliver::Job {
                     route: route.clone(),
                     stream: false,
                     endpoint: fourk_client::redact_url(
-                        &ctx.client.config().endpoint_for(endpoint, &job.spec.model),
+                        &client.config().endpoint_for(&endpoint, &job.spec.model),
                     ),
-                    provider: crate::sidecar::ProviderRecord::of(ctx.client.config()),
+                    provider: crate::sidecar::ProviderRecord::of(client.config()),
                     model: job.spec.model.clone(),
                     price,
                     request: match &request {
                         Request::Generate(r) => SentRequest::Generate(r.clone()),
                         Request::Edit { req, .. } => SentRequest::Edit(req.clone()),
+                        Request::Gemini { body, .. } => SentRequest::Gemini(Box::new(body.summarised())),
                     },
                     inputs: match &request {
                         Request::Generate(_) => Vec::new(),
-                        Request::Edit { records, .. } => records.clone(),
+                        Request::Edit { records, .. } | Request::Gemini { records, .. } => records.clone(),
                     },
                     warnings: Vec::new(),
                     dims: job.spec.size.dims(),
                     format: job.spec.format,
                     transparent: job.spec.background == Some(Background::Transparent),
-                    base: ctx
-                        .plan
-                        .out_dir
-                        .join(format!("{}.{}", job.spec.name, job.spec.format.extension())),
+                    base: out.clone(),
                     // The job's own names: a new job's were checked free before the run (the
                     // folder is locked while it runs), and a job tried before replaces what its
                     // killed attempt left (an image without its sidecar).
                     force: true,
                 };
-                let saved = tokio::task::spawn_blocking(move || deliver::save_images_response(&djob, &resp))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("saving failed: {e}"))?;
+                let saved = if let Request::Gemini { plan, .. } = &request {
+                    // The native answer beside the output, then the fit to the job's size.
+                    djob.dims = Some(plan.native);
+                    djob.format = fourk_api::OutputFormat::Png;
+                    djob.base = crate::gemini::native_path(&out);
+                    let fit = crate::gemini::Fit {
+                        model: ctx.caps.model(&job.spec.model)?.clone(),
+                        plan: plan.clone(),
+                        out,
+                        format: job.spec.format,
+                        compression: job.spec.compression,
+                        force: true,
+                    };
+                    let cancel = ctx.cancel.clone();
+                    tokio::task::spawn_blocking(move || crate::gemini::deliver(&djob, &resp, &fit, &cancel))
+                        .await
+                } else {
+                    tokio::task::spawn_blocking(move || deliver::save_images_response(&djob, &resp)).await
+                }
+                .map_err(|e| anyhow::anyhow!("saving failed: {e}"))?;
                 let (state, why) = match saved {
                     Ok((images, verified)) => {
                         let why = (!verified).then_some(

@@ -24,7 +24,8 @@ pub enum Via {
     subcommand_negates_reqs = true,
     after_help = "JOBS is JSONL (one object a line) or CSV (a header row). Keys: prompt (required), size, \
 quality, format, name, model, images (reference images: the job becomes an edit; in CSV separate them \
-with ';'), mask, background, compression, moderation, n.\n\nRun the same command again to resume: jobs \
+with ';'), mask, background, compression, moderation, n, provider (openai, azure, gemini or compatible; a \
+Gemini model goes to Gemini by itself).\n\nRun the same command again to resume: jobs \
 that succeeded are never requested again; jobs cut off mid-request are held as possibly billed until \
 --retry-ambiguous. Exit status: 0 when every job succeeded, 1 when any failed, was skipped or is held."
 )]

@@ -58,6 +58,34 @@ pub(super) fn run(args: &ModelsArgs, caps: &Capabilities) -> anyhow::Result<Exit
             }
         };
         p.line(&line);
+        if m.status == ModelStatus::Active {
+            p.line(&format!(
+                "  providers: {}",
+                m.providers
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if let Some(g) = &m.gemini {
+            // The tier table: what each imageSize is at the widescreen and square ratios.
+            let at = |ratio: &str| {
+                g.tiers
+                    .iter()
+                    .filter_map(|t| g.native(ratio, t).map(|(w, h)| format!("{t} {w}x{h}")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            p.line(&format!(
+                "  tiers {} at {} ratios ({}); 16:9: {}; 1:1: {}; fourk asks for the smallest tier covering --size and fits it exactly",
+                g.tiers.join("/"),
+                g.sizes.len(),
+                g.sizes.keys().cloned().collect::<Vec<_>>().join(" "),
+                at("16:9"),
+                at("1:1")
+            ));
+        }
         p.line(&format!(
             "  source: {} (checked {})",
             m.source.as_deref().unwrap_or("unknown"),

@@ -582,6 +582,7 @@ fn plan_compares_the_deliverable_across_providers() {
 #[test]
 fn gemini_models_are_refused_where_only_openai_s_shape_is_spoken() {
     let dir = tempfile::tempdir().unwrap();
+    // OpenAI's Batch API serves no Gemini model: refused before anything is sent.
     std::fs::write(
         dir.path().join("jobs.jsonl"),
         "{\"prompt\": \"a fox\", \"model\": \"gemini-3-pro-image\", \"size\": \"1024x1024\"}\n",
@@ -590,11 +591,12 @@ fn gemini_models_are_refused_where_only_openai_s_shape_is_spoken() {
     let out = run(
         common::fourk(),
         dir.path(),
-        &["batch", "jobs.jsonl", "--emulator"],
+        &["batch", "jobs.jsonl", "--emulator", "--via", "batch-api"],
     );
-    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("served by the gemini provider"),
+        stderr(&out).contains("line 1: the job goes to the gemini provider")
+            && stderr(&out).contains("without --via batch-api"),
         "{}",
         stderr(&out)
     );
@@ -622,4 +624,194 @@ fn gemini_models_are_refused_where_only_openai_s_shape_is_spoken() {
         answer.contains("\"code\":\"model_not_found\""),
         "OpenAI's own words: {answer}"
     );
+}
+
+#[test]
+fn gemini_edits_send_the_images_inline_and_keep_the_input_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start_in(dir.path(), &["--require-key", GEMINI_KEY]);
+    image::RgbImage::from_fn(1280, 720, |x, y| image::Rgb([(x / 5) as u8, (y / 3) as u8, 90]))
+        .save(dir.path().join("in.png"))
+        .unwrap();
+    let out = run(
+        gemini(&emu),
+        dir.path(),
+        &[
+            "edit",
+            "in.png",
+            "make it night",
+            "--model",
+            "gemini-3.1-flash-image",
+            "--out",
+            "night.png",
+            "--log-payload",
+            "payloads",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // No --size: the input's size, from the smallest 16:9 tier that covers it (1K, 1376x768).
+    assert_eq!(common::dims(&dir.path().join("night.png")), (1280, 720));
+    let sc = sidecar(&dir.path().join("night.png"));
+    assert_eq!(
+        (
+            sc["gemini"]["aspect_ratio"].as_str(),
+            sc["gemini"]["image_size"].as_str()
+        ),
+        (Some("16:9"), Some("1K"))
+    );
+    assert_eq!(sc["checks"]["verified"], true);
+    let native = sidecar(&dir.path().join("night.native.png"));
+    assert_eq!(native["inputs"][0]["filename"], "in.png");
+    assert_eq!(native["inputs"][0]["width"], 1280);
+    let post = &emu.posts()[0];
+    assert_eq!(
+        post["route"],
+        "/v1beta/models/gemini-3.1-flash-image:generateContent"
+    );
+    let logged = all_text(&dir.path().join("payloads"));
+    assert!(
+        logged.contains("inlineData") && !logged.contains("iVBORw0KGgo"),
+        "the image travels inline and the log summarises it: {logged}"
+    );
+
+    // What Gemini cannot honour is refused before anything is sent, every reason at once.
+    image::RgbaImage::new(1280, 720)
+        .save(dir.path().join("mask.png"))
+        .unwrap();
+    let out = run(
+        gemini(&emu),
+        dir.path(),
+        &[
+            "edit",
+            "in.png",
+            "make it night",
+            "--model",
+            "gemini-3-pro-image",
+            "--mask",
+            "mask.png",
+            "-n",
+            "2",
+            "--out",
+            "masked.png",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("mask: Gemini takes no mask") && err.contains("n: Gemini answers one image"),
+        "{err}"
+    );
+    assert_eq!(emu.posts().len(), 1, "nothing more was sent");
+}
+
+#[test]
+fn a_batch_sends_each_job_to_its_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    image::RgbImage::from_fn(1024, 1024, |x, y| image::Rgb([(x / 4) as u8, (y / 4) as u8, 80]))
+        .save(dir.path().join("ref.png"))
+        .unwrap();
+    std::fs::write(
+        dir.path().join("jobs.jsonl"),
+        concat!(
+            "{\"prompt\": \"a lighthouse\", \"name\": \"openai\"}\n",
+            "{\"prompt\": \"a lighthouse\", \"name\": \"azure\", \"provider\": \"azure\"}\n",
+            "{\"prompt\": \"a lighthouse\", \"name\": \"nano\", \"model\": \"gemini-3.1-flash-image\", \"size\": \"1536x1024\"}\n",
+            "{\"prompt\": \"the same at night\", \"name\": \"nano-night\", \"model\": \"gemini-3-pro-image\", \"images\": [\"ref.png\"]}\n",
+        ),
+    )
+    .unwrap();
+    let out = run(
+        common::fourk(),
+        dir.path(),
+        &[
+            "--ledger",
+            "ledger.db",
+            "batch",
+            "jobs.jsonl",
+            "--emulator",
+            "--out",
+            "shots",
+            "--size",
+            "1024x1024",
+            "--quality",
+            "low",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let shots = dir.path().join("shots");
+    for (name, provider) in [("openai", "openai"), ("azure", "azure"), ("nano", "gemini")] {
+        let side = if provider == "gemini" {
+            sidecar(&shots.join(format!("{name}.native.png")))
+        } else {
+            sidecar(&shots.join(format!("{name}.png")))
+        };
+        assert_eq!(side["provider"]["name"], provider, "{name}: {side}");
+    }
+    assert_eq!(common::dims(&shots.join("nano.png")), (1536, 1024));
+    assert_eq!(sidecar(&shots.join("nano.png"))["gemini"]["aspect_ratio"], "3:2");
+    assert_eq!(common::dims(&shots.join("nano-night.png")), (1024, 1024));
+    assert_eq!(
+        sidecar(&shots.join("nano-night.native.png"))["inputs"][0]["filename"],
+        "ref.png"
+    );
+    let db = rusqlite::Connection::open(dir.path().join("ledger.db")).unwrap();
+    let mut providers: Vec<String> = db
+        .prepare("SELECT provider FROM attempts ORDER BY provider")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    providers.dedup();
+    assert_eq!(providers, ["azure", "gemini", "openai"]);
+    // Run again: every job is done, nothing is sent.
+    let again = run(
+        common::fourk(),
+        dir.path(),
+        &[
+            "--ledger",
+            "ledger.db",
+            "batch",
+            "jobs.jsonl",
+            "--emulator",
+            "--out",
+            "shots",
+            "--size",
+            "1024x1024",
+            "--quality",
+            "low",
+            "--json",
+        ],
+    );
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_eq!(common::json_stdout(&again)["requests"], 0, "{}", stderr(&again));
+
+    // A provider that does not serve the job's model is a problem of its line, named before
+    // anything is sent, with the other problems of the file.
+    std::fs::write(
+        dir.path().join("bad.jsonl"),
+        concat!(
+            "{\"prompt\": \"a fox\", \"provider\": \"gemini\"}\n",
+            "{\"prompt\": \"a fox\", \"provider\": \"bedrock\"}\n",
+            "{\"prompt\": \"a fox\", \"model\": \"gemini-3-pro-image\", \"n\": 2, \"size\": \"4k\"}\n",
+        ),
+    )
+    .unwrap();
+    let out = run(
+        common::fourk(),
+        dir.path(),
+        &["batch", "bad.jsonl", "--emulator", "--out", "bad"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("line 1: provider: gpt-image-2 is not served by gemini"),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 2: provider: unknown provider 'bedrock'"),
+        "{err}"
+    );
+    assert!(err.contains("line 3: n: Gemini answers one image"), "{err}");
 }
