@@ -51,7 +51,7 @@ pub(crate) fn too_large(images: &[fourk_api::gemini::Blob], prompt: &str) -> Opt
     let inline: usize = images.iter().map(|b| b.data.len()).sum::<usize>() + prompt.len();
     (inline > MAX_INLINE_REQUEST_BYTES).then(|| {
         format!(
-            "image: the reference images make a {:.1} MB request; Gemini takes at most {} MB inline; send fewer or smaller images (fourk convert IN OUT.jpg makes them smaller)",
+            "image: the reference images make a {:.1} MB request; Gemini takes at most {} MB inline; send fewer or smaller images (fourk convert IMAGE --format jpeg --quality 85 --out SMALL.jpg makes one smaller)",
             inline as f64 / 1e6,
             MAX_INLINE_REQUEST_BYTES / (1024 * 1024)
         )

@@ -89,10 +89,6 @@ pub fn app(state: Arc<EmulatorState>) -> Router {
         .layer(middleware::from_fn(crate::gemini::v1_alias))
 }
 
-/// The path a request arrived on, before an adapter rewrote it; the request log shows it.
-#[derive(Debug, Clone)]
-pub(crate) struct ArrivedOn(pub(crate) String);
-
 /// A place among the requests in progress, or the `429` that says there is none; `/health`
 /// needs none, so readiness checks pass under load.
 fn admit(state: &EmulatorState, path: &str) -> Result<Option<OwnedSemaphorePermit>, EmulatorError> {
@@ -119,7 +115,7 @@ async fn common(State(state): State<Arc<EmulatorState>>, mut req: Request, next:
     // The log names the path the client used (Azure's, before the adapter's rewrite).
     let logged_path = req
         .extensions()
-        .get::<ArrivedOn>()
+        .get::<crate::state::ArrivedOn>()
         .map_or_else(|| path.clone(), |a| a.0.clone());
     let place = admit(&state, &path);
     // Drawn for every request to an image route, in arrival order, so a seed replays the

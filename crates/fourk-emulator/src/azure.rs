@@ -180,7 +180,7 @@ pub(crate) async fn adapter(
     if let Some(route) = route {
         req.extensions_mut().insert(route);
     }
-    req.extensions_mut().insert(crate::app::ArrivedOn(path.clone()));
+    req.extensions_mut().insert(crate::state::ArrivedOn(path.clone()));
     let response = next.run(req).await;
     restate(response, deployment.as_deref()).await
 }

@@ -39,7 +39,7 @@ pub(crate) async fn v1_alias(mut req: axum::extract::Request, next: axum::middle
         let arrived = path.to_owned();
         if let Ok(u) = format!("/v1beta/models/{target}{query}").parse::<Uri>() {
             *req.uri_mut() = u;
-            req.extensions_mut().insert(crate::app::ArrivedOn(arrived));
+            req.extensions_mut().insert(crate::state::ArrivedOn(arrived));
         }
     }
     next.run(req).await

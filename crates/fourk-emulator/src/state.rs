@@ -20,6 +20,11 @@ use crate::ratelimit::{RateLimiter, RateLimits};
 use crate::reqlog::RequestLog;
 use crate::store::ResponseStore;
 
+/// The path a request arrived on, before an adapter (Azure's, google-genai's `/v1` alias)
+/// rewrote it; the request log shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct ArrivedOn(pub(crate) String);
+
 /// What the router's outer layer knows about one request, shared with its handler.
 #[derive(Debug)]
 pub(crate) struct RequestContext {

@@ -570,7 +570,8 @@ fn verify_reports_mismatch_and_corruption() {
     );
 }
 
-/// A server that answers a 4K request with a 1024x1024 image: fourk must not accept it.
+/// A server that answers a 4K request with a 1024x1024 image (a gateway that drops `size`):
+/// fourk must not accept it.
 #[test]
 fn a_wrong_size_answer_is_kept_as_rejected_and_fails() {
     let img = image::RgbImage::from_fn(1024, 1024, |x, y| image::Rgb([x as u8, y as u8, 7]));
@@ -624,6 +625,10 @@ fn a_wrong_size_answer_is_kept_as_rejected_and_fails() {
     let sidecar: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("fox.rejected.png.json")).unwrap()).unwrap();
     assert_eq!(sidecar["checks"]["verified"], false);
+    assert_eq!(
+        sidecar["provider"]["name"], "compatible",
+        "a base URL that is not OpenAI's is a gateway, and its answer is verified, not trusted"
+    );
 }
 
 #[test]
