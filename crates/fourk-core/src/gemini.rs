@@ -562,8 +562,8 @@ pub(crate) fn usage_of(parsed: &GenerateContentResponse) -> Option<Usage> {
         .map(|u| Usage::new(u.prompt_token_count, 0, u.candidates_token_count))
 }
 
-/// A whole Gemini delivery without the ledger (the batch runner records it): the answer's
-/// image saved and verified as the native file, then fitted to the target and verified. The
+/// A whole Gemini delivery without the ledger (the batch runner records it): the answer
+/// (`parsed`, read once by the caller) has its image saved and verified as the native file, then fitted to the target and verified. The
 /// fitted output comes first, then the native image.
 ///
 /// # Errors
@@ -571,11 +571,11 @@ pub(crate) fn usage_of(parsed: &GenerateContentResponse) -> Option<Usage> {
 pub(crate) fn deliver(
     job: &Job,
     resp: &fourk_client::ApiResponse,
+    parsed: &GenerateContentResponse,
     fit: &Fit,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<(Vec<ImageSummary>, bool)> {
-    let parsed = resp.gemini()?;
-    let (mut images, ok) = save_native(job, resp, &parsed, None)?;
+    let (mut images, ok) = save_native(job, resp, parsed, None)?;
     if !ok {
         return Ok((images, false));
     }

@@ -1038,11 +1038,13 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
                 ctx.gov
                     .on_success(&resp.rate_limits, est.as_ref().map_or(0, |e| e.tokens));
                 report.request_id.clone_from(&resp.request_id);
-                let measured = if matches!(request, Request::Gemini { .. }) {
-                    resp.gemini().ok().and_then(|g| {
+                // A Gemini answer is read once: its usage here, its image when it is saved.
+                let gemini = matches!(request, Request::Gemini { .. }).then(|| resp.gemini());
+                let measured = if let Some(parsed) = &gemini {
+                    parsed.as_ref().ok().and_then(|g| {
                         crate::send::Estimate::measured(
                             &key,
-                            crate::gemini::usage_of(&g),
+                            crate::gemini::usage_of(g),
                             price,
                             &fourk_api::ImageSettings::default(),
                         )
@@ -1103,8 +1105,11 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
                         force: true,
                     };
                     let cancel = ctx.cancel.clone();
-                    tokio::task::spawn_blocking(move || crate::gemini::deliver(&djob, &resp, &fit, &cancel))
-                        .await
+                    tokio::task::spawn_blocking(move || {
+                        let parsed = anyhow::Context::context(gemini, "the Gemini answer was not read")??;
+                        crate::gemini::deliver(&djob, &resp, &parsed, &fit, &cancel)
+                    })
+                    .await
                 } else {
                     tokio::task::spawn_blocking(move || deliver::save_images_response(&djob, &resp)).await
                 }
