@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 /// The built-in table, embedded at compile time.
 pub const BUILTIN_MODELS_TOML: &str = include_str!("../data/models.toml");
 
+/// The newest `checked` date (`YYYY-MM-DD`) among the built-in table's entries: how current
+/// the facts this build carries are (`fourk --version` names it). Read from `data/models.toml`
+/// by the build script.
+pub const NEWEST_CHECK: &str = env!("FOURK_NEWEST_CHECK");
+
 /// The model fourk uses when none is named.
 pub const DEFAULT_MODEL: &str = "gpt-image-2";
 
@@ -414,6 +419,13 @@ pub(crate) mod tests {
         Capabilities::builtin().merged_with(
             Capabilities::from_toml(include_str!("../tests/fixtures/legacy-models.toml")).unwrap(),
         )
+    }
+
+    #[test]
+    fn newest_check_is_the_latest_date_in_the_parsed_table() {
+        let caps = Capabilities::builtin();
+        let newest = caps.models.iter().filter_map(|m| m.checked.as_deref()).max();
+        assert_eq!(Some(NEWEST_CHECK), newest);
     }
 
     #[test]

@@ -41,7 +41,7 @@ mod types;
 
 pub use caps::{
     BUILTIN_MODELS_TOML, Capabilities, CapsParseError, DEFAULT_MODEL, ModelCaps, ModelError, ModelStatus,
-    Prices, QualityBases, SizeRules, TokenRule, TransparentSupport,
+    NEWEST_CHECK, Prices, QualityBases, SizeRules, TokenRule, TransparentSupport,
 };
 pub use check::{Rule, SizeVerdict, Violation};
 pub use cost::Cost;

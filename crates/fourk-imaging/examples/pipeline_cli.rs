@@ -11,6 +11,10 @@
 //! pipeline_cli energy IN                # detail energy on stdout
 //! pipeline_cli gen OUT W H [SEED]       # photographic-entropy test picture (PNG)
 //! pipeline_cli gen-key OUT W H          # a subject on flat green, for cutout
+//! pipeline_cli body IN.png OUT.json     # an Image API response body carrying IN as b64_json
+//! pipeline_cli save BODY.json DIR       # the save path: parse, base64, verify, atomic write
+//!                                      # (to DIR/save-PID.png, a new name each run)
+//! pipeline_cli decode IN                # a bare full decode (image::open), nothing else
 //! ```
 //!
 //! The output format of `upscale` and `cutout` follows OUT's extension (PNG by default).
@@ -89,6 +93,48 @@ fn run(args: &[String]) -> Result<()> {
             let (out, report) = cutout(&img, KeySpec::Auto, DEFAULT_TOLERANCE, DEFAULT_FEATHER)?;
             write(&DynamicImage::ImageRgba8(out), output, None, PngLevel::Default)?;
             println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        ["body", input, output] => {
+            use base64::Engine as _;
+            let png = std::fs::read(input)?;
+            let body = serde_json::json!({
+                "created": 1,
+                "data": [{ "b64_json": base64::engine::general_purpose::STANDARD.encode(&png) }],
+                "output_format": "png",
+            });
+            Ok(save_atomic(
+                Path::new(output),
+                serde_json::to_string(&body)?.as_bytes(),
+            )?)
+        }
+        ["save", body, dir] => {
+            // What `fourk generate` does with an answer: the JSON parsed borrowing the base64,
+            // decoded once, every pixel verified against the request, written atomically.
+            #[derive(serde::Deserialize)]
+            struct Body<'a> {
+                #[serde(borrow)]
+                data: Vec<Datum<'a>>,
+            }
+            #[derive(serde::Deserialize)]
+            struct Datum<'a> {
+                #[serde(borrow)]
+                b64_json: std::borrow::Cow<'a, str>,
+            }
+            let text = std::fs::read_to_string(body)?;
+            let parsed: Body<'_> = serde_json::from_str(&text)?;
+            let b64 = &parsed.data.first().ok_or("no data")?.b64_json;
+            let expect = Expect::default().with_format(OutputFormat::Png);
+            let output = Path::new(dir).join(format!("save-{}.png", std::process::id()));
+            let saved = fourk_imaging::save_verified(&output, b64, &expect)?;
+            if saved.rejected {
+                return Err("the saved image did not verify".into());
+            }
+            Ok(())
+        }
+        ["decode", input] => {
+            let img = image::open(input)?;
+            std::hint::black_box(img);
             Ok(())
         }
         ["energy", input] => {

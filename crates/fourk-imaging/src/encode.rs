@@ -140,7 +140,34 @@ impl EncodeOptions {
         self.webp_lossless_effort = Some(effort.min(100));
         self
     }
+
+    /// With one of libwebp's lossless presets, 0 (fastest) to 9 (smallest; clamped), the
+    /// levels of `cwebp -lossless -z N`: each sets the lossless method and effort together.
+    /// [`WEBP_LOSSLESS_LEVEL`] is the default.
+    #[must_use]
+    pub fn with_webp_lossless_level(self, level: u8) -> Self {
+        let (method, effort) = WEBP_LOSSLESS_PRESETS[usize::from(level.min(9))];
+        self.with_webp_method(method).with_webp_lossless_effort(effort)
+    }
 }
+
+/// libwebp's lossless presets (`WebPConfigLosslessPreset`, `cwebp -z 0..9`): (method, effort).
+const WEBP_LOSSLESS_PRESETS: [(u8, u8); 10] = [
+    (0, 0),
+    (1, 20),
+    (2, 25),
+    (3, 30),
+    (3, 50),
+    (4, 50),
+    (4, 75),
+    (4, 90),
+    (5, 90),
+    (6, 100),
+];
+
+/// The lossless preset fourk uses by default: level 2, which is [`WEBP_LOSSLESS_METHOD`] and
+/// [`WEBP_LOSSLESS_QUALITY`].
+pub const WEBP_LOSSLESS_LEVEL: u8 = 2;
 
 /// Encode `img` as `format`. `compression` follows the API (`None` means 100). JPEG drops
 /// alpha; PNG and WebP keep it when the image has it. WebP without `compression` is lossless.
@@ -762,6 +789,10 @@ fn encode_jpeg(
         JpegSubsampling::Auto | JpegSubsampling::Full => (SamplingFactor::F_1_1, 8, 8),
         JpegSubsampling::Half => (SamplingFactor::F_2_2, 16, 16),
     };
+    if cfg!(feature = "turbojpeg") {
+        #[cfg(feature = "turbojpeg")]
+        return encode_jpeg_turbo(data, w, h, channels, quality, sampling == SamplingFactor::F_2_2);
+    }
     let strip = |restart_interval| JpegStrip {
         quality,
         sampling,
@@ -798,6 +829,42 @@ fn encode_jpeg(
         })
         .collect::<Result<Vec<_>, _>>()?;
     join_jpeg_strips(&parts, &strips, mcu_h, h16)
+}
+
+/// libjpeg-turbo (the `turbojpeg` feature): one scan on one core, baseline, the standard
+/// tables scaled to `quality`, as `vips jpegsave` and `cjpeg` write it.
+#[cfg(feature = "turbojpeg")]
+fn encode_jpeg_turbo(
+    data: &[u8],
+    width: u32,
+    height: u32,
+    channels: usize,
+    quality: u8,
+    half_chroma: bool,
+) -> Result<Vec<u8>, ImagingError> {
+    let err = |e: turbojpeg::Error| encode_error("jpeg", format!("libjpeg-turbo: {e}"));
+    let mut c = turbojpeg::Compressor::new().map_err(err)?;
+    c.set_quality(i32::from(quality)).map_err(err)?;
+    c.set_subsamp(if half_chroma {
+        turbojpeg::Subsamp::Sub2x2
+    } else {
+        turbojpeg::Subsamp::None
+    })
+    .map_err(err)?;
+    let width = width as usize;
+    let image = turbojpeg::Image {
+        pixels: data,
+        width,
+        pitch: width * channels,
+        height: height as usize,
+        // RGBX: the fourth byte (alpha) is skipped; JPEG has no alpha.
+        format: if channels == 4 {
+            turbojpeg::PixelFormat::RGBX
+        } else {
+            turbojpeg::PixelFormat::RGB
+        },
+    };
+    c.compress_to_vec(image).map_err(err)
 }
 
 /// One encoder's settings, the same for every strip of an image.
@@ -946,6 +1013,10 @@ fn encode_webp(
             config.exact = 1;
         }
     }
+    // libwebp's own threads: for lossy, the analysis pass and the alpha plane run beside the
+    // main encode; for lossless, candidate configurations are tried in parallel. The bytes
+    // are the same as with one thread.
+    config.thread_level = 1;
     let mem = encoder
         .encode_advanced(&config)
         .map_err(|e| encode_error("webp", format!("libwebp: {e:?}")))?;

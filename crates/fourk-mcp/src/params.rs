@@ -457,6 +457,10 @@ pub struct Encode {
     /// PNG effort: fast, default or best.
     #[serde(default)]
     pub png_level: Option<PngLevel>,
+    /// Lossless WebP effort, 0 (fastest) to 9 (smallest), as `cwebp -z` (default 2).
+    #[serde(default)]
+    #[schemars(range(max = 9))]
+    pub webp_effort: Option<u8>,
     /// Lossless WebP.
     #[serde(default)]
     pub lossless: bool,

@@ -1337,6 +1337,7 @@ fn encode_of(e: &params::Encode) -> Result<fourk_core::pipeline::Encode, ToolErr
         format: e.format,
         quality: e.quality,
         png_level: e.png_level,
+        webp_effort: e.webp_effort,
         lossless: e.lossless,
         flatten: e
             .flatten

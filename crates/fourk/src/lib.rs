@@ -37,6 +37,15 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     if let Some(max) = cli.max_pixels {
         fourk_imaging::budget::set_max_pixels(max);
     }
+    if let Some(result) = commands::run_offline(&cli) {
+        return match result {
+            Ok(code) => code.into(),
+            Err(err) => {
+                report_error(&err);
+                exit_for(&err).into()
+            }
+        };
+    }
     let ledger = fourk_core::ledger::resolve_path(cli.ledger.clone());
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();

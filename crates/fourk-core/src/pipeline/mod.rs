@@ -165,6 +165,8 @@ pub struct Encode {
     pub quality: Option<u8>,
     /// PNG effort.
     pub png_level: Option<PngLevel>,
+    /// Lossless WebP effort, 0-9 as `cwebp -z` (default [`fourk_imaging::WEBP_LOSSLESS_LEVEL`]).
+    pub webp_effort: Option<u8>,
     /// Lossless WebP.
     pub lossless: bool,
     /// Composite transparent pixels onto this colour first.
@@ -188,6 +190,22 @@ pub struct Encoding {
     pub png_level: Option<PngLevel>,
     /// Lossless (PNG always; WebP when asked or by default).
     pub lossless: bool,
+    /// Lossless WebP effort (0-9) when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webp_effort: Option<u8>,
+}
+
+impl Encoding {
+    /// The encoder settings beyond format and quality.
+    #[must_use]
+    pub fn options(&self) -> fourk_imaging::EncodeOptions {
+        let options =
+            fourk_imaging::EncodeOptions::default().with_png_level(self.png_level.unwrap_or_default());
+        match self.webp_effort {
+            Some(level) => options.with_webp_lossless_level(level),
+            None => options,
+        }
+    }
 }
 
 #[allow(clippy::ref_option, clippy::trivially_copy_pass_by_ref)]
@@ -223,11 +241,17 @@ impl Encode {
                         "--quality {q} does not apply to PNG, which is always lossless\n\nhint: use --png-level fast|default|best to trade time for size, or --format jpeg|webp for lossy output"
                     ));
                 }
+                if self.webp_effort.is_some() {
+                    return usage(
+                        "--webp-effort applies to lossless WebP only, and the output is png\n\nhint: use --png-level fast|default|best for PNG".into(),
+                    );
+                }
                 Ok(Encoding {
                     format,
                     quality: None,
                     png_level: Some(self.png_level.unwrap_or_default()),
                     lossless: true,
+                    webp_effort: None,
                 })
             }
             OutputFormat::Jpeg | OutputFormat::Webp => {
@@ -248,6 +272,24 @@ impl Encode {
                     );
                 }
                 let lossless = format == OutputFormat::Webp && self.quality.is_none();
+                if let Some(e) = self.webp_effort {
+                    if !lossless {
+                        return usage(format!(
+                            "--webp-effort {e} applies to lossless WebP only, and the output is {}\n\nhint: drop --webp-effort, or drop --quality for lossless WebP",
+                            if format == OutputFormat::Jpeg {
+                                "jpeg"
+                            } else {
+                                "lossy webp (--quality)"
+                            }
+                        ));
+                    }
+                    if e > 9 {
+                        return usage(format!(
+                            "--webp-effort {e} is out of range: lossless WebP effort is 0 (fastest) to 9 (smallest), as cwebp -z\n\nhint: pass --webp-effort 0-9 (default {})",
+                            fourk_imaging::WEBP_LOSSLESS_LEVEL
+                        ));
+                    }
+                }
                 Ok(Encoding {
                     format,
                     quality: if format == OutputFormat::Jpeg {
@@ -257,6 +299,7 @@ impl Encode {
                     },
                     png_level: None,
                     lossless,
+                    webp_effort: self.webp_effort.filter(|_| lossless),
                 })
             }
         }
@@ -752,11 +795,11 @@ fn deliver(
         .into());
     }
     let t = Instant::now();
-    let bytes = fourk_imaging::encode_with(
+    let bytes = fourk_imaging::encode_with_options(
         img,
         enc.format,
         enc.quality.filter(|_| !enc.lossless),
-        enc.png_level.unwrap_or_default(),
+        &enc.options(),
     )?;
     timings.insert("encode", ms(t));
     let t = Instant::now();

@@ -109,13 +109,25 @@ fn deepest(m: &clap::ArgMatches, id: &str) -> Option<PathBuf> {
     })
 }
 
+/// `fourk --version`: the build's version and how current its capability table is.
+fn version() -> &'static str {
+    static LINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LINE.get_or_init(|| {
+        format!(
+            "{} (capability table checked {})",
+            env!("CARGO_PKG_VERSION"),
+            fourk_api::NEWEST_CHECK
+        )
+    })
+}
+
 impl Cli {
     /// The command line's definition. `--ledger` and `--models-file` are accepted before
     /// the command (scripts pass them first) and after any command, as they always were;
     /// the help of a command lists them only when it uses them.
     #[must_use]
     pub fn definition() -> clap::Command {
-        let mut cmd = <Self as clap::CommandFactory>::command();
+        let mut cmd = <Self as clap::CommandFactory>::command().version(version());
         let names: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_owned()).collect();
         for name in &names {
             cmd = cmd.mut_subcommand(name, |sub| with_store_args(sub, name));
@@ -197,6 +209,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Verify image files: intact (full decode), and as expected. Exits 0 when all pass.
     Verify(VerifyArgs),
+    /// Read image headers only: format, size, colour type, bit depth (no decode; see verify).
+    Probe(ProbeArgs),
     /// Run the offline emulator of the OpenAI image endpoints on loopback.
     Emulator(EmulatorArgs),
     /// List the models fourk knows and what they accept.
@@ -236,6 +250,10 @@ pub enum Command {
     /// Serve the local review page: gallery, make (size check, estimate, generate, draft),
     /// review drafts and make the final, each image with its sidecar, and cost.
     Studio(Box<StudioArgs>),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) to stdout, or write one page per command to a folder.
+    Man(ManArgs),
 }
 
 /// `fourk studio`.
@@ -762,6 +780,43 @@ pub struct VerifyArgs {
     /// Print a JSON array of reports.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `fourk probe`.
+#[derive(Debug, Args)]
+#[command(after_help = "Example: fourk probe shots/*.png --json")]
+pub struct ProbeArgs {
+    /// Image files (PNG, JPEG, WebP; the format comes from the magic bytes, not the name).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Print a JSON array, one object per file (an unreadable file has `error`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `fourk completions`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  fourk completions bash > ~/.local/share/bash-completion/completions/fourk
+  fourk completions zsh > ~/.zfunc/_fourk      (with fpath+=(~/.zfunc) before compinit)
+  fourk completions fish > ~/.config/fish/completions/fourk.fish
+  fourk completions powershell >> $PROFILE")]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `fourk man`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  fourk man | man -l -
+  fourk man --out-dir ~/.local/share/man/man1    (fourk.1 and fourk-COMMAND.1 for each command)")]
+pub struct ManArgs {
+    /// Write fourk.1 and one fourk-COMMAND.1 per command into this folder (created if
+    /// missing; existing pages of the same names are replaced) instead of printing fourk.1.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 /// `fourk emulator`.

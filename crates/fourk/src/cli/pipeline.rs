@@ -217,6 +217,10 @@ pub struct EncodeArgs {
     /// PNG effort: fast, default or best (PNG only; it is always lossless).
     #[arg(long, value_enum, value_name = "LEVEL")]
     pub png_level: Option<PngLevelArg>,
+    /// Lossless WebP effort, 0 (fastest) to 9 (smallest), the levels of `cwebp -lossless -z`
+    /// (default 2).
+    #[arg(long, value_name = "0-9", value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub webp_effort: Option<u8>,
     /// Lossless WebP (the WebP default when --quality is not given). PNG is always lossless;
     /// JPEG never is.
     #[arg(long)]

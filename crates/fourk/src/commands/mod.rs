@@ -9,7 +9,9 @@ mod emulator;
 pub mod generate;
 pub mod history;
 mod models;
+mod probe;
 mod replay;
+mod shell;
 mod size;
 mod verify;
 // The local pixel pipeline: upscale, fit, convert, cutout, sheet and compare.
@@ -25,6 +27,19 @@ mod studio;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;
+
+/// The commands that need neither the async runtime, the capability table nor the ledger
+/// (`probe`, `completions`, `man`): run at once, so that `fourk probe` costs about a process
+/// start. `None` for every other command.
+#[must_use]
+pub fn run_offline(cli: &Cli) -> Option<anyhow::Result<Exit>> {
+    match &cli.command {
+        Command::Probe(a) => Some(Ok(probe::run(a))),
+        Command::Completions(a) => Some(Ok(shell::completions(a))),
+        Command::Man(a) => Some(shell::man(a)),
+        _ => None,
+    }
+}
 
 /// Run a parsed command line.
 ///
@@ -44,6 +59,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Edit(a) => edit::run(&a, &fk).await,
         Command::Replay(a) => replay::run(&a, &fk).await,
         Command::Verify(a) => verify::run(&a),
+        Command::Probe(_) | Command::Completions(_) | Command::Man(_) => {
+            run_offline(&cli).expect("an offline command")
+        }
         Command::Emulator(a) => emulator::run(&a, caps.clone()).await,
         Command::Models(a) => models::run(&a, caps),
         Command::Upscale(a) => pipeline::run(a.op(), fk.ledger_path(), a.json).await,

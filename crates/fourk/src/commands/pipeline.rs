@@ -83,6 +83,7 @@ impl EncodeArgs {
             format: self.format,
             quality: self.quality,
             png_level: self.png_level.map(Into::into),
+            webp_effort: self.webp_effort,
             lossless: self.lossless,
             flatten: self.flatten,
             meta: self.meta.clone(),

@@ -11,4 +11,5 @@ mod outputs;
 mod pipeline;
 mod providers;
 mod routes;
+mod shell;
 mod workflow;

@@ -474,6 +474,47 @@ fn convert_writes_every_format_and_refuses_nonsense() {
     assert!(lossy["bytes"].as_u64() < v["bytes"].as_u64());
     ok(d, &["convert", "a.jpg", "--out", "d.png", "--png-level", "best"]);
     assert_eq!(sidecar(&d.join("d.png"))["output"]["png_level"], "best");
+    // Lossless WebP effort, cwebp's -z levels: both ends lossless, the effort on record; the
+    // default (no flag) is level 2 byte for byte and records none.
+    let photo = DynamicImage::ImageRgb8(image::RgbImage::from_fn(256, 192, |x, y| {
+        let n = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) >> 29;
+        image::Rgb([(x / 2 + n) as u8, (y + n) as u8, ((x + y) / 3) as u8])
+    }));
+    save(&photo, &d.join("photo.png"));
+    let mut sizes = Vec::new();
+    for effort in ["0", "2", "9"] {
+        let out = format!("e{effort}.webp");
+        let v = json_stdout(&ok(
+            d,
+            &[
+                "convert",
+                "photo.png",
+                "--out",
+                &out,
+                "--webp-effort",
+                effort,
+                "--json",
+            ],
+        ));
+        assert_eq!(
+            image::open(d.join(&out)).unwrap().to_rgb8(),
+            photo.to_rgb8(),
+            "effort {effort}"
+        );
+        assert_eq!(
+            sidecar(&d.join(&out))["output"]["webp_effort"],
+            effort.parse::<u64>().unwrap()
+        );
+        sizes.push(v["bytes"].as_u64().unwrap());
+    }
+    assert!(sizes[0] > sizes[2], "effort 0 is larger than effort 9: {sizes:?}");
+    ok(d, &["convert", "photo.png", "--out", "edefault.webp"]);
+    assert_eq!(sha256(&d.join("edefault.webp")), sha256(&d.join("e2.webp")));
+    assert!(
+        sidecar(&d.join("edefault.webp"))["output"]
+            .get("webp_effort")
+            .is_none()
+    );
 
     for (args, needle) in [
         (
@@ -501,6 +542,27 @@ fn convert_writes_every_format_and_refuses_nonsense() {
             "contradict",
         ),
         (&["convert", "in.png", "--out", "x.tif"], "does not write"),
+        (
+            &[
+                "convert",
+                "in.png",
+                "--out",
+                "x.webp",
+                "--quality",
+                "80",
+                "--webp-effort",
+                "0",
+            ],
+            "lossless WebP only",
+        ),
+        (
+            &["convert", "in.png", "--out", "x.png", "--webp-effort", "0"],
+            "lossless WebP only",
+        ),
+        (
+            &["convert", "in.png", "--out", "x.webp", "--webp-effort", "10"],
+            "0..=9",
+        ),
         (
             &["convert", "in.png", "--out", "x.png", "--format", "jpeg"],
             "does not match",
