@@ -283,6 +283,11 @@ def test_every_tool_works_from_draft_to_final_and_the_local_pipeline(tmp_path):
             assert not fit.is_error and fit.structured_content["images"][0]["format"] == "jpeg", text(fit)
             cv = await c.call_tool("convert", {"input": src, "out": "c.webp", "quality": 80})
             assert not cv.is_error and cv.structured_content["images"][0]["format"] == "webp", text(cv)
+            # Lossless WebP at cwebp's -z 0 effort: the same rule as the CLI's --webp-effort.
+            z0 = await c.call_tool("convert", {"input": src, "out": "z0.webp", "webp_effort": 0})
+            assert not z0.is_error and z0.structured_content["images"][0]["verified"], text(z0)
+            bad = await c.call_tool("convert", {"input": src, "out": "bad.webp", "quality": 80, "webp_effort": 0})
+            assert bad.is_error and "lossless WebP only" in text(bad), text(bad)
             cut = await c.call_tool("cutout", {"input": src, "out": "cut.png"})
             assert cut.structured_content is not None
             sh = await c.call_tool("sheet", {"images": [i["path"] for i in drafts], "out": "s.png"})
