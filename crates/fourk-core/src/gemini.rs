@@ -563,8 +563,9 @@ pub(crate) fn usage_of(parsed: &GenerateContentResponse) -> Option<Usage> {
 }
 
 /// A whole Gemini delivery without the ledger (the batch runner records it): the answer
-/// (`parsed`, read once by the caller) has its image saved and verified as the native file, then fitted to the target and verified. The
-/// fitted output comes first, then the native image.
+/// (`parsed`, read once by the caller) has its image saved and verified as the native file,
+/// then fitted to the target and verified. The fitted output comes first, then the native
+/// image.
 ///
 /// # Errors
 /// As [`save_native`] and [`Fit::run`].

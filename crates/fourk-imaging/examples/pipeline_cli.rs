@@ -31,6 +31,12 @@ use fourk_imaging::{
 };
 use image::{DynamicImage, Rgb, RgbImage};
 
+// The response body and its borrowing parser, shared with the save_path bench and the
+// save_peak_memory example (this tool does not use its test picture).
+#[path = "../benches/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> ExitCode {
@@ -96,33 +102,14 @@ fn run(args: &[String]) -> Result<()> {
             Ok(())
         }
         ["body", input, output] => {
-            use base64::Engine as _;
-            let png = std::fs::read(input)?;
-            let body = serde_json::json!({
-                "created": 1,
-                "data": [{ "b64_json": base64::engine::general_purpose::STANDARD.encode(&png) }],
-                "output_format": "png",
-            });
-            Ok(save_atomic(
-                Path::new(output),
-                serde_json::to_string(&body)?.as_bytes(),
-            )?)
+            let body = support::response_body(&std::fs::read(input)?);
+            Ok(save_atomic(Path::new(output), body.as_bytes())?)
         }
         ["save", body, dir] => {
             // What `fourk generate` does with an answer: the JSON parsed borrowing the base64,
             // decoded once, every pixel verified against the request, written atomically.
-            #[derive(serde::Deserialize)]
-            struct Body<'a> {
-                #[serde(borrow)]
-                data: Vec<Datum<'a>>,
-            }
-            #[derive(serde::Deserialize)]
-            struct Datum<'a> {
-                #[serde(borrow)]
-                b64_json: std::borrow::Cow<'a, str>,
-            }
             let text = std::fs::read_to_string(body)?;
-            let parsed: Body<'_> = serde_json::from_str(&text)?;
+            let parsed: support::Body<'_> = serde_json::from_str(&text)?;
             let b64 = &parsed.data.first().ok_or("no data")?.b64_json;
             let expect = Expect::default().with_format(OutputFormat::Png);
             let output = Path::new(dir).join(format!("save-{}.png", std::process::id()));

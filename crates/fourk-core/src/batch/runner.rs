@@ -1091,7 +1091,7 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
                     // killed attempt left (an image without its sidecar).
                     force: true,
                 };
-                let saved = if let Request::Gemini { plan, .. } = &request {
+                let saved = if let (Request::Gemini { plan, .. }, Some(parsed)) = (&request, gemini) {
                     // The native answer beside the output, then the fit to the job's size.
                     djob.dims = Some(plan.native);
                     djob.format = fourk_api::OutputFormat::Png;
@@ -1106,8 +1106,7 @@ async fn run_job(ctx: &Ctx, id: JobId, job: &Job) -> anyhow::Result<JobReport> {
                     };
                     let cancel = ctx.cancel.clone();
                     tokio::task::spawn_blocking(move || {
-                        let parsed = anyhow::Context::context(gemini, "the Gemini answer was not read")??;
-                        crate::gemini::deliver(&djob, &resp, &parsed, &fit, &cancel)
+                        crate::gemini::deliver(&djob, &resp, &parsed?, &fit, &cancel)
                     })
                     .await
                 } else {

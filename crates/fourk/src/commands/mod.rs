@@ -46,6 +46,9 @@ pub fn run_offline(cli: &Cli) -> Option<anyhow::Result<Exit>> {
 /// # Errors
 /// Whatever the command fails with; the caller maps it to an exit code.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
+    if let Some(result) = run_offline(&cli) {
+        return result;
+    }
     let caps = fourk_core::models::load(cli.models_file.as_deref()).map_err(|e| {
         e.context(crate::UsageError(
             "cannot use the models file; fix it, or unset FOURK_MODELS / drop --models-file".into(),
@@ -60,7 +63,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Replay(a) => replay::run(&a, &fk).await,
         Command::Verify(a) => verify::run(&a),
         Command::Probe(_) | Command::Completions(_) | Command::Man(_) => {
-            run_offline(&cli).expect("an offline command")
+            unreachable!("run by run_offline above")
         }
         Command::Emulator(a) => emulator::run(&a, caps.clone()).await,
         Command::Models(a) => models::run(&a, caps),
