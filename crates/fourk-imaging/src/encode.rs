@@ -27,6 +27,7 @@ use image::{DynamicImage, ImageEncoder};
 use rayon::prelude::*;
 
 use crate::error::ImagingError;
+use crate::jpeg_scan;
 
 /// How hard the PNG encoder works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -759,6 +760,10 @@ fn adler32_combine(a: u32, b: u32, len_b: usize) -> u32 {
 /// Below this many pixel rows, one JPEG scan on one core is as fast as splitting.
 const JPEG_PARALLEL_MIN_ROWS: usize = 256;
 
+/// libjpeg-turbo's strips per core (each strip is one restart interval).
+#[cfg(feature = "turbojpeg")]
+const JPEG_STRIPS_PER_CORE: usize = 8;
+
 fn encode_jpeg(
     img: &DynamicImage,
     quality: u8,
@@ -789,9 +794,50 @@ fn encode_jpeg(
         JpegSubsampling::Auto | JpegSubsampling::Full => (SamplingFactor::F_1_1, 8, 8),
         JpegSubsampling::Half => (SamplingFactor::F_2_2, 16, 16),
     };
+    let threads = rayon::current_num_threads();
+    let rows = usize::from(h16);
+    let mcu_rows = rows.div_ceil(mcu_h);
+    let mcu_cols = usize::from(w16).div_ceil(mcu_w);
+    let row_bytes = usize::try_from(w).unwrap_or(usize::MAX) * channels;
+    let split = threads >= 2 && rows >= JPEG_PARALLEL_MIN_ROWS;
+    // Strips of whole MCU rows, one per core, encoded at once and joined into one scan with a
+    // restart marker (DC prediction and bit buffer reset) between strips, so that each strip's
+    // entropy-coded data is exactly what one encoder would have written for those rows after
+    // a restart. The pixels decode identically to a single scan, and verification can decode
+    // the strips on separate cores again (`jpeg_scan::split_rows`).
+    let strips_of = |per_strip: usize| -> Vec<(usize, usize)> {
+        (0..mcu_rows)
+            .step_by(per_strip)
+            .map(|first| (first * mcu_h, ((first + per_strip) * mcu_h).min(rows)))
+            .collect()
+    };
+    let pixels_of = |&(top, bottom): &(usize, usize)| &data[top * row_bytes..bottom * row_bytes];
     if cfg!(feature = "turbojpeg") {
         #[cfg(feature = "turbojpeg")]
-        return encode_jpeg_turbo(data, w, h, channels, quality, sampling == SamplingFactor::F_2_2);
+        {
+            let half = sampling == SamplingFactor::F_2_2;
+            if !split {
+                return encode_jpeg_turbo(&mut None, data, w, rows, channels, quality, half);
+            }
+            // libjpeg-turbo writes no restart markers of its own: the interval is one strip,
+            // so a strip may hold at most 65535 MCUs. Several strips per core, so that
+            // verification can decode them in small pieces (see verify's `decode_jpeg`).
+            let per_strip = mcu_rows
+                .div_ceil(threads * JPEG_STRIPS_PER_CORE)
+                .min(usize::from(u16::MAX) / mcu_cols)
+                .max(1);
+            let strips = strips_of(per_strip);
+            let parts = strips
+                .par_iter()
+                .map_init(
+                    || None,
+                    |c, s| encode_jpeg_turbo(c, pixels_of(s), w, s.1 - s.0, channels, quality, half),
+                )
+                .collect::<Result<Vec<_>, _>>()?;
+            let interval = u16::try_from(per_strip * mcu_cols).map_err(|_| too_big())?;
+            let firsts: Vec<usize> = (0..strips.len()).collect();
+            return join_jpeg_strips(&parts, &firsts, h16, Some(interval));
+        }
     }
     let strip = |restart_interval| JpegStrip {
         quality,
@@ -800,50 +846,43 @@ fn encode_jpeg(
         width: w16,
         restart_interval,
     };
-    let threads = rayon::current_num_threads();
-    let rows = usize::from(h16);
-    if threads < 2 || rows < JPEG_PARALLEL_MIN_ROWS {
+    if !split {
         return strip(0).encode(data, h16);
     }
-    // Strips of whole MCU rows, one per core, encoded at once and joined into one scan:
-    // each strip restarts at every MCU row (DC prediction and bit buffer reset, a RSTn marker
-    // between rows), so a strip's entropy-coded data is exactly what one encoder would have
-    // written for those rows, up to the RSTn numbers, which the join renumbers. The pixels
-    // decode identically to a single scan; the cost is about two bytes per MCU row.
-    let mcu_rows = rows.div_ceil(mcu_h);
-    let mcu_cols = usize::from(w16).div_ceil(mcu_w);
+    // jpeg-encoder restarts at every MCU row of a strip (its restart markers are renumbered
+    // by the join): about two bytes per MCU row.
     let restart_interval = u16::try_from(mcu_cols).map_err(|_| too_big())?;
-    let per_strip = mcu_rows.div_ceil(threads.min(mcu_rows));
-    let row_bytes = usize::try_from(w).unwrap_or(usize::MAX) * channels;
-    let strips: Vec<(usize, usize)> = (0..mcu_rows)
-        .step_by(per_strip)
-        .map(|first| (first * mcu_h, ((first + per_strip) * mcu_h).min(rows)))
-        .collect();
-    // One restart marker per MCU row, so that the strips can be joined.
+    let strips = strips_of(mcu_rows.div_ceil(threads.min(mcu_rows)));
     let strip = strip(restart_interval);
     let parts = strips
         .par_iter()
-        .map(|&(top, bottom)| {
-            let height = u16::try_from(bottom - top).map_err(|_| too_big())?;
-            strip.encode(&data[top * row_bytes..bottom * row_bytes], height)
+        .map(|s| {
+            let height = u16::try_from(s.1 - s.0).map_err(|_| too_big())?;
+            strip.encode(pixels_of(s), height)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    join_jpeg_strips(&parts, &strips, mcu_h, h16)
+    let firsts: Vec<usize> = strips.iter().map(|&(top, _)| top / mcu_h).collect();
+    join_jpeg_strips(&parts, &firsts, h16, None)
 }
 
-/// libjpeg-turbo (the `turbojpeg` feature): one scan on one core, baseline, the standard
-/// tables scaled to `quality`, as `vips jpegsave` and `cjpeg` write it.
+/// libjpeg-turbo (the `turbojpeg` feature): one scan, baseline, the standard tables scaled to
+/// `quality`, as `vips jpegsave` and `cjpeg` write it. `compressor` is made on first use and
+/// kept for the next strip.
 #[cfg(feature = "turbojpeg")]
 fn encode_jpeg_turbo(
+    compressor: &mut Option<turbojpeg::Compressor>,
     data: &[u8],
     width: u32,
-    height: u32,
+    height: usize,
     channels: usize,
     quality: u8,
     half_chroma: bool,
 ) -> Result<Vec<u8>, ImagingError> {
     let err = |e: turbojpeg::Error| encode_error("jpeg", format!("libjpeg-turbo: {e}"));
-    let mut c = turbojpeg::Compressor::new().map_err(err)?;
+    let c = match compressor {
+        Some(c) => c,
+        None => compressor.insert(turbojpeg::Compressor::new().map_err(err)?),
+    };
     c.set_quality(i32::from(quality)).map_err(err)?;
     c.set_subsamp(if half_chroma {
         turbojpeg::Subsamp::Sub2x2
@@ -856,7 +895,7 @@ fn encode_jpeg_turbo(
         pixels: data,
         width,
         pitch: width * channels,
-        height: height as usize,
+        height,
         // RGBX: the fourth byte (alpha) is skipped; JPEG has no alpha.
         format: if channels == 4 {
             turbojpeg::PixelFormat::RGBX
@@ -889,76 +928,42 @@ impl JpegStrip {
     }
 }
 
-/// Where the entropy-coded data of a baseline JPEG starts (just after the SOS segment), and
-/// where its SOF0 segment's height field is.
-fn jpeg_layout(jpeg: &[u8]) -> Option<(usize, usize)> {
-    let mut at = 2; // SOI
-    let mut sof_height = None;
-    while at + 4 <= jpeg.len() {
-        if jpeg[at] != 0xFF {
-            return None;
-        }
-        let marker = jpeg[at + 1];
-        let len = usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
-        if marker == 0xC0 {
-            sof_height = Some(at + 5);
-        }
-        if marker == 0xDA {
-            return Some((at + 2 + len, sof_height?));
-        }
-        at += 2 + len;
-    }
-    None
-}
-
-/// Join strips encoded with one restart per MCU row into one baseline JPEG: the first strip's
-/// headers with the whole height, every strip's scan data in order with a restart marker
-/// between strips, the restart numbers made continuous (RST0..RST7 cycle), one EOI.
+/// Join strips, each a baseline JPEG of whole MCU rows that starts at a restart, into one
+/// scan: the first strip's headers with the whole height (and a DRI segment for
+/// `add_restart_interval` when the strips carry none), every strip's scan data in order with a
+/// restart marker between strips, and one EOI. `firsts[i]` is the number of restart intervals
+/// before strip `i`: its own markers RSTk become RST(k + firsts[i] mod 8), so the numbers run
+/// RST0..RST7 repeating through the file.
 fn join_jpeg_strips(
     parts: &[Vec<u8>],
-    strips: &[(usize, usize)],
-    mcu_h: usize,
+    firsts: &[usize],
     height: u16,
+    add_restart_interval: Option<u16>,
 ) -> Result<Vec<u8>, ImagingError> {
     let broken = || encode_error("jpeg", "a strip is not the baseline JPEG the join expects");
-    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
-    // MCU rows written so far: the next restart marker is RST(rows_done - 1 mod 8) after the
-    // first row of a strip, so a strip's own RSTk becomes RST(k + first_row mod 8).
-    for (i, (part, &(top, _))) in parts.iter().zip(strips).enumerate() {
-        let (scan, sof_height) = jpeg_layout(part).ok_or_else(broken)?;
+    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum::<usize>() + 8);
+    for (i, (part, &first)) in parts.iter().zip(firsts).enumerate() {
+        let layout = jpeg_scan::layout(part).ok_or_else(broken)?;
         let end = part
             .len()
             .checked_sub(2)
-            .filter(|&e| e >= scan)
+            .filter(|&e| e >= layout.scan)
             .ok_or_else(broken)?;
         if part[end..] != [0xFF, 0xD9] {
             return Err(broken());
         }
-        let first_row = top / mcu_h;
         if i == 0 {
-            out.extend_from_slice(&part[..scan]);
-            out[sof_height..sof_height + 2].copy_from_slice(&height.to_be_bytes());
-        } else {
-            // The restart that ends the previous strip's last MCU row.
-            out.extend_from_slice(&[0xFF, 0xD0 + ((first_row - 1) % 8) as u8]);
-        }
-        let data = &part[scan..end];
-        let mut k = 0;
-        while k < data.len() {
-            let b = data[k];
-            out.push(b);
-            if b == 0xFF && k + 1 < data.len() {
-                let next = data[k + 1];
-                out.push(if (0xD0..=0xD7).contains(&next) {
-                    0xD0 + ((usize::from(next - 0xD0) + first_row) % 8) as u8
-                } else {
-                    next
-                });
-                k += 2;
-            } else {
-                k += 1;
+            out.extend_from_slice(&part[..layout.sos]);
+            out[layout.sof_height..layout.sof_height + 2].copy_from_slice(&height.to_be_bytes());
+            if let Some(interval) = add_restart_interval {
+                out.extend_from_slice(&jpeg_scan::dri(interval));
             }
+            out.extend_from_slice(&part[layout.sos..layout.scan]);
+        } else {
+            // The restart that ends the previous strip.
+            out.extend_from_slice(&jpeg_scan::rst(first - 1));
         }
+        jpeg_scan::push_renumbered(&mut out, &part[layout.scan..end], first);
     }
     out.extend_from_slice(&[0xFF, 0xD9]);
     Ok(out)
@@ -1219,10 +1224,6 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(
-        feature = "turbojpeg",
-        ignore = "the turbojpeg build writes one scan on one core"
-    )]
     fn parallel_jpeg_strips_decode_like_one_scan() {
         // Odd sizes, both subsamplings and three strips, so strip boundaries fall on restart
         // numbers that are not multiples of eight and the last MCU row is partial.
@@ -1253,8 +1254,11 @@ mod tests {
                 joined.len(),
                 single.len()
             );
-            // The markers are in order, RST0..RST7 repeating, one per MCU row boundary.
-            let (scan, _) = jpeg_layout(&joined).unwrap();
+            // The markers are in order, RST0..RST7 repeating: jpeg-encoder's one per MCU row
+            // boundary, libjpeg-turbo's strips one between strips.
+            let scan = jpeg_scan::layout(&joined).unwrap().scan;
+            #[cfg(feature = "turbojpeg")]
+            let rows = rows.div_ceil(rows.div_ceil(3 * JPEG_STRIPS_PER_CORE));
             let markers: Vec<u8> = joined[scan..]
                 .windows(2)
                 .filter(|w| w[0] == 0xFF && (0xD0..=0xD7).contains(&w[1]))

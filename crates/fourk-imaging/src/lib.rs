@@ -32,6 +32,7 @@
 
 pub mod encode;
 mod error;
+mod jpeg_scan;
 pub mod probe;
 pub mod save;
 pub mod shrink;

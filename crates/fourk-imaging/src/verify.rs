@@ -14,6 +14,7 @@ use std::path::Path;
 use std::thread;
 
 use fourk_api::{OutputFormat, Size};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zune_jpeg::zune_core::bytestream::ZCursor;
@@ -327,6 +328,9 @@ fn decode_png(bytes: &[u8], scan: Scan) -> Result<Seen, ImagingError> {
     })
 }
 
+/// How many pieces per core a restart-marked JPEG is verified in (see [`decode_jpeg`]).
+const JPEG_PIECES_PER_CORE: usize = 8;
+
 /// JPEG is decoded with zune-jpeg directly, in strict mode: `image` runs it leniently, which
 /// fills a truncated scan with grey and calls it success, exactly the damage we look for.
 fn decode_jpeg(bytes: &[u8], thumbnail: Option<u32>) -> Result<Option<Thumbnail>, ImagingError> {
@@ -343,13 +347,44 @@ fn decode_jpeg(bytes: &[u8], thumbnail: Option<u32>) -> Result<Option<Thumbnail>
         .set_strict_mode(true)
         .set_max_width(max)
         .set_max_height(max);
-    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
-    let pixels = decoder
-        .decode()
-        .map_err(|e| ImagingError::Decode(format!("invalid JPEG: {e}")))?;
+    let decode = |jpeg: &[u8]| {
+        let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(jpeg), options);
+        let pixels = decoder
+            .decode()
+            .map_err(|e| ImagingError::Decode(format!("invalid JPEG: {e}")))?;
+        let shape = decoder
+            .dimensions()
+            .zip(decoder.output_colorspace().map(|c| c.num_components()));
+        Ok::<_, ImagingError>((shape, pixels))
+    };
+    // A scan with restart markers at MCU row boundaries (what fourk's encoders write) is
+    // decoded in pieces of whole rows on every core, each a full strict decode: the same
+    // check. The pieces are small and each core decodes its pieces into one buffer, so the
+    // check touches a few megabytes of fresh memory rather than a whole frame (on a virtual
+    // machine, first-touching memory costs about as much as decoding into it). Files cut
+    // otherwise, and thumbnails (one frame), take the single decode.
+    let threads = rayon::current_num_threads();
+    if thumbnail.is_none()
+        && threads >= 2
+        && let Some(pieces) = crate::jpeg_scan::split_rows(bytes, threads * JPEG_PIECES_PER_CORE)
+    {
+        let invalid = |e: zune_jpeg::errors::DecodeErrors| ImagingError::Decode(format!("invalid JPEG: {e}"));
+        return pieces
+            .par_iter()
+            .try_for_each_init(Vec::new, |buf, piece| {
+                let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(&piece[..]), options);
+                decoder.decode_headers().map_err(invalid)?;
+                let size = decoder
+                    .output_buffer_size()
+                    .ok_or_else(|| ImagingError::Decode("invalid JPEG: no frame size".into()))?;
+                buf.resize(size, 0);
+                decoder.decode_into(&mut buf[..size]).map_err(invalid)
+            })
+            .map(|()| None);
+    }
+    let (shape, pixels) = decode(bytes)?;
     Ok(thumbnail.and_then(|edge| {
-        let (w, h) = decoder.dimensions()?;
-        let channels = decoder.output_colorspace()?.num_components();
+        let ((w, h), channels) = shape?;
         shrink_frame(
             &pixels,
             u32::try_from(w).ok()?,

@@ -531,7 +531,9 @@ pub fn read_limited(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
         ))
         .into());
     }
-    let mut bytes = Vec::new();
+    // Sized once: growing by doubling would copy the file several times over and touch
+    // about twice its size in fresh memory.
+    let mut bytes = Vec::with_capacity(usize::try_from(len).map_or(0, |n| n.saturating_add(1)));
     file.take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
     Ok(bytes)
 }
