@@ -800,7 +800,7 @@ fn encode_jpeg(
     let mcu_cols = usize::from(w16).div_ceil(mcu_w);
     let row_bytes = usize::try_from(w).unwrap_or(usize::MAX) * channels;
     let split = threads >= 2 && rows >= JPEG_PARALLEL_MIN_ROWS;
-    // Strips of whole MCU rows, one per core, encoded at once and joined into one scan with a
+    // Strips of whole MCU rows, encoded on every core at once and joined into one scan with a
     // restart marker (DC prediction and bit buffer reset) between strips, so that each strip's
     // entropy-coded data is exactly what one encoder would have written for those rows after
     // a restart. The pixels decode identically to a single scan, and verification can decode

@@ -170,6 +170,9 @@ pub(crate) fn dri(interval: u16) -> [u8; 6] {
     [0xFF, 0xDD, 0x00, 0x04, hi, lo]
 }
 
+/// The most header bytes (everything before the scan) [`split_rows`] copies into each piece.
+const MAX_PIECE_HEADER: usize = 256 * 1024;
+
 /// Standalone JPEGs of whole-row runs of restart segments, at most `pieces` of them, for
 /// decoding on separate cores: each has `jpeg`'s headers with its own height, its segments
 /// renumbered from RST0, and EOI. `None` when the scan cannot be cut that way (no restart
@@ -180,6 +183,11 @@ pub(crate) fn split_rows(jpeg: &[u8], pieces: usize) -> Option<Vec<Vec<u8>>> {
     let interval = usize::from(layout.restart_interval);
     let cols = layout.mcu_cols();
     if interval == 0 || interval % cols != 0 {
+        return None;
+    }
+    // Every piece carries a copy of the headers: a file whose headers (metadata segments,
+    // mostly) are large is decoded whole rather than copied that many times.
+    if layout.scan > MAX_PIECE_HEADER {
         return None;
     }
     let segments = restart_segments(jpeg, &layout)?;
@@ -296,6 +304,15 @@ mod tests {
         let mut padded = jpeg.clone();
         padded.extend_from_slice(&[0, 0, 0]);
         assert!(split_rows(&padded, 2).is_some());
+        // Headers too large to copy into every piece (a big metadata segment).
+        let mut big = jpeg[..2].to_vec();
+        for _ in 0..5 {
+            big.extend_from_slice(&[0xFF, 0xE2, 0xFF, 0xFF]);
+            big.extend(std::iter::repeat_n(0u8, 0xFFFD));
+        }
+        big.extend_from_slice(&jpeg[2..]);
+        assert!(layout(&big).is_some());
+        assert_eq!(split_rows(&big, 2), None);
         // Not a JPEG, or a progressive one.
         assert!(layout(b"\x89PNG\r\n\x1a\n").is_none());
         let mut progressive = jpeg.clone();
