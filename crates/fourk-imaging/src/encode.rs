@@ -218,9 +218,14 @@ pub fn encode_with_options(
             (None, PngLevel::Fast) => encode_png(img, Deflater::Fast),
             (None, level) => encode_png(img, Deflater::Zlib(level.zlib_level())),
         },
-        OutputFormat::Jpeg => encode_jpeg(img, quality.max(1), options.jpeg_subsampling),
+        OutputFormat::Jpeg => encode_jpeg(img, jpeg_quality(compression), options.jpeg_subsampling),
         OutputFormat::Webp => encode_webp(img, compression.map(|_| quality), options),
     }
+}
+
+/// The JPEG quality `output_compression` means: 100 when not given, at least 1.
+pub(crate) fn jpeg_quality(compression: Option<u8>) -> u8 {
+    compression.unwrap_or(100).clamp(1, 100)
 }
 
 fn encode_error(format: &'static str, message: impl ToString) -> ImagingError {
@@ -760,8 +765,9 @@ fn adler32_combine(a: u32, b: u32, len_b: usize) -> u32 {
 /// Below this many pixel rows, one JPEG scan on one core is as fast as splitting.
 const JPEG_PARALLEL_MIN_ROWS: usize = 256;
 
-/// libjpeg-turbo's strips per core (each strip is one restart interval).
-#[cfg(feature = "turbojpeg")]
+/// JPEG strips per core: small enough that a core has several to share out, and that
+/// verification (which decodes them as pieces, see verify's `decode_jpeg`) and the streamed
+/// PNG -> JPEG path ([`crate::png_to_jpeg`]) hold a few strips in memory rather than a frame.
 const JPEG_STRIPS_PER_CORE: usize = 8;
 
 fn encode_jpeg(
@@ -769,100 +775,203 @@ fn encode_jpeg(
     quality: u8,
     subsampling: JpegSubsampling,
 ) -> Result<Vec<u8>, ImagingError> {
-    use jpeg_encoder::{ColorType, SamplingFactor};
-    let (w, h) = (img.width(), img.height());
-    let too_big = || {
-        encode_error(
-            "jpeg",
-            format!("{w}x{h} is outside JPEG's 1-65535 pixels per side; resize first"),
-        )
-    };
-    let w16 = u16::try_from(w).ok().filter(|&v| v > 0).ok_or_else(too_big)?;
-    let h16 = u16::try_from(h).ok().filter(|&v| v > 0).ok_or_else(too_big)?;
     let converted;
-    let (data, color, channels): (&[u8], ColorType, usize) = match img {
-        DynamicImage::ImageRgb8(b) => (b.as_raw(), ColorType::Rgb, 3),
+    let (data, channels): (&[u8], usize) = match img {
+        DynamicImage::ImageRgb8(b) => (b.as_raw(), 3),
         // The alpha channel is ignored by the encoder: JPEG has none.
-        DynamicImage::ImageRgba8(b) => (b.as_raw(), ColorType::Rgba, 4),
+        DynamicImage::ImageRgba8(b) => (b.as_raw(), 4),
         _ => {
             converted = img.to_rgb8();
-            (converted.as_raw(), ColorType::Rgb, 3)
+            (converted.as_raw(), 3)
         }
     };
-    let (sampling, mcu_w, mcu_h) = match subsampling {
-        JpegSubsampling::Auto if quality < 90 => (SamplingFactor::F_2_2, 16, 16),
-        JpegSubsampling::Auto | JpegSubsampling::Full => (SamplingFactor::F_1_1, 8, 8),
-        JpegSubsampling::Half => (SamplingFactor::F_2_2, 16, 16),
-    };
-    let threads = rayon::current_num_threads();
-    let rows = usize::from(h16);
-    let mcu_rows = rows.div_ceil(mcu_h);
-    let mcu_cols = usize::from(w16).div_ceil(mcu_w);
-    let row_bytes = usize::try_from(w).unwrap_or(usize::MAX) * channels;
-    let split = threads >= 2 && rows >= JPEG_PARALLEL_MIN_ROWS;
-    // Strips of whole MCU rows, encoded on every core at once and joined into one scan with a
-    // restart marker (DC prediction and bit buffer reset) between strips, so that each strip's
-    // entropy-coded data is exactly what one encoder would have written for those rows after
-    // a restart. The pixels decode identically to a single scan, and verification can decode
-    // the strips on separate cores again (`jpeg_scan::split_rows`).
-    let strips_of = |per_strip: usize| -> Vec<(usize, usize)> {
-        (0..mcu_rows)
-            .step_by(per_strip)
-            .map(|first| (first * mcu_h, ((first + per_strip) * mcu_h).min(rows)))
-            .collect()
-    };
-    let pixels_of = |&(top, bottom): &(usize, usize)| &data[top * row_bytes..bottom * row_bytes];
-    if cfg!(feature = "turbojpeg") {
-        #[cfg(feature = "turbojpeg")]
-        {
-            let half = sampling == SamplingFactor::F_2_2;
-            if !split {
-                return encode_jpeg_turbo(&mut None, data, w, rows, channels, quality, half);
-            }
-            // libjpeg-turbo writes no restart markers of its own: the interval is one strip,
-            // so a strip may hold at most 65535 MCUs. Several strips per core, so that
-            // verification can decode them in small pieces (see verify's `decode_jpeg`).
-            let per_strip = mcu_rows
-                .div_ceil(threads * JPEG_STRIPS_PER_CORE)
-                .min(usize::from(u16::MAX) / mcu_cols)
-                .max(1);
-            let strips = strips_of(per_strip);
-            let parts = strips
-                .par_iter()
-                .map_init(
-                    || None,
-                    |c, s| encode_jpeg_turbo(c, pixels_of(s), w, s.1 - s.0, channels, quality, half),
-                )
-                .collect::<Result<Vec<_>, _>>()?;
-            let interval = u16::try_from(per_strip * mcu_cols).map_err(|_| too_big())?;
-            let firsts: Vec<usize> = (0..strips.len()).collect();
-            return join_jpeg_strips(&parts, &firsts, h16, Some(interval));
-        }
+    let plan = JpegPlan::new(img.width(), img.height(), channels, quality, subsampling)?;
+    if !plan.split() {
+        return plan.encode_strip(&mut StripState::default(), data, (0, plan.rows));
     }
-    let strip = |restart_interval| JpegStrip {
-        quality,
-        sampling,
-        color,
-        width: w16,
-        restart_interval,
-    };
-    if !split {
-        return strip(0).encode(data, h16);
-    }
-    // jpeg-encoder restarts at every MCU row of a strip (its restart markers are renumbered
-    // by the join): about two bytes per MCU row.
-    let restart_interval = u16::try_from(mcu_cols).map_err(|_| too_big())?;
-    let strips = strips_of(mcu_rows.div_ceil(threads.min(mcu_rows)));
-    let strip = strip(restart_interval);
-    let parts = strips
+    let parts = plan
+        .strips()
         .par_iter()
-        .map(|s| {
-            let height = u16::try_from(s.1 - s.0).map_err(|_| too_big())?;
-            strip.encode(pixels_of(s), height)
+        .map_init(StripState::default, |state, &strip| {
+            plan.encode_strip(state, plan.pixels(data, strip), strip)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let firsts: Vec<usize> = strips.iter().map(|&(top, _)| top / mcu_h).collect();
-    join_jpeg_strips(&parts, &firsts, h16, None)
+    plan.join(&parts)
+}
+
+/// An encoder's state kept from one strip to the next on a core (libjpeg-turbo's compressor).
+#[cfg(feature = "turbojpeg")]
+pub(crate) type StripState = Option<turbojpeg::Compressor>;
+/// An encoder's state kept from one strip to the next on a core (none for jpeg-encoder).
+#[cfg(not(feature = "turbojpeg"))]
+pub(crate) type StripState = ();
+
+/// How a JPEG is cut into strips of whole MCU rows, encoded strip by strip (on every core at
+/// once) and joined into one scan with a restart marker between strips, so that each strip's
+/// entropy-coded data is exactly what one encoder would have written for those rows after a
+/// restart: the pixels decode identically to a single scan, and verification can decode the
+/// strips on separate cores again (`jpeg_scan::split_rows`). The same plan serves a frame in
+/// memory ([`encode_jpeg`]) and rows as a PNG decodes ([`crate::png_to_jpeg`]), so both
+/// write the same bytes.
+///
+/// jpeg-encoder restarts at every MCU row of a strip (the join renumbers its markers), about
+/// two bytes per MCU row; libjpeg-turbo writes no restart markers of its own, so its restart
+/// interval is one strip (a DRI segment added by the join), at most 65535 MCUs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JpegPlan {
+    quality: u8,
+    sampling: jpeg_encoder::SamplingFactor,
+    width: u16,
+    height: u16,
+    /// 3 (RGB) or 4 (RGBA, alpha ignored).
+    channels: usize,
+    mcu_h: usize,
+    mcu_cols: usize,
+    /// Pixel rows.
+    pub rows: usize,
+    /// MCU rows per strip (0: one scan, no strips).
+    per_strip: usize,
+}
+
+impl JpegPlan {
+    /// The plan for a `width` x `height` frame of `channels` (3 or 4) bytes per pixel on this
+    /// rayon pool.
+    pub(crate) fn new(
+        width: u32,
+        height: u32,
+        channels: usize,
+        quality: u8,
+        subsampling: JpegSubsampling,
+    ) -> Result<Self, ImagingError> {
+        use jpeg_encoder::SamplingFactor;
+        let too_big = || {
+            encode_error(
+                "jpeg",
+                format!("{width}x{height} is outside JPEG's 1-65535 pixels per side; resize first"),
+            )
+        };
+        let w16 = u16::try_from(width).ok().filter(|&v| v > 0).ok_or_else(too_big)?;
+        let h16 = u16::try_from(height)
+            .ok()
+            .filter(|&v| v > 0)
+            .ok_or_else(too_big)?;
+        let (sampling, mcu_w, mcu_h) = match subsampling {
+            JpegSubsampling::Auto if quality < 90 => (SamplingFactor::F_2_2, 16, 16),
+            JpegSubsampling::Auto | JpegSubsampling::Full => (SamplingFactor::F_1_1, 8, 8),
+            JpegSubsampling::Half => (SamplingFactor::F_2_2, 16, 16),
+        };
+        let threads = rayon::current_num_threads();
+        let rows = usize::from(h16);
+        let mcu_rows = rows.div_ceil(mcu_h);
+        let mcu_cols = usize::from(w16).div_ceil(mcu_w);
+        let per_strip = if threads >= 2 && rows >= JPEG_PARALLEL_MIN_ROWS {
+            mcu_rows
+                .div_ceil(threads * JPEG_STRIPS_PER_CORE)
+                .min(usize::from(u16::MAX) / mcu_cols)
+                .max(1)
+        } else {
+            0
+        };
+        Ok(Self {
+            quality,
+            sampling,
+            width: w16,
+            height: h16,
+            channels,
+            mcu_h,
+            mcu_cols,
+            rows,
+            per_strip,
+        })
+    }
+
+    /// Whether the frame is cut into strips (else it is one scan, encoded whole).
+    pub(crate) fn split(&self) -> bool {
+        self.per_strip > 0
+    }
+
+    /// Bytes per pixel row.
+    pub(crate) fn row_bytes(&self) -> usize {
+        usize::from(self.width) * self.channels
+    }
+
+    /// The strips, as pixel rows `(top, bottom)`.
+    pub(crate) fn strips(&self) -> Vec<(usize, usize)> {
+        if !self.split() {
+            return vec![(0, self.rows)];
+        }
+        (0..self.rows.div_ceil(self.mcu_h))
+            .step_by(self.per_strip)
+            .map(|first| {
+                (
+                    first * self.mcu_h,
+                    ((first + self.per_strip) * self.mcu_h).min(self.rows),
+                )
+            })
+            .collect()
+    }
+
+    /// A strip's pixels in a whole frame.
+    pub(crate) fn pixels<'a>(&self, frame: &'a [u8], (top, bottom): (usize, usize)) -> &'a [u8] {
+        &frame[top * self.row_bytes()..bottom * self.row_bytes()]
+    }
+
+    /// Encode one strip (`pixels` are its rows) as a JPEG of its own; a split plan's strips
+    /// restart as the join expects.
+    pub(crate) fn encode_strip(
+        &self,
+        state: &mut StripState,
+        pixels: &[u8],
+        (top, bottom): (usize, usize),
+    ) -> Result<Vec<u8>, ImagingError> {
+        let height = u16::try_from(bottom - top).map_err(|_| encode_error("jpeg", "strip too tall"))?;
+        #[cfg(feature = "turbojpeg")]
+        {
+            let half = self.sampling == jpeg_encoder::SamplingFactor::F_2_2;
+            encode_jpeg_turbo(
+                state,
+                pixels,
+                u32::from(self.width),
+                usize::from(height),
+                self.channels,
+                self.quality,
+                half,
+            )
+        }
+        #[cfg(not(feature = "turbojpeg"))]
+        {
+            let () = *state;
+            let mut out = Vec::with_capacity(pixels.len() / 8);
+            let mut enc = jpeg_encoder::Encoder::new(&mut out, self.quality);
+            enc.set_sampling_factor(self.sampling);
+            if self.split() {
+                let interval = u16::try_from(self.mcu_cols).map_err(|_| encode_error("jpeg", "too wide"))?;
+                enc.set_restart_interval(interval);
+            }
+            let color = if self.channels == 4 {
+                jpeg_encoder::ColorType::Rgba
+            } else {
+                jpeg_encoder::ColorType::Rgb
+            };
+            enc.encode(pixels, self.width, height, color)
+                .map_err(|e| encode_error("jpeg", e))?;
+            Ok(out)
+        }
+    }
+
+    /// Join the strips' JPEGs, in order, into one.
+    pub(crate) fn join(&self, parts: &[Vec<u8>]) -> Result<Vec<u8>, ImagingError> {
+        let strips = self.strips();
+        if cfg!(feature = "turbojpeg") {
+            let interval = u16::try_from(self.per_strip * self.mcu_cols)
+                .map_err(|_| encode_error("jpeg", "restart interval over 65535 MCUs"))?;
+            let firsts: Vec<usize> = (0..strips.len()).collect();
+            join_jpeg_strips(parts, &firsts, self.height, Some(interval))
+        } else {
+            let firsts: Vec<usize> = strips.iter().map(|&(top, _)| top / self.mcu_h).collect();
+            join_jpeg_strips(parts, &firsts, self.height, None)
+        }
+    }
 }
 
 /// libjpeg-turbo (the `turbojpeg` feature): one scan, baseline, the standard tables scaled to
@@ -904,28 +1013,6 @@ fn encode_jpeg_turbo(
         },
     };
     c.compress_to_vec(image).map_err(err)
-}
-
-/// One encoder's settings, the same for every strip of an image.
-#[derive(Clone, Copy)]
-struct JpegStrip {
-    quality: u8,
-    sampling: jpeg_encoder::SamplingFactor,
-    color: jpeg_encoder::ColorType,
-    width: u16,
-    restart_interval: u16,
-}
-
-impl JpegStrip {
-    fn encode(&self, data: &[u8], height: u16) -> Result<Vec<u8>, ImagingError> {
-        let mut out = Vec::with_capacity(data.len() / 8);
-        let mut enc = jpeg_encoder::Encoder::new(&mut out, self.quality);
-        enc.set_sampling_factor(self.sampling);
-        enc.set_restart_interval(self.restart_interval);
-        enc.encode(data, self.width, height, self.color)
-            .map_err(|e| encode_error("jpeg", e))?;
-        Ok(out)
-    }
 }
 
 /// Join strips, each a baseline JPEG of whole MCU rows that starts at a restart, into one
@@ -1257,8 +1344,11 @@ mod tests {
             // The markers are in order, RST0..RST7 repeating: jpeg-encoder's one per MCU row
             // boundary, libjpeg-turbo's strips one between strips.
             let scan = jpeg_scan::layout(&joined).unwrap().scan;
-            #[cfg(feature = "turbojpeg")]
-            let rows = rows.div_ceil(rows.div_ceil(3 * JPEG_STRIPS_PER_CORE));
+            let rows = if cfg!(feature = "turbojpeg") {
+                rows.div_ceil(rows.div_ceil(3 * JPEG_STRIPS_PER_CORE))
+            } else {
+                rows
+            };
             let markers: Vec<u8> = joined[scan..]
                 .windows(2)
                 .filter(|w| w[0] == 0xFF && (0xD0..=0xD7).contains(&w[1]))

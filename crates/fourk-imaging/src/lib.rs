@@ -64,7 +64,7 @@ pub mod resize;
 pub use alpha::{flatten, has_transparency};
 pub use cutout::{CutoutReport, DEFAULT_FEATHER, DEFAULT_TOLERANCE, KeySpec, cutout, cutout_into};
 pub use fit::{FitMode, Gravity, Pad, fit};
-pub use load::{LOAD_MAX_ALLOC, LOAD_MAX_DIMENSION, load_bytes, load_file, load_limits};
+pub use load::{LOAD_MAX_ALLOC, LOAD_MAX_DIMENSION, load_bytes, load_file, load_limits, png_to_jpeg};
 pub use metrics::detail_energy;
 pub use pipeline_error::PipelineError;
 pub use resize::{Filter, MAX_OUTPUT_DIMENSION, MAX_SHARPEN, Upscaler, blank_like, upscale};

@@ -88,6 +88,102 @@ pub fn load_file(path: &Path, limits: &image::Limits) -> Result<DynamicImage, Pi
     load_bytes(&bytes, limits)
 }
 
+/// A PNG straight to JPEG without a frame in memory: rows decoded on one core are encoded in
+/// strips on the others as each strip fills ([`crate::encode`]'s strip plan), so decoding and
+/// encoding overlap and a few strips of memory stand in for the whole frame. The bytes are
+/// those [`crate::encode_with_options`] writes for the decoded frame with the same
+/// `compression` and `options` on the same pool.
+///
+/// `None` whenever this path does not apply or anything goes wrong, and the caller decodes
+/// and encodes as usual (which then reports any error in its own words): not an 8-bit RGB or
+/// RGBA PNG, interlaced, with a `tRNS` colour key, a frame too small to split or a single
+/// core, over the pixel budget or [`LOAD_MAX_DIMENSION`], a decoding error, and a transparent
+/// pixel (JPEG has no alpha: the usual path refuses it or flattens it).
+#[must_use]
+pub fn png_to_jpeg(bytes: &[u8], compression: Option<u8>, options: &crate::EncodeOptions) -> Option<Vec<u8>> {
+    use std::sync::{Mutex, OnceLock};
+
+    use crate::encode::{JpegPlan, StripState};
+
+    if sniff(bytes).ok()? != ImageFormat::Png || !has_png_end(bytes) {
+        return None;
+    }
+    let probe = crate::probe::probe_bytes(bytes).ok()?;
+    if probe.width > LOAD_MAX_DIMENSION || probe.height > LOAD_MAX_DIMENSION {
+        return None;
+    }
+    crate::budget::check(
+        probe.width,
+        probe.height,
+        crate::budget::bytes_per_pixel(&probe.color),
+    )
+    .ok()?;
+    let mut decoder = png::Decoder::new_with_limits(Cursor::new(bytes), crate::probe::png_limits());
+    decoder.set_ignore_text_chunk(true);
+    let mut reader = decoder.read_info().ok()?;
+    let info = reader.info();
+    let channels = match info.color_type {
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        _ => return None,
+    };
+    if info.interlaced || info.bit_depth != png::BitDepth::Eight || info.trns.is_some() {
+        return None;
+    }
+    let quality = crate::encode::jpeg_quality(compression);
+    let plan = JpegPlan::new(
+        info.width,
+        info.height,
+        channels,
+        quality,
+        options.jpeg_subsampling,
+    )
+    .ok()?;
+    if !plan.split() {
+        return None;
+    }
+    let strips = plan.strips();
+    let row_bytes = plan.row_bytes();
+    let parts: Vec<OnceLock<Result<Vec<u8>, ImagingError>>> =
+        strips.iter().map(|_| OnceLock::new()).collect();
+    // Strip buffers handed back by the encoders, for the decoder to fill again.
+    let spare: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+    let decoded = rayon::scope(|scope| {
+        for (i, &(top, bottom)) in strips.iter().enumerate() {
+            let mut buf = spare
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .pop()
+                .unwrap_or_default();
+            buf.resize((bottom - top) * row_bytes, 0);
+            for row in buf.chunks_exact_mut(row_bytes) {
+                reader.read_row(row).ok()??;
+                if channels == 4 && crate::alpha::row_has_transparency(row, 4, 1) {
+                    return None;
+                }
+            }
+            let (plan, parts, spare) = (&plan, &parts, &spare);
+            scope.spawn(move |_| {
+                let part = plan.encode_strip(&mut StripState::default(), &buf, (top, bottom));
+                let _ = parts[i].set(part);
+                spare
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(buf);
+            });
+        }
+        Some(())
+    });
+    decoded?;
+    // Through IEND, every remaining chunk's CRC checked.
+    reader.finish().ok()?;
+    let parts = parts
+        .into_iter()
+        .map(|p| p.into_inner()?.ok())
+        .collect::<Option<Vec<_>>>()?;
+    plan.join(&parts).ok()
+}
+
 fn sniff(bytes: &[u8]) -> Result<ImageFormat, ImagingError> {
     if bytes.is_empty() {
         return Err(ImagingError::Decode("the data is empty".into()));
@@ -188,6 +284,78 @@ mod tests {
         DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| {
             Rgb([(x * 7 + y) as u8, (y * 3) as u8, (x ^ y) as u8])
         }))
+    }
+
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn streamed_png_to_jpeg_writes_the_bytes_of_decode_then_encode() {
+        use crate::{EncodeOptions, JpegSubsampling, encode_with_options};
+        let rgb = photo(1001, 517);
+        let rgba = DynamicImage::ImageRgba8(rgb.to_rgba8());
+        for img in [&rgb, &rgba] {
+            let png = encode(img, OutputFormat::Png, None).unwrap();
+            for threads in [2, 3] {
+                for (compression, subsampling) in [
+                    (Some(90), JpegSubsampling::Auto),
+                    (Some(75), JpegSubsampling::Auto),
+                    (Some(95), JpegSubsampling::Half),
+                    (None, JpegSubsampling::Full),
+                ] {
+                    let options = EncodeOptions::default().with_jpeg_subsampling(subsampling);
+                    let (streamed, usual) = pool(threads).install(|| {
+                        let streamed = png_to_jpeg(&png, compression, &options);
+                        let decoded = load_bytes(&png, &load_limits()).unwrap();
+                        (
+                            streamed,
+                            encode_with_options(&decoded, OutputFormat::Jpeg, compression, &options).unwrap(),
+                        )
+                    });
+                    let streamed = streamed.expect("an 8-bit opaque PNG streams");
+                    assert!(
+                        streamed == usual,
+                        "{:?} {threads} cores {compression:?} {subsampling:?}: other bytes",
+                        img.color()
+                    );
+                    let report = crate::verify_bytes(&streamed, &crate::Expect::default());
+                    assert!(report.ok, "{report:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pngs_the_stream_does_not_take_are_left_to_the_usual_path() {
+        let options = crate::EncodeOptions::default();
+        let stream = |png: &[u8], threads| pool(threads).install(|| png_to_jpeg(png, Some(90), &options));
+        let big = photo(640, 480);
+        let png = encode(&big, OutputFormat::Png, None).unwrap();
+        assert!(stream(&png, 2).is_some());
+        // One core, or too few rows to split: one scan, as the usual path writes it.
+        assert!(stream(&png, 1).is_none());
+        assert!(stream(&encode(&photo(640, 200), OutputFormat::Png, None).unwrap(), 2).is_none());
+        // A transparent pixel anywhere (the last row here): the usual path refuses or flattens.
+        let mut clear = big.to_rgba8();
+        clear.put_pixel(639, 479, image::Rgba([1, 2, 3, 0]));
+        let clear = encode(&DynamicImage::ImageRgba8(clear), OutputFormat::Png, None).unwrap();
+        assert!(stream(&clear, 2).is_none());
+        // 16-bit, grey, JPEG input.
+        let wide = DynamicImage::ImageRgb16(big.to_rgb16());
+        assert!(stream(&encode(&wide, OutputFormat::Png, None).unwrap(), 2).is_none());
+        let grey = DynamicImage::ImageLuma8(big.to_luma8());
+        assert!(stream(&encode(&grey, OutputFormat::Png, None).unwrap(), 2).is_none());
+        assert!(stream(&encode(&big, OutputFormat::Jpeg, Some(90)).unwrap(), 2).is_none());
+        // Damaged: cut short, or a flipped bit in the pixel data (its chunk's CRC fails).
+        assert!(stream(&png[..png.len() / 2], 2).is_none());
+        let mut flipped = png.clone();
+        let at = png.len() * 3 / 4;
+        flipped[at] ^= 0x10;
+        assert!(stream(&flipped, 2).is_none());
     }
 
     #[test]

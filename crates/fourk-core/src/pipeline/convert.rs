@@ -1,13 +1,15 @@
 //! `convert`: re-encode as PNG, JPEG or WebP (lossy or lossless), with quality meaning the
 //! API's output_compression, metadata carried where the format allows, verified.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use fourk_api::OutputFormat;
+use image::DynamicImage;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::{Encode, Job, Summary};
+use super::{Encode, Encoding, Job, Summary};
 
 /// A re-encoding.
 #[derive(Debug, Clone)]
@@ -29,18 +31,72 @@ pub fn convert(spec: &ConvertSpec, cancel: &CancellationToken) -> anyhow::Result
     let started = Instant::now();
     let (format, dims) = super::input_header(&spec.input);
     let (enc, out) = super::output(&spec.out, &spec.encode, format, None, dims, "convert")?;
+    let parameters = |from| {
+        json!({
+            "from": from,
+            "to": enc.format,
+            "flatten": spec.encode.flatten.map(|[r, g, b]| format!("#{r:02x}{g:02x}{b:02x}")),
+        })
+    };
+    if format == OutputFormat::Png && enc.format == OutputFormat::Jpeg && spec.encode.flatten.is_none() {
+        return png_to_jpeg(spec, enc, &out, parameters, started, cancel);
+    }
     let input = super::read_input(&spec.input)?;
     let job = Job::of_input(
         "convert",
         &input,
-        json!({
-            "from": input.record.format,
-            "to": enc.format,
-            "flatten": spec.encode.flatten.map(|[r, g, b]| format!("#{r:02x}{g:02x}{b:02x}")),
-        }),
+        parameters(input.record.format),
         None,
         started,
         cancel,
     );
     super::deliver(&out, &input.image, &spec.encode, enc, job)
+}
+
+/// What reading a PNG for a JPEG made: the JPEG itself (streamed), or the decoded frame.
+enum Read {
+    Jpeg(Vec<u8>),
+    Frame(DynamicImage),
+}
+
+/// PNG to JPEG streamed ([`fourk_imaging::png_to_jpeg`]: decoding and encoding overlap, no
+/// frame in memory) when the PNG allows it, else decoded and encoded as usual. The sidecar's
+/// timings then name one `decode_encode` step instead of `decode` and `encode`.
+fn png_to_jpeg(
+    spec: &ConvertSpec,
+    enc: Encoding,
+    out: &Path,
+    parameters: impl Fn(OutputFormat) -> serde_json::Value,
+    started: Instant,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Summary> {
+    let (compression, options) = (enc.quality.filter(|_| !enc.lossless), enc.options());
+    let input = super::read_input_as(&spec.input, |bytes| {
+        if let Some(jpeg) = fourk_imaging::png_to_jpeg(bytes, compression, &options) {
+            let probe = fourk_imaging::probe_bytes(bytes)?;
+            return Ok(((probe.width, probe.height), Read::Jpeg(jpeg)));
+        }
+        let image = fourk_imaging::load_bytes(bytes, &fourk_imaging::load_limits())?;
+        Ok(((image.width(), image.height()), Read::Frame(image)))
+    })?;
+    let (read, input) = input.take_image();
+    let mut job = Job::of_input(
+        "convert",
+        &input,
+        parameters(input.record.format),
+        None,
+        started,
+        cancel,
+    );
+    match read {
+        Read::Frame(image) => super::deliver(out, &image, &spec.encode, enc, job),
+        Read::Jpeg(bytes) => {
+            if let Some(ms) = job.timings.remove("decode") {
+                job.timings.insert("decode_encode", ms);
+            }
+            let size = (input.record.width, input.record.height);
+            // png_to_jpeg streams only pictures without a transparent pixel.
+            super::deliver_encoded(out, bytes, size, false, &spec.encode, enc, job)
+        }
+    }
 }

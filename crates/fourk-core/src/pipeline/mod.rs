@@ -485,9 +485,9 @@ impl SourceInfo {
 
 /// A decoded input and what came with it.
 #[derive(Debug)]
-pub struct Input {
-    /// The pixels.
-    pub image: DynamicImage,
+pub struct Input<I = DynamicImage> {
+    /// The pixels (or what [`read_input_as`] decoded them into).
+    pub image: I,
     /// For the sidecar.
     pub record: InputRecord,
     /// Provenance blocks found in the file.
@@ -498,6 +498,29 @@ pub struct Input {
     pub source: Option<SourceInfo>,
     /// Milliseconds spent reading and decoding.
     pub decode_ms: f64,
+}
+
+impl<I> Input<I> {
+    /// The decoded picture, and the rest (for [`Job::of_input`]).
+    pub fn take_image(self) -> (I, Input<()>) {
+        let Self {
+            image,
+            record,
+            provenance,
+            text,
+            source,
+            decode_ms,
+        } = self;
+        let rest = Input {
+            image: (),
+            record,
+            provenance,
+            text,
+            source,
+            decode_ms,
+        };
+        (image, rest)
+    }
 }
 
 /// Milliseconds since `t`.
@@ -544,13 +567,26 @@ pub fn read_limited(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
 /// [`ImagingError::Io`] (exit 7) when the file cannot be read, and a decoding error (exit 1)
 /// when it is not an intact PNG, JPEG or WebP within the limits.
 pub fn read_input(path: &Path) -> anyhow::Result<Input> {
+    read_input_as(path, |bytes| {
+        let image = fourk_imaging::load_bytes(bytes, &fourk_imaging::load_limits())?;
+        Ok(((image.width(), image.height()), image))
+    })
+}
+
+/// [`read_input`] with another decoding: `decode` gets the file's bytes (while their SHA-256
+/// is computed beside it) and returns the picture's size and what it made of them.
+///
+/// # Errors
+/// As [`read_input`], with `decode`'s errors for decoding.
+pub fn read_input_as<I: Send>(
+    path: &Path,
+    decode: impl FnOnce(&[u8]) -> Result<((u32, u32), I), PipelineError> + Send,
+) -> anyhow::Result<Input<I>> {
     let t = Instant::now();
     let bytes = read_limited(path, MAX_INPUT_BYTES)?;
-    let (sha256, image) = rayon::join(
-        || format!("{:x}", Sha256::digest(&bytes)),
-        || fourk_imaging::load_bytes(&bytes, &fourk_imaging::load_limits()),
-    );
-    let image = image.map_err(|e| pipeline_error(e, &format!("cannot read {}", path.display())))?;
+    let (sha256, decoded) = rayon::join(|| format!("{:x}", Sha256::digest(&bytes)), || decode(&bytes));
+    let ((width, height), image) =
+        decoded.map_err(|e| pipeline_error(e, &format!("cannot read {}", path.display())))?;
     let decode_ms = ms(t);
     let format = fourk_imaging::probe_bytes(&bytes)
         .map(|p| p.format)
@@ -578,8 +614,8 @@ pub fn read_input(path: &Path) -> anyhow::Result<Input> {
             path: path.to_owned(),
             sha256,
             bytes: bytes.len() as u64,
-            width: image.width(),
-            height: image.height(),
+            width,
+            height,
             format,
         },
         image,
@@ -698,9 +734,9 @@ struct Job<'a> {
 impl<'a> Job<'a> {
     /// The job of an operation on one `input`, whose provenance, text and sidecar carry
     /// over; `process_ms` is the operation's own time, if it had one.
-    fn of_input(
+    fn of_input<I>(
         operation: &'static str,
-        input: &'a Input,
+        input: &'a Input<I>,
         parameters: Value,
         process_ms: Option<f64>,
         started: Instant,
@@ -779,9 +815,8 @@ fn deliver(
     img: &DynamicImage,
     encode: &Encode,
     enc: Encoding,
-    job: Job<'_>,
+    mut job: Job<'_>,
 ) -> anyhow::Result<Summary> {
-    let mut timings = job.timings;
     let flattened;
     let mut img = img;
     if let Some(color) = encode.flatten {
@@ -803,7 +838,30 @@ fn deliver(
         enc.quality.filter(|_| !enc.lossless),
         &enc.options(),
     )?;
-    timings.insert("encode", ms(t));
+    job.timings.insert("encode", ms(t));
+    deliver_encoded(
+        out,
+        bytes,
+        (img.width(), img.height()),
+        transparent,
+        encode,
+        enc,
+        job,
+    )
+}
+
+/// [`deliver`] from encoded bytes of a `width` x `height` picture (`transparent`: whether any
+/// pixel is): metadata, verification, atomic write, sidecar.
+fn deliver_encoded(
+    out: &Path,
+    bytes: Vec<u8>,
+    (width, height): (u32, u32),
+    transparent: bool,
+    encode: &Encode,
+    enc: Encoding,
+    job: Job<'_>,
+) -> anyhow::Result<Summary> {
+    let mut timings = job.timings;
     let t = Instant::now();
     let text = if enc.format == OutputFormat::Png {
         text_for(job.input_text, job.source.as_ref(), &encode.meta)
@@ -822,8 +880,8 @@ fn deliver(
         .into());
     }
     let expect = Expect {
-        width: Some(img.width()),
-        height: Some(img.height()),
+        width: Some(width),
+        height: Some(height),
         format: Some(enc.format),
         alpha: Some(transparent),
         thumbnail: None,
@@ -860,7 +918,7 @@ fn deliver(
         source: job.source,
         metadata: meta_report.clone(),
         report: job.report.clone(),
-        checks: Checks::from_report(Some((img.width(), img.height())), enc.format, report.clone()),
+        checks: Checks::from_report(Some((width, height)), enc.format, report.clone()),
         timings_ms: timings.clone(),
     };
     let sidecar_path = sidecar::path_for(&path);
@@ -872,8 +930,8 @@ fn deliver(
     }
     Ok(Summary {
         path,
-        width: img.width(),
-        height: img.height(),
+        width,
+        height,
         format: enc.format,
         bytes: report.bytes,
         verified: report.ok,

@@ -585,6 +585,66 @@ fn convert_writes_every_format_and_refuses_nonsense() {
     assert!(!d.join("x.jpg").exists());
 }
 
+#[test]
+fn png_to_jpeg_streams_and_writes_the_bytes_of_a_decoded_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Tall enough to be cut into strips (256 rows and up); opaque RGB and RGBA.
+    let rgb = picture(640, 400, false);
+    save(&rgb, &d.join("rgb.png"));
+    save(&DynamicImage::ImageRgba8(rgb.to_rgba8()), &d.join("rgba.png"));
+    let convert = |args: &[&str]| {
+        // Two cores whatever the machine has: the stream needs a second one.
+        let out = fourk()
+            .current_dir(d)
+            .env("RAYON_NUM_THREADS", "2")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for name in ["rgb", "rgba"] {
+        let (input, streamed, frame) = (
+            format!("{name}.png"),
+            format!("{name}.jpg"),
+            format!("{name}-frame.jpg"),
+        );
+        convert(&["convert", &input, "--quality", "90", "--out", &streamed]);
+        // --flatten makes convert decode a frame and encode it (there is nothing to flatten).
+        convert(&[
+            "convert",
+            &input,
+            "--quality",
+            "90",
+            "--flatten",
+            "#000000",
+            "--out",
+            &frame,
+        ]);
+        assert_eq!(sha256(&d.join(&streamed)), sha256(&d.join(&frame)), "{name}");
+        let timings = &sidecar(&d.join(&streamed))["timings_ms"];
+        assert!(
+            timings["decode_encode"].is_number() && timings["encode"].is_null(),
+            "{timings}"
+        );
+        let timings = &sidecar(&d.join(&frame))["timings_ms"];
+        assert!(
+            timings["encode"].is_number() && timings["decode_encode"].is_null(),
+            "{timings}"
+        );
+        assert_eq!(
+            sidecar(&d.join(&streamed))["checks"],
+            sidecar(&d.join(&frame))["checks"]
+        );
+        ok(d, &["verify", &streamed, "--expect", "640x400"]);
+    }
+}
+
 // --- 4. metadata ---------------------------------------------------------------------------
 
 #[test]
