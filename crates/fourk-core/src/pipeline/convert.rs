@@ -9,7 +9,7 @@ use image::DynamicImage;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::{Encode, Encoding, Job, Summary};
+use super::{Encode, Encoding, Input, Job, Summary};
 
 /// A re-encoding.
 #[derive(Debug, Clone)]
@@ -31,26 +31,28 @@ pub fn convert(spec: &ConvertSpec, cancel: &CancellationToken) -> anyhow::Result
     let started = Instant::now();
     let (format, dims) = super::input_header(&spec.input);
     let (enc, out) = super::output(&spec.out, &spec.encode, format, None, dims, "convert")?;
-    let parameters = |from| {
-        json!({
-            "from": from,
-            "to": enc.format,
-            "flatten": spec.encode.flatten.map(|[r, g, b]| format!("#{r:02x}{g:02x}{b:02x}")),
-        })
-    };
     if format == OutputFormat::Png && enc.format == OutputFormat::Jpeg && spec.encode.flatten.is_none() {
-        return png_to_jpeg(spec, enc, &out, parameters, started, cancel);
+        return png_to_jpeg(spec, enc, &out, started, cancel);
     }
-    let input = super::read_input(&spec.input)?;
-    let job = Job::of_input(
-        "convert",
-        &input,
-        parameters(input.record.format),
-        None,
-        started,
-        cancel,
-    );
-    super::deliver(&out, &input.image, &spec.encode, enc, job)
+    let (image, input) = super::read_input(&spec.input)?.take_image();
+    let job = job(spec, &input, enc, started, cancel);
+    super::deliver(&out, &image, &spec.encode, enc, job)
+}
+
+/// The sidecar's and ledger's record of a conversion of `input`.
+fn job<'a>(
+    spec: &ConvertSpec,
+    input: &'a Input<()>,
+    enc: Encoding,
+    started: Instant,
+    cancel: &CancellationToken,
+) -> Job<'a> {
+    let parameters = json!({
+        "from": input.record.format,
+        "to": enc.format,
+        "flatten": spec.encode.flatten.map(|[r, g, b]| format!("#{r:02x}{g:02x}{b:02x}")),
+    });
+    Job::of_input("convert", input, parameters, None, started, cancel)
 }
 
 /// What reading a PNG for a JPEG made: the JPEG itself (streamed), or the decoded frame.
@@ -66,7 +68,6 @@ fn png_to_jpeg(
     spec: &ConvertSpec,
     enc: Encoding,
     out: &Path,
-    parameters: impl Fn(OutputFormat) -> serde_json::Value,
     started: Instant,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Summary> {
@@ -80,14 +81,7 @@ fn png_to_jpeg(
         Ok(((image.width(), image.height()), Read::Frame(image)))
     })?;
     let (read, input) = input.take_image();
-    let mut job = Job::of_input(
-        "convert",
-        &input,
-        parameters(input.record.format),
-        None,
-        started,
-        cancel,
-    );
+    let mut job = job(spec, &input, enc, started, cancel);
     match read {
         Read::Frame(image) => super::deliver(out, &image, &spec.encode, enc, job),
         Read::Jpeg(bytes) => {
