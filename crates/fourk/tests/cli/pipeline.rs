@@ -14,14 +14,27 @@ use crate::common::{fourk, fourk_unsent, json_stdout, sha256_hex, sidecar};
 mod onnx;
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    let out = fourk().current_dir(dir).args(args).output().unwrap();
+    run_env(dir, &[], args)
+}
+
+fn run_env(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let out = fourk()
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
     out
 }
 
 fn ok(dir: &Path, args: &[&str]) -> Output {
-    let out = run(dir, args);
+    ok_env(dir, &[], args)
+}
+
+fn ok_env(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let out = run_env(dir, env, args);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -593,21 +606,8 @@ fn png_to_jpeg_streams_and_writes_the_bytes_of_a_decoded_frame() {
     let rgb = picture(640, 400, false);
     save(&rgb, &d.join("rgb.png"));
     save(&DynamicImage::ImageRgba8(rgb.to_rgba8()), &d.join("rgba.png"));
-    let convert = |args: &[&str]| {
-        // Two cores whatever the machine has: the stream needs a second one.
-        let out = fourk()
-            .current_dir(d)
-            .env("RAYON_NUM_THREADS", "2")
-            .args(args)
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    // Two cores whatever the machine has: the stream needs a second one.
+    let convert = |args: &[&str]| ok_env(d, &[("RAYON_NUM_THREADS", "2")], args);
     for name in ["rgb", "rgba"] {
         let (input, streamed, frame) = (
             format!("{name}.png"),
