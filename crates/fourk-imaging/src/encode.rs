@@ -768,7 +768,7 @@ const JPEG_PARALLEL_MIN_ROWS: usize = 256;
 /// JPEG strips per core: small enough that a core has several to share out, and that
 /// verification (which decodes them as pieces, see verify's `decode_jpeg`) and the streamed
 /// PNG -> JPEG path ([`crate::png_to_jpeg`]) hold a few strips in memory rather than a frame.
-const JPEG_STRIPS_PER_CORE: usize = 8;
+pub(crate) const JPEG_STRIPS_PER_CORE: usize = 8;
 
 fn encode_jpeg(
     img: &DynamicImage,
@@ -962,14 +962,38 @@ impl JpegPlan {
     /// Join the strips' JPEGs, in order, into one.
     pub(crate) fn join(&self, parts: &[Vec<u8>]) -> Result<Vec<u8>, ImagingError> {
         let strips = self.strips();
-        if cfg!(feature = "turbojpeg") {
-            let interval = u16::try_from(self.per_strip * self.mcu_cols)
-                .map_err(|_| encode_error("jpeg", "restart interval over 65535 MCUs"))?;
-            let firsts: Vec<usize> = (0..strips.len()).collect();
-            join_jpeg_strips(parts, &firsts, self.height, Some(interval))
+        let firsts: Vec<usize> = if cfg!(feature = "turbojpeg") {
+            (0..strips.len()).collect()
         } else {
-            let firsts: Vec<usize> = strips.iter().map(|&(top, _)| top / self.mcu_h).collect();
-            join_jpeg_strips(parts, &firsts, self.height, None)
+            strips.iter().map(|&(top, _)| top / self.mcu_h).collect()
+        };
+        join_jpeg_strips(parts, &firsts, self.height, self.added_restart_interval()?)
+    }
+
+    /// One strip's JPEG (`part`, of pixel rows `top..bottom`) as the verifier cuts it out of
+    /// the joined file (`verify::jpeg_pieces`): the joined file's headers with the strip's
+    /// height, its scan data with markers numbered from RST0, EOI. A split plan's strips are
+    /// exactly the verifier's pieces, so the streamed path can decode each piece as soon as
+    /// its strip is encoded (see `verify::DecodedPieces`).
+    pub(crate) fn piece(&self, part: &[u8], (top, bottom): (usize, usize)) -> Result<Vec<u8>, ImagingError> {
+        let height = u16::try_from(bottom - top).map_err(|_| encode_error("jpeg", "strip too tall"))?;
+        join_jpeg_strips(
+            std::slice::from_ref(&part),
+            &[0],
+            height,
+            self.added_restart_interval()?,
+        )
+    }
+
+    /// The DRI segment's interval the join adds: libjpeg-turbo's strips carry none (one
+    /// interval per strip), jpeg-encoder's their own.
+    fn added_restart_interval(&self) -> Result<Option<u16>, ImagingError> {
+        if cfg!(feature = "turbojpeg") {
+            u16::try_from(self.per_strip * self.mcu_cols)
+                .map(Some)
+                .map_err(|_| encode_error("jpeg", "restart interval over 65535 MCUs"))
+        } else {
+            Ok(None)
         }
     }
 }
@@ -1022,14 +1046,15 @@ fn encode_jpeg_turbo(
 /// before strip `i`: its own markers RSTk become RST(k + firsts[i] mod 8), so the numbers run
 /// RST0..RST7 repeating through the file.
 fn join_jpeg_strips(
-    parts: &[Vec<u8>],
+    parts: &[impl AsRef<[u8]>],
     firsts: &[usize],
     height: u16,
     add_restart_interval: Option<u16>,
 ) -> Result<Vec<u8>, ImagingError> {
     let broken = || encode_error("jpeg", "a strip is not the baseline JPEG the join expects");
-    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum::<usize>() + 8);
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.as_ref().len()).sum::<usize>() + 8);
     for (i, (part, &first)) in parts.iter().zip(firsts).enumerate() {
+        let part = part.as_ref();
         let layout = jpeg_scan::layout(part).ok_or_else(broken)?;
         let end = part
             .len()

@@ -101,8 +101,9 @@ pub(crate) fn layout(jpeg: &[u8]) -> Option<Layout> {
 /// The entropy-coded data of `jpeg` (from `layout.scan`) cut at its restart markers: each
 /// segment's bytes without the marker, in order. `None` unless the scan is exactly what a
 /// restart interval of `layout.restart_interval` MCUs asks for: RST0..RST7 in sequence, one
-/// fewer marker than intervals, and EOI as the last marker of the file (zero bytes after it
-/// are allowed, as some writers pad). Anything else is left to a full decoder.
+/// fewer marker than intervals, no empty segment (every MCU takes at least a bit; zune-jpeg
+/// takes a piece with no data for a whole one), and EOI as the last marker of the file (zero
+/// bytes after it are allowed, as some writers pad). Anything else is left to a full decoder.
 pub(crate) fn restart_segments<'a>(jpeg: &'a [u8], layout: &Layout) -> Option<Vec<&'a [u8]>> {
     let interval = usize::from(layout.restart_interval);
     if interval == 0 {
@@ -118,7 +119,7 @@ pub(crate) fn restart_segments<'a>(jpeg: &'a [u8], layout: &Layout) -> Option<Ve
         match next {
             0x00 => from = i + 2,
             0xD0..=0xD7 => {
-                if usize::from(next - 0xD0) != segments.len() % 8 {
+                if usize::from(next - 0xD0) != segments.len() % 8 || i == start {
                     return None;
                 }
                 segments.push(&data[start..i]);
@@ -126,7 +127,7 @@ pub(crate) fn restart_segments<'a>(jpeg: &'a [u8], layout: &Layout) -> Option<Ve
                 from = start;
             }
             0xD9 => {
-                if data[i + 2..].iter().any(|&b| b != 0) {
+                if data[i + 2..].iter().any(|&b| b != 0) || i == start {
                     return None;
                 }
                 segments.push(&data[start..i]);
@@ -296,6 +297,27 @@ mod tests {
         let mut short = jpeg.clone();
         short.drain(first_rst..first_rst + 2);
         assert_eq!(split_rows(&short, 2), None);
+        // An empty segment (the data between two markers cut out), first and last.
+        let second_rst = first_rst
+            + 2
+            + jpeg[first_rst + 2..]
+                .windows(2)
+                .position(|w| w == [0xFF, 0xD1])
+                .unwrap();
+        let mut empty = jpeg.clone();
+        empty.drain(first_rst + 2..second_rst);
+        assert_eq!(split_rows(&empty, 2), None);
+        let mut empty = jpeg.clone();
+        empty.drain(data_at..first_rst);
+        assert_eq!(split_rows(&empty, 2), None);
+        let end = jpeg.len() - 2;
+        let last_rst = (data_at..end)
+            .rev()
+            .find(|&i| jpeg[i] == 0xFF && (0xD0..=0xD7).contains(&jpeg[i + 1]))
+            .unwrap();
+        let mut empty = jpeg.clone();
+        empty.drain(last_rst + 2..end);
+        assert_eq!(split_rows(&empty, 2), None);
         // Data after the end marker.
         let mut tail = jpeg.clone();
         tail.extend_from_slice(&[0xFF, 0xD8]);

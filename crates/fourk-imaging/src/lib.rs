@@ -44,11 +44,12 @@ pub use error::ImagingError;
 pub use probe::{Probe, probe_bytes, probe_file};
 pub use save::{
     Replace, SavedImage, decode_b64, rejected_path, save_atomic, save_bytes_verified, save_bytes_verified_as,
-    save_verified, save_verified_as,
+    save_bytes_verified_decoded, save_verified, save_verified_as,
 };
 pub use shrink::Thumbnail;
 pub use verify::{
-    Check, CheckName, Expect, MAX_ALLOC, MAX_DIMENSION, VerifyReport, verify_bytes, verify_file,
+    Check, CheckName, DecodedPieces, Expect, MAX_ALLOC, MAX_DIMENSION, VerifyReport, verify_bytes,
+    verify_bytes_decoded, verify_file,
 };
 
 // The local pixel pipeline: decode untrusted input, resample, frame, key out, measure.
@@ -64,7 +65,9 @@ pub mod resize;
 pub use alpha::{flatten, has_transparency};
 pub use cutout::{CutoutReport, DEFAULT_FEATHER, DEFAULT_TOLERANCE, KeySpec, cutout, cutout_into};
 pub use fit::{FitMode, Gravity, Pad, fit};
-pub use load::{LOAD_MAX_ALLOC, LOAD_MAX_DIMENSION, load_bytes, load_file, load_limits, png_to_jpeg};
+pub use load::{
+    LOAD_MAX_ALLOC, LOAD_MAX_DIMENSION, StreamedJpeg, load_bytes, load_file, load_limits, png_to_jpeg,
+};
 pub use metrics::detail_energy;
 pub use pipeline_error::PipelineError;
 pub use resize::{Filter, MAX_OUTPUT_DIMENSION, MAX_SHARPEN, Upscaler, blank_like, upscale};

@@ -88,11 +88,25 @@ pub fn load_file(path: &Path, limits: &image::Limits) -> Result<DynamicImage, Pi
     load_bytes(&bytes, limits)
 }
 
+/// A JPEG written by [`png_to_jpeg`], with the pieces of it already decoded by the
+/// verification's decoder (pass both to [`crate::save_bytes_verified_decoded`]).
+#[derive(Debug)]
+pub struct StreamedJpeg {
+    pub bytes: Vec<u8>,
+    pub decoded: crate::DecodedPieces,
+}
+
 /// A PNG straight to JPEG without a frame in memory: rows decoded on one core are encoded in
 /// strips on the others as each strip fills ([`crate::encode`]'s strip plan), so decoding and
 /// encoding overlap and a few strips of memory stand in for the whole frame. The bytes are
 /// those [`crate::encode_with_options`] writes for the decoded frame with the same
 /// `compression` and `options` on the same pool.
+///
+/// Each strip, once encoded, is also decoded as the piece verification will cut from the
+/// joined file (the same bytes, the same strict decoder), while the PNG is still inflating on
+/// the other core; the pieces that pass are returned with the bytes, so that verifying the
+/// file does not decode them a second time ([`crate::verify_bytes_decoded`]). A piece that
+/// fails is simply not among them: verification then decodes it and reports the error.
 ///
 /// `None` whenever this path does not apply or anything goes wrong, and the caller decodes
 /// and encodes as usual (which then reports any error in its own words): not an 8-bit RGB or
@@ -100,7 +114,11 @@ pub fn load_file(path: &Path, limits: &image::Limits) -> Result<DynamicImage, Pi
 /// core, over the pixel budget or [`LOAD_MAX_DIMENSION`], a decoding error, and a transparent
 /// pixel (JPEG has no alpha: the usual path refuses it or flattens it).
 #[must_use]
-pub fn png_to_jpeg(bytes: &[u8], compression: Option<u8>, options: &crate::EncodeOptions) -> Option<Vec<u8>> {
+pub fn png_to_jpeg(
+    bytes: &[u8],
+    compression: Option<u8>,
+    options: &crate::EncodeOptions,
+) -> Option<StreamedJpeg> {
     use std::sync::{Mutex, OnceLock};
 
     use crate::encode::{JpegPlan, StripState};
@@ -146,7 +164,9 @@ pub fn png_to_jpeg(bytes: &[u8], compression: Option<u8>, options: &crate::Encod
     let row_bytes = plan.row_bytes();
     let parts: Vec<OnceLock<Result<Vec<u8>, ImagingError>>> =
         strips.iter().map(|_| OnceLock::new()).collect();
-    // Strip buffers handed back by the encoders, for the decoder to fill again.
+    let pieces: Vec<OnceLock<Vec<u8>>> = strips.iter().map(|_| OnceLock::new()).collect();
+    // Strip buffers handed back by the encoders (after decoding their piece into them), for
+    // the decoder to fill again.
     let spare: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
     let decoded = rayon::scope(|scope| {
         for (i, &(top, bottom)) in strips.iter().enumerate() {
@@ -162,9 +182,15 @@ pub fn png_to_jpeg(bytes: &[u8], compression: Option<u8>, options: &crate::Encod
                     return None;
                 }
             }
-            let (plan, parts, spare) = (&plan, &parts, &spare);
+            let (plan, parts, pieces, spare) = (&plan, &parts, &pieces, &spare);
             scope.spawn(move |_| {
                 let part = plan.encode_strip(&mut StripState::default(), &buf, (top, bottom));
+                if let Ok(part) = &part
+                    && let Ok(piece) = plan.piece(part, (top, bottom))
+                    && crate::verify::decode_jpeg_piece(&mut buf, &piece).is_ok()
+                {
+                    let _ = pieces[i].set(piece);
+                }
                 let _ = parts[i].set(part);
                 spare
                     .lock()
@@ -181,7 +207,14 @@ pub fn png_to_jpeg(bytes: &[u8], compression: Option<u8>, options: &crate::Encod
         .into_iter()
         .map(|p| p.into_inner()?.ok())
         .collect::<Option<Vec<_>>>()?;
-    plan.join(&parts).ok()
+    let bytes = plan.join(&parts).ok()?;
+    let mut decoded = crate::DecodedPieces::default();
+    for (i, piece) in pieces.into_iter().enumerate() {
+        if let Some(piece) = piece.into_inner() {
+            decoded.insert(i, piece);
+        }
+    }
+    Some(StreamedJpeg { bytes, decoded })
 }
 
 fn sniff(bytes: &[u8]) -> Result<ImageFormat, ImagingError> {
@@ -308,25 +341,63 @@ mod tests {
                     (None, JpegSubsampling::Full),
                 ] {
                     let options = EncodeOptions::default().with_jpeg_subsampling(subsampling);
-                    let (streamed, usual) = pool(threads).install(|| {
-                        let streamed = png_to_jpeg(&png, compression, &options);
-                        let decoded = load_bytes(&png, &load_limits()).unwrap();
-                        (
-                            streamed,
-                            encode_with_options(&decoded, OutputFormat::Jpeg, compression, &options).unwrap(),
-                        )
-                    });
-                    let streamed = streamed.expect("an 8-bit opaque PNG streams");
-                    assert!(
-                        streamed == usual,
-                        "{:?} {threads} cores {compression:?} {subsampling:?}: other bytes",
+                    let what = format!(
+                        "{:?} {threads} cores {compression:?} {subsampling:?}",
                         img.color()
                     );
-                    let report = crate::verify_bytes(&streamed, &crate::Expect::default());
-                    assert!(report.ok, "{report:?}");
+                    pool(threads).install(|| {
+                        let streamed =
+                            png_to_jpeg(&png, compression, &options).expect("an 8-bit opaque PNG streams");
+                        let decoded = load_bytes(&png, &load_limits()).unwrap();
+                        let usual =
+                            encode_with_options(&decoded, OutputFormat::Jpeg, compression, &options).unwrap();
+                        assert!(streamed.bytes == usual, "{what}: other bytes");
+                        // Every piece verification cuts from the file was decoded while
+                        // streaming, so verifying decodes none again, with the same verdict.
+                        let pieces = crate::verify::jpeg_pieces(&streamed.bytes).unwrap();
+                        assert_eq!(streamed.decoded.len(), pieces.len(), "{what}");
+                        for (i, piece) in pieces.iter().enumerate() {
+                            assert!(streamed.decoded.has(i, piece), "{what}: piece {i}");
+                        }
+                        let expect = crate::Expect::default();
+                        let report = crate::verify_bytes_decoded(&streamed.bytes, &expect, &streamed.decoded);
+                        assert!(report.ok, "{what}: {report:?}");
+                        assert_eq!(report, crate::verify_bytes(&streamed.bytes, &expect), "{what}");
+                    });
                 }
             }
         }
+    }
+
+    #[test]
+    fn pieces_decoded_while_streaming_stand_only_for_their_exact_bytes() {
+        use crate::{Expect, verify_bytes, verify_bytes_decoded};
+        let png = encode(&photo(1280, 720), OutputFormat::Png, None).unwrap();
+        pool(2).install(|| {
+            let streamed = png_to_jpeg(&png, Some(90), &crate::EncodeOptions::default()).unwrap();
+            let expect = Expect::default();
+            let jpeg = &streamed.bytes;
+            // Damage inside the fourth restart segment that leaves the file cut into pieces
+            // as before: bytes cut out, or runs of one bits.
+            let layout = crate::jpeg_scan::layout(jpeg).unwrap();
+            let segment = crate::jpeg_scan::restart_segments(jpeg, &layout).unwrap()[3];
+            let at = segment.as_ptr() as usize - jpeg.as_ptr() as usize + segment.len() / 2;
+            let mut cut = jpeg.clone();
+            cut.drain(at..at + 16);
+            let mut ones = jpeg.clone();
+            ones[at..at + 16].copy_from_slice(&[0xFE; 16]);
+            for damaged in [cut, ones] {
+                let pieces = crate::verify::jpeg_pieces(&damaged).unwrap();
+                let changed: Vec<usize> = (0..pieces.len())
+                    .filter(|&i| !streamed.decoded.has(i, &pieces[i]))
+                    .collect();
+                // The pieces decoded while streaming vouch for the others only: the changed
+                // one is decoded, and the verdict is that of a verification from scratch.
+                assert_eq!(changed.len(), 1, "{changed:?}");
+                let report = verify_bytes_decoded(&damaged, &expect, &streamed.decoded);
+                assert_eq!(report, verify_bytes(&damaged, &expect));
+            }
+        });
     }
 
     #[test]

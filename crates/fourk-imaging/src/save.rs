@@ -23,7 +23,7 @@ use serde::Serialize;
 use tempfile::NamedTempFile;
 
 use crate::error::ImagingError;
-use crate::verify::{Expect, VerifyReport, verify_bytes};
+use crate::verify::{DecodedPieces, Expect, VerifyReport, verify_bytes_decoded};
 
 /// Standard alphabet. The API pads, but padding carries no information, so input without it
 /// is accepted too rather than failing an image that was already paid for.
@@ -166,6 +166,21 @@ pub fn save_bytes_verified_as(
     expect: &Expect,
     replace: Replace,
 ) -> Result<SavedImage, ImagingError> {
+    save_bytes_verified_decoded(path, bytes, &DecodedPieces::default(), expect, replace)
+}
+
+/// [`save_bytes_verified_as`] for a JPEG with pieces already decoded by the verification's
+/// decoder (see [`crate::verify_bytes_decoded`]).
+///
+/// # Errors
+/// As [`save_bytes_verified`].
+pub fn save_bytes_verified_decoded(
+    path: &Path,
+    bytes: Vec<u8>,
+    decoded: &DecodedPieces,
+    expect: &Expect,
+    replace: Replace,
+) -> Result<SavedImage, ImagingError> {
     let tmp = temp_beside(path)?;
     let ((report, verify_time), (written, write_time)) = thread::scope(|s| {
         let writer = s.spawn(|| {
@@ -173,7 +188,7 @@ pub fn save_bytes_verified_as(
             (write_synced(tmp.as_file(), &bytes, path), t.elapsed())
         });
         let t = Instant::now();
-        let report = verify_bytes(&bytes, expect);
+        let report = verify_bytes_decoded(&bytes, expect, decoded);
         let verified = (report, t.elapsed());
         let written = writer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         (verified, written)

@@ -178,9 +178,22 @@ impl VerifyReport {
 /// `intact == false` and the reason in `decode_error`.
 #[must_use]
 pub fn verify_bytes(bytes: &[u8], expect: &Expect) -> VerifyReport {
+    verify_bytes_decoded(bytes, expect, &DecodedPieces::default())
+}
+
+/// [`verify_bytes`] for a JPEG some of whose pieces this process has already decoded with the
+/// same strict decoder, as the streamed PNG -> JPEG path does while it encodes
+/// ([`crate::png_to_jpeg`]). A restart-marked JPEG is verified in pieces (standalone JPEGs of
+/// whole-row runs cut from these bytes); a piece byte-identical to one in `decoded` is not
+/// decoded again, since the decode of the same bytes with the same decoder has the same
+/// outcome. Everything else (the header checks, the hash, every other piece, every other
+/// format) is checked from `bytes` as usual, so the report is the one [`verify_bytes`] gives.
+#[must_use]
+pub fn verify_bytes_decoded(bytes: &[u8], expect: &Expect, decoded: &DecodedPieces) -> VerifyReport {
     let scan = Scan {
         alpha: expect.alpha.is_some(),
         thumbnail: expect.thumbnail,
+        decoded,
     };
     let (sha256, inspection) = if bytes.len() < PARALLEL_HASH_MIN_BYTES {
         (sha256_hex(bytes), inspect(bytes, scan))
@@ -195,6 +208,41 @@ pub fn verify_bytes(bytes: &[u8], expect: &Expect) -> VerifyReport {
         })
     };
     report(bytes.len(), sha256, inspection, expect)
+}
+
+/// Pieces of a JPEG (see [`verify_bytes_decoded`]) that passed the verification decode in
+/// this process, by their place in the file: piece `i` is the `i`-th standalone JPEG the
+/// verifier cuts, byte for byte. Made by [`crate::png_to_jpeg`]; empty by default.
+#[derive(Debug, Default, Clone)]
+pub struct DecodedPieces {
+    pieces: Vec<Option<Vec<u8>>>,
+}
+
+impl DecodedPieces {
+    /// Record that `piece`, the `index`-th, decoded.
+    pub(crate) fn insert(&mut self, index: usize, piece: Vec<u8>) {
+        if self.pieces.len() <= index {
+            self.pieces.resize(index + 1, None);
+        }
+        self.pieces[index] = Some(piece);
+    }
+
+    /// How many pieces are recorded.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.pieces.iter().flatten().count()
+    }
+
+    /// Whether none is.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `piece`, the `index`-th, is the one recorded there.
+    pub(crate) fn has(&self, index: usize, piece: &[u8]) -> bool {
+        self.pieces.get(index).and_then(Option::as_deref) == Some(piece)
+    }
 }
 
 /// [`verify_bytes`] on a file's contents.
@@ -218,11 +266,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// What to look for while decoding, besides errors.
 #[derive(Debug, Clone, Copy)]
-struct Scan {
+struct Scan<'a> {
     /// Whether any pixel is transparent.
     alpha: bool,
     /// A thumbnail fitting this edge.
     thumbnail: Option<u32>,
+    /// JPEG pieces already decoded.
+    decoded: &'a DecodedPieces,
 }
 
 /// What decoding saw: whether a transparent pixel was seen (`None`: not looked for), and the
@@ -265,7 +315,7 @@ fn inspect(bytes: &[u8], scan: Scan) -> Inspection {
     } else {
         match probe.format {
             OutputFormat::Png => decode_png(bytes, scan),
-            OutputFormat::Jpeg => decode_jpeg(bytes, scan.thumbnail).map(|thumbnail| Seen {
+            OutputFormat::Jpeg => decode_jpeg(bytes, scan.thumbnail, scan.decoded).map(|thumbnail| Seen {
                 transparent: scan.alpha.then_some(false),
                 thumbnail,
             }),
@@ -328,12 +378,44 @@ fn decode_png(bytes: &[u8], scan: Scan) -> Result<Seen, ImagingError> {
     })
 }
 
-/// How many pieces per core a restart-marked JPEG is verified in (see [`decode_jpeg`]).
-const JPEG_PIECES_PER_CORE: usize = 8;
+/// How many pieces per core a restart-marked JPEG is verified in (see [`decode_jpeg`]): as
+/// many as the JPEG encoders cut strips, so that a strip is a piece.
+const JPEG_PIECES_PER_CORE: usize = crate::encode::JPEG_STRIPS_PER_CORE;
+
+/// The standalone JPEGs a restart-marked JPEG is verified in, on this rayon pool (`None`:
+/// decoded whole).
+pub(crate) fn jpeg_pieces(jpeg: &[u8]) -> Option<Vec<Vec<u8>>> {
+    crate::jpeg_scan::split_rows(jpeg, rayon::current_num_threads() * JPEG_PIECES_PER_CORE)
+}
+
+/// The strict decoder settings of JPEG verification.
+fn jpeg_options() -> DecoderOptions {
+    let max = MAX_DIMENSION as usize;
+    DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(max)
+        .set_max_height(max)
+}
+
+/// Decode one piece (see [`jpeg_pieces`]) strictly into `buf`, reused between pieces.
+pub(crate) fn decode_jpeg_piece(buf: &mut Vec<u8>, piece: &[u8]) -> Result<(), ImagingError> {
+    let invalid = |e: zune_jpeg::errors::DecodeErrors| ImagingError::Decode(format!("invalid JPEG: {e}"));
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(piece), jpeg_options());
+    decoder.decode_headers().map_err(invalid)?;
+    let size = decoder
+        .output_buffer_size()
+        .ok_or_else(|| ImagingError::Decode("invalid JPEG: no frame size".into()))?;
+    buf.resize(size, 0);
+    decoder.decode_into(&mut buf[..size]).map_err(invalid)
+}
 
 /// JPEG is decoded with zune-jpeg directly, in strict mode: `image` runs it leniently, which
 /// fills a truncated scan with grey and calls it success, exactly the damage we look for.
-fn decode_jpeg(bytes: &[u8], thumbnail: Option<u32>) -> Result<Option<Thumbnail>, ImagingError> {
+fn decode_jpeg(
+    bytes: &[u8],
+    thumbnail: Option<u32>,
+    decoded: &DecodedPieces,
+) -> Result<Option<Thumbnail>, ImagingError> {
     // A cut inside the last scan can still decode cleanly, but then the end-of-image marker is
     // gone. Zero bytes after it are padding some writers add, not damage.
     let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
@@ -342,13 +424,8 @@ fn decode_jpeg(bytes: &[u8], thumbnail: Option<u32>) -> Result<Option<Thumbnail>
             "invalid JPEG: no end-of-image marker (truncated)".into(),
         ));
     }
-    let max = MAX_DIMENSION as usize;
-    let options = DecoderOptions::default()
-        .set_strict_mode(true)
-        .set_max_width(max)
-        .set_max_height(max);
     let decode = |jpeg: &[u8]| {
-        let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(jpeg), options);
+        let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(jpeg), jpeg_options());
         let pixels = decoder
             .decode()
             .map_err(|e| ImagingError::Decode(format!("invalid JPEG: {e}")))?;
@@ -366,20 +443,13 @@ fn decode_jpeg(bytes: &[u8], thumbnail: Option<u32>) -> Result<Option<Thumbnail>
     let threads = rayon::current_num_threads();
     if thumbnail.is_none()
         && threads >= 2
-        && let Some(pieces) = crate::jpeg_scan::split_rows(bytes, threads * JPEG_PIECES_PER_CORE)
+        && let Some(pieces) = jpeg_pieces(bytes)
     {
-        let invalid = |e: zune_jpeg::errors::DecodeErrors| ImagingError::Decode(format!("invalid JPEG: {e}"));
         return pieces
             .par_iter()
-            .try_for_each_init(Vec::new, |buf, piece| {
-                let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(&piece[..]), options);
-                decoder.decode_headers().map_err(invalid)?;
-                let size = decoder
-                    .output_buffer_size()
-                    .ok_or_else(|| ImagingError::Decode("invalid JPEG: no frame size".into()))?;
-                buf.resize(size, 0);
-                decoder.decode_into(&mut buf[..size]).map_err(invalid)
-            })
+            .enumerate()
+            .filter(|&(i, piece)| !decoded.has(i, piece))
+            .try_for_each_init(Vec::new, |buf, (_, piece)| decode_jpeg_piece(buf, piece))
             .map(|()| None);
     }
     let (shape, pixels) = decode(bytes)?;

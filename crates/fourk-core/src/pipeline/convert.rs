@@ -57,7 +57,7 @@ fn job<'a>(
 
 /// What reading a PNG for a JPEG made: the JPEG itself (streamed), or the decoded frame.
 enum Read {
-    Jpeg(Vec<u8>),
+    Jpeg(fourk_imaging::StreamedJpeg),
     Frame(DynamicImage),
 }
 
@@ -84,13 +84,19 @@ fn png_to_jpeg(
     let mut job = job(spec, &input, enc, started, cancel);
     match read {
         Read::Frame(image) => super::deliver(out, &image, &spec.encode, enc, job),
-        Read::Jpeg(bytes) => {
+        Read::Jpeg(jpeg) => {
             if let Some(ms) = job.timings.remove("decode") {
                 job.timings.insert("decode_encode", ms);
             }
             let size = (input.record.width, input.record.height);
             // png_to_jpeg streams only pictures without a transparent pixel.
-            super::deliver_encoded(out, bytes, size, false, &spec.encode, enc, job)
+            let encoded = super::Encoded {
+                bytes: jpeg.bytes,
+                decoded: &jpeg.decoded,
+                size,
+                transparent: false,
+            };
+            super::deliver_encoded(out, encoded, &spec.encode, enc, job)
         }
     }
 }

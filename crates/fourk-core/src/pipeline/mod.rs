@@ -839,24 +839,36 @@ fn deliver(
         &enc.options(),
     )?;
     job.timings.insert("encode", ms(t));
-    deliver_encoded(
-        out,
+    let encoded = Encoded {
         bytes,
-        (img.width(), img.height()),
+        decoded: &fourk_imaging::DecodedPieces::default(),
+        size: (img.width(), img.height()),
         transparent,
-        encode,
-        enc,
-        job,
-    )
+    };
+    deliver_encoded(out, encoded, encode, enc, job)
 }
 
-/// [`deliver`] from encoded bytes of a `width` x `height` picture (`transparent`: whether any
-/// pixel is): metadata, verification, atomic write, sidecar.
+/// An encoded picture for [`deliver_encoded`].
+struct Encoded<'a> {
+    bytes: Vec<u8>,
+    /// JPEG pieces the encoder already decoded for verification.
+    decoded: &'a fourk_imaging::DecodedPieces,
+    /// Width and height.
+    size: (u32, u32),
+    /// Whether any pixel is transparent.
+    transparent: bool,
+}
+
+/// [`deliver`] from an encoded picture: metadata, verification (of every piece not already
+/// decoded, see [`fourk_imaging::verify_bytes_decoded`]), atomic write, sidecar.
 fn deliver_encoded(
     out: &Path,
-    bytes: Vec<u8>,
-    (width, height): (u32, u32),
-    transparent: bool,
+    Encoded {
+        bytes,
+        decoded,
+        size: (width, height),
+        transparent,
+    }: Encoded<'_>,
     encode: &Encode,
     enc: Encoding,
     job: Job<'_>,
@@ -892,7 +904,7 @@ fn deliver_encoded(
     } else {
         fourk_imaging::Replace::No
     };
-    let saved = fourk_imaging::save_bytes_verified_as(out, bytes, &expect, replace)?;
+    let saved = fourk_imaging::save_bytes_verified_decoded(out, bytes, decoded, &expect, replace)?;
     timings.insert("verify", ms_of(saved.verify_time));
     timings.insert("write", ms_of(saved.write_time));
     timings.insert("total", ms(job.started));
