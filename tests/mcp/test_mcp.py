@@ -288,6 +288,11 @@ def test_every_tool_works_from_draft_to_final_and_the_local_pipeline(tmp_path):
             assert not z0.is_error and z0.structured_content["images"][0]["verified"], text(z0)
             bad = await c.call_tool("convert", {"input": src, "out": "bad.webp", "quality": 80, "webp_effort": 0})
             assert bad.is_error and "lossless WebP only" in text(bad), text(bad)
+            # Out of range: refused by the core, whichever door it came through.
+            far = await c.call_tool("convert", {"input": src, "out": "far.jpg", "quality": 150})
+            assert far.is_error and "outside 0-100" in text(far), text(far)
+            far = await c.call_tool("convert", {"input": src, "out": "far.webp", "webp_effort": 12})
+            assert far.is_error and "outside 0-9" in text(far), text(far)
             cut = await c.call_tool("cutout", {"input": src, "out": "cut.png"})
             assert cut.structured_content is not None
             sh = await c.call_tool("sheet", {"images": [i["path"] for i in drafts], "out": "s.png"})

@@ -244,7 +244,25 @@ def test_image_actions_upscale_cutout_convert(page, studio):
     page.get_by_label("Convert to").select_option("webp")
     card = start_and_wait(page, lambda: page.get_by_role("button", name="Convert", exact=True).click())
     assert "convert: 1536x864 webp, verified" in card.locator(".message").inner_text()
+    # Lossless WebP at cwebp -z 0's effort, and JPEG at a chosen quality: the sidecars say so.
+    page.get_by_label("WebP effort").select_option("0")
+    card = start_and_wait(page, lambda: page.get_by_role("button", name="Convert", exact=True).click())
+    assert "convert: 1536x864 webp, verified" in card.locator(".message").inner_text()
+    page.get_by_label("WebP effort").select_option("")
+    page.get_by_label("Convert to").select_option("jpeg")
+    page.get_by_label("Quality").fill("80")
+    card = start_and_wait(page, lambda: page.get_by_role("button", name="Convert", exact=True).click())
+    assert "convert: 1536x864 jpg, verified" in card.locator(".message").inner_text()
     shot(page, "image-actions")
+    cars = [json.loads(c.read_text()) for c in (studio.root / "fourk-out").glob("*.json")]
+    outputs = [c["output"] for c in cars if c.get("operation") == "convert"]
+    assert {"format": "webp", "quality": None, "png_level": None, "lossless": True, "webp_effort": 0} in outputs, outputs
+    assert {"format": "jpeg", "quality": 80, "png_level": None, "lossless": False} in outputs, outputs
+    # A quality with a WebP effort means nothing: the core's rule, shown on the job's card.
+    page.get_by_label("Convert to").select_option("webp")
+    page.get_by_label("WebP effort").select_option("3")
+    card = start_and_wait(page, lambda: page.get_by_role("button", name="Convert", exact=True).click())
+    assert "lossless WebP only" in card.inner_text(), card.inner_text()
     # The upscale is in the gallery, linked to its source, and verified on disk.
     card.page.goto(f"{studio.base}/?command=upscale")
     page.locator("ul.grid li.card a").first.click()

@@ -294,7 +294,12 @@ function initActions() {
   for (const b of form.querySelectorAll("button[data-op]")) {
     b.addEventListener("click", () => {
       const body = { op: b.dataset.op, id };
-      if (b.dataset.op === "convert") body.format = form.elements.format.value;
+      if (b.dataset.op === "convert") {
+        body.format = form.elements.format.value;
+        const { quality, webp_effort } = form.elements;
+        if (quality.value !== "") body.quality = Number(quality.value);
+        if (webp_effort.value !== "") body.webp_effort = Number(webp_effort.value);
+      }
       startJob("/api/local", body);
     });
   }

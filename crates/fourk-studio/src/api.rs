@@ -586,6 +586,12 @@ struct LocalForm {
     /// `convert`: png, jpeg or webp.
     #[serde(default)]
     format: Option<String>,
+    /// `convert`: JPEG or lossy WebP quality, 0-100.
+    #[serde(default)]
+    quality: Option<u8>,
+    /// `convert`: lossless WebP effort, 0-9.
+    #[serde(default)]
+    webp_effort: Option<u8>,
 }
 
 /// The largest size with the image's ratio that fits the 4K UHD frame of its orientation
@@ -652,6 +658,8 @@ async fn local(State(studio): State<Studio>, Json(f): Json<LocalForm>) -> Result
                     format: Some(parse_format(f.format.as_deref())?.ok_or_else(|| {
                         ApiError::usage("choose the format to convert to: png, jpeg or webp")
                     })?),
+                    quality: f.quality,
+                    webp_effort: f.webp_effort,
                     ..Encode::default()
                 },
             }),

@@ -387,6 +387,15 @@ async fn image(State(studio): State<Studio>, UrlPath(id): UrlPath<i64>) -> Respo
                     label { "Convert to" select name="format" {
                         option value="jpeg" { "jpeg" } option value="webp" { "webp" } option value="png" { "png" }
                     } }
+                    label title="JPEG or lossy WebP quality, 0-100; empty: JPEG 90, WebP lossless" {
+                        "Quality" input name="quality" type="number" min="0" max="100" placeholder="default";
+                    }
+                    label title="Lossless WebP effort, 0 (fastest) to 9 (smallest), as cwebp -z" {
+                        "WebP effort" select name="webp_effort" {
+                            option value="" { "default" }
+                            @for e in 0..=9u8 { option value=(e) { (e) } }
+                        }
+                    }
                     button type="button" data-op="convert" { "Convert" }
                 }
                 span.group {

@@ -234,6 +234,18 @@ impl Encode {
         }
         let format = crate::generate::output_format(self.format, Some(out))?.unwrap_or(default);
         let usage = |m: String| -> anyhow::Result<Encoding> { Err(UsageError(m).into()) };
+        // The CLI's parser refuses these too; the MCP and studio doors pass them through.
+        if let Some(q) = self.quality.filter(|&q| q > 100) {
+            return usage(format!(
+                "--quality {q} is outside 0-100\n\nhint: 90 is a good JPEG quality, 80 a good WebP one"
+            ));
+        }
+        if let Some(e) = self.webp_effort.filter(|&e| e > 9) {
+            return usage(format!(
+                "--webp-effort {e} is outside 0-9 (cwebp -z)\n\nhint: 0 is fastest, 9 smallest; the default is {}",
+                fourk_imaging::WEBP_LOSSLESS_LEVEL
+            ));
+        }
         match format {
             OutputFormat::Png => {
                 if let Some(q) = self.quality {
