@@ -148,7 +148,7 @@ fn prepare<'c>(spec: &DeliverSpec, caps: &'c Capabilities, dry: bool) -> anyhow:
         }
     }
     let format =
-        crate::generate::output_format(spec.format, spec.out.as_deref())?.unwrap_or(OutputFormat::Png);
+        crate::image_api::output_format(spec.format, spec.out.as_deref())?.unwrap_or(OutputFormat::Png);
     let files = |o: &Path| {
         let mut f = crate::outputs::image_files(o);
         f.extend(crate::outputs::image_files(&workflow::with_suffix(o, "master")));

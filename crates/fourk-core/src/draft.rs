@@ -144,7 +144,7 @@ pub fn sheet_of(draft: &Path) -> Option<PathBuf> {
 
 /// Every file a draft run may write: each draft's files and the sheet's.
 fn draft_files(base: &Path, n: u32, format: OutputFormat, sheet: bool) -> Vec<PathBuf> {
-    let mut files = crate::generate::request_files(base, n as usize, format, None);
+    let mut files = crate::image_api::request_files(base, n as usize, format, None);
     if sheet {
         files.extend(crate::outputs::image_files(&sheet_path(base)));
     }
@@ -171,7 +171,7 @@ fn prepare<'c>(spec: &DraftSpec, caps: &'c Capabilities, dry: bool) -> anyhow::R
     let target = check_target(model, spec.size).map_err(|e| UsageError(format!("cannot draft: {e}")))?;
     let dims = draft_size(model, target.0, target.1);
     let format =
-        crate::generate::output_format(spec.format, spec.out.as_deref())?.unwrap_or(OutputFormat::Png);
+        crate::image_api::output_format(spec.format, spec.out.as_deref())?.unwrap_or(OutputFormat::Png);
     let files = |b: &Path| draft_files(b, spec.n, format, !spec.no_sheet);
     let base = crate::outputs::resolve(spec.out.as_deref(), "fourk-draft", format, files)?;
     let worst = crate::outputs::worst_image_bytes(Some(dims)) * u64::from(spec.n + 1);

@@ -250,7 +250,7 @@ fn prepare<'c>(
         return Err(UsageError("the draft's prompt is not recorded\n\nhint: pass --prompt".into()).into());
     };
     let format = fourk_imaging::probe_file(&draft.path).map_or(OutputFormat::Png, |p| p.format);
-    let format = crate::generate::output_format(None, spec.out.as_deref())?.unwrap_or(format);
+    let format = crate::image_api::output_format(None, spec.out.as_deref())?.unwrap_or(format);
     let master_too = spec.upscale;
     let files = |o: &Path| {
         let mut f = crate::outputs::image_files(o);

@@ -172,7 +172,10 @@ pub async fn edit(
 ///
 /// # Errors
 /// As [`generate`] before sending.
-pub fn dry_run_generate(spec: &GenerateSpec, caps: &Capabilities) -> anyhow::Result<crate::generate::DryRun> {
+pub fn dry_run_generate(
+    spec: &GenerateSpec,
+    caps: &Capabilities,
+) -> anyhow::Result<crate::image_api::DryRun> {
     dry_run(generate_ask(spec, caps)?)
 }
 
@@ -180,15 +183,15 @@ pub fn dry_run_generate(spec: &GenerateSpec, caps: &Capabilities) -> anyhow::Res
 ///
 /// # Errors
 /// As [`edit`] before sending.
-pub fn dry_run_edit(spec: &EditSpec, caps: &Capabilities) -> anyhow::Result<crate::generate::DryRun> {
+pub fn dry_run_edit(spec: &EditSpec, caps: &Capabilities) -> anyhow::Result<crate::image_api::DryRun> {
     dry_run(edit_ask(spec, caps)?)
 }
 
-fn dry_run(ask: Ask<'_>) -> anyhow::Result<crate::generate::DryRun> {
+fn dry_run(ask: Ask<'_>) -> anyhow::Result<crate::image_api::DryRun> {
     let plan = plan_of(&ask)?;
     let estimate = estimate_of(&ask);
     let body = GenerateContentRequest::image(&ask.prompt, ask.images, &plan);
-    Ok(crate::generate::DryRun {
+    Ok(crate::image_api::DryRun {
         body: serde_json::to_value(body.summarised())?,
         estimate,
         warnings: ask.warnings,
@@ -232,7 +235,7 @@ fn generate_ask<'a>(spec: &'a GenerateSpec, caps: &'a Capabilities) -> anyhow::R
     // The options are checked by the Image API's rules (quality, format, prompt), on this
     // model's entry as if an OpenAI-shaped provider served it; the size is planned below.
     let image_api = as_image_api(caps, &spec.model)?;
-    let (req, _, warnings) = crate::generate::build_request(spec, &image_api)?;
+    let (req, _, warnings) = crate::image_api::build_request(spec, &image_api)?;
     let model = caps.model(&spec.model).map_err(|e| UsageError(e.to_string()))?;
     let target = spec.size.dims().ok_or_else(|| {
         UsageError(format!(
@@ -267,9 +270,9 @@ fn edit_ask<'a>(spec: &'a EditSpec, caps: &'a Capabilities) -> anyhow::Result<As
         images: spec.images.len(),
     }
     .refuse(&spec.model)?;
-    let (loaded, _) = crate::edit::load_inputs(spec)?;
+    let (loaded, _) = crate::edit_request::load_inputs(spec)?;
     let image_api = as_image_api(caps, &spec.model)?;
-    let (req, job) = crate::edit::build_request(spec, &image_api, loaded.len())?;
+    let (req, job) = crate::edit_request::build_request(spec, &image_api, loaded.len())?;
     let model = caps.model(&spec.model).map_err(|e| UsageError(e.to_string()))?;
     let target = match (spec.size.dims(), loaded.first()) {
         (Some(d), _) => d,
@@ -283,7 +286,7 @@ fn edit_ask<'a>(spec: &'a EditSpec, caps: &'a Capabilities) -> anyhow::Result<As
     if let Some(why) = too_large(&images, &req.prompt) {
         return Err(UsageError(format!("{why}; nothing was sent")).into());
     }
-    let inputs = crate::edit::records(&loaded, None);
+    let inputs = crate::edit_request::records(&loaded, None);
     let ask = Ask {
         model,
         id: &spec.model,
@@ -323,7 +326,7 @@ async fn run(ask: Ask<'_>, caps: &Capabilities, rec: &Recorder) -> anyhow::Resul
         );
     }
     let format = ask.format;
-    let out = crate::generate::out_path(ask.out, format, 1)?;
+    let out = crate::image_api::out_path(ask.out, format, 1)?;
     let native = native_path(&out);
     let body = GenerateContentRequest::image(&ask.prompt, ask.images, &plan);
     let job = Job {
@@ -342,8 +345,8 @@ async fn run(ask: Ask<'_>, caps: &Capabilities, rec: &Recorder) -> anyhow::Resul
         base: native.clone(),
         force: ask.force,
     };
-    let mut files = crate::generate::request_files(&native, 1, OutputFormat::Png, None);
-    files.extend(crate::generate::request_files(&out, 1, format, None));
+    let mut files = crate::image_api::request_files(&native, 1, OutputFormat::Png, None);
+    files.extend(crate::image_api::request_files(&out, 1, format, None));
     crate::outputs::check(
         &files,
         ask.force,

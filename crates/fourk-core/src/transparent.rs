@@ -22,7 +22,7 @@ use image::DynamicImage;
 use serde::Serialize;
 
 use crate::UsageError;
-use crate::generate::{Overrides, generate_with, out_path, output_format};
+use crate::image_api::{Overrides, generate_with, out_path, output_format};
 use crate::ledger::LinkKind;
 use crate::route::Route;
 use crate::save::ImageSummary;

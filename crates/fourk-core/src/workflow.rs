@@ -14,7 +14,7 @@ use fourk_imaging::{Cell, Expect, Filter, Line, SheetOptions};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::generate::DryRun;
+use crate::image_api::DryRun;
 use crate::ledger::RunStatus;
 use crate::ledger::{ImageId, Ledger, RunId};
 use crate::route::{Route, RouteSpec};

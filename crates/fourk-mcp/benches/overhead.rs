@@ -60,7 +60,7 @@ impl Case {
 
 async fn render(case: &Case, caps: &Capabilities, endpoint: &Endpoint) -> Duration {
     let spec = case.spec(PathBuf::from("unused.png"), endpoint);
-    let (req, _, _) = fourk_core::generate::build_request(&spec, caps).expect("a valid request");
+    let (req, _, _) = fourk_core::image_api::build_request(&spec, caps).expect("a valid request");
     let t = Instant::now();
     let session = Session::connect(&spec.endpoint, caps)
         .await

@@ -721,7 +721,7 @@ fn images_of(summaries: &[ImageSummary], role: Option<&str>) -> ImagesResult {
     r
 }
 
-fn dry_result(dry: &fourk_core::generate::DryRun) -> ImagesResult {
+fn dry_result(dry: &fourk_core::image_api::DryRun) -> ImagesResult {
     ImagesResult {
         all_verified: true,
         cost_usd: dry.estimate.as_ref().map(|e| e.cost.usd),

@@ -149,7 +149,7 @@ pub fn dry_run(spec: &BatchSpec, fk: &crate::Fourk) -> anyhow::Result<BatchDryRu
         };
         planned.body = Some(match &request {
             Request::Generate(req) => serde_json::to_value(req)?,
-            Request::Edit { req, records, .. } => crate::edit::multipart_layout(req, records)?,
+            Request::Edit { req, records, .. } => crate::edit_request::multipart_layout(req, records)?,
             Request::Gemini { body, .. } => serde_json::to_value(body.summarised())?,
         });
         let est = runner::estimate(caps, job, &dims);

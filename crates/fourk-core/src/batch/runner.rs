@@ -754,7 +754,7 @@ pub enum Request {
 
 /// Read, probe and decode one reference image as `fourk edit` does, with its record.
 fn load_input(p: &Path, limit: usize, part: &'static str) -> Result<(InputImage, InputRecord), String> {
-    let loaded = crate::edit::load(p, limit, part).map_err(|e| format!("{e:#}"))?;
+    let loaded = crate::edit_request::load(p, limit, part).map_err(|e| format!("{e:#}"))?;
     let image = loaded.image;
     let record = InputRecord {
         part,

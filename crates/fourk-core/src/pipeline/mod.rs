@@ -232,7 +232,7 @@ impl Encode {
             ))
             .into());
         }
-        let format = crate::generate::output_format(self.format, Some(out))?.unwrap_or(default);
+        let format = crate::image_api::output_format(self.format, Some(out))?.unwrap_or(default);
         let usage = |m: String| -> anyhow::Result<Encoding> { Err(UsageError(m).into()) };
         // The CLI's parser refuses these too; the MCP and studio doors pass them through.
         if let Some(q) = self.quality.filter(|&q| q > 100) {
