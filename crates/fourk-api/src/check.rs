@@ -6,6 +6,15 @@ use serde::{Deserialize, Serialize};
 use crate::caps::{ModelCaps, SizeRules};
 use crate::size::{Size, SizeParseError};
 
+/// Something worth telling the user about a valid request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// Stable id: `experimental_size`, `transparent_preview`.
+    pub id: &'static str,
+    /// What to expect.
+    pub message: String,
+}
+
 /// Stable ids of the rules a size or request can break.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]

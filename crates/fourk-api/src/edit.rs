@@ -11,9 +11,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::caps::{Capabilities, ModelCaps};
+use crate::check::Warning;
 use crate::check::{Rule, Violation};
 use crate::options::{self, ImageOptions, Prefix};
-use crate::request::{ImageRequest, Warning};
+use crate::request::ImageRequest;
 use crate::size::Size;
 use crate::types::{Background, InputFidelity, Moderation, OutputFormat, Quality};
 

@@ -27,10 +27,11 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::caps::{Capabilities, ModelCaps};
+use crate::check::Warning;
 use crate::check::{Rule, Violation};
 use crate::edit::{EditRequest, InputImage, MAX_IMAGE_BYTES, MAX_MASK_BYTES, count_violation};
 use crate::options::{self, Prefix};
-use crate::request::{ImageRequest, Warning, parse_enum, read_body, type_error};
+use crate::request::{ImageRequest, parse_enum, read_body, type_error};
 use crate::types::{Moderation, OutputFormat};
 
 /// Longest `image_url` the API takes (`ImageRefParam.image_url` has `maxLength: 20971520` in

@@ -43,6 +43,7 @@ pub use caps::{
     BUILTIN_MODELS_TOML, Capabilities, CapsParseError, DEFAULT_MODEL, ModelCaps, ModelError, ModelStatus,
     NEWEST_CHECK, Prices, QualityBases, SizeRules, TokenRule, TransparentSupport,
 };
+pub use check::Warning;
 pub use check::{Rule, SizeVerdict, Violation};
 pub use cost::Cost;
 pub use edit::{EditRequest, InputImage, MAX_EDIT_IMAGES, MAX_IMAGE_BYTES, MAX_MASK_BYTES};
@@ -50,7 +51,7 @@ pub use edit_json::{DataUrl, EditJsonBody, ImageRef, ImageSource, ImageUrlError,
 pub use error::{ApiError, ErrorClass, ErrorEnvelope};
 pub use latency::LatencyModel;
 pub use provider::{ProviderKind, ProviderParseError};
-pub use request::{ImageRequest, Warning, json_kind};
+pub use request::{ImageRequest, json_kind};
 pub use response::{
     ImageData, ImageDataRef, ImageSettings, ImagesResponse, ImagesResponseRef, InputTokensDetails,
     OutputTokensDetails, Usage,

@@ -5,8 +5,7 @@
 //! violations with the same messages, so a rule fixed here is fixed on every route.
 
 use crate::caps::{Capabilities, ModelCaps, TransparentSupport};
-use crate::check::{Rule, Violation};
-use crate::request::Warning;
+use crate::check::{Rule, Violation, Warning};
 use crate::size::Size;
 use crate::types::{Background, InputFidelity, OutputFormat, Quality};
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::caps::{Capabilities, ModelCaps};
-use crate::check::{Rule, Violation};
+use crate::check::{Rule, Violation, Warning};
 use crate::options::{self, ImageOptions, Prefix};
 use crate::size::Size;
 use crate::types::{Background, Moderation, OutputFormat, Quality};
@@ -51,15 +51,6 @@ pub struct ImageRequest {
     /// A hashed end-user id for abuse monitoring.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub safety_identifier: Option<String>,
-}
-
-/// Something worth telling the user about a valid request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Warning {
-    /// Stable id: `experimental_size`, `transparent_preview`.
-    pub id: &'static str,
-    /// What to expect.
-    pub message: String,
 }
 
 impl ImageRequest {

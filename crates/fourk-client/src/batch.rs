@@ -14,8 +14,9 @@ use fourk_api::batch::{Batch, BatchList, CreateBatchRequest, OpenAIFile};
 use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
 
-use crate::client::{Client, transport_error};
+use crate::client::Client;
 use crate::error::ClientError;
+use crate::error::transport_error;
 use crate::payload::{FormPart, Payload};
 use crate::retry::{Attempt, Decision, Outcome, ServerHints, retry_after};
 

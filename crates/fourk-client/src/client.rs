@@ -13,30 +13,15 @@ use secrecy::ExposeSecret;
 
 use crate::config::{Auth, Config};
 use crate::error::ClientError;
+use crate::error::transport_error;
+use crate::head::{RateLimits, ResponseHead};
 use crate::payload::{self, Payload};
 use crate::payload_log::{LogEntry, LoggedRequest, PayloadLog};
 use crate::retry::{Attempt, Decision, Outcome, RetryPolicy, ServerHints, retry_after};
-use crate::stream::{EventStream, ResponseHead, StreamEvent};
+use crate::stream::{EventStream, StreamEvent};
 
 /// The header that carries fourk's own id for each attempt.
 const CLIENT_REQUEST_ID: &str = "x-client-request-id";
-
-/// The `x-ratelimit-*` headers of one response.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RateLimits {
-    /// `x-ratelimit-limit-requests`.
-    pub limit_requests: Option<u64>,
-    /// `x-ratelimit-remaining-requests`.
-    pub remaining_requests: Option<u64>,
-    /// `x-ratelimit-reset-requests`, as sent (`1s`, `12ms`).
-    pub reset_requests: Option<String>,
-    /// `x-ratelimit-limit-tokens`.
-    pub limit_tokens: Option<u64>,
-    /// `x-ratelimit-remaining-tokens`.
-    pub remaining_tokens: Option<u64>,
-    /// `x-ratelimit-reset-tokens`.
-    pub reset_tokens: Option<String>,
-}
 
 /// A successful answer: the raw body (parsed on demand, so the base64 is not copied) and the
 /// metadata a sidecar records.
@@ -822,46 +807,6 @@ impl Client {
             body,
             attempts: attempt_no,
         }))
-    }
-}
-
-/// A transport error as a typed error: a connect failure sent nothing; anything else
-/// happened after the request went out and may have been billed.
-pub(crate) fn transport_error(
-    url: &str,
-    e: &reqwest::Error,
-    elapsed: Duration,
-    request_id: Option<String>,
-    client_request_id: Option<&str>,
-) -> ClientError {
-    let client_request_id = client_request_id.map(str::to_owned);
-    // Walk the source chain: reqwest wraps hyper, which wraps io::Error.
-    let mut message = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        src = s.source();
-    }
-    if e.is_connect() {
-        ClientError::Connect {
-            url: url.to_owned(),
-            message,
-        }
-    } else if e.is_timeout() {
-        ClientError::Timeout {
-            url: url.to_owned(),
-            elapsed,
-            request_id,
-            client_request_id,
-        }
-    } else {
-        ClientError::Transport {
-            url: url.to_owned(),
-            message,
-            request_id,
-            client_request_id,
-        }
     }
 }
 

@@ -243,3 +243,43 @@ fn missing_key(provider: fourk_api::ProviderKind) -> &'static str {
         }
     }
 }
+
+/// A transport error as a typed error: a connect failure sent nothing; anything else
+/// happened after the request went out and may have been billed.
+pub(crate) fn transport_error(
+    url: &str,
+    e: &reqwest::Error,
+    elapsed: Duration,
+    request_id: Option<String>,
+    client_request_id: Option<&str>,
+) -> ClientError {
+    let client_request_id = client_request_id.map(str::to_owned);
+    // Walk the source chain: reqwest wraps hyper, which wraps io::Error.
+    let mut message = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        src = s.source();
+    }
+    if e.is_connect() {
+        ClientError::Connect {
+            url: url.to_owned(),
+            message,
+        }
+    } else if e.is_timeout() {
+        ClientError::Timeout {
+            url: url.to_owned(),
+            elapsed,
+            request_id,
+            client_request_id,
+        }
+    } else {
+        ClientError::Transport {
+            url: url.to_owned(),
+            message,
+            request_id,
+            client_request_id,
+        }
+    }
+}

@@ -45,6 +45,7 @@ mod batch;
 mod client;
 mod config;
 mod error;
+mod head;
 mod payload;
 mod payload_log;
 mod replay;
@@ -53,13 +54,14 @@ pub mod sse;
 mod stream;
 
 pub use batch::FileContent;
-pub use client::{ApiResponse, Client, RateLimits};
+pub use client::{ApiResponse, Client};
 pub use config::{
     Auth, Config, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, ExtraHeader, GEMINI_BASE_URL,
     Provider, ProviderOptions, Resolved, TOKEN_REFRESH, Target, TokenCommand,
 };
 pub use error::ClientError;
+pub use head::{RateLimits, ResponseHead};
 pub use payload_log::{ImageInspector, PayloadLog, redact_url};
 pub use replay::{Logged, replay};
 pub use retry::{Attempt, Decision, Outcome, RetryPolicy, RetryReason, ServerHints};
-pub use stream::{EventStream, ResponseHead, StreamEvent};
+pub use stream::{EventStream, StreamEvent};

@@ -8,16 +8,15 @@
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use fourk_api::{ApiError, ErrorClass, ErrorEnvelope, ImageStreamEvent, ResponseStreamEvent};
 use futures_util::Stream;
-use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
 
-use crate::client::{RateLimits, transport_error};
-use crate::error::ClientError;
+use crate::error::{ClientError, transport_error};
+use crate::head::ResponseHead;
 use crate::payload_log::StreamRecorder;
 use crate::sse::{SseDecoder, SseEvent};
 
@@ -63,29 +62,6 @@ impl StreamEvent for ResponseStreamEvent {
             _ => None,
         }
     }
-}
-
-/// The status line and headers of an answer, before (or without) its body.
-#[derive(Debug, Clone)]
-pub struct ResponseHead {
-    /// HTTP status.
-    pub status: u16,
-    /// `x-request-id`.
-    pub request_id: Option<String>,
-    /// The `x-client-request-id` fourk sent with the attempt that started this answer.
-    pub client_request_id: String,
-    /// `openai-processing-ms`.
-    pub processing_ms: Option<u64>,
-    /// `x-fourk-emulator`, present when the answer came from fourk's emulator.
-    pub emulator: Option<String>,
-    /// Rate-limit headers.
-    pub rate_limits: RateLimits,
-    /// All headers.
-    pub headers: HeaderMap,
-    /// Time from sending the last attempt to its headers.
-    pub elapsed: Duration,
-    /// Attempts made, retries included.
-    pub attempts: u32,
 }
 
 type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;

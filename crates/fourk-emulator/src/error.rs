@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use fourk_api::{ErrorEnvelope, Rule, Violation};
 
-use crate::ratelimit::{Limit, format_reset};
+use crate::quota::{Limit, format_reset};
 
 /// Where to get a key, as the real API's 401 messages say.
 const KEYS_URL: &str = "https://platform.openai.com/account/api-keys";

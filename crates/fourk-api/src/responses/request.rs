@@ -3,10 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::caps::Capabilities;
+use crate::check::Warning;
 use crate::check::{Rule, Violation};
 use crate::edit::InputImage;
 use crate::options::{self, ImageOptions, Prefix};
-use crate::request::Warning;
 use crate::size::Size;
 use crate::types::{
     Background, ImageDetail, InputFidelity, Moderation, OutputFormat, Quality, Role, ToolAction,
