@@ -92,7 +92,9 @@ pub fn load_file(path: &Path, limits: &image::Limits) -> Result<DynamicImage, Pi
 /// verification's decoder (pass both to [`crate::save_bytes_verified_decoded`]).
 #[derive(Debug)]
 pub struct StreamedJpeg {
+    /// The JPEG file.
     pub bytes: Vec<u8>,
+    /// Its pieces that passed the verification decode while the PNG was read.
     pub decoded: crate::DecodedPieces,
 }
 
