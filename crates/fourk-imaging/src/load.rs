@@ -96,6 +96,10 @@ pub struct StreamedJpeg {
     pub bytes: Vec<u8>,
     /// Its pieces that passed the verification decode while the PNG was read.
     pub decoded: crate::DecodedPieces,
+    /// The picture's width.
+    pub width: u32,
+    /// The picture's height.
+    pub height: u32,
 }
 
 /// A PNG straight to JPEG without a frame in memory: rows decoded on one core are encoded in
@@ -164,15 +168,18 @@ pub fn png_to_jpeg(
     }
     let strips = plan.strips();
     let row_bytes = plan.row_bytes();
-    let parts: Vec<OnceLock<Result<Vec<u8>, ImagingError>>> =
-        strips.iter().map(|_| OnceLock::new()).collect();
-    let pieces: Vec<OnceLock<Vec<u8>>> = strips.iter().map(|_| OnceLock::new()).collect();
-    // Strip buffers handed back by the encoders (after decoding their piece into them), for
-    // the decoder to fill again.
-    let spare: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+    /// A strip's JPEG, and its piece when that decoded.
+    struct Encoded {
+        part: Result<Vec<u8>, ImagingError>,
+        piece: Option<Vec<u8>>,
+    }
+    let done: Vec<OnceLock<Encoded>> = strips.iter().map(|_| OnceLock::new()).collect();
+    // Strip buffers and encoder states handed back by the encoders (after decoding their
+    // piece into the buffer), for the decoder to fill and the next encoder to use again.
+    let spare: Mutex<Vec<(Vec<u8>, StripState)>> = Mutex::new(Vec::new());
     let decoded = rayon::scope(|scope| {
         for (i, &(top, bottom)) in strips.iter().enumerate() {
-            let mut buf = spare
+            let (mut buf, mut state) = spare
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .pop()
@@ -184,20 +191,19 @@ pub fn png_to_jpeg(
                     return None;
                 }
             }
-            let (plan, parts, pieces, spare) = (&plan, &parts, &pieces, &spare);
+            let (plan, done, spare) = (&plan, &done, &spare);
             scope.spawn(move |_| {
-                let part = plan.encode_strip(&mut StripState::default(), &buf, (top, bottom));
-                if let Ok(part) = &part
-                    && let Ok(piece) = plan.piece(part, (top, bottom))
-                    && crate::verify::decode_jpeg_piece(&mut buf, &piece).is_ok()
-                {
-                    let _ = pieces[i].set(piece);
-                }
-                let _ = parts[i].set(part);
+                let part = plan.encode_strip(&mut state, &buf, (top, bottom));
+                let piece = part
+                    .as_ref()
+                    .ok()
+                    .and_then(|part| plan.piece(part, (top, bottom)).ok())
+                    .filter(|piece| crate::verify::decode_jpeg_piece(&mut buf, piece).is_ok());
+                let _ = done[i].set(Encoded { part, piece });
                 spare
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(buf);
+                    .push((buf, state));
             });
         }
         Some(())
@@ -205,18 +211,18 @@ pub fn png_to_jpeg(
     decoded?;
     // Through IEND, every remaining chunk's CRC checked.
     reader.finish().ok()?;
-    let parts = parts
-        .into_iter()
-        .map(|p| p.into_inner()?.ok())
-        .collect::<Option<Vec<_>>>()?;
-    let bytes = plan.join(&parts).ok()?;
-    let mut decoded = crate::DecodedPieces::default();
-    for (i, piece) in pieces.into_iter().enumerate() {
-        if let Some(piece) = piece.into_inner() {
-            decoded.insert(i, piece);
-        }
+    let (mut parts, mut pieces) = (Vec::with_capacity(done.len()), Vec::with_capacity(done.len()));
+    for strip in done {
+        let Encoded { part, piece } = strip.into_inner()?;
+        parts.push(part.ok()?);
+        pieces.push(piece);
     }
-    Some(StreamedJpeg { bytes, decoded })
+    Some(StreamedJpeg {
+        bytes: plan.join(&parts).ok()?,
+        decoded: crate::DecodedPieces::from_pieces(pieces),
+        width: probe.width,
+        height: probe.height,
+    })
 }
 
 fn sniff(bytes: &[u8]) -> Result<ImageFormat, ImagingError> {

@@ -219,12 +219,10 @@ pub struct DecodedPieces {
 }
 
 impl DecodedPieces {
-    /// Record that `piece`, the `index`-th, decoded.
-    pub(crate) fn insert(&mut self, index: usize, piece: Vec<u8>) {
-        if self.pieces.len() <= index {
-            self.pieces.resize(index + 1, None);
-        }
-        self.pieces[index] = Some(piece);
+    /// Piece `i` recorded as decoded when `pieces[i]` is `Some` (crate-private: only
+    /// [`crate::png_to_jpeg`] records, and only pieces that decoded).
+    pub(crate) fn from_pieces(pieces: Vec<Option<Vec<u8>>>) -> Self {
+        Self { pieces }
     }
 
     /// How many pieces are recorded.

@@ -74,8 +74,7 @@ fn png_to_jpeg(
     let (compression, options) = (enc.quality.filter(|_| !enc.lossless), enc.options());
     let input = super::read_input_as(&spec.input, |bytes| {
         if let Some(jpeg) = fourk_imaging::png_to_jpeg(bytes, compression, &options) {
-            let probe = fourk_imaging::probe_bytes(bytes)?;
-            return Ok(((probe.width, probe.height), Read::Jpeg(jpeg)));
+            return Ok(((jpeg.width, jpeg.height), Read::Jpeg(jpeg)));
         }
         let image = fourk_imaging::load_bytes(bytes, &fourk_imaging::load_limits())?;
         Ok(((image.width(), image.height()), Read::Frame(image)))
@@ -88,12 +87,11 @@ fn png_to_jpeg(
             if let Some(ms) = job.timings.remove("decode") {
                 job.timings.insert("decode_encode", ms);
             }
-            let size = (input.record.width, input.record.height);
             // png_to_jpeg streams only pictures without a transparent pixel.
             let encoded = super::Encoded {
+                size: (jpeg.width, jpeg.height),
                 bytes: jpeg.bytes,
-                decoded: &jpeg.decoded,
-                size,
+                decoded: jpeg.decoded,
                 transparent: false,
             };
             super::deliver_encoded(out, encoded, &spec.encode, enc, job)

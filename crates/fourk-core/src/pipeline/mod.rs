@@ -853,7 +853,7 @@ fn deliver(
     job.timings.insert("encode", ms(t));
     let encoded = Encoded {
         bytes,
-        decoded: &fourk_imaging::DecodedPieces::default(),
+        decoded: fourk_imaging::DecodedPieces::default(),
         size: (img.width(), img.height()),
         transparent,
     };
@@ -861,10 +861,10 @@ fn deliver(
 }
 
 /// An encoded picture for [`deliver_encoded`].
-struct Encoded<'a> {
+struct Encoded {
     bytes: Vec<u8>,
     /// JPEG pieces the encoder already decoded for verification.
-    decoded: &'a fourk_imaging::DecodedPieces,
+    decoded: fourk_imaging::DecodedPieces,
     /// Width and height.
     size: (u32, u32),
     /// Whether any pixel is transparent.
@@ -880,7 +880,7 @@ fn deliver_encoded(
         decoded,
         size: (width, height),
         transparent,
-    }: Encoded<'_>,
+    }: Encoded,
     encode: &Encode,
     enc: Encoding,
     job: Job<'_>,
@@ -916,7 +916,7 @@ fn deliver_encoded(
     } else {
         fourk_imaging::Replace::No
     };
-    let saved = fourk_imaging::save_bytes_verified_decoded(out, bytes, decoded, &expect, replace)?;
+    let saved = fourk_imaging::save_bytes_verified_decoded(out, bytes, &decoded, &expect, replace)?;
     timings.insert("verify", ms_of(saved.verify_time));
     timings.insert("write", ms_of(saved.write_time));
     timings.insert("total", ms(job.started));
