@@ -799,9 +799,16 @@ fn encode_jpeg(
     plan.join(&parts)
 }
 
-/// An encoder's state kept from one strip to the next on a core (libjpeg-turbo's compressor).
+/// An encoder's state kept from one strip to the next on a core: libjpeg-turbo's compressor,
+/// and its output buffer at the worst-case size, so that every strip on a core is written
+/// into the same memory (left to grow on its own, libjpeg-turbo allocates and copies a
+/// fresh buffer per strip, and a fresh page costs more than the bytes written into it).
 #[cfg(feature = "turbojpeg")]
-pub(crate) type StripState = Option<turbojpeg::Compressor>;
+#[derive(Default)]
+pub(crate) struct StripState {
+    compressor: Option<turbojpeg::Compressor>,
+    out: Vec<u8>,
+}
 /// An encoder's state kept from one strip to the next on a core (none for jpeg-encoder).
 #[cfg(not(feature = "turbojpeg"))]
 pub(crate) type StripState = ();
@@ -999,11 +1006,11 @@ impl JpegPlan {
 }
 
 /// libjpeg-turbo (the `turbojpeg` feature): one scan, baseline, the standard tables scaled to
-/// `quality`, as `vips jpegsave` and `cjpeg` write it. `compressor` is made on first use and
-/// kept for the next strip.
+/// `quality`, as `vips jpegsave` and `cjpeg` write it. The state's compressor is made on
+/// first use and kept for the next strip, with its output buffer.
 #[cfg(feature = "turbojpeg")]
 fn encode_jpeg_turbo(
-    compressor: &mut Option<turbojpeg::Compressor>,
+    state: &mut StripState,
     data: &[u8],
     width: u32,
     height: usize,
@@ -1012,9 +1019,11 @@ fn encode_jpeg_turbo(
     half_chroma: bool,
 ) -> Result<Vec<u8>, ImagingError> {
     let err = |e: turbojpeg::Error| encode_error("jpeg", format!("libjpeg-turbo: {e}"));
-    let c = match compressor {
+    let c = match &mut state.compressor {
         Some(c) => c,
-        None => compressor.insert(turbojpeg::Compressor::new().map_err(err)?),
+        None => state
+            .compressor
+            .insert(turbojpeg::Compressor::new().map_err(err)?),
     };
     c.set_quality(i32::from(quality)).map_err(err)?;
     c.set_subsamp(if half_chroma {
@@ -1036,7 +1045,14 @@ fn encode_jpeg_turbo(
             turbojpeg::PixelFormat::RGB
         },
     };
-    c.compress_to_vec(image).map_err(err)
+    let bound = c.buf_len(width, height).map_err(err)?;
+    if state.out.len() < bound {
+        // Zeroed by the allocator (fresh pages), not written here: only the pages the
+        // encoder writes are ever touched.
+        state.out = vec![0; bound];
+    }
+    let len = c.compress_to_slice(image, &mut state.out).map_err(err)?;
+    Ok(state.out[..len].to_vec())
 }
 
 /// Join strips, each a baseline JPEG of whole MCU rows that starts at a restart, into one
