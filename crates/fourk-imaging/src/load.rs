@@ -132,16 +132,6 @@ pub fn png_to_jpeg(
     if sniff(bytes).ok()? != ImageFormat::Png || !has_png_end(bytes) {
         return None;
     }
-    let probe = crate::probe::probe_bytes(bytes).ok()?;
-    if probe.width > LOAD_MAX_DIMENSION || probe.height > LOAD_MAX_DIMENSION {
-        return None;
-    }
-    crate::budget::check(
-        probe.width,
-        probe.height,
-        crate::budget::bytes_per_pixel(&probe.color),
-    )
-    .ok()?;
     let mut decoder = png::Decoder::new_with_limits(Cursor::new(bytes), crate::probe::png_limits());
     decoder.set_ignore_text_chunk(true);
     let mut reader = decoder.read_info().ok()?;
@@ -154,15 +144,14 @@ pub fn png_to_jpeg(
     if info.interlaced || info.bit_depth != png::BitDepth::Eight || info.trns.is_some() {
         return None;
     }
+    let (width, height) = (info.width, info.height);
+    if width > LOAD_MAX_DIMENSION || height > LOAD_MAX_DIMENSION {
+        return None;
+    }
+    // Before any pixel is inflated (the header and the chunks before the first IDAT only).
+    crate::budget::check(width, height, u64::try_from(channels).ok()?).ok()?;
     let quality = crate::encode::jpeg_quality(compression);
-    let plan = JpegPlan::new(
-        info.width,
-        info.height,
-        channels,
-        quality,
-        options.jpeg_subsampling,
-    )
-    .ok()?;
+    let plan = JpegPlan::new(width, height, channels, quality, options.jpeg_subsampling).ok()?;
     if !plan.split() {
         return None;
     }
@@ -220,8 +209,8 @@ pub fn png_to_jpeg(
     Some(StreamedJpeg {
         bytes: plan.join(&parts).ok()?,
         decoded: crate::DecodedPieces::from_pieces(pieces),
-        width: probe.width,
-        height: probe.height,
+        width,
+        height,
     })
 }
 
