@@ -1234,6 +1234,18 @@ fn every_decode_is_held_to_the_pixel_budget_which_can_be_set() {
             "{cmd:?}: {e}"
         );
     }
+    // PNG -> JPEG on two cores streams (decoding and encoding at once, not through the
+    // frame decoder): a picture tall enough for strips is held to the budget there too.
+    save(&picture(640, 400, false), &d.join("tall.png"));
+    let out = run_env(
+        d,
+        &[("RAYON_NUM_THREADS", "2")],
+        &["--max-pixels", "100000", "convert", "tall.png", "--out", "t.jpg"],
+    );
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains("decoding budget") && e.contains("--max-pixels"), "{e}");
+    assert!(!d.join("t.jpg").exists());
     // The sheet labels the cell it could not read and goes on.
     let out = run(
         d,
