@@ -46,7 +46,12 @@ fn ok_env(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
 
 /// Runs, expects `code`, and returns stderr.
 fn fails(dir: &Path, args: &[&str], code: i32) -> String {
-    let out = run(dir, args);
+    fails_env(dir, &[], args, code)
+}
+
+/// [`fails`] with extra environment variables.
+fn fails_env(dir: &Path, env: &[(&str, &str)], args: &[&str], code: i32) -> String {
+    let out = run_env(dir, env, args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(code), "{args:?}\nstderr: {stderr}");
     assert!(
@@ -1237,13 +1242,12 @@ fn every_decode_is_held_to_the_pixel_budget_which_can_be_set() {
     // PNG -> JPEG on two cores streams (decoding and encoding at once, not through the
     // frame decoder): a picture tall enough for strips is held to the budget there too.
     save(&picture(640, 400, false), &d.join("tall.png"));
-    let out = run_env(
+    let e = fails_env(
         d,
         &[("RAYON_NUM_THREADS", "2")],
         &["--max-pixels", "100000", "convert", "tall.png", "--out", "t.jpg"],
+        1,
     );
-    let e = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{e}");
     assert!(e.contains("decoding budget") && e.contains("--max-pixels"), "{e}");
     assert!(!d.join("t.jpg").exists());
     // The sheet labels the cell it could not read and goes on.
