@@ -9,6 +9,9 @@
 //!   cores, pigz-style: each chunk is primed with the 32 KiB that precede it and ends on a
 //!   sync flush, so the chunks join into one ordinary zlib stream. Any PNG decoder reads the
 //!   result; it is within a few bytes per chunk of a single-threaded encode at the same level.
+//!   [`encode_verified`] also decodes the PNG on another thread as its chunks are written
+//!   (chunks of rows are taken in order, so the decode trails the encoder closely), which
+//!   takes the verification's decode off the time after the encode.
 //!   [`PngLevel::Fast`] is fdeflate (a fixed PNG-tuned Huffman code and zero runs, about
 //!   500 MB/s on one core) fed by a second thread that filters the rows: the two stages take
 //!   about the same time, so a 4K frame encodes in about the time of either.
@@ -18,6 +21,7 @@
 //!   percent in size.
 
 use std::io::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use flate2::{Compress, Compression, FlushCompress, Status};
@@ -213,14 +217,68 @@ pub fn encode_with_options(
 ) -> Result<Vec<u8>, ImagingError> {
     let quality = compression.unwrap_or(100).min(100);
     match format {
-        OutputFormat::Png => match (options.png_zlib_level, options.png_level) {
-            (Some(level), _) => encode_png(img, Deflater::Zlib(level.min(9))),
-            (None, PngLevel::Fast) => encode_png(img, Deflater::Fast),
-            (None, level) => encode_png(img, Deflater::Zlib(level.zlib_level())),
-        },
+        OutputFormat::Png => encode_png(img, Deflater::of(options), &[], None),
         OutputFormat::Jpeg => encode_jpeg(img, jpeg_quality(compression), options.jpeg_subsampling),
         OutputFormat::Webp => encode_webp(img, compression.map(|_| quality), options),
     }
+}
+
+/// An image encoded for delivery: the file's bytes with its metadata written in, what of it
+/// the verification's decoder has already decoded, and what happened to the metadata.
+#[derive(Debug)]
+pub struct EncodedFile {
+    /// The finished file.
+    pub bytes: Vec<u8>,
+    /// For [`crate::save_bytes_verified_decoded`].
+    pub decoded: crate::DecodedPieces,
+    /// Which metadata was written and which dropped.
+    pub metadata: crate::MetadataReport,
+}
+
+/// Encode `img` as `format` with `metadata` (prepared for `format`) written in, ready to be
+/// saved with [`crate::save_bytes_verified_decoded`] for `expect`. An 8-bit PNG is verified
+/// while it is encoded (a thread decodes it as it is written), so the save only hashes it;
+/// other files get their metadata inserted after encoding and are decoded when saved.
+///
+/// # Errors
+/// [`ImagingError::Encode`] when the encoder fails, the image is too large for the format,
+/// `metadata` was prepared for another format, or a block does not fit its container.
+pub fn encode_verified(
+    img: &DynamicImage,
+    format: OutputFormat,
+    compression: Option<u8>,
+    options: &EncodeOptions,
+    metadata: crate::metadata::Prepared<'_>,
+    expect: &crate::Expect,
+) -> Result<EncodedFile, ImagingError> {
+    if metadata.format() != format {
+        return Err(encode_error(
+            format.as_str(),
+            format!("metadata was prepared for {}", metadata.format()),
+        ));
+    }
+    let eight_bit = matches!(
+        img,
+        DynamicImage::ImageLuma8(_)
+            | DynamicImage::ImageLumaA8(_)
+            | DynamicImage::ImageRgb8(_)
+            | DynamicImage::ImageRgba8(_)
+    );
+    if format == OutputFormat::Png && eight_bit {
+        let (bytes, decoded) = encode_png_verified(img, options, &metadata.png_chunks(), expect)?;
+        return Ok(EncodedFile {
+            bytes,
+            decoded,
+            metadata: metadata.into_report(),
+        });
+    }
+    let bytes = encode_with_options(img, format, compression, options)?;
+    let (bytes, report) = metadata.insert(bytes)?;
+    Ok(EncodedFile {
+        bytes,
+        decoded: crate::DecodedPieces::default(),
+        metadata: report,
+    })
 }
 
 /// The JPEG quality `output_compression` means: 100 when not given, at least 1.
@@ -253,7 +311,59 @@ enum Deflater {
     Fast,
 }
 
-fn encode_png(img: &DynamicImage, deflater: Deflater) -> Result<Vec<u8>, ImagingError> {
+impl Deflater {
+    fn of(options: &EncodeOptions) -> Self {
+        match (options.png_zlib_level, options.png_level) {
+            (Some(level), _) => Self::Zlib(level.min(9)),
+            (None, PngLevel::Fast) => Self::Fast,
+            (None, level) => Self::Zlib(level.zlib_level()),
+        }
+    }
+}
+
+/// An ancillary chunk to write before the image data: its type and its data.
+pub(crate) type ExtraChunk<'a> = ([u8; 4], &'a [u8]);
+
+/// Encode `img` as a PNG and verify it while it is encoded: a second thread decodes the bytes
+/// as the encoder writes them, with the decoder, limits and scan that [`crate::verify_bytes`]
+/// uses for `expect`, and hashes them. `chunks` (text and provenance from
+/// [`crate::metadata::Prepared`]) go before the image data, where
+/// [`crate::metadata::embed`] would put them, so the bytes decoded are the finished file.
+///
+/// Returns the PNG and the record to pass to [`crate::save_bytes_verified_decoded`], which
+/// then only hashes the file to confirm it is the one decoded. The record is empty (and the
+/// file is verified in full when saved) when a row failed to decode, and for frames the
+/// parallel encoder does not write (16-bit and float, written by image-rs on one core).
+///
+/// # Errors
+/// [`ImagingError::Encode`] when the encoder fails or a chunk is too large.
+fn encode_png_verified(
+    img: &DynamicImage,
+    options: &EncodeOptions,
+    chunks: &[ExtraChunk<'_>],
+    expect: &crate::Expect,
+) -> Result<(Vec<u8>, crate::DecodedPieces), ImagingError> {
+    let (tap, arriving) = mpsc::channel();
+    std::thread::scope(|s| {
+        let verifier = s.spawn(|| crate::verify::verify_png_arriving(arriving, expect));
+        // The encoder owns the sending end: the file ends for the verifier when it returns,
+        // whether it finished or failed.
+        let png = encode_png(img, Deflater::of(options), chunks, Some(tap));
+        let decoded = verifier
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Ok((png?, decoded))
+    })
+}
+
+/// Encode a PNG with `chunks` after `IHDR`. With a `tap`, every byte of the file is also sent
+/// there, in order, as soon as the chunk holding it is complete.
+fn encode_png(
+    img: &DynamicImage,
+    deflater: Deflater,
+    chunks: &[ExtraChunk<'_>],
+    tap: Option<mpsc::Sender<Vec<u8>>>,
+) -> Result<Vec<u8>, ImagingError> {
     let (buf, color_type, channels) = match img {
         DynamicImage::ImageLuma8(b) => (b.as_raw().as_slice(), 0u8, 1usize),
         DynamicImage::ImageRgb8(b) => (b.as_raw().as_slice(), 2, 3),
@@ -266,6 +376,12 @@ fn encode_png(img: &DynamicImage, deflater: Deflater) -> Result<Vec<u8>, Imaging
                 Deflater::Zlib(level) => level,
                 Deflater::Fast => 1,
             };
+            if !chunks.is_empty() || tap.is_some() {
+                return Err(encode_error(
+                    "png",
+                    "16-bit and float frames are written without chunks or a tap",
+                ));
+            }
             return encode_png_fallback(other, level);
         }
     };
@@ -287,37 +403,30 @@ fn encode_png(img: &DynamicImage, deflater: Deflater) -> Result<Vec<u8>, Imaging
         ihdr[8] = 8; // bit depth
         ihdr[9] = color_type;
         // compression 0 (deflate), filter method 0 (adaptive), interlace 0 (none)
-        write_chunk(&mut png, *b"IHDR", &ihdr);
-        IdatWriter::new(png)
+        write_chunk(&mut png, *b"IHDR", &ihdr)?;
+        for (kind, data) in chunks {
+            write_chunk(&mut png, *kind, data)?;
+        }
+        Ok::<_, ImagingError>(IdatWriter::new(png, tap))
     };
-    // Capacity for the chunk headers and for the text and provenance chunks that
-    // `metadata::embed` inserts in place; capacity that is never written costs no memory.
-    let room = 64 * 1024;
-    let idat = match deflater {
+    // Compressed straight into the PNG: no second copy of the stream. Photographs compress to
+    // about half; the bound is for data that does not compress, plus the chunk headers and
+    // the text and provenance chunks (given here, or inserted in place later by
+    // `metadata::embed`). Capacity that is never written costs no memory.
+    let room = 64 * 1024 + chunks.iter().map(|(_, d)| d.len() + 12).sum::<usize>();
+    let mut idat = header(total + total / 64 + room)?;
+    match deflater {
         Deflater::Zlib(level) => {
-            let parts = deflate_filtered(buf, stride, channels, h as usize, level)?;
-            let mut idat = header(parts.iter().map(Vec::len).sum::<usize>() + room);
-            // Each part is freed once copied, so the two copies never coexist in full.
-            for part in parts {
-                idat.append(&part);
-            }
-            idat
+            deflate_filtered(buf, stride, channels, h as usize, level, |part| idat.append(part))?;
         }
         Deflater::Fast => {
-            // Compressed straight into the PNG: no second copy of the stream. Photographs
-            // compress to about half; the bound is for data that does not compress.
-            let mut idat = header(total + total / 64 + room);
             // fdeflate writes 8 bytes at a time; the chunk framing takes them 64 KiB at once.
             let mut writer = std::io::BufWriter::with_capacity(64 * 1024, &mut idat);
             deflate_fast(buf, stride, channels, h as usize, &mut writer)?;
             writer.flush().map_err(|e| encode_error("png", e))?;
-            drop(writer);
-            idat
         }
-    };
-    let mut out = idat.finish();
-    write_chunk(&mut out, *b"IEND", &[]);
-    Ok(out)
+    }
+    Ok(idat.finish())
 }
 
 /// Frames a zlib stream as `IDAT` chunks of at most [`IDAT_MAX`] bytes, written straight
@@ -326,11 +435,33 @@ struct IdatWriter {
     png: Vec<u8>,
     /// Where the open chunk's length field is, when one is open.
     open: Option<usize>,
+    /// Where complete chunks are sent as they close (see [`encode_png_verified`]).
+    tap: Option<mpsc::Sender<Vec<u8>>>,
+    /// How much of `png` went to the tap.
+    sent: usize,
 }
 
 impl IdatWriter {
-    fn new(png: Vec<u8>) -> Self {
-        Self { png, open: None }
+    fn new(png: Vec<u8>, tap: Option<mpsc::Sender<Vec<u8>>>) -> Self {
+        Self {
+            png,
+            open: None,
+            tap,
+            sent: 0,
+        }
+    }
+
+    /// Send what the tap has not had yet: only complete chunks, since an open chunk's length
+    /// is written when it closes.
+    fn send(&mut self) {
+        if let Some(tap) = &self.tap {
+            // A verifier that stopped (the file failed to decode) no longer listens; the
+            // file is then verified in full when it is saved.
+            if tap.send(self.png[self.sent..].to_vec()).is_err() {
+                self.tap = None;
+            }
+            self.sent = self.png.len();
+        }
     }
 
     fn append(&mut self, mut data: &[u8]) {
@@ -359,11 +490,15 @@ impl IdatWriter {
             self.png[start..start + 4].copy_from_slice(&len32.to_be_bytes());
             let crc = crc32fast::hash(&self.png[start + 4..]);
             self.png.extend_from_slice(&crc.to_be_bytes());
+            self.send();
         }
     }
 
+    /// Close the image data and end the file with `IEND`.
     fn finish(mut self) -> Vec<u8> {
         self.close();
+        write_chunk(&mut self.png, *b"IEND", &[]).expect("IEND is empty");
+        self.send();
         self.png
     }
 }
@@ -404,8 +539,11 @@ fn encode_png_fallback(img: &DynamicImage, level: u8) -> Result<Vec<u8>, Imaging
     Ok(out)
 }
 
-fn write_chunk(out: &mut Vec<u8>, kind: [u8; 4], data: &[u8]) {
-    let len = u32::try_from(data.len()).expect("IDAT pieces are at most 1 MiB");
+fn write_chunk(out: &mut Vec<u8>, kind: [u8; 4], data: &[u8]) -> Result<(), ImagingError> {
+    let len = u32::try_from(data.len())
+        .ok()
+        .filter(|&len| len <= 0x7FFF_FFFF)
+        .ok_or_else(|| encode_error("png", "a PNG chunk holds less than 2 GiB"))?;
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&kind);
     out.extend_from_slice(data);
@@ -413,24 +551,28 @@ fn write_chunk(out: &mut Vec<u8>, kind: [u8; 4], data: &[u8]) {
     crc.update(&kind);
     crc.update(data);
     out.extend_from_slice(&crc.finalize().to_be_bytes());
+    Ok(())
 }
 
-/// Filter every row and deflate the result as one zlib stream, returned in pieces (one per
-/// chunk of rows) that are concatenated in order.
+/// Filter every row and deflate the result as one zlib stream, handed to `sink` in pieces (one
+/// per chunk of rows) in order, each as soon as it and every piece before it are done.
 fn deflate_filtered(
     buf: &[u8],
     stride: usize,
     bpp: usize,
     height: usize,
     level: u8,
-) -> Result<Vec<Vec<u8>>, ImagingError> {
+    mut sink: impl FnMut(&[u8]) + Send,
+) -> Result<(), ImagingError> {
     let total = (stride + 1) * height;
     let threads = rayon::current_num_threads().max(1);
-    // A few chunks per core so that a core slowed by other work does not hold up the end.
+    // Several chunks per core, so that a core slowed by other work (the verifier of
+    // `encode_png_verified`, another process) does not hold up the end, and each chunk is
+    // passed on soon after the one before. On a 4K frame, 8 per core cost 109 bytes over 4.
     let chunks = if total < PNG_PARALLEL_MIN_BYTES || threads == 1 {
         1
     } else {
-        (threads * 4)
+        (threads * 8)
             .min(total / (PNG_PARALLEL_MIN_BYTES / 2))
             .clamp(1, height)
     };
@@ -439,31 +581,64 @@ fn deflate_filtered(
         .step_by(rows_per_chunk)
         .map(|start| (start, (start + rows_per_chunk).min(height)))
         .collect();
-    let last = ranges.len() - 1;
-
-    let parts: Vec<Result<DeflatedChunk, ImagingError>> = ranges
-        .par_iter()
-        .enumerate()
-        .map(|(i, &(start, end))| deflate_rows(buf, stride, bpp, start, end, level, i == last))
-        .collect();
-
-    let mut out = Vec::with_capacity(parts.len());
+    let (n, last) = (ranges.len(), ranges.len() - 1);
+    let deflate = |i: usize| {
+        let (start, end) = ranges[i];
+        deflate_rows(buf, stride, bpp, start, end, level, i == last)
+    };
     let mut adler = 1u32;
-    for (i, part) in parts.into_iter().enumerate() {
-        let (mut data, part_adler, part_len) = part?;
+    let mut put = |i: usize, (data, part_adler, part_len): DeflatedChunk| {
         adler = adler32_combine(adler, part_adler, part_len);
         if i == 0 {
-            let mut first = Vec::with_capacity(data.len() + 2);
-            first.extend_from_slice(&zlib_header(level));
-            first.append(&mut data);
-            data = first;
+            sink(&zlib_header(level));
         }
+        sink(&data);
         if i == last {
-            data.extend_from_slice(&adler.to_be_bytes());
+            sink(&adler.to_be_bytes());
         }
-        out.push(data);
+    };
+    if last == 0 {
+        put(0, deflate(0)?);
+        return Ok(());
     }
-    Ok(out)
+
+    // Each core takes the next chunk in order, so chunks finish roughly in order and each is
+    // passed on (and freed) soon after it is done. The pieces are put in order on a second
+    // thread; the cores stay in this thread's rayon pool.
+    let next = AtomicUsize::new(0);
+    let (done_tx, done_rx) = mpsc::channel::<(usize, Result<DeflatedChunk, ImagingError>)>();
+    std::thread::scope(|s| {
+        let assembler = s.spawn(move || {
+            let mut waiting = std::collections::BTreeMap::new();
+            let mut want = 0;
+            for (i, part) in done_rx {
+                waiting.insert(i, part);
+                while let Some(part) = waiting.remove(&want) {
+                    put(want, part?);
+                    want += 1;
+                }
+            }
+            if want == n {
+                Ok(())
+            } else {
+                Err(encode_error("png", "a chunk of rows was not compressed"))
+            }
+        });
+        (0..threads.min(n))
+            .into_par_iter()
+            .for_each_with(done_tx, |done, _| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    // Stops early when the assembler returned (a chunk failed).
+                    if i >= n || done.send((i, deflate(i))).is_err() {
+                        break;
+                    }
+                }
+            });
+        assembler
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// Filter every row and compress the result with fdeflate into one zlib stream, written to
@@ -1319,25 +1494,180 @@ mod tests {
     #[test]
     fn idat_writer_frames_full_chunks_with_their_crcs() {
         let data: Vec<u8> = (0..IDAT_MAX * 5 / 2).map(|i| (i * 7 % 251) as u8).collect();
-        let mut w = IdatWriter::new(b"head".to_vec());
+        let (tap, tapped) = mpsc::channel();
+        let mut w = IdatWriter::new(b"head".to_vec(), Some(tap));
         for piece in data.chunks(12_345) {
             w.append(piece);
         }
         let png = w.finish();
         assert_eq!(&png[..4], b"head");
-        let (mut at, mut joined, mut lens) = (4, Vec::new(), Vec::new());
+        let (mut at, mut joined, mut lens, mut ends) = (4, Vec::new(), Vec::new(), Vec::new());
         while at < png.len() {
             let len = u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as usize;
-            assert_eq!(&png[at + 4..at + 8], b"IDAT");
+            let kind = &png[at + 4..at + 8];
             let body = &png[at + 8..at + 8 + len];
             let crc = u32::from_be_bytes(png[at + 8 + len..at + 12 + len].try_into().unwrap());
             assert_eq!(crc, crc32fast::hash(&png[at + 4..at + 8 + len]));
+            at += 12 + len;
+            ends.push(at);
+            if kind == b"IEND" {
+                assert_eq!(len, 0);
+                break;
+            }
+            assert_eq!(kind, b"IDAT");
             joined.extend_from_slice(body);
             lens.push(len);
-            at += 12 + len;
         }
+        assert_eq!(at, png.len(), "IEND ends the file");
         assert_eq!(lens, [IDAT_MAX, IDAT_MAX, IDAT_MAX / 2]);
         assert_eq!(joined, data);
+        // The tap had every byte, in order, in pieces that end where chunks end.
+        let mut seen = 0;
+        let mut sent = Vec::new();
+        for piece in tapped.try_iter() {
+            seen += piece.len();
+            assert!(ends.contains(&seen), "a piece ends inside a chunk, at {seen}");
+            sent.extend_from_slice(&piece);
+        }
+        assert_eq!(sent, png);
+    }
+
+    /// The frames and settings a PNG is verified while encoded with: every colour type the
+    /// parallel encoder writes, both deflaters, one core and two, and a frame big enough for
+    /// several chunks of rows and several IDAT chunks.
+    fn verified_png_cases() -> Vec<(DynamicImage, EncodeOptions, usize)> {
+        let big = photo(1200, 900);
+        let rgba = RgbaImage::from_fn(700, 500, |x, y| {
+            let p = big.get_pixel(x, y);
+            image::Rgba([p[0], p[1], p[2], if x < 20 && y < 10 { 0 } else { 255 }])
+        });
+        let frames = [
+            DynamicImage::ImageRgb8(big.clone()),
+            DynamicImage::ImageRgba8(rgba),
+            DynamicImage::ImageRgb8(big).grayscale(),
+            sample(),
+        ];
+        let mut cases = Vec::new();
+        for img in frames {
+            for options in [
+                EncodeOptions::default(),
+                EncodeOptions::default().with_png_level(PngLevel::Fast),
+            ] {
+                for threads in [1, 2] {
+                    cases.push((img.clone(), options, threads));
+                }
+            }
+        }
+        cases
+    }
+
+    #[test]
+    fn a_png_verified_while_encoded_is_the_file_encode_and_embed_write() {
+        let text = [("prompt".to_owned(), "a lighthouse at dusk".to_owned())];
+        let xmp = crate::Provenance::new(
+            crate::MetaKind::Xmp,
+            OutputFormat::Png,
+            b"<x:xmpmeta>fourk</x:xmpmeta>".to_vec(),
+        );
+        let provenance = [xmp];
+        for (img, options, threads) in verified_png_cases() {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let expect = crate::Expect {
+                width: Some(img.width()),
+                height: Some(img.height()),
+                format: Some(OutputFormat::Png),
+                alpha: Some(crate::has_transparency(&img)),
+                thumbnail: None,
+            };
+            let prepared = || crate::metadata::prepare(OutputFormat::Png, &provenance, &text).unwrap();
+            let file = pool
+                .install(|| encode_verified(&img, OutputFormat::Png, None, &options, prepared(), &expect))
+                .unwrap();
+            let plain = pool
+                .install(|| encode_with_options(&img, OutputFormat::Png, None, &options))
+                .unwrap();
+            let (embedded, report) = prepared().insert(plain).unwrap();
+            let case = format!("{:?} {options:?} on {threads} cores", img.color());
+            assert!(file.bytes == embedded, "{case}: not the bytes of encode + embed");
+            assert_eq!(file.metadata, report, "{case}");
+            assert_eq!(
+                file.decoded.len(),
+                1,
+                "{case}: the PNG was decoded as it was written"
+            );
+            // The record stands in for the decode: the report is the full verification's.
+            let full = crate::verify_bytes(&file.bytes, &expect);
+            assert!(full.ok, "{case}: {full:?}");
+            assert_eq!(
+                crate::verify_bytes_decoded(&file.bytes, &expect, &file.decoded),
+                full,
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_of_a_streamed_decode_covers_only_its_own_bytes_and_scan() {
+        let img = DynamicImage::ImageRgb8(photo(900, 700));
+        let expect = crate::Expect::default()
+            .with_format(OutputFormat::Png)
+            .with_alpha(false);
+        let prepared = crate::metadata::prepare(OutputFormat::Png, &[], &[]).unwrap();
+        let file = encode_verified(
+            &img,
+            OutputFormat::Png,
+            None,
+            &EncodeOptions::default(),
+            prepared,
+            &expect,
+        )
+        .unwrap();
+        assert_eq!(file.decoded.len(), 1);
+        // One byte changed in the image data: decoded again, and found broken.
+        let mut broken = file.bytes.clone();
+        let mid = broken.len() / 2;
+        broken[mid] ^= 0x55;
+        let report = crate::verify_bytes_decoded(&broken, &expect, &file.decoded);
+        assert!(!report.ok && !report.intact, "{report:?}");
+        assert_eq!(report, crate::verify_bytes(&broken, &expect));
+        // Asked for a thumbnail the streamed decode did not make: decoded again, with it.
+        let with_thumb = expect.with_thumbnail(64);
+        let report = crate::verify_bytes_decoded(&file.bytes, &with_thumb, &file.decoded);
+        assert!(report.ok && report.thumbnail.is_some(), "{report:?}");
+        assert_eq!(report, crate::verify_bytes(&file.bytes, &with_thumb));
+    }
+
+    #[test]
+    fn sixteen_bit_and_other_formats_are_encoded_then_verified_when_saved() {
+        let deep = DynamicImage::ImageRgb16(image::ImageBuffer::from_fn(40, 30, |x, y| {
+            image::Rgb([x as u16 * 1000, y as u16 * 2000, 7])
+        }));
+        for (img, format, q) in [
+            (deep, OutputFormat::Png, None),
+            (sample(), OutputFormat::Jpeg, Some(90)),
+            (sample(), OutputFormat::Webp, Some(80)),
+        ] {
+            let prepared = crate::metadata::prepare(format, &[], &[]).unwrap();
+            let expect = crate::Expect::default().with_format(format);
+            let file =
+                encode_verified(&img, format, q, &EncodeOptions::default(), prepared, &expect).unwrap();
+            assert!(file.decoded.is_empty(), "{format}");
+            assert!(crate::verify_bytes_decoded(&file.bytes, &expect, &file.decoded).ok);
+        }
+        let for_jpeg = crate::metadata::prepare(OutputFormat::Jpeg, &[], &[]).unwrap();
+        let err = encode_verified(
+            &sample(),
+            OutputFormat::Png,
+            None,
+            &EncodeOptions::default(),
+            for_jpeg,
+            &crate::Expect::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("prepared for jpeg"), "{err}");
     }
 
     #[test]

@@ -38,7 +38,9 @@ pub mod save;
 pub mod shrink;
 pub mod verify;
 
-pub use encode::{EncodeOptions, JpegSubsampling, WEBP_LOSSLESS_LEVEL, encode_with_options};
+pub use encode::{
+    EncodeOptions, EncodedFile, JpegSubsampling, WEBP_LOSSLESS_LEVEL, encode_verified, encode_with_options,
+};
 pub use encode::{PngLevel, encode, encode_with};
 pub use error::ImagingError;
 pub use probe::{Probe, probe_bytes, probe_file};

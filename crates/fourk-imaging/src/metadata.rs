@@ -301,6 +301,32 @@ pub fn embed(
     provenance: &[Provenance],
     text: &[(String, String)],
 ) -> Result<(Vec<u8>, MetadataReport), ImagingError> {
+    prepare(format, provenance, text)?.insert(out)
+}
+
+/// The metadata [`embed`] writes, checked and ready before the image is encoded: the PNG
+/// encoder that verifies as it writes ([`crate::encode_verified`]) puts these chunks in
+/// itself, where [`embed`] would insert them, so the file it decodes is the finished one.
+#[derive(Debug)]
+pub struct Prepared<'a> {
+    format: OutputFormat,
+    /// Provenance blocks for this format.
+    keep: Vec<&'a Provenance>,
+    /// Text chunks (PNG only): type and data.
+    text_chunks: Vec<([u8; 4], Vec<u8>)>,
+    report: MetadataReport,
+}
+
+/// Check `text` and sort `provenance` for an output in `format`, as [`embed`] does.
+///
+/// # Errors
+/// [`ImagingError::Encode`] when a key breaks the keyword rule or a value is longer than
+/// [`MAX_TEXT_VALUE`].
+pub fn prepare<'a>(
+    format: OutputFormat,
+    provenance: &'a [Provenance],
+    text: &[(String, String)],
+) -> Result<Prepared<'a>, ImagingError> {
     let mut report = MetadataReport::default();
     let mut keep = Vec::new();
     for p in provenance {
@@ -357,24 +383,65 @@ pub fn embed(
             });
         }
     }
-    if keep.is_empty() && text_chunks.is_empty() {
-        return Ok((out, report));
+    Ok(Prepared {
+        format,
+        keep,
+        text_chunks,
+        report,
+    })
+}
+
+impl Prepared<'_> {
+    /// The format it was prepared for.
+    #[must_use]
+    pub fn format(&self) -> OutputFormat {
+        self.format
     }
-    let bad = |message: String| ImagingError::Encode {
-        format: format.as_str(),
-        message,
-    };
-    let bytes = match format {
-        OutputFormat::Png => {
-            let mut chunks: Vec<([u8; 4], &[u8])> =
-                text_chunks.iter().map(|(t, d)| (*t, d.as_slice())).collect();
-            chunks.extend(keep.iter().map(|p| (p.tag, p.payload.as_slice())));
-            insert_png(out, &chunks).map_err(|e| bad(e.to_string()))?
+
+    /// What will be written and what is dropped, with the reasons.
+    #[must_use]
+    pub fn report(&self) -> &MetadataReport {
+        &self.report
+    }
+
+    /// The PNG chunks to write before the image data, in order (none for other formats).
+    pub(crate) fn png_chunks(&self) -> Vec<([u8; 4], &[u8])> {
+        if self.format != OutputFormat::Png {
+            return Vec::new();
         }
-        OutputFormat::Jpeg => insert_jpeg(out, &keep).map_err(|e| bad(e.to_string()))?,
-        OutputFormat::Webp => insert_webp(&out, &keep).map_err(|e| bad(e.to_string()))?,
-    };
-    Ok((bytes, report))
+        let mut chunks: Vec<([u8; 4], &[u8])> =
+            self.text_chunks.iter().map(|(t, d)| (*t, d.as_slice())).collect();
+        chunks.extend(self.keep.iter().map(|p| (p.tag, p.payload.as_slice())));
+        chunks
+    }
+
+    /// Write this metadata into `out`, a file of the prepared format produced by an encoder
+    /// (see [`embed`]).
+    ///
+    /// # Errors
+    /// [`ImagingError::Encode`] when `out` is not a well-formed file of that format or a
+    /// block is too large for its container.
+    pub fn insert(self, out: Vec<u8>) -> Result<(Vec<u8>, MetadataReport), ImagingError> {
+        let format = self.format;
+        if self.keep.is_empty() && self.text_chunks.is_empty() {
+            return Ok((out, self.report));
+        }
+        let bad = |message: String| ImagingError::Encode {
+            format: format.as_str(),
+            message,
+        };
+        let bytes = match format {
+            OutputFormat::Png => insert_png(out, &self.png_chunks()).map_err(|e| bad(e.to_string()))?,
+            OutputFormat::Jpeg => insert_jpeg(out, &self.keep).map_err(|e| bad(e.to_string()))?,
+            OutputFormat::Webp => insert_webp(&out, &self.keep).map_err(|e| bad(e.to_string()))?,
+        };
+        Ok((bytes, self.report))
+    }
+
+    /// The report, for metadata already written (by [`crate::encode_verified`]).
+    pub(crate) fn into_report(self) -> MetadataReport {
+        self.report
+    }
 }
 
 // --- PNG ------------------------------------------------------------------------------------

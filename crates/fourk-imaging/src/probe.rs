@@ -108,16 +108,22 @@ fn probe_png<R: BufRead + Seek>(r: R, origin: &Path) -> Result<Probe, ImagingErr
     // becomes RGB(A), low bit depths become 8 and `tRNS` becomes an alpha channel.
     decoder.set_transformations(png::Transformations::EXPAND);
     let reader = decoder.read_info().map_err(|e| png_error(e, origin))?;
+    Ok(png_probe(&reader))
+}
+
+/// What a PNG reader set up as [`probe_png`]'s is (limits, text ignored, `EXPAND`) read from
+/// the header: the probe of that file.
+pub(crate) fn png_probe<R: BufRead + Seek>(reader: &png::Reader<R>) -> Probe {
     let info = reader.info();
     let (color_type, depth) = reader.output_color_type();
-    Ok(Probe {
+    Probe {
         format: OutputFormat::Png,
         width: info.width,
         height: info.height,
         has_alpha: png_has_alpha(color_type),
         color: png_color_name(color_type, depth).to_owned(),
         bit_depth: info.bit_depth as u8,
-    })
+    }
 }
 
 fn probe_webp<R: BufRead + Seek>(r: R, origin: &Path) -> Result<Probe, ImagingError> {

@@ -6,11 +6,18 @@
 //! largest output, is decoded row by row into one reused row buffer (the `png` crate's
 //! `next_row`), which keeps the extra memory to a few rows instead of a whole frame and costs
 //! about one ordinary decode. The SHA-256 of the bytes is computed on a second thread meanwhile.
+//!
+//! A file this process is making can be verified while it is made, with the same decoders and
+//! checks, and the save then skips what was already decoded ([`DecodedPieces`]): the JPEG
+//! pieces [`crate::png_to_jpeg`] decodes as it encodes them, and a whole PNG that
+//! [`crate::encode_verified`] decodes as it is written (known by its SHA-256, so the save
+//! only hashes it).
 
 use std::fmt;
 use std::fs;
-use std::io::Cursor;
+use std::io::{self, BufRead, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::mpsc;
 use std::thread;
 
 use fourk_api::{OutputFormat, Size};
@@ -22,7 +29,7 @@ use zune_jpeg::zune_core::options::DecoderOptions;
 
 use crate::alpha::row_has_transparency;
 use crate::error::ImagingError;
-use crate::probe::{Probe, png_error, png_has_alpha, png_limits, probe_bytes};
+use crate::probe::{Probe, png_error, png_has_alpha, png_limits, png_probe, probe_bytes};
 use crate::shrink::{RowLayout, RowShrinker, Thumbnail, shrink_frame};
 
 /// The largest width or height that is decoded. The API's largest edge is far below this;
@@ -188,6 +195,10 @@ pub fn verify_bytes(bytes: &[u8], expect: &Expect) -> VerifyReport {
 /// decoded again, since the decode of the same bytes with the same decoder has the same
 /// outcome. Everything else (the header checks, the hash, every other piece, every other
 /// format) is checked from `bytes` as usual, so the report is the one [`verify_bytes`] gives.
+///
+/// A PNG that [`crate::encode_verified`] decoded while encoding it is one piece, the whole
+/// file, known by its SHA-256: when `bytes` hash to it (and the decode looked for what
+/// `expect` asks), the report is that decode's, and the only pass over `bytes` is the hash.
 #[must_use]
 pub fn verify_bytes_decoded(bytes: &[u8], expect: &Expect, decoded: &DecodedPieces) -> VerifyReport {
     let scan = Scan {
@@ -195,6 +206,19 @@ pub fn verify_bytes_decoded(bytes: &[u8], expect: &Expect, decoded: &DecodedPiec
         thumbnail: expect.thumbnail,
         decoded,
     };
+    if let Some(png) = decoded.png.as_ref().filter(|p| p.scanned_as(scan)) {
+        let sha256 = sha256_hex(bytes);
+        let inspection = if sha256 == png.sha256 {
+            Inspection {
+                probe: Some(png.probe.clone()),
+                decoded: Ok(png.seen.clone()),
+            }
+        } else {
+            // Not the bytes that were decoded: decode these.
+            inspect(bytes, scan)
+        };
+        return report(bytes.len(), sha256, inspection, expect);
+    }
     let (sha256, inspection) = if bytes.len() < PARALLEL_HASH_MIN_BYTES {
         (sha256_hex(bytes), inspect(bytes, scan))
     } else {
@@ -210,25 +234,47 @@ pub fn verify_bytes_decoded(bytes: &[u8], expect: &Expect, decoded: &DecodedPiec
     report(bytes.len(), sha256, inspection, expect)
 }
 
-/// Pieces of a JPEG (see [`verify_bytes_decoded`]) that passed the verification decode in
-/// this process, by their place in the file: piece `i` is the `i`-th standalone JPEG the
-/// verifier cuts, byte for byte. Made by [`crate::png_to_jpeg`]; empty by default.
+/// What of a file (see [`verify_bytes_decoded`]) passed the verification decode in this
+/// process. For a JPEG, pieces by their place in the file: piece `i` is the `i`-th standalone
+/// JPEG the verifier cuts, byte for byte (made by [`crate::png_to_jpeg`]). For a PNG, the
+/// whole file, decoded as it was encoded and known by its SHA-256 (made by
+/// [`crate::encode_verified`]). Empty by default.
 #[derive(Debug, Default, Clone)]
 pub struct DecodedPieces {
     pieces: Vec<Option<Vec<u8>>>,
+    png: Option<StreamedPng>,
+}
+
+/// A whole PNG decoded while it was written: what the decode found, for the scan it did.
+#[derive(Debug, Clone)]
+struct StreamedPng {
+    /// SHA-256 (lower-case hex) of every byte that arrived.
+    sha256: String,
+    /// Whether transparency was looked for, and the thumbnail made.
+    alpha: bool,
+    thumbnail: Option<u32>,
+    probe: Probe,
+    seen: Seen,
+}
+
+impl StreamedPng {
+    /// Whether this decode looked for what `scan` looks for.
+    fn scanned_as(&self, scan: Scan<'_>) -> bool {
+        self.alpha == scan.alpha && self.thumbnail == scan.thumbnail
+    }
 }
 
 impl DecodedPieces {
     /// Piece `i` recorded as decoded when `pieces[i]` is `Some` (crate-private: only
     /// [`crate::png_to_jpeg`] records, and only pieces that decoded).
     pub(crate) fn from_pieces(pieces: Vec<Option<Vec<u8>>>) -> Self {
-        Self { pieces }
+        Self { pieces, png: None }
     }
 
-    /// How many pieces are recorded.
+    /// How many pieces are recorded (a whole PNG is one).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.pieces.iter().flatten().count()
+        self.pieces.iter().flatten().count() + usize::from(self.png.is_some())
     }
 
     /// Whether none is.
@@ -275,7 +321,7 @@ struct Scan<'a> {
 
 /// What decoding saw: whether a transparent pixel was seen (`None`: not looked for), and the
 /// thumbnail when asked.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Seen {
     transparent: Option<bool>,
     thumbnail: Option<Thumbnail>,
@@ -298,46 +344,57 @@ fn inspect(bytes: &[u8], scan: Scan) -> Inspection {
         }
     };
     // Checked before decoding so that no decoder allocates for a hostile header.
-    let budget = crate::budget::check(
-        probe.width,
-        probe.height,
-        crate::budget::bytes_per_pixel(&probe.color),
-    );
-    let decoded = if probe.width > MAX_DIMENSION || probe.height > MAX_DIMENSION {
-        Err(ImagingError::Limits(format!(
-            "{}x{} exceeds the {MAX_DIMENSION}x{MAX_DIMENSION} decoding limit",
-            probe.width, probe.height
-        )))
-    } else if let Err(e) = budget {
-        Err(e)
-    } else {
-        match probe.format {
-            OutputFormat::Png => decode_png(bytes, scan),
-            OutputFormat::Jpeg => decode_jpeg(bytes, scan.thumbnail, scan.decoded).map(|thumbnail| Seen {
-                transparent: scan.alpha.then_some(false),
-                thumbnail,
-            }),
-            OutputFormat::Webp => check_riff_length(bytes).and_then(|()| decode_webp(bytes, scan)),
-        }
-    };
+    let decoded = check_limits(&probe).and_then(|()| match probe.format {
+        OutputFormat::Png => decode_png(bytes, scan),
+        OutputFormat::Jpeg => decode_jpeg(bytes, scan.thumbnail, scan.decoded).map(|thumbnail| Seen {
+            transparent: scan.alpha.then_some(false),
+            thumbnail,
+        }),
+        OutputFormat::Webp => check_riff_length(bytes).and_then(|()| decode_webp(bytes, scan)),
+    });
     Inspection {
         probe: Some(probe),
         decoded,
     }
 }
 
-/// Stream the PNG row by row. Peak memory is the decoder's inflate window plus two rows, and no
-/// whole-frame buffer is ever allocated or zeroed, so this is no slower than a normal decode.
-fn decode_png(bytes: &[u8], scan: Scan) -> Result<Seen, ImagingError> {
-    let err = |e| png_error(e, Path::new(""));
-    let mut decoder = png::Decoder::new_with_limits(Cursor::new(bytes), png_limits());
+/// The dimension limit and the pixel budget, checked against a header before any decoder
+/// allocates for it.
+fn check_limits(probe: &Probe) -> Result<(), ImagingError> {
+    if probe.width > MAX_DIMENSION || probe.height > MAX_DIMENSION {
+        return Err(ImagingError::Limits(format!(
+            "{}x{} exceeds the {MAX_DIMENSION}x{MAX_DIMENSION} decoding limit",
+            probe.width, probe.height
+        )));
+    }
+    crate::budget::check(
+        probe.width,
+        probe.height,
+        crate::budget::bytes_per_pixel(&probe.color),
+    )
+}
+
+/// The verification's PNG decoder over `r`, its header read.
+fn png_reader<R: BufRead + Seek>(r: R, scan: Scan) -> Result<png::Reader<R>, ImagingError> {
+    let mut decoder = png::Decoder::new_with_limits(r, png_limits());
     decoder.set_ignore_text_chunk(true);
     if scan.alpha || scan.thumbnail.is_some() {
         // Turns palette and `tRNS` transparency into real samples we can test and average
         // (and grey below 8 bits into 8).
         decoder.set_transformations(png::Transformations::EXPAND);
     }
-    let mut reader = decoder.read_info().map_err(err)?;
+    decoder.read_info().map_err(|e| png_error(e, Path::new("")))
+}
+
+/// Stream the PNG row by row. Peak memory is the decoder's inflate window plus two rows, and no
+/// whole-frame buffer is ever allocated or zeroed, so this is no slower than a normal decode.
+fn decode_png(bytes: &[u8], scan: Scan) -> Result<Seen, ImagingError> {
+    decode_png_rows(png_reader(Cursor::new(bytes), scan)?, scan)
+}
+
+/// The rows of a PNG whose header `reader` has read, to the end of the file.
+fn decode_png_rows<R: BufRead + Seek>(mut reader: png::Reader<R>, scan: Scan) -> Result<Seen, ImagingError> {
+    let err = |e| png_error(e, Path::new(""));
     let (color, depth) = reader.output_color_type();
     let look_for_alpha = scan.alpha && png_has_alpha(color);
     let sample_bytes = if depth == png::BitDepth::Sixteen { 2 } else { 1 };
@@ -374,6 +431,114 @@ fn decode_png(bytes: &[u8], scan: Scan) -> Result<Seen, ImagingError> {
         transparent: scan.alpha.then_some(transparent),
         thumbnail: shrinker.and_then(RowShrinker::finish),
     })
+}
+
+/// The bytes of a file as its encoder writes them, read on another thread: a read waits for
+/// the next piece, the file ends when the encoder drops its sender, and every byte that
+/// arrives is hashed, so a record names exactly the bytes that were decoded.
+struct Arriving {
+    pieces: mpsc::Receiver<Vec<u8>>,
+    piece: Vec<u8>,
+    at: usize,
+    read: u64,
+    hash: Sha256,
+}
+
+impl Read for Arriving {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let have = self.fill_buf()?;
+        let n = have.len().min(buf.len());
+        buf[..n].copy_from_slice(&have[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for Arriving {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.at == self.piece.len() {
+            let Ok(next) = self.pieces.recv() else {
+                break;
+            };
+            self.hash.update(&next);
+            (self.piece, self.at) = (next, 0);
+        }
+        Ok(&self.piece[self.at..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.at += n;
+        self.read += n as u64;
+    }
+}
+
+/// The PNG decoder only asks where it is; a file being written cannot be read out of order.
+impl Seek for Arriving {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        match pos {
+            SeekFrom::Current(0) => Ok(self.read),
+            _ => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a file being written is read in order",
+            )),
+        }
+    }
+}
+
+/// Verify a PNG as its encoder writes it (the pieces arriving here, see [`Arriving`]), as
+/// [`verify_bytes`] verifies a whole file for `expect`: the header checked against the same
+/// limits, every row decoded with the same decoder and scan, through `IEND`. The record names
+/// the bytes by their SHA-256; it is empty when anything failed, so the file is then verified
+/// in full when saved and the report gives the reason in the usual words.
+///
+/// The probe is read from this decoder's header, which is the probe's own reading for the
+/// 8-bit grey and colour PNGs fourk writes (no palette, no `tRNS`); other files are not
+/// recorded.
+pub(crate) fn verify_png_arriving(pieces: mpsc::Receiver<Vec<u8>>, expect: &Expect) -> DecodedPieces {
+    let none = DecodedPieces::default();
+    let scan = Scan {
+        alpha: expect.alpha.is_some(),
+        thumbnail: expect.thumbnail,
+        decoded: &none,
+    };
+    let mut file = Arriving {
+        pieces,
+        piece: Vec::new(),
+        at: 0,
+        read: 0,
+        hash: Sha256::new(),
+    };
+    let decoded = png_reader(&mut file, scan).and_then(|reader| {
+        let info = reader.info();
+        let plain = info.bit_depth == png::BitDepth::Eight
+            && info.color_type != png::ColorType::Indexed
+            && info.trns.is_none();
+        if !plain {
+            return Err(ImagingError::Unsupported(
+                "only 8-bit grey and colour PNGs are verified as they are written".into(),
+            ));
+        }
+        let probe = png_probe(&reader);
+        check_limits(&probe)?;
+        Ok((probe, decode_png_rows(reader, scan)?))
+    });
+    let Ok((probe, seen)) = decoded else {
+        return none;
+    };
+    // Anything after IEND is hashed too: the record names every byte written.
+    if io::copy(&mut file, &mut io::sink()).is_err() {
+        return none;
+    }
+    DecodedPieces {
+        pieces: Vec::new(),
+        png: Some(StreamedPng {
+            sha256: format!("{:x}", file.hash.finalize()),
+            alpha: scan.alpha,
+            thumbnail: scan.thumbnail,
+            probe,
+            seen,
+        }),
+    }
 }
 
 /// How many pieces per core a restart-marked JPEG is verified in (see [`decode_jpeg`]): as

@@ -87,14 +87,7 @@ fn png_to_jpeg(
             if let Some(ms) = job.timings.remove("decode") {
                 job.timings.insert("decode_encode", ms);
             }
-            // png_to_jpeg streams only pictures without a transparent pixel.
-            let encoded = super::Encoded {
-                size: (jpeg.width, jpeg.height),
-                bytes: jpeg.bytes,
-                decoded: jpeg.decoded,
-                transparent: false,
-            };
-            super::deliver_encoded(out, encoded, &spec.encode, enc, job)
+            super::deliver_streamed_jpeg(out, jpeg, &spec.encode, enc, job)
         }
     }
 }

@@ -681,7 +681,10 @@ pub struct PipelineSidecar {
     pub report: Option<Value>,
     /// Proof that the file is what was made.
     pub checks: Checks,
-    /// Milliseconds per step.
+    /// Milliseconds per step. `encode` includes writing the metadata and, for a PNG, the
+    /// verification's decode, which runs beside the encoder; `verify` is what is left of the
+    /// verification when the file is saved (for such a PNG, confirming its SHA-256), beside
+    /// `write`.
     pub timings_ms: Timings,
 }
 
@@ -812,11 +815,10 @@ fn text_for(
     out
 }
 
-/// Encode `img`, write metadata, verify, save atomically (or as `NAME.rejected.EXT` when
-/// verification fails), write the sidecar, and summarise.
-///
-/// `alpha` is what the verification demands of transparency: `Some(true)` when the output
-/// must have transparent pixels (they were in the input, or the operation made them).
+/// Encode `img` with its metadata, verify, save atomically (or as `NAME.rejected.EXT` when
+/// verification fails), write the sidecar, and summarise. The verification demands
+/// transparent pixels exactly when the picture has them (they were in the input, or the
+/// operation made them).
 ///
 /// # Errors
 /// [`UsageError`] when the picture has transparency and the format cannot hold it (the fix
@@ -844,49 +846,35 @@ fn deliver(
         .into());
     }
     let t = Instant::now();
-    let bytes = fourk_imaging::encode_with_options(
+    let metadata = prepare_metadata(encode, enc, &job)?;
+    let expect = expect_output(enc, (img.width(), img.height()), transparent);
+    // A PNG is verified here, as it is encoded; the save then only confirms its hash.
+    let file = fourk_imaging::encode_verified(
         img,
         enc.format,
         enc.quality.filter(|_| !enc.lossless),
         &enc.options(),
+        metadata,
+        &expect,
     )?;
     job.timings.insert("encode", ms(t));
-    let encoded = Encoded {
-        bytes,
-        decoded: fourk_imaging::DecodedPieces::default(),
-        size: (img.width(), img.height()),
+    deliver_file(
+        out,
+        file,
+        (img.width(), img.height()),
         transparent,
-    };
-    deliver_encoded(out, encoded, encode, enc, job)
+        encode,
+        enc,
+        job,
+    )
 }
 
-/// An encoded picture for [`deliver_encoded`].
-struct Encoded {
-    bytes: Vec<u8>,
-    /// JPEG pieces the encoder already decoded for verification.
-    decoded: fourk_imaging::DecodedPieces,
-    /// Width and height.
-    size: (u32, u32),
-    /// Whether any pixel is transparent.
-    transparent: bool,
-}
-
-/// [`deliver`] from an encoded picture: metadata, verification (of every piece not already
-/// decoded, see [`fourk_imaging::verify_bytes_decoded`]), atomic write, sidecar.
-fn deliver_encoded(
-    out: &Path,
-    Encoded {
-        bytes,
-        decoded,
-        size: (width, height),
-        transparent,
-    }: Encoded,
+/// The text and provenance for the output, checked (see [`text_for`]).
+fn prepare_metadata<'j>(
     encode: &Encode,
     enc: Encoding,
-    job: Job<'_>,
-) -> anyhow::Result<Summary> {
-    let mut timings = job.timings;
-    let t = Instant::now();
+    job: &Job<'j>,
+) -> anyhow::Result<metadata::Prepared<'j>> {
     let text = if enc.format == OutputFormat::Png {
         text_for(job.input_text, job.source.as_ref(), &encode.meta)
     } else if encode.meta.is_empty() && job.source.is_none() {
@@ -895,22 +883,66 @@ fn deliver_encoded(
         // Reported as dropped: the format has no place for it.
         text_for(&[], job.source.as_ref(), &encode.meta)
     };
-    let (bytes, meta_report) = metadata::embed(bytes, enc.format, job.provenance, &text)?;
-    timings.insert("metadata", ms(t));
+    Ok(metadata::prepare(enc.format, job.provenance, &text)?)
+}
+
+/// What the output must be: its size and format, and transparent pixels exactly when the
+/// picture has them.
+fn expect_output(enc: Encoding, (width, height): (u32, u32), transparent: bool) -> Expect {
+    Expect {
+        width: Some(width),
+        height: Some(height),
+        format: Some(enc.format),
+        alpha: Some(transparent),
+        thumbnail: None,
+    }
+}
+
+/// [`deliver`] for a JPEG that [`fourk_imaging::png_to_jpeg`] encoded (and partly decoded for
+/// verification) while it read the PNG: metadata, then as [`deliver`].
+fn deliver_streamed_jpeg(
+    out: &Path,
+    jpeg: fourk_imaging::StreamedJpeg,
+    encode: &Encode,
+    enc: Encoding,
+    mut job: Job<'_>,
+) -> anyhow::Result<Summary> {
+    let t = Instant::now();
+    let (bytes, metadata) = prepare_metadata(encode, enc, &job)?.insert(jpeg.bytes)?;
+    job.timings.insert("metadata", ms(t));
+    let file = fourk_imaging::EncodedFile {
+        bytes,
+        decoded: jpeg.decoded,
+        metadata,
+    };
+    // png_to_jpeg streams only pictures without a transparent pixel.
+    deliver_file(out, file, (jpeg.width, jpeg.height), false, encode, enc, job)
+}
+
+/// Verify (of what is not already decoded, see [`fourk_imaging::verify_bytes_decoded`]) and
+/// save atomically, or as `NAME.rejected.EXT` when verification fails; write the sidecar.
+fn deliver_file(
+    out: &Path,
+    fourk_imaging::EncodedFile {
+        bytes,
+        decoded,
+        metadata: meta_report,
+    }: fourk_imaging::EncodedFile,
+    (width, height): (u32, u32),
+    transparent: bool,
+    encode: &Encode,
+    enc: Encoding,
+    job: Job<'_>,
+) -> anyhow::Result<Summary> {
+    let mut timings = job.timings;
     if job.cancel.is_cancelled() {
         return Err(Cancelled {
             possibly_billed: false,
         }
         .into());
     }
-    let expect = Expect {
-        width: Some(width),
-        height: Some(height),
-        format: Some(enc.format),
-        alpha: Some(transparent),
-        thumbnail: None,
-    };
-    // The verification (a full decode) runs while the bytes are written and synced.
+    let expect = expect_output(enc, (width, height), transparent);
+    // The verification (the rest of the decode) runs while the bytes are written and synced.
     let replace = if encode.force {
         fourk_imaging::Replace::Yes
     } else {
