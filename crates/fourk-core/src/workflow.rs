@@ -311,19 +311,23 @@ fn upscale_blocking(
     quality: Quality,
     workflow: &Value,
 ) -> anyhow::Result<ImageSummary> {
-    let probe =
-        fourk_imaging::probe_file(master).with_context(|| format!("reading master {}", master.display()))?;
-    let src = fourk_imaging::load_file(master, &fourk_imaging::load_limits())
+    // Read once: hashed for the sidecar, probed for its format, decoded.
+    let master_bytes =
+        std::fs::read(master).with_context(|| format!("reading master {}", master.display()))?;
+    let master_sha = fourk_imaging::verify::sha256_hex(&master_bytes);
+    let probe = fourk_imaging::probe_bytes(&master_bytes)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("reading master {}", master.display()))?;
+    let src = fourk_imaging::load_bytes(&master_bytes, &fourk_imaging::load_limits())
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("decoding master {}", master.display()))?;
+    drop(master_bytes);
     let (sw, sh) = (src.width(), src.height());
     let dst = fourk_imaging::upscale(&src, w, h, Filter::Lanczos3, None)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("upscaling {} to {w}x{h}", master.display()))?;
     drop(src);
     let format = probe.format;
-    let bytes = fourk_imaging::encode(&dst, format, None)?;
-    drop(dst);
     let expect = Expect {
         width: Some(w),
         height: Some(h),
@@ -331,20 +335,32 @@ fn upscale_blocking(
         alpha: None,
         thumbnail: None,
     };
-    let report = fourk_imaging::verify_bytes(&bytes, &expect);
-    let path = if report.ok {
-        out.to_owned()
-    } else {
+    // A PNG is decoded for verification while it is encoded; the save hashes it, and
+    // decodes anything else, while the bytes are written.
+    let file = fourk_imaging::encode_verified(
+        &dst,
+        format,
+        None,
+        &fourk_imaging::EncodeOptions::default(),
+        fourk_imaging::metadata::prepare(format, &[], &[])?,
+        &expect,
+    )?;
+    drop(dst);
+    let saved = fourk_imaging::save_bytes_verified_decoded(
+        out,
+        file.bytes,
+        &file.decoded,
+        &expect,
+        fourk_imaging::Replace::Yes,
+    )?;
+    if saved.rejected {
         tracing::error!(
-            "the upscale of {} failed verification; this is a bug in fourk",
-            master.display()
+            "the upscale of {} failed verification (kept as {}); this is a bug in fourk",
+            master.display(),
+            saved.path.display()
         );
-        fourk_imaging::rejected_path(out)
-    };
-    fourk_imaging::save_atomic(&path, &bytes)?;
-    let master_sha = fourk_imaging::verify_file(master, &Expect::default())
-        .map(|r| r.sha256)
-        .unwrap_or_default();
+    }
+    let (path, report) = (saved.path, saved.report);
     let checks = Checks::from_report(Some((w, h)), format, report);
     let car = UpscaleSidecar {
         sidecar_version: sidecar::SIDECAR_VERSION,

@@ -312,6 +312,10 @@ fn draft_then_final_native_and_upscale_record_the_chain() {
     assert_eq!(car["route"], "local.upscale");
     assert_eq!(car["checks"]["verified"], true);
     assert_eq!(car["source"]["width"], 2560);
+    // The hashes name the files on disk: the master read once, the upscale as written.
+    let hash = |p: &std::path::Path| crate::common::sha256_hex(&std::fs::read(p).unwrap());
+    assert_eq!(car["source"]["sha256"], hash(&master));
+    assert_eq!(car["checks"]["sha256"], hash(&up));
     let first_draft = drafts[0]["id"].as_i64().unwrap();
     let master_id = steps[0]["id"].as_i64().unwrap();
     let up_id = steps[1]["id"].as_i64().unwrap();
