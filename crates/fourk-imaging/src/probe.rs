@@ -60,8 +60,13 @@ pub fn probe_file(path: &Path) -> Result<Probe, ImagingError> {
     probe_reader(BufReader::with_capacity(8 * 1024, file), path)
 }
 
-/// Detect the format from the magic bytes, as `image` does.
-pub(crate) fn detect_format(head: &[u8]) -> Result<OutputFormat, ImagingError> {
+/// The format of an image from its magic bytes alone (the first 16 are enough), as `image`
+/// detects it; nothing else is read or checked.
+///
+/// # Errors
+/// [`ImagingError::Unsupported`] for another or an unknown format, [`ImagingError::Decode`]
+/// for no bytes.
+pub fn detect_format(head: &[u8]) -> Result<OutputFormat, ImagingError> {
     match image::guess_format(head) {
         Ok(image::ImageFormat::Png) => Ok(OutputFormat::Png),
         Ok(image::ImageFormat::Jpeg) => Ok(OutputFormat::Jpeg),

@@ -600,8 +600,8 @@ pub fn read_input_as<I: Send>(
     let ((width, height), image) =
         decoded.map_err(|e| pipeline_error(e, &format!("cannot read {}", path.display())))?;
     let decode_ms = ms(t);
-    let format = fourk_imaging::probe_bytes(&bytes)
-        .map(|p| p.format)
+    // The bytes decoded, so their magic names the format; no second header parse.
+    let format = fourk_imaging::probe::detect_format(&bytes)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let provenance = metadata::extract(&bytes).unwrap_or_else(|e| {
         tracing::warn!(
