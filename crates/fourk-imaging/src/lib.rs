@@ -31,6 +31,7 @@
 //! ```
 
 pub mod encode;
+mod encoded;
 mod error;
 mod jpeg_scan;
 pub mod probe;
@@ -38,10 +39,9 @@ pub mod save;
 pub mod shrink;
 pub mod verify;
 
-pub use encode::{
-    EncodeOptions, EncodedFile, JpegSubsampling, WEBP_LOSSLESS_LEVEL, encode_verified, encode_with_options,
-};
+pub use encode::{EncodeOptions, JpegSubsampling, WEBP_LOSSLESS_LEVEL, encode_with_options};
 pub use encode::{PngLevel, encode, encode_with};
+pub use encoded::{EncodedFile, encode_verified};
 pub use error::ImagingError;
 pub use probe::{Probe, probe_bytes, probe_file};
 pub use save::{
