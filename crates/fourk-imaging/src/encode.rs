@@ -1248,18 +1248,18 @@ fn encode_webp(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use image::{ExtendedColorType, Rgb, RgbImage, RgbaImage};
 
-    fn sample() -> DynamicImage {
+    pub(crate) fn sample() -> DynamicImage {
         DynamicImage::ImageRgb8(RgbImage::from_fn(64, 48, |x, y| {
             Rgb([(x * 4) as u8, (y * 5) as u8, 128])
         }))
     }
 
     /// Smooth gradients plus deterministic noise: compressible, but not trivially.
-    fn photo(w: u32, h: u32) -> RgbImage {
+    pub(crate) fn photo(w: u32, h: u32) -> RgbImage {
         let mut s = 0x2545_f491_4f6c_dd1du64;
         RgbImage::from_fn(w, h, |x, y| {
             s ^= s << 13;

@@ -107,29 +107,8 @@ fn encode_png_verified(
 mod tests {
     use super::*;
     use crate::encode::PngLevel;
-    use image::{Rgb, RgbImage, RgbaImage};
-
-    fn sample() -> DynamicImage {
-        DynamicImage::ImageRgb8(RgbImage::from_fn(64, 48, |x, y| {
-            Rgb([(x * 4) as u8, (y * 5) as u8, 128])
-        }))
-    }
-
-    /// Smooth gradients plus deterministic noise: compressible, but not trivially.
-    fn photo(w: u32, h: u32) -> RgbImage {
-        let mut s = 0x2545_f491_4f6c_dd1du64;
-        RgbImage::from_fn(w, h, |x, y| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let n = (s % 9) as u8;
-            Rgb([
-                ((x / 3 + y / 5) as u8).wrapping_add(n),
-                ((x * y / 97) as u8).wrapping_add(n / 2),
-                (200 - (y % 150) as u8).wrapping_add(n),
-            ])
-        })
-    }
+    use crate::encode::tests::{photo, sample};
+    use image::RgbaImage;
 
     /// The frames and settings a PNG is verified while encoded with: every colour type the
     /// parallel encoder writes, both deflaters, one core and two, and a frame big enough for
