@@ -770,6 +770,58 @@ mod tests {
         r.checks.iter().find(|c| c.name == name).unwrap()
     }
 
+    /// What `verify_png_arriving` records for `bytes` sent in pieces of `piece` bytes, the
+    /// sender dropped after `send` of them (all when `None`).
+    fn arriving(bytes: &[u8], piece: usize, send: Option<usize>, expect: &Expect) -> DecodedPieces {
+        let (tx, rx) = mpsc::channel();
+        for p in bytes.chunks(piece).take(send.unwrap_or(usize::MAX)) {
+            tx.send(p.to_vec()).unwrap();
+        }
+        drop(tx);
+        verify_png_arriving(rx, expect)
+    }
+
+    #[test]
+    fn a_png_verified_as_it_arrives_is_recorded_only_when_every_row_decodes() {
+        let png = encode(&rgb(300, 200), OutputFormat::Png, None).unwrap();
+        let expect = Expect::default().with_alpha(false);
+        // Whole: recorded under the file's own SHA-256, and the save's report is the full one.
+        let good = arriving(&png, 1000, None, &expect);
+        assert_eq!(good.len(), 1);
+        assert_eq!(good.png.as_ref().unwrap().sha256, sha256_hex(&png));
+        assert_eq!(
+            verify_bytes_decoded(&png, &expect, &good),
+            verify_bytes(&png, &expect)
+        );
+        // Cut off (the encoder stopped) anywhere before the end: nothing recorded.
+        let quarter = png.len().div_ceil(4);
+        for sent in 0..4 {
+            assert!(
+                arriving(&png, quarter, Some(sent), &expect).is_empty(),
+                "{sent} of 4"
+            );
+        }
+        // Image data that does not inflate, under a correct CRC, so only the decode can tell.
+        let mut bad = png.clone();
+        let idat = bad.windows(4).position(|w| w == b"IDAT").unwrap();
+        let len = u32::from_be_bytes(bad[idat - 4..idat].try_into().unwrap()) as usize;
+        for b in &mut bad[idat + 4 + len / 2..idat + 4 + len / 2 + 64] {
+            *b = 0xFF;
+        }
+        let crc = crc32fast::hash(&bad[idat..idat + 4 + len]);
+        bad[idat + 4 + len..idat + 8 + len].copy_from_slice(&crc.to_be_bytes());
+        assert!(!verify_bytes(&bad, &expect).intact, "the damage is real");
+        assert!(arriving(&bad, 1000, None, &expect).is_empty());
+        // 16-bit is not recorded (the probe would read it differently); the save decodes it.
+        let deep = encode(
+            &DynamicImage::ImageRgb16(rgb(30, 20).to_rgb16()),
+            OutputFormat::Png,
+            None,
+        )
+        .unwrap();
+        assert!(arriving(&deep, 100, None, &expect).is_empty());
+    }
+
     #[test]
     fn intact_images_of_every_format_pass_matching_expectations() {
         for (fmt, c) in [
