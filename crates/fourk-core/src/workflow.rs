@@ -316,7 +316,6 @@ fn upscale_blocking(
         std::fs::read(master).with_context(|| format!("reading master {}", master.display()))?;
     let master_sha = fourk_imaging::verify::sha256_hex(&master_bytes);
     let probe = fourk_imaging::probe_bytes(&master_bytes)
-        .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("reading master {}", master.display()))?;
     let src = fourk_imaging::load_bytes(&master_bytes, &fourk_imaging::load_limits())
         .map_err(|e| anyhow::anyhow!("{e}"))

@@ -266,6 +266,20 @@ impl Deflater {
 /// An ancillary chunk to write before the image data: its type and its data.
 pub(crate) type ExtraChunk<'a> = ([u8; 4], &'a [u8]);
 
+/// The pixels of a frame the parallel PNG encoder writes (8-bit grey or colour, with or
+/// without alpha), with its PNG colour type and channel count. `None` for 16-bit and float
+/// frames, which fourk's renderers never produce: image-rs writes them (converting floats)
+/// on one core.
+pub(crate) fn png_pixels(img: &DynamicImage) -> Option<(&[u8], u8, usize)> {
+    Some(match img {
+        DynamicImage::ImageLuma8(b) => (b.as_raw().as_slice(), 0, 1),
+        DynamicImage::ImageRgb8(b) => (b.as_raw().as_slice(), 2, 3),
+        DynamicImage::ImageLumaA8(b) => (b.as_raw().as_slice(), 4, 2),
+        DynamicImage::ImageRgba8(b) => (b.as_raw().as_slice(), 6, 4),
+        _ => return None,
+    })
+}
+
 /// Encode a PNG with `chunks` after `IHDR`. With a `tap`, every byte of the file is also sent
 /// there, in order, as soon as the chunk holding it is complete (see
 /// [`crate::encode_verified`]).
@@ -275,26 +289,18 @@ pub(crate) fn encode_png(
     chunks: &[ExtraChunk<'_>],
     tap: Option<mpsc::Sender<Vec<u8>>>,
 ) -> Result<Vec<u8>, ImagingError> {
-    let (buf, color_type, channels) = match img {
-        DynamicImage::ImageLuma8(b) => (b.as_raw().as_slice(), 0u8, 1usize),
-        DynamicImage::ImageRgb8(b) => (b.as_raw().as_slice(), 2, 3),
-        DynamicImage::ImageLumaA8(b) => (b.as_raw().as_slice(), 4, 2),
-        DynamicImage::ImageRgba8(b) => (b.as_raw().as_slice(), 6, 4),
-        // 16-bit and float frames are never produced by fourk's renderers; image-rs writes
-        // them (converting floats) on one core.
-        other => {
-            let level = match deflater {
-                Deflater::Zlib(level) => level,
-                Deflater::Fast => 1,
-            };
-            if !chunks.is_empty() || tap.is_some() {
-                return Err(encode_error(
-                    "png",
-                    "16-bit and float frames are written without chunks or a tap",
-                ));
-            }
-            return encode_png_fallback(other, level);
+    let Some((buf, color_type, channels)) = png_pixels(img) else {
+        let level = match deflater {
+            Deflater::Zlib(level) => level,
+            Deflater::Fast => 1,
+        };
+        if !chunks.is_empty() || tap.is_some() {
+            return Err(encode_error(
+                "png",
+                "16-bit and float frames are written without chunks or a tap",
+            ));
         }
+        return encode_png_fallback(img, level);
     };
     let (w, h) = (img.width(), img.height());
     if w == 0 || h == 0 {

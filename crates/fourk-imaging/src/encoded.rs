@@ -8,7 +8,9 @@ use std::sync::mpsc;
 use fourk_api::OutputFormat;
 use image::DynamicImage;
 
-use crate::encode::{Deflater, EncodeOptions, ExtraChunk, encode_error, encode_png, encode_with_options};
+use crate::encode::{
+    Deflater, EncodeOptions, ExtraChunk, encode_error, encode_png, encode_with_options, png_pixels,
+};
 use crate::error::ImagingError;
 use crate::metadata::{MetadataReport, Prepared};
 use crate::verify::{DecodedPieces, Expect, verify_png_arriving};
@@ -47,14 +49,7 @@ pub fn encode_verified(
             format!("metadata was prepared for {}", metadata.format()),
         ));
     }
-    let eight_bit = matches!(
-        img,
-        DynamicImage::ImageLuma8(_)
-            | DynamicImage::ImageLumaA8(_)
-            | DynamicImage::ImageRgb8(_)
-            | DynamicImage::ImageRgba8(_)
-    );
-    if format == OutputFormat::Png && eight_bit {
+    if format == OutputFormat::Png && png_pixels(img).is_some() {
         let (bytes, decoded) = encode_png_verified(img, options, &metadata.png_chunks(), expect)?;
         return Ok(EncodedFile {
             bytes,
@@ -79,8 +74,8 @@ pub fn encode_verified(
 ///
 /// Returns the PNG and the record to pass to [`crate::save_bytes_verified_decoded`], which
 /// then only hashes the file to confirm it is the one decoded. The record is empty (and the
-/// file is verified in full when saved) when a row failed to decode, and for frames the
-/// parallel encoder does not write (16-bit and float, written by image-rs on one core).
+/// file is verified in full when saved) when a row failed to decode. Only for frames the
+/// parallel encoder writes ([`png_pixels`]).
 ///
 /// # Errors
 /// [`ImagingError::Encode`] when the encoder fails or a chunk is too large.
