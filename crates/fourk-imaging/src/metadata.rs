@@ -2,9 +2,12 @@
 //! settings), and provenance (EXIF, XMP, C2PA) carried from a source file into an output of the
 //! same format.
 //!
-//! Everything here works on encoded bytes, after the encoder has run, so the encoders stay
-//! plain pixel writers and any of them can be swapped without losing metadata. The container
-//! walks are by hand because they are small and need no decoding; every length read from the
+//! Text and provenance are checked and sorted before anything is encoded ([`prepare`]). They
+//! are then written into encoded bytes after the encoder has run ([`Prepared::insert`],
+//! [`embed`]), so the JPEG and WebP encoders stay plain pixel writers and can be swapped
+//! without losing metadata; the 8-bit PNG encoder that verifies while it writes
+//! ([`crate::encode_verified`]) writes the same chunks itself, at the place `insert` would put
+//! them, so the file it decodes is the finished one. The container walks are by hand because they are small and need no decoding; every length read from the
 //! input is checked against the bytes that are really there, so a hostile or truncated source
 //! gives an error, never a panic or a large allocation.
 //!
@@ -396,12 +399,6 @@ impl Prepared<'_> {
     #[must_use]
     pub fn format(&self) -> OutputFormat {
         self.format
-    }
-
-    /// What will be written and what is dropped, with the reasons.
-    #[must_use]
-    pub fn report(&self) -> &MetadataReport {
-        &self.report
     }
 
     /// The PNG chunks to write before the image data, in order (none for other formats).
