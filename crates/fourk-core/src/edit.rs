@@ -17,7 +17,7 @@ use crate::spec::EditSpec;
 /// with image blobs summarised), and its estimate. Nothing is sent.
 ///
 /// # Errors
-/// [`UsageError`] naming every broken rule, as a real run would.
+/// [`UsageError`](crate::UsageError) naming every broken rule, as a real run would.
 pub fn dry_run(spec: &EditSpec, caps: &Capabilities) -> anyhow::Result<DryRun> {
     if crate::gemini::is_gemini(caps, &spec.model) {
         return crate::gemini::dry_run_edit(spec, caps);

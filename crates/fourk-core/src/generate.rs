@@ -12,7 +12,7 @@ use crate::spec::GenerateSpec;
 /// The dry run of `spec`: every local check, nothing sent, no file written.
 ///
 /// # Errors
-/// [`UsageError`] naming every broken rule, as a real run would.
+/// [`UsageError`](crate::UsageError) naming every broken rule, as a real run would.
 pub fn dry_run(spec: &GenerateSpec, caps: &Capabilities) -> anyhow::Result<DryRun> {
     if crate::gemini::is_gemini(caps, &spec.model) {
         return crate::gemini::dry_run_generate(spec, caps);

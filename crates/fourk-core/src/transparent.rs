@@ -9,7 +9,7 @@
 //! 2. Otherwise, or when that request is refused or its check fails (and `--transparent-via`
 //!    is not `native`), generate again on a flat key colour chosen to contrast with the
 //!    subject (green, unless the prompt mentions green things, then magenta, then blue), with
-//!    `background: opaque`, and cut the key out locally ([`fourk_imaging::cutout`]). The
+//!    `background: opaque`, and cut the key out locally ([`fourk_imaging::cutout()`]). The
 //!    key-colour original is kept as `<out stem>.key.png`, the cut-out file is verified like
 //!    any other output and its [`fourk_imaging::CutoutReport`] goes into the sidecar.
 

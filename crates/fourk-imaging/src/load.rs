@@ -103,10 +103,10 @@ pub struct StreamedJpeg {
 }
 
 /// A PNG straight to JPEG without a frame in memory: rows decoded on one core are encoded in
-/// strips on the others as each strip fills ([`crate::encode`]'s strip plan), so decoding and
-/// encoding overlap and a few strips of memory stand in for the whole frame. The bytes are
-/// those [`crate::encode_with_options`] writes for the decoded frame with the same
-/// `compression` and `options` on the same pool.
+/// strips on the others as each strip fills (the strip plan of
+/// [`crate::encode`](mod@crate::encode)), so decoding and encoding overlap and a few strips of
+/// memory stand in for the whole frame. The bytes are those [`crate::encode_with_options`]
+/// writes for the decoded frame with the same `compression` and `options` on the same pool.
 ///
 /// Each strip, once encoded, is also decoded as the piece verification will cut from the
 /// joined file (the same bytes, the same strict decoder), while the PNG is still inflating on

@@ -7,9 +7,11 @@
 //! [`embed`]), so the JPEG and WebP encoders stay plain pixel writers and can be swapped
 //! without losing metadata; the 8-bit PNG encoder that verifies while it writes
 //! ([`crate::encode_verified`]) writes the same chunks itself, at the place `insert` would put
-//! them, so the file it decodes is the finished one. The container walks are by hand because they are small and need no decoding; every length read from the
-//! input is checked against the bytes that are really there, so a hostile or truncated source
-//! gives an error, never a panic or a large allocation.
+//! them, so the file it decodes is the finished one.
+//!
+//! The container walks are by hand because they are small and need no decoding; every length
+//! read from the input is checked against the bytes that are really there, so a hostile or
+//! truncated source gives an error, never a panic or a large allocation.
 //!
 //! Where provenance lives in each container:
 //!

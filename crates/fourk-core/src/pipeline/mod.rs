@@ -513,7 +513,7 @@ pub struct Input<I = DynamicImage> {
 }
 
 impl<I> Input<I> {
-    /// The decoded picture, and the rest (for [`Job::of_input`]).
+    /// The decoded picture, and the rest (for `Job::of_input`).
     pub fn take_image(self) -> (I, Input<()>) {
         let Self {
             image,

@@ -147,7 +147,7 @@ pub struct CostArgs {
     pub json: bool,
 }
 
-/// `--by`: how `fourk cost` groups (the core's [`CostBy`]).
+/// `--by`: how `fourk cost` groups (the core's [`CostBy`](fourk_core::ledger::CostBy)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CostByArg {
     /// The image model.
