@@ -1,12 +1,12 @@
 //! A generation or an edit on Google's Gemini image models (an edit's images go inline after
-//! the prompt; Gemini has no mask): the target size becomes the nearest
-//! `aspectRatio` and the smallest `imageSize` tier that covers it ([`GeminiCaps::plan`](fourk_api::gemini::GeminiCaps::plan)); the
-//! native answer is saved beside the output (`NAME.native.png`), verified against the tier
-//! table and recorded; then it is brought to the exact target locally (Lanczos3 cover, the
-//! crop recorded) and verified again. Both files and both checks are in the output's
-//! sidecar (`gemini`), the native one is linked to the output in the ledger
-//! (`image->fit`), and the cost is the tier's tokens at the model's price, or the answer's
-//! `usageMetadata`.
+//! the prompt; Gemini has no mask): the target size becomes the nearest `aspectRatio` and the
+//! smallest `imageSize` tier that covers it
+//! ([`GeminiCaps::plan`](fourk_api::gemini::GeminiCaps::plan)); the native answer is saved
+//! beside the output (`NAME.native.png`), verified against the tier table and recorded; then
+//! it is brought to the exact target locally (Lanczos3 cover, the crop recorded) and verified
+//! again. Both files and both checks are in the output's sidecar (`gemini`), the native one is
+//! linked to the output in the ledger (`image->fit`), and the cost is the tier's tokens at the
+//! model's price, or the answer's `usageMetadata`.
 
 use std::path::{Path, PathBuf};
 

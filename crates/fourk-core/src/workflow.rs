@@ -311,11 +311,12 @@ fn upscale_blocking(
     quality: Quality,
     workflow: &Value,
 ) -> anyhow::Result<ImageSummary> {
-    // Read once: hashed for the sidecar, probed for its format, decoded.
+    // Read once: hashed for the sidecar, its format named by its magic bytes (the decode
+    // parses the header itself), decoded.
     let master_bytes =
         std::fs::read(master).with_context(|| format!("reading master {}", master.display()))?;
     let master_sha = fourk_imaging::verify::sha256_hex(&master_bytes);
-    let probe = fourk_imaging::probe_bytes(&master_bytes)
+    let format = fourk_imaging::probe::detect_format(&master_bytes)
         .with_context(|| format!("reading master {}", master.display()))?;
     let src = fourk_imaging::load_bytes(&master_bytes, &fourk_imaging::load_limits())
         .map_err(|e| anyhow::anyhow!("{e}"))
@@ -326,7 +327,6 @@ fn upscale_blocking(
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("upscaling {} to {w}x{h}", master.display()))?;
     drop(src);
-    let format = probe.format;
     let expect = Expect {
         width: Some(w),
         height: Some(h),
