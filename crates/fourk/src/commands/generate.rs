@@ -1,5 +1,6 @@
-//! `fourk generate`: the flags become a [`GenerateSpec`](fourk_core::spec::GenerateSpec); the core checks, sends, saves,
-//! verifies and records; this module prints (the body for `--dry-run`, paths or JSON).
+//! `fourk generate`: the flags become a [`GenerateSpec`](fourk_core::spec::GenerateSpec); the
+//! core checks, sends, saves, verifies and records; this module prints (the body for
+//! `--dry-run`, paths or JSON).
 
 use fourk_core::generate::{dry_run, generate_recorded};
 
