@@ -7,9 +7,11 @@
 //!   input checked in under `fuzz/corpus-regressions/<target>/` goes through its target.
 //!
 //! Each target takes arbitrary bytes, must never panic, and asserts what has to hold for any
-//! input (round-trips, limits, envelopes); see [`TARGETS`]. The targets call only public entry
+//! input (round-trips, limits, envelopes); see [`TARGETS`]. The targets call public entry
 //! points (the emulator through its router, decoding through `load_bytes` and `verify_bytes`),
-//! so they stay valid whatever the internals become.
+//! so they stay valid whatever the internals become; one property of verification's internals
+//! (what the JPEG entropy check proves, the strict decoder decodes) is reached through
+//! `fourk_imaging::internals`.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -221,6 +223,22 @@ pub const TARGETS: &[Target] = &[
             "ALPH",
             "\u{ff}\u{d8}",
             "\u{ff}\u{d9}",
+        ],
+    },
+    Target {
+        name: "jpeg_check",
+        about: "JPEG verification's entropy check: whatever it proves intact, zune-jpeg's strict decode decodes",
+        run: jpeg_check,
+        seeds: jpeg_check_seeds,
+        dictionary: &[
+            "\u{ff}\u{d8}",
+            "\u{ff}\u{d9}",
+            "\u{ff}\u{d0}",
+            "\u{ff}\u{d1}",
+            "\u{ff}\u{dd}\u{0}\u{4}",
+            "\u{ff}\u{c4}",
+            "\u{ff}\u{da}",
+            "\u{ff}\u{0}",
         ],
     },
 ];
@@ -972,6 +990,48 @@ pub fn image(data: &[u8]) {
     let _ = fourk_imaging::metadata::png_text(data);
 }
 
+/// A JPEG (a whole file or a piece of one) the entropy check proves must decode strictly.
+pub fn jpeg_check(data: &[u8]) {
+    use fourk_imaging::internals::{jpeg_decodes, jpeg_proven};
+    if jpeg_proven(data, &mut Vec::new()) {
+        assert!(
+            jpeg_decodes(data, &mut Vec::new()),
+            "proven by the entropy check, refused by the strict decoder"
+        );
+    }
+}
+
+/// Striped JPEGs (restart markers, as fourk writes on several cores) at both subsamplings, a
+/// grey one from `image`'s encoder, and pieces cut from them.
+fn jpeg_check_seeds() -> Vec<Vec<u8>> {
+    use fourk_imaging::{EncodeOptions, JpegSubsampling, encode_with_options};
+    // Tall enough to be encoded in strips (the encoder's minimum), narrow to stay small.
+    let rgb = DynamicImage::ImageRgb8(RgbImage::from_fn(24, 260, |x, y| {
+        Rgb([(x * 6) as u8 ^ (y * 13) as u8, (y * 7) as u8, (x * y) as u8])
+    }));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .expect("a pool");
+    let mut out = Vec::new();
+    for (subsampling, quality) in [(JpegSubsampling::Full, 90), (JpegSubsampling::Half, 60)] {
+        let options = EncodeOptions::default().with_jpeg_subsampling(subsampling);
+        let jpeg = pool
+            .install(|| encode_with_options(&rgb, OutputFormat::Jpeg, Some(quality), &options))
+            .expect("encodes");
+        out.extend(fourk_imaging::internals::jpeg_pieces(&jpeg, 2).unwrap_or_default());
+        out.push(jpeg);
+    }
+    let grey = DynamicImage::ImageLuma8(image::GrayImage::from_fn(24, 17, |x, y| {
+        image::Luma([((x ^ y) * 9) as u8])
+    }));
+    let mut jpeg = Vec::new();
+    grey.write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 75))
+        .expect("encodes");
+    out.push(jpeg);
+    out
+}
+
 fn image_seeds() -> Vec<Vec<u8>> {
     let rgb = DynamicImage::ImageRgb8(RgbImage::from_fn(13, 7, |x, y| {
         Rgb([(x * 19) as u8, (y * 31) as u8, 7])
@@ -997,6 +1057,15 @@ mod tests {
     use super::*;
 
     /// The seeds are only worth mutating if they get past validation.
+    #[test]
+    fn the_jpeg_check_seeds_are_proven_so_mutants_reach_the_assertion() {
+        let seeds = jpeg_check_seeds();
+        assert!(seeds.len() >= 5, "{}", seeds.len());
+        for seed in seeds {
+            assert!(fourk_imaging::internals::jpeg_proven(&seed, &mut Vec::new()));
+        }
+    }
+
     #[test]
     fn the_emulator_seeds_are_accepted() {
         for seed in emulator_json_seeds() {

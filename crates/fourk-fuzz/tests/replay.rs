@@ -68,6 +68,7 @@ replay_tests!(
     sidecar,
     manifest,
     image,
+    jpeg_check,
 );
 
 #[test]

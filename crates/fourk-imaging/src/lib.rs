@@ -33,6 +33,7 @@
 pub mod encode;
 mod encoded;
 mod error;
+mod jpeg_entropy;
 mod jpeg_scan;
 pub mod probe;
 pub mod save;
@@ -73,6 +74,29 @@ pub use load::{
 pub use metrics::detail_energy;
 pub use pipeline_error::PipelineError;
 pub use resize::{Filter, MAX_OUTPUT_DIMENSION, MAX_SHARPEN, Upscaler, blank_like, upscale};
+
+/// The two JPEG checks side by side, for `benches/jpeg_check.rs` and the `jpeg_check` fuzz
+/// target only: not a stable API.
+#[doc(hidden)]
+pub mod internals {
+    /// Standalone JPEGs of whole MCU rows, as verification cuts a restart-marked file.
+    #[must_use]
+    pub fn jpeg_pieces(jpeg: &[u8], pieces: usize) -> Option<Vec<Vec<u8>>> {
+        crate::jpeg_scan::split_rows(jpeg, pieces)
+    }
+
+    /// The entropy check of a JPEG (a whole file or a piece).
+    #[must_use]
+    pub fn jpeg_proven(jpeg: &[u8], scratch: &mut Vec<u8>) -> bool {
+        crate::jpeg_entropy::proven(jpeg, scratch)
+    }
+
+    /// The strict full decode of a JPEG (a whole file or a piece).
+    #[must_use]
+    pub fn jpeg_decodes(jpeg: &[u8], buf: &mut Vec<u8>) -> bool {
+        crate::verify::decode_jpeg_piece(buf, jpeg).is_ok()
+    }
+}
 
 // Metadata in encoded bytes, contact sheets and side-by-side comparisons.
 pub mod compare;

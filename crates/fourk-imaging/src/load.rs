@@ -108,9 +108,9 @@ pub struct StreamedJpeg {
 /// memory stand in for the whole frame. The bytes are those [`crate::encode_with_options`]
 /// writes for the decoded frame with the same `compression` and `options` on the same pool.
 ///
-/// Each strip, once encoded, is also decoded as the piece verification will cut from the
-/// joined file (the same bytes, the same strict decoder), while the PNG is still inflating on
-/// the other core; the pieces that pass are returned with the bytes, so that verifying the
+/// Each strip, once encoded, is also checked as the piece verification will cut from the
+/// joined file (the same bytes, the same check: the entropy check, or else the strict
+/// decoder), while the PNG is still inflating on the other core; the pieces that pass are returned with the bytes, so that verifying the
 /// file does not decode them a second time ([`crate::verify_bytes_decoded`]). A piece that
 /// fails is simply not among them: verification then decodes it and reports the error.
 ///
@@ -187,7 +187,7 @@ pub fn png_to_jpeg(
                     .as_ref()
                     .ok()
                     .and_then(|part| plan.piece(part, (top, bottom)).ok())
-                    .filter(|piece| crate::verify::decode_jpeg_piece(&mut buf, piece).is_ok());
+                    .filter(|piece| crate::verify::jpeg_piece_intact(&mut buf, piece));
                 let _ = done[i].set(Encoded { part, piece });
                 spare
                     .lock()

@@ -1,4 +1,4 @@
-//! Full verification: decode every pixel under limits to prove a file is intact, then compare
+//! Full verification: decode the whole file under limits to prove it is intact, then compare
 //! what it is with what was asked for.
 //!
 //! A probe only reads headers, and a response cut off mid-transfer has a perfect header. So
@@ -6,6 +6,13 @@
 //! largest output, is decoded row by row into one reused row buffer (the `png` crate's
 //! `next_row`), which keeps the extra memory to a few rows instead of a whole frame and costs
 //! about one ordinary decode. The SHA-256 of the bytes is computed on a second thread meanwhile.
+//!
+//! A JPEG's pixels are needed only for a thumbnail. Otherwise its scan is decoded code by code
+//! (the entropy check, `jpeg_entropy`: every Huffman code of every block, under rules at
+//! least as strict as the decoder's) without the inverse DCT and colour conversion, which
+//! cannot fail; whatever that check does not prove is decoded by zune-jpeg in strict mode,
+//! whose verdict and message stand. So the verdict is the strict decoder's, at about half the
+//! cost.
 //!
 //! A file this process is making can be verified while it is made, with the same decoders and
 //! checks, and the save then skips what was already decoded ([`DecodedPieces`]): the JPEG
@@ -188,12 +195,11 @@ pub fn verify_bytes(bytes: &[u8], expect: &Expect) -> VerifyReport {
     verify_bytes_decoded(bytes, expect, &DecodedPieces::default())
 }
 
-/// [`verify_bytes`] for a JPEG some of whose pieces this process has already decoded with the
-/// same strict decoder, as the streamed PNG -> JPEG path does while it encodes
-/// ([`crate::png_to_jpeg`]). A restart-marked JPEG is verified in pieces (standalone JPEGs of
-/// whole-row runs cut from these bytes); a piece byte-identical to one in `decoded` is not
-/// decoded again, since the decode of the same bytes with the same decoder has the same
-/// outcome. Everything else (the header checks, the hash, every other piece, every other
+/// [`verify_bytes`] for a JPEG some of whose pieces this process has already checked the same
+/// way, as the streamed PNG -> JPEG path does while it encodes ([`crate::png_to_jpeg`]). A
+/// restart-marked JPEG is verified in pieces (standalone JPEGs of whole-row runs cut from
+/// these bytes); a piece byte-identical to one in `decoded` is not checked again, since the
+/// same check of the same bytes has the same outcome. Everything else (the header checks, the hash, every other piece, every other
 /// format) is checked from `bytes` as usual, so the report is the one [`verify_bytes`] gives.
 ///
 /// A PNG that [`crate::encode_verified`] decoded while encoding it is one piece, the whole
@@ -234,7 +240,7 @@ pub fn verify_bytes_decoded(bytes: &[u8], expect: &Expect, decoded: &DecodedPiec
     report(bytes.len(), sha256, inspection, expect)
 }
 
-/// What of a file (see [`verify_bytes_decoded`]) passed the verification decode in this
+/// What of a file (see [`verify_bytes_decoded`]) passed verification's decode in this
 /// process. For a JPEG, pieces by their place in the file: piece `i` is the `i`-th standalone
 /// JPEG the verifier cuts, byte for byte (made by [`crate::png_to_jpeg`]). For a PNG, the
 /// whole file, decoded as it was encoded and known by its SHA-256 (made by
@@ -552,12 +558,18 @@ pub(crate) fn jpeg_pieces(jpeg: &[u8]) -> Option<Vec<Vec<u8>>> {
 }
 
 /// The strict decoder settings of JPEG verification.
-fn jpeg_options() -> DecoderOptions {
+pub(crate) fn jpeg_options() -> DecoderOptions {
     let max = MAX_DIMENSION as usize;
     DecoderOptions::default()
         .set_strict_mode(true)
         .set_max_width(max)
         .set_max_height(max)
+}
+
+/// Whether one piece (see [`jpeg_pieces`]) is intact: proven by the entropy check, or else
+/// decoded strictly into `buf` (reused between pieces).
+pub(crate) fn jpeg_piece_intact(buf: &mut Vec<u8>, piece: &[u8]) -> bool {
+    crate::jpeg_entropy::proven(piece, buf) || decode_jpeg_piece(buf, piece).is_ok()
 }
 
 /// Decode one piece (see [`jpeg_pieces`]) strictly into `buf`, reused between pieces.
@@ -598,8 +610,8 @@ fn decode_jpeg(
         Ok::<_, ImagingError>((shape, pixels))
     };
     // A scan with restart markers at MCU row boundaries (what fourk's encoders write) is
-    // decoded in pieces of whole rows on every core, each a full strict decode: the same
-    // check. The pieces are small and each core decodes its pieces into one buffer, so the
+    // decoded in pieces of whole rows on every core, each proven by the entropy check or else
+    // decoded strictly: the same check as the whole file's. The pieces are small and each core decodes its pieces into one buffer, so the
     // check touches a few megabytes of fresh memory rather than a whole frame (on a virtual
     // machine, first-touching memory costs about as much as decoding into it). Files cut
     // otherwise, and thumbnails (one frame), take the single decode.
@@ -612,8 +624,18 @@ fn decode_jpeg(
             .par_iter()
             .enumerate()
             .filter(|&(i, piece)| !decoded.has(i, piece))
-            .try_for_each_init(Vec::new, |buf, (_, piece)| decode_jpeg_piece(buf, piece))
+            .try_for_each_init(Vec::new, |buf, (_, piece)| {
+                if crate::jpeg_entropy::proven(piece, buf) {
+                    return Ok(());
+                }
+                decode_jpeg_piece(buf, piece)
+            })
             .map(|()| None);
+    }
+    // Without a thumbnail the pixels are not needed: the entropy check proves the file
+    // decodes, or the full decode gives the verdict.
+    if thumbnail.is_none() && crate::jpeg_entropy::proven(bytes, &mut Vec::new()) {
+        return Ok(None);
     }
     let (shape, pixels) = decode(bytes)?;
     Ok(thumbnail.and_then(|edge| {
