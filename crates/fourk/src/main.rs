@@ -12,6 +12,16 @@
 // zero-filled pages again, where mimalloc reuses what was freed. 4K PNG -> lossless WebP at
 // effort 0: 0.84-0.93x `cwebp -lossless -z 0`, against 1.08-1.21x with glibc's malloc
 // (system time 75-88 ms against 192-207).
+//
+// Its `no_thp` feature keeps it from asking for transparent huge pages (madvise), as glibc and
+// the tools fourk is measured against do not. On a virtual machine whose balloon reports free
+// memory to the host (common in CI and cloud sandboxes), a 2 MiB page taken from memory that
+// another process just freed is zeroed by the host on first touch, which made fourk's runs slow
+// exactly when they alternated with another tool's. Measured in turn with the anchors on such a
+// machine (scripts/bench-pipeline's method, medians): `fourk upscale` 1440p -> 4K PNG 326 ms
+// without huge pages against 446 ms with them (vips resize: 2699 ms); 4K PNG -> lossless WebP at
+// effort 0 645 against 857 ms (cwebp -z 0: 602 ms); 4K PNG -> JPEG q90 the same (79.8 against
+// 78.8 ms). Back to back, huge pages gained nothing measurable on these jobs.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
