@@ -239,10 +239,18 @@ fn scan_proven(jpeg: &[u8], scratch: &mut Vec<u8>) -> Option<bool> {
                         )
                     })
                     .collect::<Vec<_>>();
-                if comps
-                    .iter()
-                    .any(|&(_, h, v, _)| !(1..=4).contains(&h) || !(1..=4).contains(&v))
-                {
+                // The samplings fourk's encoders and nearly every other writer use: grey at
+                // 1x1, colour with luma at 1 or 2 each way and chroma at 1x1 (4:4:4, 4:2:2,
+                // 4:4:0, 4:2:0). Others are left to the decoder. So is a second frame header.
+                let (&(_, luma_h, luma_v, _), chroma) = comps.split_first()?;
+                let usual = if chroma.is_empty() {
+                    (luma_h, luma_v) == (1, 1)
+                } else {
+                    (1..=2).contains(&luma_h)
+                        && (1..=2).contains(&luma_v)
+                        && chroma.iter().all(|&(_, h, v, _)| (h, v) == (1, 1))
+                };
+                if !usual || frame.is_some() {
                     return None;
                 }
                 frame = Some((width, height, comps));
@@ -633,6 +641,17 @@ mod tests {
             other[sof + 1] = marker;
             assert!(!proves(&other), "{marker:x}");
         }
+        // Samplings other than the usual four (chroma at 2x1; luma at 3x1), and a second frame
+        // header.
+        for (at, hv) in [(sof + 13 + 1, 0x21), (sof + 10 + 1, 0x31)] {
+            let mut other = jpeg.clone();
+            other[at] = hv;
+            assert!(!proves(&other), "{hv:x}");
+        }
+        let len = usize::from(u16::from_be_bytes([jpeg[sof + 2], jpeg[sof + 3]]));
+        let mut twice = jpeg[..sof + 2 + len].to_vec();
+        twice.extend_from_slice(&jpeg[sof..]);
+        assert!(!proves(&twice));
         // Not a JPEG at all, or only its start.
         assert!(!proves(b"\x89PNG\r\n\x1a\n"));
         assert!(!proves(&jpeg[..100]));

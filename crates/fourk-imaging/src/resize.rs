@@ -148,7 +148,12 @@ pub fn blank_like(like: &DynamicImage, width: u32, height: u32) -> Result<Dynami
     blank(like.color().has_alpha(), width, height)
 }
 
-pub(crate) fn blank(alpha: bool, width: u32, height: u32) -> Result<DynamicImage, PipelineError> {
+/// A zeroed `ImageRgba8` (with `alpha`) or `ImageRgb8` of `width` x `height`, every page
+/// written.
+///
+/// # Errors
+/// As [`blank_like`].
+pub fn blank(alpha: bool, width: u32, height: u32) -> Result<DynamicImage, PipelineError> {
     check_target(width, height)?;
     let channels = if alpha { 4 } else { 3 };
     let buf = try_zeroed(buffer_len(width, height, channels)?)?;

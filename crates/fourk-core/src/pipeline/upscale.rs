@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use fourk_api::OutputFormat;
 use fourk_api::Size;
-use fourk_imaging::{Filter, Upscaler, blank_like};
+use fourk_imaging::{Filter, Upscaler, blank, blank_like};
 use image::DynamicImage;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -43,15 +44,21 @@ pub struct UpscaleSpec {
 pub fn upscale(spec: &UpscaleSpec, cancel: &CancellationToken) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let (w, h) = super::exact(spec.to, "upscale", "the exact output size")?;
+    let header = fourk_imaging::probe_file(&spec.input).ok();
     let (enc, out) = super::output(
         &spec.out,
         &spec.encode,
-        super::input_header(&spec.input).0,
+        header.as_ref().map_or(OutputFormat::Png, |p| p.format),
         Some((w, h)),
         Some((w, h)),
         "upscale",
     )?;
-    let mut input = super::read_input(&spec.input)?;
+    // The output frame is made (its 25 MB zeroed, at 4K) on the other core while the input
+    // decodes, which is otherwise one core's work: with the alpha the header promises, and
+    // made again after the decode in the rare case it promised wrong.
+    let alpha = header.is_some_and(|p| p.has_alpha);
+    let (input, early) = rayon::join(|| super::read_input(&spec.input), || blank(alpha, w, h));
+    let mut input = input?;
     let (sw, sh) = (input.image.width(), input.image.height());
     let change = (f64::from(w) / f64::from(h)) / (f64::from(sw) / f64::from(sh)) - 1.0;
     if change.abs() > STRETCH_TOLERANCE && !spec.stretch {
@@ -66,8 +73,11 @@ pub fn upscale(spec: &UpscaleSpec, cancel: &CancellationToken) -> anyhow::Result
         tracing::info!("{sw}x{sh} to {w}x{h} is a downscale");
     }
     let t = Instant::now();
-    let mut dst = blank_like(&input.image, w, h)
-        .map_err(|e| super::pipeline_error(e, &format!("cannot make a {w}x{h} picture")))?;
+    let mut dst = match early {
+        Ok(dst) if dst.color().has_alpha() == input.image.color().has_alpha() => dst,
+        _ => blank_like(&input.image, w, h)
+            .map_err(|e| super::pipeline_error(e, &format!("cannot make a {w}x{h} picture")))?,
+    };
     Upscaler::new()
         .resize_into(&input.image, &mut dst, spec.filter, spec.sharpen)
         .map_err(|e| super::pipeline_error(e, "cannot upscale"))?;
