@@ -110,9 +110,10 @@ pub struct StreamedJpeg {
 ///
 /// Each strip, once encoded, is also checked as the piece verification will cut from the
 /// joined file (the same bytes, the same check: the entropy check, or else the strict
-/// decoder), while the PNG is still inflating on the other core; the pieces that pass are returned with the bytes, so that verifying the
-/// file does not decode them a second time ([`crate::verify_bytes_decoded`]). A piece that
-/// fails is simply not among them: verification then decodes it and reports the error.
+/// decoder), while the PNG is still inflating on the other core; the pieces that pass are
+/// returned with the bytes, so that verifying the file does not check them a second time
+/// ([`crate::verify_bytes_decoded`]). A piece that fails is simply not among them:
+/// verification then checks it again and reports the error.
 ///
 /// `None` whenever this path does not apply or anything goes wrong, and the caller decodes
 /// and encodes as usual (which then reports any error in its own words): not an 8-bit RGB or
@@ -187,7 +188,7 @@ pub fn png_to_jpeg(
                     .as_ref()
                     .ok()
                     .and_then(|part| plan.piece(part, (top, bottom)).ok())
-                    .filter(|piece| crate::verify::jpeg_piece_intact(&mut buf, piece));
+                    .filter(|piece| crate::verify::check_jpeg_piece(&mut buf, piece).is_ok());
                 let _ = done[i].set(Encoded { part, piece });
                 spare
                     .lock()

@@ -199,8 +199,9 @@ pub fn verify_bytes(bytes: &[u8], expect: &Expect) -> VerifyReport {
 /// way, as the streamed PNG -> JPEG path does while it encodes ([`crate::png_to_jpeg`]). A
 /// restart-marked JPEG is verified in pieces (standalone JPEGs of whole-row runs cut from
 /// these bytes); a piece byte-identical to one in `decoded` is not checked again, since the
-/// same check of the same bytes has the same outcome. Everything else (the header checks, the hash, every other piece, every other
-/// format) is checked from `bytes` as usual, so the report is the one [`verify_bytes`] gives.
+/// same check of the same bytes has the same outcome. Everything else (the header checks, the
+/// hash, every other piece, every other format) is checked from `bytes` as usual, so the
+/// report is the one [`verify_bytes`] gives.
 ///
 /// A PNG that [`crate::encode_verified`] decoded while encoding it is one piece, the whole
 /// file, known by its SHA-256: when `bytes` hash to it (and the decode looked for what
@@ -566,10 +567,13 @@ pub(crate) fn jpeg_options() -> DecoderOptions {
         .set_max_height(max)
 }
 
-/// Whether one piece (see [`jpeg_pieces`]) is intact: proven by the entropy check, or else
-/// decoded strictly into `buf` (reused between pieces).
-pub(crate) fn jpeg_piece_intact(buf: &mut Vec<u8>, piece: &[u8]) -> bool {
-    crate::jpeg_entropy::proven(piece, buf) || decode_jpeg_piece(buf, piece).is_ok()
+/// One piece (see [`jpeg_pieces`]) checked: proven by the entropy check, or else decoded
+/// strictly into `buf` (reused between pieces), whose error is the verdict.
+pub(crate) fn check_jpeg_piece(buf: &mut Vec<u8>, piece: &[u8]) -> Result<(), ImagingError> {
+    if crate::jpeg_entropy::proven(piece, buf) {
+        return Ok(());
+    }
+    decode_jpeg_piece(buf, piece)
 }
 
 /// Decode one piece (see [`jpeg_pieces`]) strictly into `buf`, reused between pieces.
@@ -610,11 +614,11 @@ fn decode_jpeg(
         Ok::<_, ImagingError>((shape, pixels))
     };
     // A scan with restart markers at MCU row boundaries (what fourk's encoders write) is
-    // decoded in pieces of whole rows on every core, each proven by the entropy check or else
-    // decoded strictly: the same check as the whole file's. The pieces are small and each core decodes its pieces into one buffer, so the
-    // check touches a few megabytes of fresh memory rather than a whole frame (on a virtual
-    // machine, first-touching memory costs about as much as decoding into it). Files cut
-    // otherwise, and thumbnails (one frame), take the single decode.
+    // checked in pieces of whole rows on every core, each as the whole file would be (the
+    // entropy check, or else the strict decode). The pieces are small and each core checks its
+    // pieces with one buffer, so the check touches a few megabytes of fresh memory rather than
+    // a whole frame (on a virtual machine, first-touching memory costs about as much as
+    // decoding into it). Files cut otherwise, and thumbnails (one frame), are checked whole.
     let threads = rayon::current_num_threads();
     if thumbnail.is_none()
         && threads >= 2
@@ -624,12 +628,7 @@ fn decode_jpeg(
             .par_iter()
             .enumerate()
             .filter(|&(i, piece)| !decoded.has(i, piece))
-            .try_for_each_init(Vec::new, |buf, (_, piece)| {
-                if crate::jpeg_entropy::proven(piece, buf) {
-                    return Ok(());
-                }
-                decode_jpeg_piece(buf, piece)
-            })
+            .try_for_each_init(Vec::new, |buf, (_, piece)| check_jpeg_piece(buf, piece))
             .map(|()| None);
     }
     // Without a thumbnail the pixels are not needed: the entropy check proves the file
