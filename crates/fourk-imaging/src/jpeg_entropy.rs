@@ -17,6 +17,7 @@
 //! 70 ms on one core; `cargo bench -p fourk-imaging --bench jpeg_check`).
 
 use zune_jpeg::zune_core::bytestream::ZCursor;
+use zune_jpeg::zune_core::options::DecoderOptions;
 
 /// Lookahead of the fast Huffman table, in bits; longer codes take the slow path.
 const FAST_BITS: u32 = 10;
@@ -159,13 +160,12 @@ struct ScanComponent {
     blocks: usize,
 }
 
-/// Whether `jpeg` (a whole file) is proven to decode (see the module documentation).
-/// `scratch` is a buffer reused between calls.
-pub(crate) fn proven(jpeg: &[u8], scratch: &mut Vec<u8>) -> bool {
+/// Whether `jpeg` (a whole file or a piece) is proven to decode with the strict decoder's
+/// `options` (see the module documentation). `scratch` is a buffer reused between calls.
+pub(crate) fn proven(jpeg: &[u8], options: DecoderOptions, scratch: &mut Vec<u8>) -> bool {
     // The headers as the full decode reads them, so that what it would refuse there (limits,
     // tables, sampling) is refused here too.
-    let mut decoder =
-        zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(jpeg), crate::verify::jpeg_options());
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(jpeg), options);
     if decoder.decode_headers().is_err() {
         return false;
     }
@@ -499,7 +499,7 @@ mod tests {
     }
 
     fn proves(jpeg: &[u8]) -> bool {
-        proven(jpeg, &mut Vec::new())
+        proven(jpeg, crate::verify::jpeg_options(), &mut Vec::new())
     }
 
     /// JPEGs of every shape fourk writes or meets: sizes that leave partial MCUs, both

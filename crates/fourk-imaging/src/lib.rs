@@ -88,7 +88,7 @@ pub mod internals {
     /// The entropy check of a JPEG (a whole file or a piece).
     #[must_use]
     pub fn jpeg_proven(jpeg: &[u8], scratch: &mut Vec<u8>) -> bool {
-        crate::jpeg_entropy::proven(jpeg, scratch)
+        crate::jpeg_entropy::proven(jpeg, crate::verify::jpeg_options(), scratch)
     }
 
     /// The strict full decode of a JPEG (a whole file or a piece).

@@ -570,7 +570,7 @@ pub(crate) fn jpeg_options() -> DecoderOptions {
 /// One piece (see [`jpeg_pieces`]) checked: proven by the entropy check, or else decoded
 /// strictly into `buf` (reused between pieces), whose error is the verdict.
 pub(crate) fn check_jpeg_piece(buf: &mut Vec<u8>, piece: &[u8]) -> Result<(), ImagingError> {
-    if crate::jpeg_entropy::proven(piece, buf) {
+    if crate::jpeg_entropy::proven(piece, jpeg_options(), buf) {
         return Ok(());
     }
     decode_jpeg_piece(buf, piece)
@@ -633,7 +633,7 @@ fn decode_jpeg(
     }
     // Without a thumbnail the pixels are not needed: the entropy check proves the file
     // decodes, or the full decode gives the verdict.
-    if thumbnail.is_none() && crate::jpeg_entropy::proven(bytes, &mut Vec::new()) {
+    if thumbnail.is_none() && crate::jpeg_entropy::proven(bytes, jpeg_options(), &mut Vec::new()) {
         return Ok(None);
     }
     let (shape, pixels) = decode(bytes)?;
