@@ -315,8 +315,8 @@ struct Scan<'a> {
 }
 
 /// The entropy-coded data after SOS through EOI: `mcus` MCUs in segments of `interval` (0: one
-/// segment), each ended by the next RSTn in sequence, the last by EOI and nothing after it but
-/// zero bytes.
+/// segment), cut as verification cuts pieces (`jpeg_scan::segments`: RSTn in sequence, none
+/// empty, EOI last with only zero bytes after it).
 fn segments_proven(
     data: &[u8],
     mcus: usize,
@@ -325,31 +325,13 @@ fn segments_proven(
     scratch: &mut Vec<u8>,
 ) -> bool {
     let interval = if interval == 0 { mcus } else { interval };
-    let count = mcus.div_ceil(interval);
-    let (mut index, mut start, mut from) = (0, 0, 0);
-    while let Some(i) = memchr::memchr(0xFF, &data[from..]).map(|i| from + i) {
-        let Some(&next) = data.get(i + 1) else {
-            return false;
-        };
-        let last = index + 1 == count;
-        match next {
-            0x00 => from = i + 2,
-            0xD0..=0xD7 if !last && usize::from(next - 0xD0) == index % 8 => {
-                if !segment_proven(&data[start..i], interval, scan, scratch) {
-                    return false;
-                }
-                index += 1;
-                start = i + 2;
-                from = start;
-            }
-            0xD9 if last => {
-                return data[i + 2..].iter().all(|&b| b == 0)
-                    && segment_proven(&data[start..i], mcus - index * interval, scan, scratch);
-            }
-            _ => return false,
-        }
-    }
-    false
+    let Some(segments) = crate::jpeg_scan::segments(data, mcus.div_ceil(interval)) else {
+        return false;
+    };
+    segments
+        .iter()
+        .enumerate()
+        .all(|(i, segment)| segment_proven(segment, interval.min(mcus - i * interval), scan, scratch))
 }
 
 /// One restart segment (stuffed bytes as in the file, no marker) holds exactly `mcus` MCUs,

@@ -110,7 +110,12 @@ pub(crate) fn restart_segments<'a>(jpeg: &'a [u8], layout: &Layout) -> Option<Ve
         return None;
     }
     let intervals = (layout.mcu_cols() * layout.mcu_rows()).div_ceil(interval);
-    let data = jpeg.get(layout.scan..)?;
+    segments(jpeg.get(layout.scan..)?, intervals)
+}
+
+/// The entropy-coded data after SOS (`data`, through EOI and whatever follows) cut into
+/// `intervals` restart segments under the rules of [`restart_segments`].
+pub(crate) fn segments(data: &[u8], intervals: usize) -> Option<Vec<&[u8]>> {
     let mut segments = Vec::with_capacity(intervals);
     let mut start = 0;
     let mut from = 0;
