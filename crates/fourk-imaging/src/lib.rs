@@ -73,7 +73,10 @@ pub use load::{
 };
 pub use metrics::detail_energy;
 pub use pipeline_error::PipelineError;
-pub use resize::{Filter, MAX_OUTPUT_DIMENSION, MAX_SHARPEN, Upscaler, blank, blank_like, upscale};
+pub use resize::{
+    Filter, MAX_OUTPUT_DIMENSION, MAX_SHARPEN, StreamedUpscale, Upscaler, blank, blank_like, png_upscale,
+    upscale,
+};
 
 /// The two JPEG checks side by side, for `benches/jpeg_check.rs` and the `jpeg_check` fuzz
 /// target only: not a stable API.

@@ -130,27 +130,12 @@ pub fn png_to_jpeg(
 
     use crate::encode::{JpegPlan, StripState};
 
-    if sniff(bytes).ok()? != ImageFormat::Png || !has_png_end(bytes) {
-        return None;
-    }
-    let mut decoder = png::Decoder::new_with_limits(Cursor::new(bytes), crate::probe::png_limits());
-    decoder.set_ignore_text_chunk(true);
-    let mut reader = decoder.read_info().ok()?;
-    let info = reader.info();
-    let channels = match info.color_type {
-        png::ColorType::Rgb => 3,
-        png::ColorType::Rgba => 4,
-        _ => return None,
-    };
-    if info.interlaced || info.bit_depth != png::BitDepth::Eight || info.trns.is_some() {
-        return None;
-    }
-    let (width, height) = (info.width, info.height);
-    if width > LOAD_MAX_DIMENSION || height > LOAD_MAX_DIMENSION {
-        return None;
-    }
-    // Before any pixel is inflated (the header and the chunks before the first IDAT only).
-    crate::budget::check(width, height, u64::try_from(channels).ok()?).ok()?;
+    let PngRows {
+        mut reader,
+        width,
+        height,
+        channels,
+    } = png_rows(bytes)?;
     let quality = crate::encode::jpeg_quality(compression);
     let plan = JpegPlan::new(width, height, channels, quality, options.jpeg_subsampling).ok()?;
     if !plan.split() {
@@ -212,6 +197,50 @@ pub fn png_to_jpeg(
         decoded: crate::DecodedPieces::from_pieces(pieces),
         width,
         height,
+    })
+}
+
+/// A PNG whose rows can be read one by one straight into an RGB8 or RGBA8 frame's layout.
+pub(crate) struct PngRows<'a> {
+    /// The reader, past the header and the chunks before the first `IDAT`.
+    pub(crate) reader: png::Reader<Cursor<&'a [u8]>>,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    /// 3 (RGB) or 4 (RGBA).
+    pub(crate) channels: usize,
+}
+
+/// The row reader of an 8-bit RGB or RGBA PNG that is not interlaced and has no `tRNS` colour
+/// key (rows are then the decoded frame's rows as they are), within [`LOAD_MAX_DIMENSION`] and
+/// the pixel budget and ending with `IEND`; `None` for anything else, which the caller decodes
+/// as usual.
+pub(crate) fn png_rows(bytes: &[u8]) -> Option<PngRows<'_>> {
+    if sniff(bytes).ok()? != ImageFormat::Png || !has_png_end(bytes) {
+        return None;
+    }
+    let mut decoder = png::Decoder::new_with_limits(Cursor::new(bytes), crate::probe::png_limits());
+    decoder.set_ignore_text_chunk(true);
+    let reader = decoder.read_info().ok()?;
+    let info = reader.info();
+    let channels = match info.color_type {
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        _ => return None,
+    };
+    if info.interlaced || info.bit_depth != png::BitDepth::Eight || info.trns.is_some() {
+        return None;
+    }
+    let (width, height) = (info.width, info.height);
+    if width > LOAD_MAX_DIMENSION || height > LOAD_MAX_DIMENSION {
+        return None;
+    }
+    // Before any pixel is inflated (the header and the chunks before the first IDAT only).
+    crate::budget::check(width, height, u64::try_from(channels).ok()?).ok()?;
+    Some(PngRows {
+        reader,
+        width,
+        height,
+        channels,
     })
 }
 

@@ -93,11 +93,10 @@ pub fn upscale(
     Ok(dst)
 }
 
-/// A reusable resampler: keeps fast_image_resize's internal buffers and the sharpening scratch
-/// image between calls, so a batch does not reallocate a 4K frame per image.
+/// A reusable resampler: keeps the sharpening scratch image between calls, so a batch does not
+/// reallocate a 4K frame per image.
 #[derive(Debug, Default)]
 pub struct Upscaler {
-    resizer: Resizer,
     scratch: Option<DynamicImage>,
 }
 
@@ -126,13 +125,13 @@ impl Upscaler {
         let src = as_8bit(src)?;
         check_layout(&src, dst)?;
         if amount == 0.0 {
-            return resample(&mut self.resizer, &src, dst, filter, None);
+            return resample_bands(&src, dst, filter);
         }
         let mut scratch = match self.scratch.take() {
             Some(s) if same_shape(&s, dst) => s,
             _ => blank_like(&src, dst.width(), dst.height())?,
         };
-        resample(&mut self.resizer, &src, &mut scratch, filter, None)?;
+        resample_bands(&src, &mut scratch, filter)?;
         unsharp_into(&scratch, dst, amount);
         self.scratch = Some(scratch);
         Ok(())
@@ -279,6 +278,294 @@ pub(crate) fn resample(
     Ok(())
 }
 
+/// How many bands of output rows [`upscale`] resamples, each on its own, unless that would make
+/// them shorter than [`MIN_BAND_ROWS`]. Bands let the resampling start while a PNG input is
+/// still inflating ([`png_upscale`]); every band recomputes the horizontal filter weights
+/// (about 0.3 ms at 4K), so a dozen is enough to keep the work after the last row short.
+const BANDS: u32 = 12;
+const MIN_BAND_ROWS: u32 = 64;
+
+/// A band of output rows, `top..bottom`, and the source rows its filter windows reach,
+/// `first..end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Band {
+    top: u32,
+    bottom: u32,
+    first: u32,
+    end: u32,
+}
+
+/// The bands of a resample from `src_height` to `dst_height` rows. They depend on the sizes
+/// only, so a picture resampled from memory and the same picture resampled while its rows
+/// arrive come out identical.
+fn bands(src_height: u32, dst_height: u32) -> Vec<Band> {
+    let rows = dst_height.div_ceil(BANDS).max(MIN_BAND_ROWS);
+    let scale = f64::from(src_height) / f64::from(dst_height);
+    // The widest filter's support (Lanczos3: 3 source rows), stretched when shrinking as
+    // fast_image_resize stretches it, and a row more: the window of an output row never
+    // reaches past its band's source rows, so no window is clipped except at the picture's
+    // own edges, where the whole-picture resample clips it too.
+    let reach = 3.0 * scale.max(1.0) + 1.0;
+    (0..dst_height)
+        .step_by(rows as usize)
+        .map(|top| {
+            let bottom = (top + rows).min(dst_height);
+            let first = ((f64::from(top) + 0.5) * scale - reach).floor().max(0.0);
+            let end = ((f64::from(bottom) - 0.5) * scale + reach)
+                .ceil()
+                .min(f64::from(src_height));
+            Band {
+                top,
+                bottom,
+                // Both within 0..=src_height by the clamps above.
+                first: first as u32,
+                end: end as u32,
+            }
+        })
+        .collect()
+}
+
+/// The picture sizes of a banded resample and its pixel layout.
+#[derive(Debug, Clone, Copy)]
+struct Frames {
+    src: (u32, u32),
+    dst: (u32, u32),
+    alpha: bool,
+    filter: Filter,
+}
+
+impl Frames {
+    fn channels(self) -> usize {
+        if self.alpha { 4 } else { 3 }
+    }
+}
+
+/// Resample one band: `src` holds the source rows `band.first..band.end`, `dst` receives the
+/// output rows `band.top..band.bottom`. The crop puts each output row's centre where the
+/// whole-picture resample puts it.
+fn resample_band(
+    resizer: &mut Resizer,
+    frames: Frames,
+    band: Band,
+    src: &[u8],
+    dst: &mut [u8],
+) -> Result<(), PipelineError> {
+    let ((sw, sh), (dw, dh)) = (frames.src, frames.dst);
+    let scale = f64::from(sh) / f64::from(dh);
+    let view = band.end - band.first;
+    let top = f64::from(band.top) * scale - f64::from(band.first);
+    // The last band's crop ends at the picture's bottom; rounding must not push it past.
+    let height = (f64::from(band.bottom - band.top) * scale).min(f64::from(view) - top);
+    let options = ResizeOptions::new()
+        .resize_alg(frames.filter.algorithm())
+        // The default, spelled out because the absence of a dark fringe depends on it.
+        .use_alpha(true)
+        .crop(0.0, top, f64::from(sw), height);
+    let rows = band.bottom - band.top;
+    if frames.alpha {
+        let s = TypedImageRef::<U8x4>::from_buffer(sw, view, src)?;
+        let mut d = TypedImage::<U8x4>::from_buffer(dw, rows, dst)?;
+        resizer.resize_typed(&s, &mut d, &options)?;
+    } else {
+        let s = TypedImageRef::<U8x3>::from_buffer(sw, view, src)?;
+        let mut d = TypedImage::<U8x3>::from_buffer(dw, rows, dst)?;
+        resizer.resize_typed(&s, &mut d, &options)?;
+    }
+    Ok(())
+}
+
+/// `dst`'s pixel bytes cut at the bands' output rows.
+fn band_outputs<'a>(dst: &'a mut [u8], plan: &[Band], stride: usize) -> Vec<&'a mut [u8]> {
+    let mut rest = dst;
+    plan.iter()
+        .map(|band| {
+            let (head, tail) =
+                std::mem::take(&mut rest).split_at_mut((band.bottom - band.top) as usize * stride);
+            rest = tail;
+            head
+        })
+        .collect()
+}
+
+/// Resample the whole 8-bit `src` onto `dst` (same layout) band by band, bands in parallel.
+fn resample_bands(src: &DynamicImage, dst: &mut DynamicImage, filter: Filter) -> Result<(), PipelineError> {
+    let frames = Frames {
+        src: (src.width(), src.height()),
+        dst: (dst.width(), dst.height()),
+        alpha: src.color().has_alpha(),
+        filter,
+    };
+    let src = src.as_bytes();
+    let dst: &mut [u8] = match dst {
+        DynamicImage::ImageRgb8(b) => b,
+        DynamicImage::ImageRgba8(b) => b,
+        // Layouts are checked by the caller; nothing else reaches here.
+        other => {
+            return Err(PipelineError::DestinationMismatch {
+                width: other.width(),
+                height: other.height(),
+                layout: if frames.alpha { "rgba8" } else { "rgb8" },
+                actual_width: other.width(),
+                actual_height: other.height(),
+                actual_layout: layout_name(other),
+            });
+        }
+    };
+    let plan = bands(frames.src.1, frames.dst.1);
+    let (src_stride, dst_stride) = (
+        frames.src.0 as usize * frames.channels(),
+        frames.dst.0 as usize * frames.channels(),
+    );
+    band_outputs(dst, &plan, dst_stride)
+        .into_par_iter()
+        .zip(plan.par_iter())
+        .try_for_each_init(Resizer::new, |resizer, (out, band)| {
+            let rows = &src[band.first as usize * src_stride..band.end as usize * src_stride];
+            resample_band(resizer, frames, *band, rows, out)
+        })
+}
+
+/// An upscale made while its PNG input inflated: [`png_upscale`]'s result.
+#[derive(Debug)]
+pub struct StreamedUpscale {
+    /// The resampled (and sharpened) picture.
+    pub image: DynamicImage,
+    /// The input's width and height.
+    pub source: (u32, u32),
+    /// How long resampling went on after the input's last row was inflated: the part of it
+    /// that decoding did not hide.
+    pub after_decode: std::time::Duration,
+}
+
+/// [`upscale`] straight from PNG bytes, the same pixels: rows inflated on one core are
+/// resampled band by band on the others as soon as a band's source rows are in, so the resize
+/// runs while the PNG decodes and no frame of the input is ever held (a band's rows are).
+///
+/// `None` whenever this path does not apply or anything goes wrong, and the caller decodes
+/// and upscales as usual (which then reports any error in its own words): not an 8-bit RGB or
+/// RGBA PNG, interlaced, with a `tRNS` colour key, over the pixel budget, a decoding error, or
+/// a bad size or `sharpen`.
+#[must_use]
+pub fn png_upscale(
+    bytes: &[u8],
+    width: u32,
+    height: u32,
+    filter: Filter,
+    sharpen: Option<f32>,
+) -> Option<StreamedUpscale> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let crate::load::PngRows {
+        mut reader,
+        width: sw,
+        height: sh,
+        channels,
+    } = crate::load::png_rows(bytes)?;
+    check_target(width, height).ok()?;
+    let amount = check_sharpen(sharpen).ok()?;
+    let frames = Frames {
+        src: (sw, sh),
+        dst: (width, height),
+        alpha: channels == 4,
+        filter,
+    };
+    let mut image = lazy_blank(frames.alpha, width, height).ok()?;
+    let plan = bands(sh, height);
+    let src_stride = sw as usize * channels;
+    let outs = band_outputs(image_bytes(&mut image)?, &plan, width as usize * channels);
+    let failed = AtomicBool::new(false);
+    // Source row buffers and resizers handed back by finished bands.
+    let spare: Mutex<Vec<(Vec<u8>, Resizer)>> = Mutex::new(Vec::new());
+    let take = || {
+        spare
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+            .unwrap_or_default()
+    };
+    let decoded = rayon::scope(|scope| {
+        // The rows of the band being read, from its `first`; `next` is the next row to read.
+        let (mut rows, mut resizer) = take();
+        rows.clear();
+        for (i, (band, out)) in plan.iter().zip(outs).enumerate() {
+            let have = rows.len();
+            rows.resize((band.end - band.first) as usize * src_stride, 0);
+            for row in rows[have..].chunks_exact_mut(src_stride) {
+                reader.read_row(row).ok()??;
+            }
+            let mut next = band.end;
+            // The next band's buffer starts with the rows both bands need.
+            let (mut following, spare_resizer) = take();
+            following.clear();
+            if let Some(after) = plan.get(i + 1) {
+                let from = (after.first.max(band.first) - band.first) as usize * src_stride;
+                following.extend_from_slice(&rows[from.min(rows.len())..]);
+                // Rows no band needs (never, at the reaches above; kept for safety).
+                let mut skip = vec![0; src_stride];
+                while next < after.first {
+                    reader.read_row(&mut skip).ok()??;
+                    next += 1;
+                }
+            }
+            let (band, failed, spare) = (*band, &failed, &spare);
+            let mut resizer = std::mem::replace(&mut resizer, spare_resizer);
+            let done = std::mem::replace(&mut rows, following);
+            scope.spawn(move |_| {
+                if resample_band(&mut resizer, frames, band, &done, out).is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                spare
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push((done, resizer));
+            });
+        }
+        Some(std::time::Instant::now())
+    });
+    let decoded = decoded?;
+    let after_decode = decoded.elapsed();
+    // Through IEND, every remaining chunk's CRC checked.
+    reader.finish().ok()?;
+    if failed.into_inner() {
+        return None;
+    }
+    if amount > 0.0 {
+        let mut sharp = blank(frames.alpha, width, height).ok()?;
+        unsharp_into(&image, &mut sharp, amount);
+        image = sharp;
+    }
+    Some(StreamedUpscale {
+        image,
+        source: (sw, sh),
+        after_decode,
+    })
+}
+
+/// [`blank`] from zeroed memory as the allocator hands it out: a fresh mapping is zero already
+/// and is not written here, so its pages are touched first by whoever fills them.
+fn lazy_blank(alpha: bool, width: u32, height: u32) -> Result<DynamicImage, PipelineError> {
+    check_target(width, height)?;
+    let channels = if alpha { 4 } else { 3 };
+    let len = buffer_len(width, height, channels)?;
+    let buf = bytemuck::allocation::try_zeroed_vec(len)
+        .map_err(|()| PipelineError::OutOfMemory { bytes: len as u64 })?;
+    let img = if alpha {
+        RgbaImage::from_raw(width, height, buf).map(DynamicImage::ImageRgba8)
+    } else {
+        RgbImage::from_raw(width, height, buf).map(DynamicImage::ImageRgb8)
+    };
+    img.ok_or(PipelineError::OutOfMemory { bytes: len as u64 })
+}
+
+fn image_bytes(image: &mut DynamicImage) -> Option<&mut [u8]> {
+    match image {
+        DynamicImage::ImageRgb8(b) => Some(b),
+        DynamicImage::ImageRgba8(b) => Some(b),
+        _ => None,
+    }
+}
+
 /// Gaussian sigma of the unsharp mask, in output pixels. About the width of the blur a 1.5x
 /// to 2x Lanczos upscale leaves on an edge.
 const SHARPEN_SIGMA: f32 = 1.0;
@@ -405,6 +692,139 @@ mod tests {
         DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| {
             Rgb([(x * 255 / w) as u8, (y * 255 / h) as u8, 90])
         }))
+    }
+
+    fn noise(w: u32, h: u32, alpha: bool, seed: u64) -> DynamicImage {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        // Smooth gradients with noise on top: edges and flats for every filter lobe.
+        let mut px = move |x: u32, y: u32| {
+            let base = ((x * 7 + y * 3) % 256) as u8;
+            [base, rng.u8(..), base.wrapping_mul(3), rng.u8(200..)]
+        };
+        if alpha {
+            DynamicImage::ImageRgba8(RgbaImage::from_fn(w, h, |x, y| Rgba(px(x, y))))
+        } else {
+            DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| {
+                let [r, g, b, _] = px(x, y);
+                Rgb([r, g, b])
+            }))
+        }
+    }
+
+    fn png_of(img: &DynamicImage) -> Vec<u8> {
+        let mut out = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        out
+    }
+
+    /// Sizes with one band, with many, up, down and by uneven factors.
+    const SHAPES: [((u32, u32), (u32, u32)); 6] = [
+        ((64, 36), (97, 55)),
+        ((160, 90), (240, 135)),
+        ((120, 300), (181, 1024)),
+        ((256, 900), (128, 300)),
+        ((90, 1000), (91, 1000)),
+        ((333, 777), (500, 1777)),
+    ];
+
+    #[test]
+    fn bands_cover_every_output_row_and_reach_every_window() {
+        for ((_, sh), (_, dh)) in SHAPES {
+            let plan = bands(sh, dh);
+            assert_eq!(plan.first().unwrap().top, 0);
+            assert_eq!(plan.last().unwrap().bottom, dh);
+            assert!(plan.windows(2).all(|w| w[0].bottom == w[1].top));
+            assert!(plan.windows(2).all(|w| w[1].first <= w[0].end));
+            let scale = f64::from(sh) / f64::from(dh);
+            let radius = 3.0 * scale.max(1.0);
+            for band in &plan {
+                for y in band.top..band.bottom {
+                    let centre = (f64::from(y) + 0.5) * scale;
+                    let lo = (centre - radius).floor().max(0.0) as u32;
+                    let hi = ((centre + radius).ceil() as u32).min(sh);
+                    assert!(band.first <= lo && hi <= band.end, "{sh}->{dh} row {y}: {band:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn banded_resampling_matches_one_whole_picture_pass() {
+        // The bands' crops reproduce the whole-picture filter windows. What may differ is the
+        // weights' fixed-point scale: fast_image_resize picks it from the largest weight of
+        // the call, which near the picture's clipped edges is larger than inside, so a band
+        // away from the edges keeps a bit more precision; both passes round to 8 bits, so
+        // that shows as a level or two here and there (three after dividing by alpha), never as
+        // a seam.
+        for ((sw, sh), (dw, dh)) in SHAPES {
+            for alpha in [false, true] {
+                for filter in [Filter::Lanczos3, Filter::CatmullRom, Filter::Mitchell] {
+                    let src = noise(sw, sh, alpha, u64::from(sw * dh));
+                    let mut whole = blank_like(&src, dw, dh).unwrap();
+                    resample(&mut Resizer::new(), &src, &mut whole, filter, None).unwrap();
+                    let mut banded = blank_like(&src, dw, dh).unwrap();
+                    resample_bands(&src, &mut banded, filter).unwrap();
+                    let pairs = whole.as_bytes().iter().zip(banded.as_bytes());
+                    let diffs: Vec<u8> = pairs.map(|(a, b)| a.abs_diff(*b)).collect();
+                    let worst = diffs.iter().max().copied().unwrap_or(0);
+                    let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64;
+                    let case = format!("{sw}x{sh}->{dw}x{dh} alpha {alpha} {filter:?}");
+                    assert!(worst <= 3 && mean < 0.1, "{case}: worst {worst}, mean {mean}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn png_upscale_gives_the_pixels_of_upscale_from_memory() {
+        for ((sw, sh), (dw, dh)) in SHAPES {
+            for alpha in [false, true] {
+                for sharpen in [None, Some(0.7)] {
+                    let src = noise(sw, sh, alpha, u64::from(sh * dw));
+                    let png = png_of(&src);
+                    let streamed = png_upscale(&png, dw, dh, Filter::Lanczos3, sharpen).unwrap();
+                    let expected = upscale(&src, dw, dh, Filter::Lanczos3, sharpen).unwrap();
+                    assert_eq!(streamed.source, (sw, sh));
+                    assert_eq!(layout_name(&streamed.image), layout_name(&expected));
+                    assert!(
+                        streamed.image.as_bytes() == expected.as_bytes(),
+                        "{sw}x{sh}->{dw}x{dh} alpha {alpha} sharpen {sharpen:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn png_upscale_leaves_other_inputs_to_the_usual_path() {
+        let rgb = noise(80, 60, false, 1);
+        let png = png_of(&rgb);
+        let grey = png_of(&DynamicImage::ImageLuma8(rgb.to_luma8()));
+        let deep = png_of(&DynamicImage::ImageRgb16(rgb.to_rgb16()));
+        let mut jpeg = Vec::new();
+        rgb.write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .unwrap();
+        // IDAT damaged inside (its CRC fails) and cut short.
+        let idat = png.windows(4).position(|w| w == b"IDAT").unwrap();
+        let mut damaged = png.clone();
+        damaged[idat + 40] ^= 0x55;
+        let cut = png[..png.len() - 20].to_vec();
+        for (name, bytes) in [
+            ("grey", &grey),
+            ("16-bit", &deep),
+            ("jpeg", &jpeg),
+            ("damaged", &damaged),
+            ("cut", &cut),
+        ] {
+            assert!(
+                png_upscale(bytes, 120, 90, Filter::Lanczos3, None).is_none(),
+                "{name}"
+            );
+        }
+        assert!(png_upscale(&png, 0, 90, Filter::Lanczos3, None).is_none());
+        assert!(png_upscale(&png, 120, 90, Filter::Lanczos3, Some(9.0)).is_none());
+        assert!(png_upscale(&png, 120, 90, Filter::Lanczos3, None).is_some());
     }
 
     #[test]
