@@ -241,6 +241,13 @@ pub const TARGETS: &[Target] = &[
             "\u{ff}\u{0}",
         ],
     },
+    Target {
+        name: "webp_check",
+        about: "WebP verification's lossless entropy check: whatever it proves intact, libwebp decodes",
+        run: webp_check,
+        seeds: webp_check_seeds,
+        dictionary: &["RIFF", "WEBP", "VP8L", "VP8X", "\u{2f}"],
+    },
 ];
 
 /// The target called `name`.
@@ -1032,6 +1039,45 @@ fn jpeg_check_seeds() -> Vec<Vec<u8>> {
     out
 }
 
+/// A lossless WebP the entropy check proves must decode with libwebp.
+pub fn webp_check(data: &[u8]) {
+    use fourk_imaging::internals::{webp_decodes, webp_lossless_proven};
+    if webp_lossless_proven(data) {
+        assert!(
+            webp_decodes(data),
+            "proven by the entropy check, refused by libwebp"
+        );
+    }
+}
+
+/// Small lossless WebPs at the fast, default and smallest presets: photographic noise
+/// (prediction, references, several code groups), a few colours (colour indexing) and alpha.
+fn webp_check_seeds() -> Vec<Vec<u8>> {
+    use fourk_imaging::{EncodeOptions, encode_with_options};
+    let noise = DynamicImage::ImageRgb8(RgbImage::from_fn(40, 24, |x, y| {
+        Rgb([(x * 6) as u8 ^ (y * 13) as u8, (y * 7) as u8, (x * y) as u8])
+    }));
+    let few = DynamicImage::ImageRgb8(RgbImage::from_fn(33, 9, |x, y| {
+        Rgb([[0, 200, 90][((x / 3 + y) % 3) as usize], 40, 7])
+    }));
+    let alpha = DynamicImage::ImageRgba8(RgbaImage::from_fn(17, 11, |x, y| {
+        Rgba([
+            (x * 15) as u8,
+            3,
+            (y * 23) as u8,
+            if x < 4 { 0 } else { (x * y) as u8 },
+        ])
+    }));
+    let mut out = Vec::new();
+    for img in [&noise, &few, &alpha] {
+        for level in [0, 6, 9] {
+            let options = EncodeOptions::default().with_webp_lossless_level(level);
+            out.push(encode_with_options(img, OutputFormat::Webp, None, &options).expect("encodes"));
+        }
+    }
+    out
+}
+
 fn image_seeds() -> Vec<Vec<u8>> {
     let rgb = DynamicImage::ImageRgb8(RgbImage::from_fn(13, 7, |x, y| {
         Rgb([(x * 19) as u8, (y * 31) as u8, 7])
@@ -1063,6 +1109,15 @@ mod tests {
         assert!(seeds.len() >= 5, "{}", seeds.len());
         for seed in seeds {
             assert!(fourk_imaging::internals::jpeg_proven(&seed, &mut Vec::new()));
+        }
+    }
+
+    #[test]
+    fn the_webp_check_seeds_are_proven_so_mutants_reach_the_assertion() {
+        let seeds = webp_check_seeds();
+        assert_eq!(seeds.len(), 9);
+        for seed in seeds {
+            assert!(fourk_imaging::internals::webp_lossless_proven(&seed));
         }
     }
 

@@ -69,6 +69,7 @@ replay_tests!(
     manifest,
     image,
     jpeg_check,
+    webp_check,
 );
 
 #[test]

@@ -39,6 +39,7 @@ pub mod probe;
 pub mod save;
 pub mod shrink;
 pub mod verify;
+mod webp_lossless;
 
 pub use encode::{EncodeOptions, JpegSubsampling, WEBP_LOSSLESS_LEVEL, encode_with_options};
 pub use encode::{PngLevel, encode, encode_with};
@@ -78,8 +79,9 @@ pub use resize::{
     upscale,
 };
 
-/// The two JPEG checks side by side, for `benches/jpeg_check.rs` and the `jpeg_check` fuzz
-/// target only: not a stable API.
+/// The entropy checks beside the full decodes they stand in for, for `benches/jpeg_check.rs`,
+/// `benches/webp_check.rs` and the `jpeg_check` and `webp_check` fuzz targets only: not a
+/// stable API.
 #[doc(hidden)]
 pub mod internals {
     /// Standalone JPEGs of whole MCU rows, as verification cuts a restart-marked file.
@@ -98,6 +100,18 @@ pub mod internals {
     #[must_use]
     pub fn jpeg_decodes(jpeg: &[u8], buf: &mut Vec<u8>) -> bool {
         crate::verify::decode_jpeg_piece(buf, jpeg).is_ok()
+    }
+
+    /// The entropy check of a lossless WebP (pixels not needed for a transparency question).
+    #[must_use]
+    pub fn webp_lossless_proven(webp: &[u8]) -> bool {
+        crate::webp_lossless::proven(webp, false)
+    }
+
+    /// libwebp's full decode of a WebP, as verification runs it.
+    #[must_use]
+    pub fn webp_decodes(webp: &[u8]) -> bool {
+        webp::Decoder::new(webp).decode().is_some()
     }
 }
 
