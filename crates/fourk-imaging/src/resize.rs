@@ -502,10 +502,12 @@ pub fn png_upscale(
                 let from = (after.first.max(band.first) - band.first) as usize * src_stride;
                 following.extend_from_slice(&rows[from.min(rows.len())..]);
                 // Rows no band needs (never, at the reaches above; kept for safety).
-                let mut skip = vec![0; src_stride];
-                while next < after.first {
-                    reader.read_row(&mut skip).ok()??;
-                    next += 1;
+                if next < after.first {
+                    let mut skip = vec![0; src_stride];
+                    while next < after.first {
+                        reader.read_row(&mut skip).ok()??;
+                        next += 1;
+                    }
                 }
             }
             let (band, failed, spare) = (*band, &failed, &spare);
