@@ -677,7 +677,7 @@ fn check_riff_length(bytes: &[u8]) -> Result<(), ImagingError> {
 ///
 /// A lossless WebP whose pixels nobody needs (no thumbnail, and no transparency question an
 /// alpha channel leaves open) is proven by its entropy coding instead
-/// ([`crate::webp_lossless`]), in about a third of the decode's time; what that does not
+/// ([`crate::webp_lossless`]), in well under half the decode's time; what that does not
 /// prove is decoded.
 fn decode_webp(bytes: &[u8], scan: Scan) -> Result<Seen, ImagingError> {
     if scan.thumbnail.is_none() && crate::webp_lossless::proven(bytes, scan.alpha) {

@@ -18,7 +18,7 @@
 //! rules are those of libwebp's decoder (`vp8l_dec.c`, `huffman_utils.c`) and RFC 9649; the
 //! tests hold it to libwebp on damaged files.
 
-/// The last bits read by the check: the fields of RFC 9649.
+/// Alphabet sizes and limits of the format (RFC 9649, libwebp's `format_constants.h`).
 const NUM_LITERAL_CODES: u32 = 256;
 const NUM_LENGTH_CODES: u32 = 24;
 const NUM_DISTANCE_CODES: usize = 40;
