@@ -242,6 +242,21 @@ pub const TARGETS: &[Target] = &[
         ],
     },
     Target {
+        name: "png_rows",
+        about: "The pipeline's PNG row reader (zlib-rs, own unfiltering): whatever it reads, the png crate decodes to the same pixels",
+        run: png_rows,
+        seeds: png_rows_seeds,
+        dictionary: &[
+            "IHDR",
+            "IDAT",
+            "IEND",
+            "tEXt",
+            "PLTE",
+            "\u{78}\u{9c}",
+            "\u{78}\u{da}",
+        ],
+    },
+    Target {
         name: "webp_check",
         about: "WebP verification's lossless entropy check: whatever it proves intact, libwebp decodes",
         run: webp_check,
@@ -1039,6 +1054,48 @@ fn jpeg_check_seeds() -> Vec<Vec<u8>> {
     out
 }
 
+/// A PNG the pipeline's row reader reads must decode with the png crate to the same pixels.
+pub fn png_rows(data: &[u8]) {
+    use fourk_imaging::internals::{png_crate_pixels, png_rows_pixels};
+    if let Some(pixels) = png_rows_pixels(data) {
+        assert!(
+            png_crate_pixels(data) == Some(pixels),
+            "read by the row reader, refused or read otherwise by the png crate"
+        );
+    }
+}
+
+/// Small RGB and RGBA PNGs with every filter type (image's encoder, one filter for all rows)
+/// and fourk's own (a filter chosen per row).
+fn png_rows_seeds() -> Vec<Vec<u8>> {
+    use image::ImageEncoder;
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    let rgb = DynamicImage::ImageRgb8(RgbImage::from_fn(23, 9, |x, y| {
+        Rgb([(x * 11) as u8 ^ (y * 5) as u8, (y * 29) as u8, (x + y) as u8])
+    }));
+    let rgba = DynamicImage::ImageRgba8(RgbaImage::from_fn(10, 7, |x, y| {
+        Rgba([(x * 25) as u8, (y * 36) as u8, 9, (x * y * 3) as u8])
+    }));
+    let mut out = Vec::new();
+    for img in [&rgb, &rgba] {
+        for filter in [
+            FilterType::NoFilter,
+            FilterType::Sub,
+            FilterType::Up,
+            FilterType::Avg,
+            FilterType::Paeth,
+        ] {
+            let mut png = Vec::new();
+            PngEncoder::new_with_quality(&mut png, CompressionType::Fast, filter)
+                .write_image(img.as_bytes(), img.width(), img.height(), img.color().into())
+                .expect("encodes");
+            out.push(png);
+        }
+        out.push(fourk_imaging::encode(img, OutputFormat::Png, None).expect("encodes"));
+    }
+    out
+}
+
 /// A lossless WebP the entropy check proves must decode with libwebp.
 pub fn webp_check(data: &[u8]) {
     use fourk_imaging::internals::{webp_decodes, webp_lossless_proven};
@@ -1109,6 +1166,15 @@ mod tests {
         assert!(seeds.len() >= 5, "{}", seeds.len());
         for seed in seeds {
             assert!(fourk_imaging::internals::jpeg_proven(&seed, &mut Vec::new()));
+        }
+    }
+
+    #[test]
+    fn the_png_rows_seeds_are_read_so_mutants_reach_the_assertion() {
+        let seeds = png_rows_seeds();
+        assert_eq!(seeds.len(), 12);
+        for seed in seeds {
+            assert!(fourk_imaging::internals::png_rows_pixels(&seed).is_some());
         }
     }
 

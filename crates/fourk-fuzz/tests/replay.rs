@@ -69,6 +69,7 @@ replay_tests!(
     manifest,
     image,
     jpeg_check,
+    png_rows,
     webp_check,
 );
 

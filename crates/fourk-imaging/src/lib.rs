@@ -35,6 +35,7 @@ mod encoded;
 mod error;
 mod jpeg_entropy;
 mod jpeg_scan;
+mod png_idat;
 pub mod probe;
 pub mod save;
 pub mod shrink;
@@ -79,9 +80,9 @@ pub use resize::{
     upscale,
 };
 
-/// The entropy checks beside the full decodes they stand in for, for `benches/jpeg_check.rs`,
-/// `benches/webp_check.rs` and the `jpeg_check` and `webp_check` fuzz targets only: not a
-/// stable API.
+/// The entropy checks beside the full decodes they stand in for, and the PNG row reader beside
+/// the `png` crate, for `benches/jpeg_check.rs`, `benches/webp_check.rs` and the `jpeg_check`,
+/// `webp_check` and `png_rows` fuzz targets only: not a stable API.
 #[doc(hidden)]
 pub mod internals {
     /// Standalone JPEGs of whole MCU rows, as verification cuts a restart-marked file.
@@ -106,6 +107,21 @@ pub mod internals {
     #[must_use]
     pub fn webp_lossless_proven(webp: &[u8]) -> bool {
         crate::webp_lossless::proven(webp, false)
+    }
+
+    /// A PNG's pixels as the pipeline reads an 8-bit RGB or RGBA one ([`crate::png_idat`]);
+    /// `None` where it declines (and `image` decodes instead).
+    #[must_use]
+    pub fn png_rows_pixels(png: &[u8]) -> Option<Vec<u8>> {
+        crate::load::png_frame(png, &crate::load::load_limits()).map(image::DynamicImage::into_bytes)
+    }
+
+    /// The `png` crate's decode of a PNG, through `image`.
+    #[must_use]
+    pub fn png_crate_pixels(png: &[u8]) -> Option<Vec<u8>> {
+        image::load_from_memory_with_format(png, image::ImageFormat::Png)
+            .ok()
+            .map(image::DynamicImage::into_bytes)
     }
 
     /// libwebp's full decode of a WebP, as verification runs it.

@@ -2,7 +2,8 @@
 //!
 //! Everything the pipeline reads may come from anywhere (a user's folder, an API response
 //! that was cut off), so decoding runs under explicit [`image::Limits`] and every failure is an
-//! error value. PNG and WebP go through `image` with those limits. JPEG goes through
+//! error value. PNG and WebP go through `image` with those limits, except 8-bit RGB and RGBA
+//! PNGs, whose rows are read by [`crate::png_idat`] (the same pixels, sooner). JPEG goes through
 //! zune-jpeg in strict mode, because `image` runs it leniently and fills a truncated scan with
 //! grey instead of failing.
 
@@ -57,6 +58,11 @@ pub fn load_bytes(bytes: &[u8], limits: &image::Limits) -> Result<DynamicImage, 
     if format == ImageFormat::Jpeg {
         return load_jpeg(bytes, limits);
     }
+    if format == ImageFormat::Png
+        && let Some(image) = png_frame(bytes, limits)
+    {
+        return Ok(image);
+    }
     if format == ImageFormat::Png && !has_png_end(bytes) {
         // `image` stops reading after the last row, so a file cut inside its final chunks
         // decodes; verification calls that file broken, and so does the pipeline.
@@ -73,6 +79,40 @@ pub fn load_bytes(bytes: &[u8], limits: &image::Limits) -> Result<DynamicImage, 
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(limits.clone());
     Ok(reader.decode().map_err(from_image_error)?)
+}
+
+/// An 8-bit RGB or RGBA PNG read row by row ([`png_rows`]: zlib-rs and fourk's unfiltering
+/// instead of the `png` crate's fdeflate, the same pixels), within `limits`. `None` for
+/// anything else and on any fault, and [`load_bytes`] decodes through `image`, which reports
+/// the error.
+pub(crate) fn png_frame(bytes: &[u8], limits: &image::Limits) -> Option<DynamicImage> {
+    let PngRows {
+        mut reader,
+        width,
+        height,
+        channels,
+    } = png_rows(bytes)?;
+    let len = usize::try_from(width)
+        .ok()?
+        .checked_mul(channels)?
+        .checked_mul(usize::try_from(height).ok()?)?;
+    let within = width <= limits.max_image_width.unwrap_or(u32::MAX)
+        && height <= limits.max_image_height.unwrap_or(u32::MAX)
+        && limits.max_alloc.is_none_or(|max| len as u64 <= max);
+    if !within {
+        return None;
+    }
+    // Zeroed as the allocator hands it out (a fresh mapping is not written twice).
+    let mut pixels: Vec<u8> = bytemuck::allocation::try_zeroed_vec(len).ok()?;
+    for row in pixels.chunks_exact_mut(len / usize::try_from(height).ok()?) {
+        reader.read_row(row)?;
+    }
+    reader.finish()?;
+    if channels == 4 {
+        image::RgbaImage::from_raw(width, height, pixels).map(DynamicImage::ImageRgba8)
+    } else {
+        RgbImage::from_raw(width, height, pixels).map(DynamicImage::ImageRgb8)
+    }
 }
 
 /// [`load_bytes`] on a file's contents.
@@ -161,7 +201,7 @@ pub fn png_to_jpeg(
                 .unwrap_or_default();
             buf.resize((bottom - top) * row_bytes, 0);
             for row in buf.chunks_exact_mut(row_bytes) {
-                reader.read_row(row).ok()??;
+                reader.read_row(row)?;
                 if channels == 4 && crate::alpha::row_has_transparency(row, 4, 1) {
                     return None;
                 }
@@ -185,7 +225,7 @@ pub fn png_to_jpeg(
     });
     decoded?;
     // Through IEND, every remaining chunk's CRC checked.
-    reader.finish().ok()?;
+    reader.finish()?;
     let (mut parts, mut pieces) = (Vec::with_capacity(done.len()), Vec::with_capacity(done.len()));
     for strip in done {
         let Encoded { part, piece } = strip.into_inner()?;
@@ -202,8 +242,8 @@ pub fn png_to_jpeg(
 
 /// A PNG whose rows can be read one by one straight into an RGB8 or RGBA8 frame's layout.
 pub(crate) struct PngRows<'a> {
-    /// The reader, past the header and the chunks before the first `IDAT`.
-    pub(crate) reader: png::Reader<Cursor<&'a [u8]>>,
+    /// The rows, from the first `IDAT` on ([`crate::png_idat`]).
+    pub(crate) reader: crate::png_idat::IdatRows<'a>,
     pub(crate) width: u32,
     pub(crate) height: u32,
     /// 3 (RGB) or 4 (RGBA).
@@ -213,7 +253,8 @@ pub(crate) struct PngRows<'a> {
 /// The row reader of an 8-bit RGB or RGBA PNG that is not interlaced and has no `tRNS` colour
 /// key (rows are then the decoded frame's rows as they are), within [`LOAD_MAX_DIMENSION`] and
 /// the pixel budget and ending with `IEND`; `None` for anything else, which the caller decodes
-/// as usual.
+/// as usual. The `png` crate reads the header and the chunks before the pixels (so what it
+/// refuses there is refused), [`crate::png_idat`] the pixels.
 pub(crate) fn png_rows(bytes: &[u8]) -> Option<PngRows<'_>> {
     if sniff(bytes).ok()? != ImageFormat::Png || !has_png_end(bytes) {
         return None;
@@ -236,8 +277,9 @@ pub(crate) fn png_rows(bytes: &[u8]) -> Option<PngRows<'_>> {
     }
     // Before any pixel is inflated (the header and the chunks before the first IDAT only).
     crate::budget::check(width, height, u64::try_from(channels).ok()?).ok()?;
+    let row_bytes = usize::try_from(width).ok()?.checked_mul(channels)?;
     Some(PngRows {
-        reader,
+        reader: crate::png_idat::IdatRows::new(bytes, row_bytes, channels)?,
         width,
         height,
         channels,

@@ -492,7 +492,7 @@ pub fn png_upscale(
             let have = rows.len();
             rows.resize((band.end - band.first) as usize * src_stride, 0);
             for row in rows[have..].chunks_exact_mut(src_stride) {
-                reader.read_row(row).ok()??;
+                reader.read_row(row)?;
             }
             let mut next = band.end;
             // The next band's buffer starts with the rows both bands need.
@@ -505,7 +505,7 @@ pub fn png_upscale(
                 if next < after.first {
                     let mut skip = vec![0; src_stride];
                     while next < after.first {
-                        reader.read_row(&mut skip).ok()??;
+                        reader.read_row(&mut skip)?;
                         next += 1;
                     }
                 }
@@ -528,7 +528,7 @@ pub fn png_upscale(
     let decoded = decoded?;
     let after_decode = decoded.elapsed();
     // Through IEND, every remaining chunk's CRC checked.
-    reader.finish().ok()?;
+    reader.finish()?;
     if failed.into_inner() {
         return None;
     }
