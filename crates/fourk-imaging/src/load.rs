@@ -92,10 +92,11 @@ pub(crate) fn png_frame(bytes: &[u8], limits: &image::Limits) -> Option<DynamicI
         height,
         channels,
     } = png_rows(bytes)?;
-    let len = usize::try_from(width)
-        .ok()?
-        .checked_mul(channels)?
-        .checked_mul(usize::try_from(height).ok()?)?;
+    let row_bytes = usize::try_from(width).ok()?.checked_mul(channels)?;
+    let len = row_bytes.checked_mul(usize::try_from(height).ok()?)?;
+    if len == 0 {
+        return None;
+    }
     let within = width <= limits.max_image_width.unwrap_or(u32::MAX)
         && height <= limits.max_image_height.unwrap_or(u32::MAX)
         && limits.max_alloc.is_none_or(|max| len as u64 <= max);
@@ -104,7 +105,7 @@ pub(crate) fn png_frame(bytes: &[u8], limits: &image::Limits) -> Option<DynamicI
     }
     // Zeroed as the allocator hands it out (a fresh mapping is not written twice).
     let mut pixels: Vec<u8> = bytemuck::allocation::try_zeroed_vec(len).ok()?;
-    for row in pixels.chunks_exact_mut(len / usize::try_from(height).ok()?) {
+    for row in pixels.chunks_exact_mut(row_bytes) {
         reader.read_row(row)?;
     }
     reader.finish()?;

@@ -131,6 +131,9 @@ impl<'a> IdatRows<'a> {
     /// The next row, unfiltered into `row` (`row_bytes` long); `None` when the stream has no
     /// more rows or is damaged, or the row's filter type is unknown.
     pub(crate) fn read_row(&mut self, row: &mut [u8]) -> Option<()> {
+        if row.len() != self.prev.len() {
+            return None;
+        }
         let stride = row.len() + 1;
         if self.end - self.start < stride {
             self.fill()?;
