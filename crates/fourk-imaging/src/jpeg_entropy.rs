@@ -533,14 +533,8 @@ mod tests {
     /// (`scripts/fuzz-jpeg-check`).
     #[test]
     fn nothing_the_strict_decoder_refuses_is_proven() {
-        let env = |name: &str, default: u64| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
-        };
-        let mut rng = fastrand::Rng::with_seed(env("FOURK_FUZZ_SEED", 17));
-        let rounds = env("FOURK_FUZZ_ROUNDS", 60);
+        let mut rng = fastrand::Rng::with_seed(crate::test_env("FOURK_FUZZ_SEED", 17));
+        let rounds = crate::test_env("FOURK_FUZZ_ROUNDS", 60);
         let (mut tried, mut proven_damaged, mut refused_by_decoder) = (0, 0, 0);
         for (what, jpeg) in samples() {
             let scan = crate::jpeg_scan::layout(&jpeg).unwrap().scan;

@@ -36,6 +36,16 @@ mod error;
 mod jpeg_entropy;
 mod jpeg_scan;
 mod png_idat;
+
+/// A number from the environment for the damage tests' longer runs (`FOURK_FUZZ_ROUNDS`,
+/// `FOURK_FUZZ_SEED`), or `default`.
+#[cfg(test)]
+fn test_env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 pub mod probe;
 pub mod save;
 pub mod shrink;

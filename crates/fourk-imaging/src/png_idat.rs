@@ -428,10 +428,7 @@ mod tests {
     /// the usual path refuses, nor reads other pixels. FOURK_FUZZ_ROUNDS scales the cases.
     #[test]
     fn damage_is_refused_or_read_as_the_png_crate_reads_it() {
-        let rounds: usize = std::env::var("FOURK_FUZZ_ROUNDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
+        let rounds = usize::try_from(crate::test_env("FOURK_FUZZ_ROUNDS", 1)).unwrap();
         let (mut read, mut refused) = (0, 0);
         let mut seed = 0x2545_F491_u64;
         let mut next = |n: usize| {

@@ -717,14 +717,8 @@ mod tests {
     /// FOURK_FUZZ_ROUNDS / FOURK_FUZZ_SEED for longer runs.
     #[test]
     fn whatever_is_proven_libwebp_decodes() {
-        let rounds: usize = std::env::var("FOURK_FUZZ_ROUNDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(60);
-        let seed: u64 = std::env::var("FOURK_FUZZ_SEED")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(7);
+        let rounds = crate::test_env("FOURK_FUZZ_ROUNDS", 60);
+        let seed = crate::test_env("FOURK_FUZZ_SEED", 7);
         let mut rng = fastrand::Rng::with_seed(seed);
         let samples = samples();
         let (mut proven_count, mut refused, mut total) = (0, 0, 0);
