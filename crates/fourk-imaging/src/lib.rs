@@ -36,16 +36,6 @@ mod error;
 mod jpeg_entropy;
 mod jpeg_scan;
 mod png_idat;
-
-/// A number from the environment for the damage tests' longer runs (`FOURK_FUZZ_ROUNDS`,
-/// `FOURK_FUZZ_SEED`), or `default`.
-#[cfg(test)]
-fn test_env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 pub mod probe;
 pub mod save;
 pub mod shrink;
@@ -150,3 +140,13 @@ pub mod sheet;
 pub use compare::{Compared, Comparison, compare, side_by_side};
 pub use metadata::{MetaKind, MetadataReport, Provenance};
 pub use sheet::{Cell, Line, SheetOptions, contact_sheet, thumbnail};
+
+/// A number from the environment for the damage tests' longer runs (`FOURK_FUZZ_ROUNDS`,
+/// `FOURK_FUZZ_SEED`), or `default`.
+#[cfg(test)]
+fn test_env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

@@ -19,14 +19,21 @@ use flate2::{Decompress, FlushDecompress, Status};
 /// Inflated bytes held at a time, besides a row's remainder carried to the front.
 const WINDOW: usize = 256 * 1024;
 
+/// The type of the chunk at `at` and the offset of the next chunk, unchecked; `None` if its
+/// header is cut off.
+fn chunk_header(file: &[u8], at: usize) -> Option<([u8; 4], usize)> {
+    let header = file.get(at..at.checked_add(8)?)?;
+    let len = usize::try_from(u32::from_be_bytes(header[..4].try_into().ok()?)).ok()?;
+    Some((
+        header[4..].try_into().ok()?,
+        at.checked_add(12)?.checked_add(len)?,
+    ))
+}
+
 /// One chunk at `at`: its type, its data and the offset of the next chunk, its CRC checked;
 /// `None` if it is cut off or its CRC fails.
 fn chunk(file: &[u8], at: usize) -> Option<([u8; 4], &[u8], usize)> {
-    let len = usize::try_from(u32::from_be_bytes(
-        file.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
-    .ok()?;
-    let end = at.checked_add(12)?.checked_add(len)?;
+    let (_, end) = chunk_header(file, at)?;
     let body = file.get(at + 4..end - 4)?;
     let crc = u32::from_be_bytes(file.get(end - 4..end)?.try_into().ok()?);
     if crc32fast::hash(body) != crc {
@@ -62,13 +69,14 @@ impl<'a> IdatRows<'a> {
     /// at `bpp` bytes per pixel. The chunks before the first `IDAT` are skipped: the `png`
     /// crate has read and checked them. `None` when there is no `IDAT` before `IEND`.
     pub(crate) fn new(file: &'a [u8], row_bytes: usize, bpp: usize) -> Option<Self> {
+        // Headers only: the first IDAT's CRC is checked when its data is taken.
         let mut at = 8;
         loop {
-            let len = u32::from_be_bytes(file.get(at..at + 4)?.try_into().ok()?);
-            match file.get(at + 4..at + 8)? {
+            let (kind, next) = chunk_header(file, at)?;
+            match &kind {
                 b"IDAT" => break,
                 b"IEND" => return None,
-                _ => at = at.checked_add(12)?.checked_add(usize::try_from(len).ok()?)?,
+                _ => at = next,
             }
         }
         Some(Self {
